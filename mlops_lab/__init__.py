@@ -1,0 +1,47 @@
+"""mlops_lab: track, compare, register, monitor and serve models from JupyterLab.
+
+``import mlops_lab as ml`` is cheap: the API and its dependencies load on first use.
+"""
+
+try:
+    from ._version import __version__
+except ImportError:  # running from a source tree that was never built
+    __version__ = "0.0.0"
+
+_API = {
+    "set_store", "start_run", "resume_run", "end_run", "active_run", "log_param", "log_params", "log_metric",
+    "log_metrics", "set_tag", "set_tags", "log_artifact", "log_artifacts", "log_model", "log_dataset", "get_run",
+    "search_runs", "flush",
+}
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'mlops_lab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _API)
+
+
+def _jupyter_labextension_paths():
+    return [{"src": "labextension", "dest": "mlops-lab"}]
+
+
+def _jupyter_server_extension_points():
+    return [{"module": "mlops_lab.server"}]
+
+
+def load_ipython_extension(ipython):
+    from .magics import register
+
+    register(ipython)
+
+
+def unload_ipython_extension(ipython):
+    from .magics import unregister
+
+    unregister(ipython)

@@ -1,0 +1,98 @@
+"""The public Python API (``import mlops_lab as ml``): thin calls onto the process's tracker."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .config import resolve
+from .store import RunRecord
+from .tracking import ActiveRun, Tracker, default_tracker, runs_frame, set_tracker
+
+
+def set_store(db_url: str | None = None, artifacts: str | None = None) -> Tracker:
+    """Point this process at another store (the resolution order applies to what is not given)."""
+    tracker = Tracker(resolve(db_url, artifacts))
+    set_tracker(tracker)
+    return tracker
+
+
+def start_run(name: str | None = None, *, experiment: str | None = None, tags: dict | None = None,
+              nested: bool = False, description: str | None = None) -> ActiveRun:
+    """Start a run; use it as a context manager (``with ml.start_run() as run:``)."""
+    return default_tracker().start_run(name, experiment=experiment, tags=tags, nested=nested, description=description)
+
+
+def resume_run(run_id: str) -> ActiveRun:
+    return default_tracker().resume_run(run_id)
+
+
+def end_run(status: str = "FINISHED") -> None:
+    default_tracker().end_run(status)
+
+
+def active_run() -> ActiveRun | None:
+    return default_tracker().active_run()
+
+
+def log_param(key: str, value) -> None:
+    default_tracker().log_params({key: value})
+
+
+def log_params(params: dict) -> None:
+    default_tracker().log_params(params)
+
+
+def log_metric(key: str, value, step: int | None = None, timestamp: int | None = None) -> None:
+    default_tracker().log_metrics({key: value}, step=step, timestamp=timestamp)
+
+
+def log_metrics(metrics: dict, step: int | None = None, timestamp: int | None = None) -> None:
+    default_tracker().log_metrics(metrics, step=step, timestamp=timestamp)
+
+
+def set_tag(key: str, value) -> None:
+    default_tracker().set_tags({key: value})
+
+
+def set_tags(tags: dict) -> None:
+    default_tracker().set_tags(tags)
+
+
+def log_artifact(path, artifact_path: str | None = None) -> None:
+    default_tracker().log_artifact(path, artifact_path)
+
+
+def log_artifacts(folder, artifact_path: str | None = None) -> None:
+    """Store a whole folder (one manifest, each file content-addressed)."""
+    default_tracker().log_artifact(folder, artifact_path)
+
+
+def log_model(model, name: str = "model", *, input_example=None) -> None:
+    """A fitted scikit-learn estimator (kept, and converted to ONNX) or an ONNX model."""
+    default_tracker().log_model(model, name, input_example=input_example)
+
+
+def log_dataset(data, name: str | None = None, *, direction: str = "input") -> None:
+    """A pandas/polars frame or a file/folder: content hash, schema and row count, stored once."""
+    default_tracker().log_dataset(data, name, direction=direction)
+
+
+def get_run(run_id: str) -> RunRecord:
+    return default_tracker().get_run(run_id)
+
+
+def flush() -> None:
+    """Wait until everything logged so far is in the store."""
+    default_tracker().flush()
+
+
+def search_runs(experiment: str | list[str] | None = None, filter_string: str | None = None,
+                order_by: list[str] | str | None = None, max_results: int = 1000) -> pd.DataFrame:
+    """Runs as a DataFrame, filtered with MLflow's grammar (``"metrics.acc > 0.9 and params.model = 'rf'"``)."""
+    tracker = default_tracker()
+    tracker.flush()
+    experiment_ids = None
+    if experiment is not None:
+        names = [experiment] if isinstance(experiment, str) else list(experiment)
+        experiment_ids = [i for i in (tracker.store.experiment_id(n) for n in names) if i is not None]
+    return runs_frame(tracker.store, experiment_ids, filter_string, order_by, max_results)

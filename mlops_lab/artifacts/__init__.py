@@ -1,0 +1,142 @@
+"""Content-addressed blobs: sha256 names, ``ab/cdef…`` layout, a JSON manifest for folders.
+
+Local paths by default; any fsspec URL (``s3://bucket/prefix``, ``memory://x``) for teams.  The same
+bytes are stored once.  Reads check the hash, so a corrupt or truncated blob is reported, never
+served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+CHUNK = 1 << 20
+_HEX = set("0123456789abcdef")
+
+
+class ArtifactError(RuntimeError):
+    """A blob is missing, corrupt, or a path is not allowed."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_hash(value: str) -> str:
+    if not (isinstance(value, str) and len(value) == 64 and set(value) <= _HEX):
+        raise ArtifactError(f"not a sha256 hash: {value!r}")
+    return value
+
+
+class ArtifactStore:
+    def __init__(self, root: str):
+        self.root = root
+        self.is_local = "://" not in root or root.startswith("file://")
+        if self.is_local:
+            self.local_root = Path(root.removeprefix("file://")).expanduser()
+            self.local_root.mkdir(parents=True, exist_ok=True)
+            self.fs = None
+        else:
+            import fsspec
+
+            self.fs, self.fs_root = fsspec.core.url_to_fs(root)
+
+    def _relative(self, digest: str) -> str:
+        check_hash(digest)
+        return f"{digest[:2]}/{digest[2:]}"
+
+    def local_path(self, digest: str) -> Path:
+        if not self.is_local:
+            raise ArtifactError(f"artifact store {self.root} is not on the local disk")
+        return self.local_root / self._relative(digest)
+
+    def exists(self, digest: str) -> bool:
+        if self.is_local:
+            return self.local_path(digest).exists()
+        return self.fs.exists(f"{self.fs_root}/{self._relative(digest)}")
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = sha256_bytes(data)
+        if self.exists(digest):
+            return digest
+        if self.is_local:
+            target = self.local_path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Write to a temporary name, then rename: a reader never sees half a blob.
+            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
+                handle.write(data)
+            os.replace(handle.name, target)
+        else:
+            self.fs.pipe_file(f"{self.fs_root}/{self._relative(digest)}", data)
+        return digest
+
+    def put_file(self, path: str | os.PathLike, digest: str | None = None) -> str:
+        digest = digest or sha256_file(path)
+        if self.exists(digest):
+            return digest
+        if self.is_local:
+            target = self.local_path(digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "rb") as source, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
+                while chunk := source.read(CHUNK):
+                    handle.write(chunk)
+            os.replace(handle.name, target)
+        else:
+            self.fs.put_file(str(path), f"{self.fs_root}/{self._relative(digest)}")
+        return digest
+
+    def put_dir(self, folder: str | os.PathLike) -> tuple[str, int]:
+        """Store every file below ``folder``; returns the manifest's hash and the total size."""
+        folder = Path(folder)
+        manifest, total = {}, 0
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            manifest[path.relative_to(folder).as_posix()] = self.put_file(path)
+            total += path.stat().st_size
+        return self.put_bytes(json.dumps({"files": manifest}, sort_keys=True).encode()), total
+
+    def get_bytes(self, digest: str) -> bytes:
+        try:
+            if self.is_local:
+                data = self.local_path(digest).read_bytes()
+            else:
+                data = self.fs.cat_file(f"{self.fs_root}/{self._relative(digest)}")
+        except FileNotFoundError:
+            raise ArtifactError(f"blob {digest} is missing from the artifact store {self.root}") from None
+        if sha256_bytes(data) != digest:
+            raise ArtifactError(f"blob {digest} in {self.root} is corrupt: its content no longer matches its hash")
+        return data
+
+    def get_manifest(self, digest: str) -> dict[str, str]:
+        try:
+            return json.loads(self.get_bytes(digest))["files"]
+        except (ValueError, KeyError, TypeError):
+            raise ArtifactError(f"blob {digest} is not a folder manifest") from None
+
+    def export(self, digest: str, target: str | os.PathLike, *, is_dir: bool = False) -> Path:
+        """Write a blob (or a folder from its manifest) to ``target``, checking every hash."""
+        target = Path(target)
+        if not is_dir:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.get_bytes(digest))
+            return target
+        for relative, file_digest in self.get_manifest(digest).items():
+            destination = (target / relative).resolve()
+            if not destination.is_relative_to(target.resolve()):
+                raise ArtifactError(f"manifest {digest} names a path outside its folder: {relative!r}")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(self.get_bytes(file_digest))
+        return target
+
+
+__all__ = ["ArtifactError", "ArtifactStore", "check_hash", "sha256_bytes", "sha256_file"]

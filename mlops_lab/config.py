@@ -1,0 +1,112 @@
+"""Where data lives: one resolution order for the kernel, the server and the CLI.
+
+explicit argument → ``MLOPS_LAB_DB_URL`` / ``MLOPS_LAB_ARTIFACTS`` → a ``mlops_lab.toml`` found
+walking up from the starting directory → the per-user home (``MLOPS_LAB_HOME`` or
+``~/.mlops_lab``).  A notebook in any sub-folder and the sidebar therefore see the same store.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_FILE = "mlops_lab.toml"
+
+
+class ConfigError(ValueError):
+    """The configuration names something that cannot be used."""
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    db_url: str
+    artifacts: str
+    source: str  # a sentence saying why these were chosen, shown by `mlops-lab info`
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("MLOPS_LAB_HOME") or Path.home() / ".mlops_lab").expanduser()
+
+
+def _find_config(start: Path) -> Path | None:
+    for folder in [start, *start.parents]:
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _resolve_relative(value: str, base: Path, *, is_db: bool) -> str:
+    """Relative paths in a config file are relative to that file, not to the process's cwd."""
+    if is_db:
+        if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+            rel = value.removeprefix("sqlite:///")
+            if rel and rel != ":memory:" and not Path(rel).is_absolute():
+                return _sqlite_url((base / rel).resolve())
+        return value
+    if "://" in value:
+        return value
+    return str((base / value).expanduser().resolve())
+
+
+def resolve(
+    db_url: str | None = None,
+    artifacts: str | None = None,
+    start_dir: str | os.PathLike | None = None,
+) -> StoreLocation:
+    """Resolve the store location; each part is taken from the first place that names it."""
+    reasons = []
+    if db_url:
+        reasons.append("database from the explicit argument")
+    elif os.environ.get("MLOPS_LAB_DB_URL"):
+        db_url = os.environ["MLOPS_LAB_DB_URL"]
+        reasons.append("database from MLOPS_LAB_DB_URL")
+    if artifacts:
+        reasons.append("artifacts from the explicit argument")
+    elif os.environ.get("MLOPS_LAB_ARTIFACTS"):
+        artifacts = os.environ["MLOPS_LAB_ARTIFACTS"]
+        reasons.append("artifacts from MLOPS_LAB_ARTIFACTS")
+
+    if not (db_url and artifacts):
+        config_path = _find_config(Path(start_dir or os.getcwd()).resolve())
+        if config_path is not None:
+            try:
+                table = tomllib.loads(config_path.read_text()).get("store", {})
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{config_path} is not valid TOML: {exc}") from exc
+            if not isinstance(table, dict):
+                raise ConfigError(f"{config_path}: [store] must be a table")
+            base = config_path.parent
+            if not db_url and table.get("db_url"):
+                db_url = _resolve_relative(str(table["db_url"]), base, is_db=True)
+                reasons.append(f"database from {config_path}")
+            if not artifacts and table.get("artifacts"):
+                artifacts = _resolve_relative(str(table["artifacts"]), base, is_db=False)
+                reasons.append(f"artifacts from {config_path}")
+
+    home = default_home()
+    if not db_url:
+        db_url = _sqlite_url(home / "mlops_lab.db")
+        reasons.append(f"database in the per-user home {home}")
+    if not artifacts:
+        artifacts = str(home / "artifacts")
+        reasons.append(f"artifacts in the per-user home {home}")
+    return StoreLocation(db_url=db_url, artifacts=artifacts, source="; ".join(reasons))
+
+
+def current_user() -> str:
+    """The user recorded on everything a kernel writes: MLOPS_LAB_USER, else the OS user."""
+    if os.environ.get("MLOPS_LAB_USER"):
+        return os.environ["MLOPS_LAB_USER"]
+    try:
+        import getpass
+
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"

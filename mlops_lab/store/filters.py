@@ -1,0 +1,287 @@
+"""MLflow's run filter grammar, compiled to SQLAlchemy expressions with bound values.
+
+    metrics.acc > 0.9 and params.model = 'rf' and tags.team LIKE 'ds-%'
+    attributes.status IN ('FINISHED', 'FAILED') or metrics.`val loss` <= 0.2
+
+Keys may be quoted with backticks or double quotes.  ``AND`` binds tighter than ``OR`` and
+parentheses group (MLflow itself only has ``AND``).  Values never become SQL text: every literal
+is a bound parameter, so a filter cannot inject SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, func, or_, select
+
+from .models import LatestMetric, Param, Run, Tag
+
+
+class FilterError(ValueError):
+    """A filter or order_by string that does not parse; the message says where and why."""
+
+
+ENTITY_ALIASES = {
+    "metric": "metrics", "metrics": "metrics",
+    "param": "params", "params": "params", "parameter": "params", "parameters": "params",
+    "tag": "tags", "tags": "tags",
+    "attribute": "attributes", "attributes": "attributes", "attr": "attributes", "run": "attributes",
+}
+
+NUMERIC_ATTRIBUTES = {"start_time": Run.start_time, "end_time": Run.end_time}
+STRING_ATTRIBUTES = {
+    "status": Run.status, "run_name": Run.name, "name": Run.name, "user": Run.user,
+    "run_id": Run.id, "id": Run.id, "notebook_path": Run.notebook_path,
+    "git_commit": Run.git_commit, "parent_run_id": Run.parent_run_id,
+}
+ATTRIBUTES = NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES | {"duration": None, "experiment_id": Run.experiment_id}
+
+NUMERIC_OPS = {"=", "!=", "<", "<=", ">", ">="}
+STRING_OPS = {"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"}
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))
+      | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
+      | (?P<ident>[A-Za-z_][\w]*\.(?:`[^`]+`|"[^"]+"|[\w.\-/:]+)|[A-Za-z_]\w*)
+      | (?P<op><=|>=|!=|<>|=|<|>)
+      | (?P<punct>[(),])
+    )""",
+    re.VERBOSE,
+)
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    pos: int
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            raise FilterError(f"unexpected character {text[pos:].lstrip()[:1]!r} at position {pos} in filter {text!r}")
+        kind = match.lastgroup
+        tokens.append(Token(kind, match.group(kind), match.start(kind)))
+        pos = match.end()
+    return tokens
+
+
+@dataclass
+class Field:
+    entity: str  # metrics | params | tags | attributes
+    key: str
+
+
+def parse_field(text: str, *, where: str) -> Field:
+    entity, dot, key = text.partition(".")
+    if not dot:
+        raise FilterError(
+            f"{text!r} in {where} needs an entity prefix: metrics.{text}, params.{text}, tags.{text} or attributes.{text}"
+        )
+    entity = ENTITY_ALIASES.get(entity.lower())
+    if entity is None:
+        raise FilterError(
+            f"unknown entity {text.partition('.')[0]!r} in {where}: use metrics., params., tags. or attributes."
+        )
+    if key[:1] in "`\"" and key[-1:] == key[:1] and len(key) >= 2:
+        key = key[1:-1]
+    if not key:
+        raise FilterError(f"empty key in {text!r} in {where}")
+    if entity == "attributes" and key not in ATTRIBUTES:
+        raise FilterError(f"unknown attribute {key!r} in {where}; known: {', '.join(sorted(ATTRIBUTES))}")
+    return Field(entity, key)
+
+
+def _unquote(token: Token) -> str:
+    body = token.text[1:-1]
+    if token.text[0] == "'":
+        body = body.replace("''", "'")
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+
+    def peek(self) -> Token | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def next(self, expected: str) -> Token:
+        token = self.peek()
+        if token is None:
+            raise FilterError(f"filter {self.text!r} ends early: expected {expected}")
+        self.i += 1
+        return token
+
+    def keyword(self, *words: str) -> bool:
+        token = self.peek()
+        if token is not None and token.kind == "ident" and token.text.upper() in words:
+            self.i += 1
+            return True
+        return False
+
+    def parse(self):
+        expr = self.or_expr()
+        token = self.peek()
+        if token is not None:
+            raise FilterError(f"unexpected {token.text!r} at position {token.pos} in filter {self.text!r}")
+        return expr
+
+    def or_expr(self):
+        parts = [self.and_expr()]
+        while self.keyword("OR"):
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else or_(*parts)
+
+    def and_expr(self):
+        parts = [self.factor()]
+        while self.keyword("AND"):
+            parts.append(self.factor())
+        return parts[0] if len(parts) == 1 else and_(*parts)
+
+    def factor(self):
+        token = self.peek()
+        if token is not None and token.text == "(":
+            self.i += 1
+            expr = self.or_expr()
+            closing = self.next("')'")
+            if closing.text != ")":
+                raise FilterError(f"expected ')' at position {closing.pos} in filter {self.text!r}")
+            return expr
+        return self.comparison()
+
+    def comparison(self):
+        token = self.next("a field such as metrics.acc")
+        if token.kind != "ident" or "." not in token.text:
+            raise FilterError(
+                f"expected a field such as metrics.acc or params.model at position {token.pos} "
+                f"in filter {self.text!r}, got {token.text!r}"
+            )
+        field = parse_field(token.text, where=f"filter {self.text!r}")
+        op_token = self.next("a comparison operator")
+        if op_token.kind == "op":
+            op = "!=" if op_token.text == "<>" else op_token.text
+        elif op_token.kind == "ident" and op_token.text.upper() in ("LIKE", "ILIKE", "IN"):
+            op = op_token.text.upper()
+        elif op_token.kind == "ident" and op_token.text.upper() == "NOT" and self.keyword("IN"):
+            op = "NOT IN"
+        else:
+            raise FilterError(f"expected a comparison operator after {token.text!r}, got {op_token.text!r}")
+        value = self.values() if op in ("IN", "NOT IN") else self.value()
+        return compile_comparison(field, op, value, self.text)
+
+    def value(self):
+        token = self.next("a value")
+        if token.kind == "number":
+            return float(token.text)
+        if token.kind == "string":
+            return _unquote(token)
+        raise FilterError(
+            f"expected a number or a quoted string at position {token.pos} in filter {self.text!r}, got {token.text!r}"
+        )
+
+    def values(self) -> list:
+        if self.next("'('").text != "(":
+            raise FilterError(f"IN needs a parenthesised list of values in filter {self.text!r}")
+        items = [self.value()]
+        while (token := self.next("',' or ')'")).text == ",":
+            items.append(self.value())
+        if token.text != ")":
+            raise FilterError(f"expected ',' or ')' at position {token.pos} in filter {self.text!r}")
+        return items
+
+
+def _string_condition(column, op: str, value):
+    if op in ("IN", "NOT IN"):
+        values = [str(v) for v in value]
+        return column.in_(values) if op == "IN" else column.not_in(values)
+    return {
+        "=": lambda: column == value,
+        "!=": lambda: column != value,
+        "LIKE": lambda: column.like(value),
+        "ILIKE": lambda: func.lower(column).like(value.lower()),
+    }[op]()
+
+
+def _numeric_condition(column, op: str, value: float):
+    return {
+        "=": column == value, "!=": column != value, "<": column < value,
+        "<=": column <= value, ">": column > value, ">=": column >= value,
+    }[op]
+
+
+def compile_comparison(field: Field, op: str, value, text: str):
+    where = f"filter {text!r}"
+    is_number = isinstance(value, float)
+    if field.entity == "metrics":
+        if op not in NUMERIC_OPS or not is_number:
+            raise FilterError(f"metrics.{field.key} compares with =, !=, <, <=, >, >= and a number in {where}")
+        return exists(select(LatestMetric.run_id).where(
+            LatestMetric.run_id == Run.id, LatestMetric.key == field.key,
+            _numeric_condition(LatestMetric.value, op, value)))
+    if field.entity == "params":
+        if is_number:
+            if op not in NUMERIC_OPS:
+                raise FilterError(f"{op} needs a quoted string in {where}")
+            condition = _numeric_condition(Param.value_num, op, value)
+        else:
+            if op not in STRING_OPS:
+                raise FilterError(f"params.{field.key} compared with a string takes {', '.join(sorted(STRING_OPS))} in {where}")
+            condition = _string_condition(Param.value, op, value)
+        return exists(select(Param.run_id).where(Param.run_id == Run.id, Param.key == field.key, condition))
+    if field.entity == "tags":
+        if op not in STRING_OPS or is_number:
+            raise FilterError(f"tags.{field.key} compares with a quoted string using {', '.join(sorted(STRING_OPS))} in {where}")
+        return exists(select(Tag.run_id).where(Tag.run_id == Run.id, Tag.key == field.key,
+                                               _string_condition(Tag.value, op, value)))
+    column = attribute_column(field.key)
+    if field.key in STRING_ATTRIBUTES:
+        if op not in STRING_OPS or is_number:
+            raise FilterError(f"attributes.{field.key} compares with a quoted string in {where}")
+        return _string_condition(column, op, value)
+    if op not in NUMERIC_OPS or not is_number:
+        raise FilterError(f"attributes.{field.key} compares with =, !=, <, <=, >, >= and a number in {where}")
+    return _numeric_condition(column, op, value)
+
+
+def attribute_column(key: str):
+    if key == "duration":
+        return Run.end_time - Run.start_time
+    return ATTRIBUTES[key]
+
+
+def compile_filter(text: str | None):
+    """The SQL condition on ``Run`` for a filter string; None for an empty one."""
+    if text is None or not text.strip():
+        return None
+    if not isinstance(text, str):
+        raise FilterError(f"filter must be a string, got {type(text).__name__}")
+    return _Parser(text).parse()
+
+
+_ORDER = re.compile(r"^\s*(?P<field>.+?)(?:\s+(?P<dir>ASC|DESC))?\s*$", re.IGNORECASE)
+
+
+def parse_order_by(items: list[str] | str | None) -> list[tuple[Field, bool]]:
+    """``["metrics.acc DESC", "params.lr"]`` → [(field, descending)]."""
+    if items is None:
+        return []
+    if isinstance(items, str):
+        items = [items]
+    result = []
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise FilterError(f"order_by items must be non-empty strings like 'metrics.acc DESC', got {item!r}")
+        match = _ORDER.match(item)
+        field = parse_field(match["field"].strip(), where=f"order_by {item!r}")
+        result.append((field, (match["dir"] or "ASC").upper() == "DESC"))
+    return result
+

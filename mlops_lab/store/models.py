@@ -1,0 +1,168 @@
+"""SQLModel tables of the run store (see docs/architecture.md, "Data model").
+
+Times are integer milliseconds since the epoch, as in MLflow, so both engines compare them the same
+way.  A metric value of NULL means NaN (SQLite cannot store NaN); ±inf are stored as they are.
+Every state change of a run is also written to ``event`` (append-only).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, Text
+from sqlmodel import Field, SQLModel
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_LENGTH = 8000
+MAX_TAG_LENGTH = 8000
+# 64-bit ids on PostgreSQL; SQLite only auto-increments a column declared exactly INTEGER.
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Experiment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=MAX_KEY_LENGTH, unique=True, index=True)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_by: str = Field(max_length=250)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Environment(SQLModel, table=True):
+    """Python, packages and hardware; one row per distinct snapshot, shared by many runs."""
+
+    hash: str = Field(primary_key=True, max_length=64)
+    python: str = Field(max_length=250)
+    platform: str = Field(max_length=250)
+    packages: str = Field(sa_column=Column(Text, nullable=False))  # JSON {name: version}
+    hardware: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+
+
+class Run(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_run_experiment_start", "experiment_id", "start_time"),
+        Index("ix_run_status", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    experiment_id: int = Field(foreign_key="experiment.id")
+    name: str = Field(max_length=MAX_KEY_LENGTH)
+    status: str = Field(max_length=16)  # RUNNING FINISHED FAILED KILLED
+    user: str = Field(max_length=250)
+    start_time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    end_time: int | None = Field(default=None, sa_column=Column(BigInteger))
+    parent_run_id: str | None = Field(default=None, max_length=32, index=True)
+    notebook_path: str | None = Field(default=None, sa_column=Column(Text))
+    source: str | None = Field(default=None, sa_column=Column(Text))  # the cell's code
+    source_hash: str | None = Field(default=None, max_length=64)
+    git_commit: str | None = Field(default=None, max_length=64)
+    git_dirty: bool | None = None
+    git_diff_hash: str | None = Field(default=None, max_length=64)  # blob of the uncommitted diff
+    environment_hash: str | None = Field(default=None, max_length=64)
+    host: str = Field(max_length=250)
+    pid: int
+    heartbeat_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Param(SQLModel, table=True):
+    __table_args__ = (Index("ix_param_key_value", "key", "value"),)
+
+    run_id: str = Field(primary_key=True, foreign_key="run.id", max_length=32)
+    key: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    # The value as a number when it reads as one, so `params.lr < 0.1` compares numbers.
+    value_num: float | None = Field(default=None, sa_column=Column(Float))
+
+
+class Metric(SQLModel, table=True):
+    """Every point of every metric."""
+
+    __table_args__ = (Index("ix_metric_run_key_step", "run_id", "key", "step"),)
+
+    id: int | None = Field(default=None, sa_column=Column(ROW_ID, primary_key=True, autoincrement=True))
+    run_id: str = Field(foreign_key="run.id", max_length=32)
+    key: str = Field(max_length=MAX_KEY_LENGTH)
+    value: float | None = Field(default=None, sa_column=Column(Float))
+    step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class LatestMetric(SQLModel, table=True):
+    """The point with the highest (step, timestamp) of each metric: what filters and sorts read."""
+
+    __tablename__ = "latest_metric"
+    __table_args__ = (Index("ix_latest_metric_key_value", "key", "value"),)
+
+    run_id: str = Field(primary_key=True, foreign_key="run.id", max_length=32)
+    key: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    value: float | None = Field(default=None, sa_column=Column(Float))
+    step: int = Field(sa_column=Column(BigInteger, nullable=False))
+    timestamp: int = Field(sa_column=Column(BigInteger, nullable=False))
+    min_value: float | None = Field(default=None, sa_column=Column(Float))
+    max_value: float | None = Field(default=None, sa_column=Column(Float))
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Tag(SQLModel, table=True):
+    __table_args__ = (Index("ix_tag_key_value", "key", "value"),)
+
+    run_id: str = Field(primary_key=True, foreign_key="run.id", max_length=32)
+    key: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Artifact(SQLModel, table=True):
+    run_id: str = Field(primary_key=True, foreign_key="run.id", max_length=32)
+    path: str = Field(primary_key=True, max_length=1000)
+    hash: str = Field(max_length=64)  # sha256 of the file, or of the folder's manifest
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(max_length=16)  # file | dir
+
+
+class LoggedModel(SQLModel, table=True):
+    __tablename__ = "logged_model"
+
+    run_id: str = Field(primary_key=True, foreign_key="run.id", max_length=32)
+    name: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    flavor: str = Field(max_length=32)  # sklearn | onnx
+    model_hash: str = Field(max_length=64)  # the model as logged (pickle or ONNX bytes)
+    onnx_hash: str | None = Field(default=None, max_length=64)
+    onnx_error: str | None = Field(default=None, sa_column=Column(Text))
+    signature: str = Field(sa_column=Column(Text, nullable=False))  # JSON {inputs, outputs}
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class DatasetVersion(SQLModel, table=True):
+    """A dataset's content, identified by its hash; stored once however many runs use it."""
+
+    __tablename__ = "dataset_version"
+
+    hash: str = Field(primary_key=True, max_length=64)
+    format: str = Field(max_length=32)  # parquet | csv | json | file | frame
+    columns: str = Field(sa_column=Column(Text, nullable=False))  # JSON {column: dtype}
+    num_rows: int | None = Field(default=None, sa_column=Column(BigInteger))
+    num_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
+    blob_hash: str | None = Field(default=None, max_length=64)  # bytes in the artifact store
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class RunDataset(SQLModel, table=True):
+    __tablename__ = "run_dataset"
+
+    run_id: str = Field(primary_key=True, foreign_key="run.id", max_length=32)
+    dataset_hash: str = Field(primary_key=True, foreign_key="dataset_version.hash", max_length=64)
+    direction: str = Field(primary_key=True, max_length=8)  # input | output
+    name: str = Field(max_length=MAX_KEY_LENGTH)
+    source: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Event(SQLModel, table=True):
+    """Append-only history: who changed what, when, from what to what."""
+
+    __table_args__ = (Index("ix_event_entity", "entity_type", "entity_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(ROW_ID, primary_key=True, autoincrement=True))
+    entity_type: str = Field(max_length=32)
+    entity_id: str = Field(max_length=250)
+    kind: str = Field(max_length=64)
+    user: str = Field(max_length=250)
+    time: int = Field(sa_column=Column(BigInteger, nullable=False))
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON

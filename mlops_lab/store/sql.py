@@ -1,0 +1,431 @@
+"""The run store: the only code that writes SQL.  SQLite (WAL) by default, PostgreSQL by URL.
+
+Writes arrive as a ``Batch`` (many rows of many tables) and land in one transaction: that is what
+makes tracking cheap, unlike a transaction per logged value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
+from sqlmodel import SQLModel
+
+from .filters import FilterError, attribute_column, compile_filter, parse_order_by
+from .models import (
+    Artifact, DatasetVersion, Environment, Event, Experiment, LatestMetric, LoggedModel, Metric,
+    Param, Run, RunDataset, Tag,
+)
+
+# The Alembic revision the models above describe; tests check it equals the migrations' head.
+SCHEMA_REVISION = "0001"
+TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+HEARTBEAT_SECONDS = 15
+STALE_AFTER_SECONDS = 300
+HOST = socket.gethostname()
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used; the message says which store and why."""
+
+
+class NotFoundError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; a person reads this one
+        return str(self.args[0])
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Batch:
+    """Rows to write together.  Order of application: parents before children, updates last."""
+
+    environments: list[dict] = field(default_factory=list)
+    runs: list[dict] = field(default_factory=list)
+    datasets: list[dict] = field(default_factory=list)
+    params: list[dict] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    tags: list[dict] = field(default_factory=list)
+    artifacts: list[dict] = field(default_factory=list)
+    models: list[dict] = field(default_factory=list)
+    run_datasets: list[dict] = field(default_factory=list)
+    run_updates: list[tuple[str, dict]] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+
+    def extend(self, other: "Batch") -> None:
+        for name in self.__dataclass_fields__:
+            getattr(self, name).extend(getattr(other, name))
+
+    def __len__(self) -> int:
+        return sum(len(getattr(self, name)) for name in self.__dataclass_fields__)
+
+
+@dataclass
+class RunRecord:
+    """Everything stored about one run."""
+
+    info: Run
+    experiment: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    artifacts: list[dict]
+    models: list[dict]
+    datasets: list[dict]
+    environment: dict | None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _json_value(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+class Store:
+    """One database, either engine.  Thread-safe; open it with ``open_store``."""
+
+    def __init__(self, db_url: str):
+        self.url = db_url
+        self.dialect = sa.engine.make_url(db_url).get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported database {db_url!r}: use sqlite:///PATH or postgresql+psycopg://…")
+        self.engine = self._make_engine(db_url)
+        self._last_reap = 0.0
+        self._ensure_schema()
+
+    # ---- engine and schema -------------------------------------------------------------------
+
+    def _make_engine(self, db_url: str) -> sa.Engine:
+        if self.dialect == "sqlite":
+            path = sa.engine.make_url(db_url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(db_url, connect_args={"timeout": 60, "check_same_thread": False})
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_connection, _record):
+                dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA busy_timeout=60000")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(connection):
+                # A writer takes the lock up front: a deferred transaction that later writes can
+                # fail at once with "database is locked" instead of waiting its turn.
+                write = connection.get_execution_options().get("write", False)
+                connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+            return engine
+        if db_url.startswith("postgresql://"):
+            db_url = "postgresql+psycopg://" + db_url.removeprefix("postgresql://")
+        return sa.create_engine(db_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+    @contextmanager
+    def writing(self):
+        """A connection in a write transaction (``with store.writing() as conn``)."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            yield conn
+
+    def _ensure_schema(self) -> None:
+        try:
+            with self.writing() as conn:
+                if self.dialect == "postgresql":
+                    # Two processes opening a fresh database must not both create the tables.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7245001)"))
+                tables = set(sa.inspect(conn).get_table_names())
+                if "alembic_version" in tables:
+                    revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+                    if revision == SCHEMA_REVISION:
+                        return
+                elif not tables:
+                    SQLModel.metadata.create_all(conn)
+                    conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+                    conn.execute(sa.text("INSERT INTO alembic_version VALUES (:v)"), {"v": SCHEMA_REVISION})
+                    return
+                else:
+                    raise StoreError(
+                        f"{self.url} holds tables of another application ({', '.join(sorted(tables)[:5])}); "
+                        "mlops_lab will not write into it: point MLOPS_LAB_DB_URL at a new or mlops_lab database"
+                    )
+            self._upgrade(revision)
+        except DatabaseError as exc:
+            raise StoreError(f"cannot open store {self.url}: {exc.orig or exc}. Is it a database file, and not corrupt?") from exc
+
+    def _upgrade(self, revision: str | None) -> None:
+        from . import migrations
+
+        migrations.upgrade(self.engine, from_revision=revision)
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def _insert(self, model):
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(model.__table__)
+
+    def get_or_create_experiment(self, name: str, user: str) -> int:
+        with self.writing() as conn:
+            conn.execute(
+                self._insert(Experiment).on_conflict_do_nothing(index_elements=["name"]),
+                {"name": name, "created_at": now_ms(), "created_by": user},
+            )
+            return conn.execute(select(Experiment.id).where(Experiment.name == name)).scalar_one()
+
+    def write(self, batch: Batch) -> None:
+        """Apply a batch in one transaction; all of it lands or none of it."""
+        if not len(batch):
+            return
+        with self.writing() as conn:
+            if batch.environments:
+                conn.execute(self._insert(Environment).on_conflict_do_nothing(index_elements=["hash"]), batch.environments)
+            if batch.runs:
+                conn.execute(sa.insert(Run), batch.runs)
+            if batch.datasets:
+                conn.execute(self._insert(DatasetVersion).on_conflict_do_nothing(index_elements=["hash"]), batch.datasets)
+            if batch.params:
+                conn.execute(self._insert(Param).on_conflict_do_nothing(index_elements=["run_id", "key"]), batch.params)
+            if batch.metrics:
+                conn.execute(sa.insert(Metric), batch.metrics)
+                self._update_latest_metrics(conn, batch.metrics)
+            for model, rows, keys in (
+                (Tag, batch.tags, ["run_id", "key"]),
+                (Artifact, batch.artifacts, ["run_id", "path"]),
+                (LoggedModel, batch.models, ["run_id", "name"]),
+            ):
+                if rows:
+                    stmt = self._insert(model)
+                    values = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+                    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=values), rows)
+            if batch.run_datasets:
+                conn.execute(
+                    self._insert(RunDataset).on_conflict_do_nothing(index_elements=["run_id", "dataset_hash", "direction"]),
+                    batch.run_datasets,
+                )
+            for run_id, values in batch.run_updates:
+                conn.execute(update(Run).where(Run.id == run_id).values(**values))
+            if batch.events:
+                conn.execute(sa.insert(Event), batch.events)
+
+    def _update_latest_metrics(self, conn, points: list[dict]) -> None:
+        summary: dict[tuple[str, str], dict] = {}
+        for p in points:
+            key = (p["run_id"], p["key"])
+            value = p["value"]
+            s = summary.get(key)
+            if s is None:
+                summary[key] = s = {**p, "min_value": value, "max_value": value, "count": 0}
+            elif (p["step"], p["timestamp"]) >= (s["step"], s["timestamp"]):
+                s.update(value=value, step=p["step"], timestamp=p["timestamp"])
+            if value is not None:
+                if s["min_value"] is None or value < s["min_value"]:
+                    s["min_value"] = value
+                if s["max_value"] is None or value > s["max_value"]:
+                    s["max_value"] = value
+            s["count"] += 1
+        stmt = self._insert(LatestMetric)
+        new, old = stmt.excluded, LatestMetric.__table__.c
+        newer = sa.or_(new.step > old.step, sa.and_(new.step == old.step, new.timestamp >= old.timestamp))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={
+                "value": sa.case((newer, new.value), else_=old.value),
+                "timestamp": sa.case((newer, new.timestamp), else_=old.timestamp),
+                "step": sa.case((newer, new.step), else_=old.step),
+                "min_value": sa.case((sa.or_(old.min_value.is_(None), new.min_value < old.min_value), new.min_value), else_=old.min_value),
+                "max_value": sa.case((sa.or_(old.max_value.is_(None), new.max_value > old.max_value), new.max_value), else_=old.max_value),
+                "count": old.count + new.count,
+            },
+        )
+        rows = [{k: s[k] for k in ("run_id", "key", "value", "step", "timestamp", "min_value", "max_value", "count")}
+                for s in summary.values()]
+        conn.execute(stmt, rows)
+
+    def reap_stale_runs(self, *, force: bool = False) -> list[str]:
+        """Mark KILLED the RUNNING runs whose process is gone (same host) or silent too long."""
+        if not force and time.monotonic() - self._last_reap < 5:
+            return []
+        self._last_reap = time.monotonic()
+        with self.engine.connect() as conn:
+            running = conn.execute(select(Run.id, Run.host, Run.pid, Run.heartbeat_at).where(Run.status == "RUNNING")).all()
+        cutoff = now_ms() - STALE_AFTER_SECONDS * 1000
+        dead = [r.id for r in running if (r.host == HOST and not _pid_alive(r.pid)) or r.heartbeat_at < cutoff]
+        if not dead:
+            return []
+        end = now_ms()
+        with self.writing() as conn:
+            for run_id in dead:
+                changed = conn.execute(
+                    update(Run).where(Run.id == run_id, Run.status == "RUNNING").values(
+                        status="KILLED", end_time=end,
+                        error="the process that ran this run ended without finishing it"),
+                ).rowcount
+                if changed:
+                    conn.execute(sa.insert(Event), [{
+                        "entity_type": "run", "entity_id": run_id, "kind": "status", "user": "mlops_lab",
+                        "time": end, "payload": json.dumps({"from": "RUNNING", "to": "KILLED", "reason": "process gone"}),
+                    }])
+        return dead
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def list_experiments(self) -> list[Experiment]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Experiment).order_by(Experiment.id)).all()
+        return [Experiment.model_validate(r._mapping) for r in rows]
+
+    def experiment_id(self, name: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(Experiment.id).where(Experiment.name == name)).scalar()
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self.reap_stale_runs()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(*Run.__table__.c, Experiment.name.label("experiment_name"))
+                .join(Experiment, Experiment.id == Run.experiment_id).where(Run.id == run_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"no run with id {run_id!r}")
+            info = Run.model_validate({k: v for k, v in row._mapping.items() if k != "experiment_name"})
+            params = dict(conn.execute(select(Param.key, Param.value).where(Param.run_id == run_id)).all())
+            metrics = {k: _json_value(v) for k, v in conn.execute(
+                select(LatestMetric.key, LatestMetric.value).where(LatestMetric.run_id == run_id)).all()}
+            tags = dict(conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id)).all())
+            artifacts = [dict(r._mapping) for r in conn.execute(
+                select(Artifact.path, Artifact.hash, Artifact.size, Artifact.kind).where(Artifact.run_id == run_id))]
+            models = [dict(r._mapping) for r in conn.execute(select(LoggedModel).where(LoggedModel.run_id == run_id))]
+            datasets = [dict(r._mapping) for r in conn.execute(
+                select(RunDataset.name, RunDataset.direction, RunDataset.source, DatasetVersion.hash,
+                       DatasetVersion.format, DatasetVersion.num_rows, DatasetVersion.num_bytes,
+                       DatasetVersion.columns)
+                .join(DatasetVersion, DatasetVersion.hash == RunDataset.dataset_hash)
+                .where(RunDataset.run_id == run_id))]
+            environment = None
+            if info.environment_hash:
+                env = conn.execute(select(Environment).where(Environment.hash == info.environment_hash)).first()
+                if env is not None:
+                    environment = {"python": env.python, "platform": env.platform,
+                                   "packages": json.loads(env.packages), "hardware": json.loads(env.hardware)}
+        return RunRecord(info, row.experiment_name, params, metrics, tags, artifacts, models, datasets, environment)
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Metric.step, Metric.timestamp, Metric.value)
+                .where(Metric.run_id == run_id, Metric.key == key).order_by(Metric.step, Metric.timestamp, Metric.id)
+            ).all()
+        return [(step, ts, _json_value(v)) for step, ts, v in rows]
+
+    def count_metric_points(self, run_id: str | None = None) -> int:
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(Metric)
+            if run_id is not None:
+                query = query.where(Metric.run_id == run_id)
+            return conn.execute(query).scalar_one()
+
+    def search_runs(
+        self,
+        experiment_ids: list[int] | None = None,
+        filter_string: str | None = None,
+        order_by: list[str] | str | None = None,
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> tuple[list[dict], dict[str, dict], dict[str, dict], dict[str, dict]]:
+        """Matching runs (as dicts) and their params, latest metrics and tags keyed by run id."""
+        if not isinstance(max_results, int) or isinstance(max_results, bool) or not 0 < max_results <= 100_000:
+            raise FilterError(f"max_results must be an integer from 1 to 100000, got {max_results!r}")
+        if not isinstance(offset, int) or offset < 0:
+            raise FilterError(f"offset must be a non-negative integer, got {offset!r}")
+        condition = compile_filter(filter_string)
+        self.reap_stale_runs()
+        query = select(*Run.__table__.c, Experiment.name.label("experiment")).join(Experiment, Experiment.id == Run.experiment_id)
+        if experiment_ids is not None:
+            query = query.where(Run.experiment_id.in_(experiment_ids))
+        if condition is not None:
+            query = query.where(condition)
+        for index, (fld, descending) in enumerate(parse_order_by(order_by)):
+            if fld.entity == "attributes":
+                column = attribute_column(fld.key)
+            else:
+                table = {"metrics": LatestMetric, "params": Param, "tags": Tag}[fld.entity]
+                alias = sa.orm.aliased(table, name=f"order_{index}")
+                query = query.outerjoin(alias, sa.and_(alias.run_id == Run.id, alias.key == fld.key))
+                column = alias.value_num if fld.entity == "params" else alias.value
+                if fld.entity == "params":  # numbers by value, then the rest as text
+                    query = query.order_by(column.is_(None), column.desc() if descending else column.asc())
+                    column = alias.value
+            query = query.order_by(column.is_(None), column.desc() if descending else column.asc())
+        query = query.order_by(Run.start_time.desc(), Run.id).limit(max_results).offset(offset)
+        with self.engine.connect() as conn:
+            runs = [dict(r._mapping) for r in conn.execute(query)]
+            ids = [r["id"] for r in runs]
+            params, metrics, tags = defaultdict(dict), defaultdict(dict), defaultdict(dict)
+            for chunk in (ids[i:i + 5000] for i in range(0, len(ids), 5000)):
+                for run_id, key, value in conn.execute(select(Param.run_id, Param.key, Param.value).where(Param.run_id.in_(chunk))):
+                    params[run_id][key] = value
+                for run_id, key, value in conn.execute(
+                        select(LatestMetric.run_id, LatestMetric.key, LatestMetric.value).where(LatestMetric.run_id.in_(chunk))):
+                    metrics[run_id][key] = _json_value(value)
+                for run_id, key, value in conn.execute(select(Tag.run_id, Tag.key, Tag.value).where(Tag.run_id.in_(chunk))):
+                    tags[run_id][key] = value
+        return runs, params, metrics, tags
+
+    def events(self, entity_type: str, entity_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Event).where(Event.entity_type == entity_type, Event.entity_id == entity_id)
+                                .order_by(Event.id)).all()
+        return [{**dict(r._mapping), "payload": json.loads(r.payload)} for r in rows]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(db_url: str) -> Store:
+    """The process's one Store for a URL (engines and their pools are shared)."""
+    with _stores_lock:
+        store = _stores.get(db_url)
+        if store is None:
+            store = _stores[db_url] = Store(db_url)
+        return store
+
+
+def forget_stores() -> None:
+    """Close every open store (tests, and a process that switches stores)."""
+    with _stores_lock:
+        for store in _stores.values():
+            store.dispose()
+        _stores.clear()
+
+
+__all__ = ["Batch", "FilterError", "IntegrityError", "NotFoundError", "OperationalError", "RunRecord",
+           "Store", "StoreError", "TERMINAL_STATUSES", "now_ms", "open_store", "forget_stores"]

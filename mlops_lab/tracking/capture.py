@@ -1,0 +1,218 @@
+"""Turning Python objects into stored models and dataset versions.
+
+Each function splits its work in two: a quick snapshot on the caller's thread (so later changes
+to the object do not leak in), and a job for the writer thread that hashes, converts and stores.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+from pathlib import Path
+
+from ..artifacts import ArtifactStore, sha256_file
+from ..store import Batch, now_ms
+
+ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 8: "string",
+               9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
+DATA_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv",
+                 ".json": "json", ".jsonl": "json", ".ndjson": "json", ".arrow": "arrow", ".feather": "arrow"}
+
+
+# ---- models ----------------------------------------------------------------------------------
+
+def is_sklearn_estimator(obj) -> bool:
+    return type(obj).__module__.split(".")[0] in ("sklearn", "xgboost", "lightgbm") and hasattr(obj, "fit") \
+        and hasattr(obj, "get_params")
+
+
+def is_fitted(estimator) -> bool:
+    try:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(estimator)
+        return True
+    except Exception:
+        return False
+
+
+def is_onnx_model(obj) -> bool:
+    return type(obj).__name__ == "ModelProto" and type(obj).__module__.startswith("onnx")
+
+
+def onnx_signature(model_bytes: bytes) -> dict:
+    import onnx
+
+    graph = onnx.load_model_from_string(model_bytes).graph
+    initializers = {init.name for init in graph.initializer}
+
+    def describe(values):
+        out = []
+        for value in values:
+            if value.name in initializers:
+                continue
+            tensor = value.type.tensor_type
+            shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
+            out.append({"name": value.name, "datatype": ONNX_DTYPES.get(tensor.elem_type, str(tensor.elem_type)),
+                        "shape": shape})
+        return out
+
+    return {"inputs": describe(graph.input), "outputs": describe(graph.output)}
+
+
+def sklearn_to_onnx(estimator, n_features: int | None) -> bytes:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.base import is_classifier
+
+    n_features = n_features or getattr(estimator, "n_features_in_", None)
+    if not n_features:
+        raise ValueError("the number of input features is unknown: pass input_example")
+    initial_types = [("input", FloatTensorType([None, int(n_features)]))]
+    # Plain probability tensors rather than a list of dicts: what a serving client expects.
+    options = {"zipmap": False} if is_classifier(estimator) else None
+    try:
+        onx = to_onnx(estimator, initial_types=initial_types, options=options)
+    except Exception:
+        if options is None:
+            raise
+        onx = to_onnx(estimator, initial_types=initial_types)
+    return onx.SerializeToString()
+
+
+def model_job(run_id: str, name: str, model, artifacts: ArtifactStore, input_example=None):
+    """Snapshot ``model`` now; return the job that stores it and its ONNX form."""
+    if is_onnx_model(model):
+        flavor, payload = "onnx", model.SerializeToString()
+    elif isinstance(model, (str, os.PathLike)) and str(model).endswith(".onnx"):
+        flavor, payload = "onnx", Path(model).read_bytes()
+    elif is_sklearn_estimator(model):
+        if not is_fitted(model):
+            raise ValueError(f"model {name!r} ({type(model).__name__}) is not fitted yet: fit it before logging")
+        flavor, payload = "sklearn", pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    else:
+        raise TypeError(
+            f"model {name!r} is a {type(model).__module__}.{type(model).__name__}; "
+            "log_model takes a fitted scikit-learn estimator, an onnx.ModelProto or a path to a .onnx file"
+        )
+    example_columns = None
+    n_features = None
+    if input_example is not None:
+        shape = getattr(input_example, "shape", None)
+        n_features = shape[1] if shape is not None and len(shape) == 2 else None
+        columns = getattr(input_example, "columns", None)
+        if columns is not None:
+            example_columns = [str(c) for c in columns]
+
+    def job() -> Batch:
+        model_hash = artifacts.put_bytes(payload)
+        onnx_hash, onnx_error, signature = None, None, {}
+        try:
+            onnx_bytes = payload if flavor == "onnx" else sklearn_to_onnx(pickle.loads(payload), n_features)
+            onnx_hash = artifacts.put_bytes(onnx_bytes)
+            signature = onnx_signature(onnx_bytes)
+        except Exception as exc:  # kept as a fact of the model; registration can retry
+            onnx_error = f"{type(exc).__name__}: {exc}"
+        if example_columns:
+            signature["input_columns"] = example_columns
+        return Batch(models=[{
+            "run_id": run_id, "name": name, "flavor": flavor, "model_hash": model_hash, "onnx_hash": onnx_hash,
+            "onnx_error": onnx_error, "signature": json.dumps(signature), "created_at": now_ms(),
+        }])
+
+    return job
+
+
+# ---- datasets --------------------------------------------------------------------------------
+
+def _frame_to_polars(data):
+    import polars as pl
+
+    if isinstance(data, pl.LazyFrame):
+        return data.collect()
+    if isinstance(data, pl.DataFrame):
+        return data
+    import pandas as pd
+
+    if isinstance(data, pd.Series):
+        data = data.to_frame()
+    if isinstance(data, pd.DataFrame):
+        return pl.from_pandas(data, include_index=not isinstance(data.index, pd.RangeIndex))
+    return None
+
+
+def is_frame(obj) -> bool:
+    module = type(obj).__module__
+    return (module.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series")) or \
+        (module.startswith("polars") and type(obj).__name__ in ("DataFrame", "LazyFrame"))
+
+
+def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None, direction: str,
+                source: str | None = None):
+    """Snapshot a frame or a path now; return the job that hashes and stores it."""
+    if direction not in ("input", "output"):
+        raise ValueError(f"direction must be 'input' or 'output', got {direction!r}")
+    frame = _frame_to_polars(data)
+    if frame is not None:
+        buffer = io.BytesIO()
+        frame.write_ipc(buffer)
+        payload = buffer.getvalue()
+        columns = {c: str(t) for c, t in frame.schema.items()}
+        rows = frame.height
+
+        def frame_job() -> Batch:
+            digest = artifacts.put_bytes(payload)
+            return _dataset_batch(run_id, digest, "arrow", columns, rows, len(payload), digest,
+                                  name or f"frame-{digest[:8]}", direction, source)
+
+        return frame_job
+    if isinstance(data, (str, os.PathLike)):
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"dataset path {str(path)!r} does not exist")
+        path = path.resolve()
+
+        def path_job() -> Batch:
+            if path.is_dir():
+                digest, size = artifacts.put_dir(path)
+                return _dataset_batch(run_id, digest, "folder", {}, None, size, digest,
+                                      name or path.name, direction, source or str(path))
+            digest = sha256_file(path)
+            artifacts.put_file(path, digest)
+            fmt = DATA_SUFFIXES.get(path.suffix.lower(), "file")
+            columns, rows = _file_schema(path, fmt)
+            return _dataset_batch(run_id, digest, fmt, columns, rows, path.stat().st_size, digest,
+                                  name or path.name, direction, source or str(path))
+
+        return path_job
+    raise TypeError(
+        f"log_dataset takes a pandas or polars frame or a file/folder path, got {type(data).__module__}.{type(data).__name__}"
+    )
+
+
+def _file_schema(path: Path, fmt: str) -> tuple[dict, int | None]:
+    import polars as pl
+
+    scan = {"parquet": pl.scan_parquet, "csv": pl.scan_csv, "arrow": pl.scan_ipc}.get(fmt)
+    try:
+        if scan is not None:
+            lazy = scan(path, separator="\t") if path.suffix.lower() == ".tsv" else scan(path)
+            schema = lazy.collect_schema()
+            return {c: str(t) for c, t in schema.items()}, lazy.select(pl.len()).collect().item()
+        if fmt == "json":
+            frame = pl.read_ndjson(path) if path.suffix.lower() in (".jsonl", ".ndjson") else pl.read_json(path)
+            return {c: str(t) for c, t in frame.schema.items()}, frame.height
+    except Exception:  # unreadable as a table: still a versioned file
+        pass
+    return {}, None
+
+
+def _dataset_batch(run_id, digest, fmt, columns, rows, size, blob, name, direction, source) -> Batch:
+    return Batch(
+        datasets=[{"hash": digest, "format": fmt, "columns": json.dumps(columns), "num_rows": rows,
+                   "num_bytes": size, "blob_hash": blob, "created_at": now_ms()}],
+        run_datasets=[{"run_id": run_id, "dataset_hash": digest, "direction": direction, "name": name[:250],
+                       "source": source}],
+    )

@@ -1,0 +1,375 @@
+"""The tracking service: runs, and what is logged to them.
+
+``Tracker`` is plain Python over the store; the fluent functions in ``mlops_lab.api`` and the
+``%%track`` magic are doors onto the process's default tracker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+from ..artifacts import ArtifactStore
+from ..config import StoreLocation, current_user, resolve
+from ..store import Batch, NotFoundError, RunRecord, StoreError, now_ms, open_store
+from ..store.sql import HEARTBEAT_SECONDS, HOST, TERMINAL_STATUSES
+from . import capture, environment
+from .values import (
+    check_key, check_metric_value, check_step, check_timestamp, param_number, param_text, tag_text,
+)
+from .writer import BatchWriter
+
+DEFAULT_EXPERIMENT = "Default"
+_ADJECTIVES = ["brisk", "calm", "clever", "bold", "eager", "gentle", "keen", "lucky", "merry", "quiet", "swift", "wise"]
+_NOUNS = ["otter", "falcon", "maple", "comet", "badger", "heron", "cedar", "lynx", "orca", "pine", "wren", "zebu"]
+
+
+def _run_name(run_id: str) -> str:
+    n = int(run_id[:8], 16)
+    return f"{_ADJECTIVES[n % 12]}-{_NOUNS[(n // 12) % 12]}-{n % 1000:03d}"
+
+
+@dataclass
+class ActiveRun:
+    """A run this process is logging to.  Use as a context manager; it ends the run on exit."""
+
+    id: str
+    name: str
+    experiment_id: int
+    tracker: "Tracker" = field(repr=False)
+    params: dict[str, str] = field(default_factory=dict, repr=False)
+    steps: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __enter__(self) -> "ActiveRun":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+        error = None if exc is None else f"{exc_type.__name__}: {exc}"
+        self.tracker.end_run(status, run=self, error=error)
+
+    # Logging through the run object reaches this run even when others are active.
+    def log_param(self, key, value):
+        self.tracker.log_params({key: value}, run=self)
+
+    def log_params(self, params: dict):
+        self.tracker.log_params(params, run=self)
+
+    def log_metric(self, key, value, step=None, timestamp=None):
+        self.tracker.log_metric(key, value, step=step, timestamp=timestamp, run=self)
+
+    def log_metrics(self, metrics: dict, step=None, timestamp=None):
+        self.tracker.log_metrics(metrics, step=step, timestamp=timestamp, run=self)
+
+    def set_tag(self, key, value):
+        self.tracker.set_tags({key: value}, run=self)
+
+    def set_tags(self, tags: dict):
+        self.tracker.set_tags(tags, run=self)
+
+
+class Tracker:
+    def __init__(self, location: StoreLocation | None = None):
+        self.location = location or resolve()
+        self.store = open_store(self.location.db_url)
+        self.artifacts = ArtifactStore(self.location.artifacts)
+        self.user = current_user()
+        self.writer = BatchWriter(self.store, heartbeat=self._heartbeat, heartbeat_seconds=HEARTBEAT_SECONDS)
+        self._experiments: dict[str, int] = {}
+        self._local = threading.local()
+        self._all_active: dict[str, ActiveRun] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.close)
+
+    # ---- runs --------------------------------------------------------------------------------
+
+    @property
+    def _stack(self) -> list[ActiveRun]:
+        stack = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def active_run(self) -> ActiveRun | None:
+        return self._stack[-1] if self._stack else None
+
+    def experiment_id(self, name: str) -> int:
+        check_key(name, "experiment")
+        if name not in self._experiments:
+            self._experiments[name] = self.store.get_or_create_experiment(name, self.user)
+        return self._experiments[name]
+
+    def start_run(self, name: str | None = None, *, experiment: str | None = None, tags: dict | None = None,
+                  nested: bool = False, parent_run_id: str | None = None, source: str | None = None,
+                  notebook_path: str | None = None, description: str | None = None,
+                  capture_git: bool = True) -> ActiveRun:
+        self.writer.raise_pending_error()
+        if name is not None:
+            check_key(name, "run")
+        parent = self.active_run()
+        if parent is not None and not nested and parent_run_id is None:
+            raise RuntimeError(
+                f"run {parent.name!r} ({parent.id}) is still active: end it first, or pass nested=True to start a child run"
+            )
+        if parent_run_id is None and parent is not None:
+            parent_run_id = parent.id
+        experiment = experiment or os.environ.get("MLOPS_LAB_EXPERIMENT") or DEFAULT_EXPERIMENT
+        experiment_id = self.experiment_id(experiment)
+        run_id = uuid.uuid4().hex
+        start = now_ms()
+        run = ActiveRun(run_id, name or _run_name(run_id), experiment_id, self)
+        tag_rows = self._tag_rows(run, tags or {})
+        if description:
+            tag_rows.append({"run_id": run_id, "key": "description", "value": tag_text("description", description)})
+        self.writer.add("runs", [{
+            "id": run_id, "experiment_id": experiment_id, "name": run.name, "status": "RUNNING", "user": self.user,
+            "start_time": start, "parent_run_id": parent_run_id,
+            "notebook_path": notebook_path or environment.notebook_path(),
+            "source": source, "source_hash": hashlib.sha256(source.encode()).hexdigest() if source else None,
+            "host": HOST, "pid": os.getpid(), "heartbeat_at": start,
+        }])
+        if tag_rows:
+            self.writer.add("tags", tag_rows)
+        self.writer.add("events", [self._event(run_id, "created", {"status": "RUNNING", "experiment": experiment})])
+        self.writer.defer(lambda: self._capture_context(run_id, capture_git))
+        with self._lock:
+            self._all_active[run_id] = run
+        self._stack.append(run)
+        return run
+
+    def _capture_context(self, run_id: str, capture_git: bool) -> Batch:
+        env = environment.environment_snapshot()
+        batch = Batch(environments=[{
+            "hash": env["hash"], "python": env["python"], "platform": env["platform"][:250],
+            "packages": json.dumps(env["packages"]), "hardware": json.dumps(env["hardware"]),
+        }])
+        values: dict = {"environment_hash": env["hash"]}
+        git = environment.git_state() if capture_git else None
+        if git is not None:
+            values.update(git_commit=git["commit"], git_dirty=git["dirty"])
+            if git["diff"]:
+                values["git_diff_hash"] = self.artifacts.put_bytes(git["diff"].encode())
+        batch.run_updates.append((run_id, values))
+        return batch
+
+    def end_run(self, status: str = "FINISHED", *, run: ActiveRun | None = None, error: str | None = None) -> None:
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(TERMINAL_STATUSES)}, got {status!r}")
+        run = run or self.active_run()
+        if run is None:
+            return
+        with self._lock:
+            if self._all_active.pop(run.id, None) is None:
+                return  # already ended
+        # Children end with their parent.
+        stack = self._stack
+        while run in stack and stack[-1] is not run:
+            self.end_run(status, run=stack[-1])
+        if run in stack:
+            stack.remove(run)
+        end = now_ms()
+        self.writer.add("run_updates", [(run.id, {"status": status, "end_time": end, "error": error, "heartbeat_at": end})])
+        self.writer.add("events", [self._event(run.id, "status", {"from": "RUNNING", "to": status, "error": error})])
+
+    def resume_run(self, run_id: str) -> ActiveRun:
+        """Log more to a run that exists (ended or killed); it is RUNNING again until ended."""
+        self.flush()
+        record = self.get_run(run_id)
+        run = ActiveRun(run_id, record.info.name, record.info.experiment_id, self, params=dict(record.params))
+        now = now_ms()
+        self.writer.add("run_updates", [(run_id, {"status": "RUNNING", "end_time": None, "host": HOST,
+                                                  "pid": os.getpid(), "heartbeat_at": now})])
+        self.writer.add("events", [self._event(run_id, "status", {"from": record.info.status, "to": "RUNNING"})])
+        with self._lock:
+            self._all_active[run_id] = run
+        self._stack.append(run)
+        return run
+
+    def _event(self, run_id: str, kind: str, payload: dict) -> dict:
+        return {"entity_type": "run", "entity_id": run_id, "kind": kind, "user": self.user, "time": now_ms(),
+                "payload": json.dumps(payload)}
+
+    def _heartbeat(self) -> Batch | None:
+        with self._lock:
+            ids = list(self._all_active)
+        if not ids:
+            return None
+        beat = now_ms()
+        return Batch(run_updates=[(run_id, {"heartbeat_at": beat}) for run_id in ids])
+
+    def _current(self, run: ActiveRun | None) -> ActiveRun:
+        """The run to log to: the given one, the active one, or (as MLflow does) a new one."""
+        if run is not None:
+            if run.id not in self._all_active:
+                raise RuntimeError(f"run {run.name!r} ({run.id}) has ended; resume it with ml.resume_run({run.id!r})")
+            return run
+        return self.active_run() or self.start_run()
+
+    # ---- logging -----------------------------------------------------------------------------
+
+    def log_params(self, params: dict, *, run: ActiveRun | None = None) -> None:
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict, got {type(params).__name__}")
+        rows = []
+        for key, value in params.items():
+            check_key(key, "param")
+            text = param_text(key, value)
+            rows.append((key, text))
+        run = self._current(run)
+        new = []
+        for key, text in rows:
+            old = run.params.get(key)
+            if old is not None and old != text:
+                raise ValueError(
+                    f"param {key!r} was already logged as {old!r} in run {run.name!r}; params cannot change "
+                    f"(got {text!r}). Log it under another name, or start a new run."
+                )
+            if old is None:
+                new.append({"run_id": run.id, "key": key, "value": text, "value_num": param_number(text)})
+        for row in new:
+            run.params[row["key"]] = row["value"]
+        if new:
+            self.writer.add("params", new)
+
+    def log_metric(self, key, value, step=None, timestamp=None, *, run: ActiveRun | None = None) -> None:
+        self.log_metrics({key: value}, step=step, timestamp=timestamp, run=run)
+
+    def log_metrics(self, metrics: dict, step=None, timestamp=None, *, run: ActiveRun | None = None) -> None:
+        """Log many values at once.  ``step`` defaults to one more than the key's last step."""
+        if not isinstance(metrics, dict):
+            raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
+        checked = []
+        for key, value in metrics.items():
+            check_key(key, "metric")
+            checked.append((key, check_metric_value(key, value),
+                            None if step is None else check_step(key, step)))
+        ts = now_ms() if timestamp is None else check_timestamp("metrics", timestamp)
+        run = self._current(run)
+        rows = []
+        steps = run.steps
+        for key, value, key_step in checked:
+            if key_step is None:
+                key_step = steps.get(key, -1) + 1
+            steps[key] = max(key_step, steps.get(key, key_step))
+            rows.append({"run_id": run.id, "key": key, "value": value, "step": key_step, "timestamp": ts})
+        self.writer.add("metrics", rows)
+
+    def set_tags(self, tags: dict, *, run: ActiveRun | None = None) -> None:
+        if not isinstance(tags, dict):
+            raise TypeError(f"tags must be a dict, got {type(tags).__name__}")
+        run = self._current(run)
+        rows = self._tag_rows(run, tags)
+        self.writer.add("tags", rows)
+        self.writer.add("events", [self._event(run.id, "tags", {r["key"]: r["value"] for r in rows})])
+
+    @staticmethod
+    def _tag_rows(run: ActiveRun, tags: dict) -> list[dict]:
+        return [{"run_id": run.id, "key": check_key(k, "tag"), "value": tag_text(k, v)} for k, v in tags.items()]
+
+    def log_artifact(self, path, artifact_path: str | None = None, *, run: ActiveRun | None = None) -> None:
+        """Store a file or a folder (content-addressed) under ``artifact_path`` in the run."""
+        from pathlib import Path
+
+        source = Path(path).expanduser()
+        if not source.exists():
+            raise FileNotFoundError(f"artifact {str(source)!r} does not exist")
+        name = artifact_path or source.name
+        _check_artifact_path(name)
+        run = self._current(run)
+        artifacts = self.artifacts
+
+        def job() -> Batch:
+            if source.is_dir():
+                digest, size = artifacts.put_dir(source)
+                kind = "dir"
+            else:
+                digest, size, kind = artifacts.put_file(source), source.stat().st_size, "file"
+            return Batch(artifacts=[{"run_id": run.id, "path": name, "hash": digest, "size": size, "kind": kind}])
+
+        # Hash now rather than later: the file may change after this call returns.
+        if source.is_file() and source.stat().st_size <= 64 * 1024 * 1024:
+            self.writer.add("artifacts", job().artifacts)
+        else:
+            self.writer.defer(job)
+
+    def log_text(self, text: str, artifact_path: str, *, run: ActiveRun | None = None) -> None:
+        _check_artifact_path(artifact_path)
+        run = self._current(run)
+        data = text.encode()
+        self.writer.add("artifacts", [{"run_id": run.id, "path": artifact_path, "hash": self.artifacts.put_bytes(data),
+                                       "size": len(data), "kind": "file"}])
+
+    def log_model(self, model, name: str = "model", *, input_example=None, run: ActiveRun | None = None) -> None:
+        check_key(name, "model")
+        run = self._current(run)
+        self.writer.defer(capture.model_job(run.id, name, model, self.artifacts, input_example))
+
+    def log_dataset(self, data, name: str | None = None, *, direction: str = "input", source: str | None = None,
+                    run: ActiveRun | None = None) -> None:
+        if name is not None:
+            check_key(name, "dataset")
+        run = self._current(run)
+        self.writer.defer(capture.dataset_job(run.id, data, self.artifacts, name=name, direction=direction, source=source))
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def get_run(self, run_id: str) -> RunRecord:
+        if not isinstance(run_id, str) or not run_id:
+            raise TypeError(f"run id must be a non-empty string, got {run_id!r}")
+        self.flush()
+        return self.store.get_run(run_id)
+
+    def close(self) -> None:
+        """End this process's open runs (FINISHED) and write everything still queued."""
+        with self._lock:
+            open_runs = list(self._all_active.values())
+        for run in open_runs:
+            self.end_run("FINISHED", run=run)
+        try:
+            self.writer.flush(timeout=60)
+        except StoreError as exc:
+            print(f"mlops_lab: {exc}")
+
+
+def _check_artifact_path(name: str) -> None:
+    if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/") or "\x00" in name:
+        raise ValueError(f"artifact path {name!r} must be a relative path inside the run (no '..', no leading '/')")
+
+
+_default: Tracker | None = None
+_default_lock = threading.Lock()
+
+
+def default_tracker() -> Tracker:
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Tracker()
+    return _default
+
+
+def set_tracker(tracker: Tracker | None) -> Tracker | None:
+    """Use another store from now on (``ml.set_store``); the old tracker is flushed and closed."""
+    global _default
+    with _default_lock:
+        old, _default = _default, tracker
+    if old is not None and old is not tracker:
+        old.close()
+    return old
+
+
+__all__ = ["ActiveRun", "NotFoundError", "Tracker", "default_tracker", "set_tracker"]
