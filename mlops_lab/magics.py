@@ -1,0 +1,95 @@
+"""``%%track`` and ``%track on|off``: doors onto ``mlops_lab.tracking.cells``.
+
+    %load_ext mlops_lab
+    %%track --experiment churn --name rf-200 --tag team=ds
+    n_estimators = 200
+    model = RandomForestClassifier(n_estimators=n_estimators).fit(X, y)
+    acc = model.score(X_test, y_test)
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.error import UsageError
+
+
+def _tags(pairs: list[str] | None) -> dict:
+    tags = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag takes key=value, got {pair!r}")
+        tags[key] = value
+    return tags
+
+
+@magics_class
+class TrackMagics(Magics):
+    def __init__(self, shell):
+        super().__init__(shell)
+        self.auto_args: str | None = None  # the %track on arguments while tracking every cell
+
+    @magic_arguments()
+    @argument("mode", nargs="?", choices=["on", "off", "status"], help="line form: track every following cell")
+    @argument("--experiment", "-e", help="experiment name (default: MLOPS_LAB_EXPERIMENT or 'Default')")
+    @argument("--name", "-n", help="run name (default: a generated one)")
+    @argument("--tag", "-t", action="append", help="tag as key=value; repeatable")
+    @line_cell_magic
+    def track(self, line: str, cell: str | None = None):
+        """Track a cell as a run (``%%track``), or every following cell (``%track on``)."""
+        try:
+            args = parse_argstring(self.track, line)
+        except UsageError:
+            raise
+        except SystemExit:  # argparse on bad input
+            raise UsageError(f"%track: cannot parse {line!r}; see %track?") from None
+        if cell is None:
+            return self._switch(args, line)
+        if args.mode is not None:
+            raise UsageError("%%track takes options only; use the line form for %track on|off")
+        from .tracking import default_tracker
+        from .tracking.cells import run_tracked_cell
+
+        return run_tracked_cell(default_tracker(), self.shell, cell, experiment=args.experiment, name=args.name,
+                                tags=_tags(args.tag))
+
+    def _switch(self, args, line: str):
+        if args.mode == "on":
+            _tags(args.tag)  # refuse bad tags now, not on every cell
+            self.auto_args = " ".join(shlex.quote(part) for part in shlex.split(line)[1:])
+            if self._auto_transform not in self.shell.input_transformers_cleanup:
+                self.shell.input_transformers_cleanup.append(self._auto_transform)
+            print("mlops_lab: tracking every cell as a run (%track off to stop)")
+        elif args.mode == "off":
+            self.auto_args = None
+            if self._auto_transform in self.shell.input_transformers_cleanup:
+                self.shell.input_transformers_cleanup.remove(self._auto_transform)
+            print("mlops_lab: cell tracking off")
+        else:
+            from .tracking import default_tracker
+
+            tracker = default_tracker()
+            state = "on" if self.auto_args is not None else "off"
+            print(f"mlops_lab: tracking every cell is {state}; store {tracker.location.db_url}")
+
+    def _auto_transform(self, lines: list[str]) -> list[str]:
+        """With %track on, each cell is run as if it began with %%track (one code path for both)."""
+        if self.auto_args is None or not lines:
+            return lines
+        first = lines[0].lstrip()
+        if first.startswith("%%") or first.startswith("%track") or not "".join(lines).strip():
+            return lines
+        return [f"%%track {self.auto_args}\n", *lines]
+
+
+def register(ipython) -> None:
+    ipython.register_magics(TrackMagics)
+
+
+def unregister(ipython) -> None:
+    magics = ipython.magics_manager.registry.get("TrackMagics")
+    if magics is not None and magics._auto_transform in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(magics._auto_transform)
