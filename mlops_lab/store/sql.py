@@ -86,6 +86,26 @@ class RunRecord:
     datasets: list[dict]
     environment: dict | None
 
+    def to_dict(self) -> dict:
+        """A JSON-ready form (NaN and inf become strings, which JSON lacks)."""
+        info = self.info.model_dump()
+        info["experiment"] = self.experiment
+        return {
+            "info": info, "params": self.params, "metrics": {k: json_number(v) for k, v in self.metrics.items()},
+            "tags": self.tags, "artifacts": self.artifacts,
+            "models": [{**m, "signature": json.loads(m["signature"])} for m in self.models],
+            "datasets": [{**d, "columns": json.loads(d["columns"])} for d in self.datasets],
+            "environment": self.environment,
+        }
+
+
+def json_number(value: float) -> float | str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
 
 def _pid_alive(pid: int) -> bool:
     try:

@@ -36,3 +36,29 @@ def runs_frame(store: Store, experiment_ids: list[int] | None = None, filter_str
     for column in ("start_time", "end_time"):
         frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
     return frame
+
+
+def runs_page(store: Store, experiment_ids: list[int] | None = None, filter_string: str | None = None,
+              order_by: list[str] | str | None = None, limit: int = 100, offset: int = 0) -> dict:
+    """A page of runs for the lab's panels: plain JSON, NaN/inf spelled out."""
+    from ..store.sql import json_number
+
+    runs, params, metrics, tags = store.search_runs(experiment_ids, filter_string, order_by, limit, offset)
+    rows = []
+    for run in runs:
+        run_id = run["id"]
+        end = run["end_time"]
+        rows.append({
+            "run_id": run_id, "name": run["name"], "experiment": run["experiment"], "status": run["status"],
+            "user": run["user"], "start_time": run["start_time"], "end_time": end,
+            "duration_ms": None if end is None else end - run["start_time"],
+            "params": params[run_id], "metrics": {k: json_number(v) for k, v in metrics[run_id].items()},
+            "tags": tags[run_id],
+        })
+    return {
+        "runs": rows,
+        "param_keys": sorted({k for r in rows for k in r["params"]}),
+        "metric_keys": sorted({k for r in rows for k in r["metrics"]}),
+        "offset": offset,
+        "limit": limit,
+    }

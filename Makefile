@@ -1,0 +1,38 @@
+# Two commands: `make demo` and `make test`.  Both set up .venv first and are safe to repeat.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# What the build of the wheel itself needs, installed first so the project installs without build isolation.
+BUILD_DEPS := "hatchling>=1.5" "hatch-jupyter-builder>=0.9" "hatch-nodejs-version>=0.3.2" editables "jupyterlab>=4.6,<5"
+SOURCES := $(wildcard labextension/src/*.ts labextension/style/*) package.json tsconfig.json pyproject.toml
+
+.PHONY: demo test setup lab build clean bench
+
+setup: $(VENV)/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python $(SOURCES)
+	$(BIN)/pip install -q $(BUILD_DEPS)
+	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
+	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
+	touch $@
+
+build: setup
+	jlpm build
+
+demo: setup
+	$(BIN)/jupyter lab --notebook-dir=demo_notebooks
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/tracking.py
+
+clean:
+	rm -rf $(VENV) node_modules labextension/lib mlops_lab/labextension tsconfig.tsbuildinfo

@@ -1,0 +1,22 @@
+"""Jupyter Server extension: REST under ``<base_url>/mlops-lab/api/`` for the sidebar.
+
+The server reads the same store the kernels write (same resolution order, started from the
+server's root directory), so the sidebar and every notebook agree without configuration.
+"""
+
+from __future__ import annotations
+
+from ..config import resolve
+from .handlers import ROUTES, LabBackend
+
+
+def _load_jupyter_server_extension(serverapp) -> None:
+    from jupyter_server.utils import url_path_join
+
+    location = resolve(start_dir=serverapp.root_dir)
+    web_app = serverapp.web_app
+    web_app.settings["mlops_lab"] = LabBackend(location)
+    base_url = web_app.settings["base_url"]
+    web_app.add_handlers(".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler)
+                                 for path, handler in ROUTES])
+    serverapp.log.info("mlops_lab: store %s (%s)", location.db_url, location.source)
