@@ -150,7 +150,7 @@ class RunDataset(SQLModel, table=True):
     run_id: str = Field(primary_key=True, foreign_key="run.id", max_length=32)
     dataset_hash: str = Field(primary_key=True, foreign_key="dataset_version.hash", max_length=64)
     direction: str = Field(primary_key=True, max_length=8)  # input | output
-    name: str = Field(max_length=MAX_KEY_LENGTH)
+    name: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
     source: str | None = Field(default=None, sa_column=Column(Text))
 
 

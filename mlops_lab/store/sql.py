@@ -244,7 +244,7 @@ class Store:
                     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=values), rows)
             if batch.run_datasets:
                 conn.execute(
-                    self._insert(RunDataset).on_conflict_do_nothing(index_elements=["run_id", "dataset_hash", "direction"]),
+                    self._insert(RunDataset).on_conflict_do_nothing(index_elements=["run_id", "dataset_hash", "direction", "name"]),
                     batch.run_datasets,
                 )
             for run_id, values in batch.run_updates:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 04:08:18.926699
+Create Date: 2026-11-26 04:15:55.684396
 """
 
 from alembic import op
@@ -155,7 +155,7 @@ def upgrade() -> None:
     sa.Column('source', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['dataset_hash'], ['dataset_version.hash'], ),
     sa.ForeignKeyConstraint(['run_id'], ['run.id'], ),
-    sa.PrimaryKeyConstraint('run_id', 'dataset_hash', 'direction')
+    sa.PrimaryKeyConstraint('run_id', 'dataset_hash', 'direction', 'name')
     )
     op.create_table('tag',
     sa.Column('run_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),

@@ -1,0 +1,116 @@
+"""Shared fixtures: real SQLite files and the real PostgreSQL on 127.0.0.1:5432, no mocks.
+
+PostgreSQL tests get a schema of their own (dropped afterwards).  Where PostgreSQL is not
+reachable they skip with the reason, unless MLOPS_LAB_REQUIRE_SERVICES=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+PG_URL = os.environ.get("MLOPS_LAB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_SERVICES = os.environ.get("MLOPS_LAB_REQUIRE_SERVICES") == "1"
+ARTIFACTS_DIR = Path(__file__).parent.parent / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own default store home; none touches the user's."""
+    monkeypatch.setenv("MLOPS_LAB_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLOPS_LAB_DB_URL", raising=False)
+    monkeypatch.delenv("MLOPS_LAB_ARTIFACTS", raising=False)
+    monkeypatch.delenv("MLOPS_LAB_EXPERIMENT", raising=False)
+    monkeypatch.setenv("MLOPS_LAB_USER", "tester")
+    yield
+    from mlops_lab.store import forget_stores
+    from mlops_lab.tracking import set_tracker
+
+    set_tracker(None)
+    forget_stores()
+
+
+def _pg_available() -> str | None:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # the reason is shown in the skip
+        return f"PostgreSQL at {PG_URL} is not reachable: {exc.__class__.__name__}: {str(exc)[:200]}"
+
+
+_pg_problem: list = []
+
+
+def pg_problem() -> str | None:
+    if not _pg_problem:
+        _pg_problem.append(_pg_available())
+    return _pg_problem[0]
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh schema."""
+    problem = pg_problem()
+    if problem:
+        if REQUIRE_SERVICES:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    import sqlalchemy as sa
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
+    from mlops_lab.store import forget_stores
+
+    forget_stores()
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Each test that takes this runs on both engines."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def tracker(db_url, tmp_path):
+    """The process's tracker, on the engine under test, used by the fluent API too."""
+    from mlops_lab.config import StoreLocation
+    from mlops_lab.tracking import Tracker, set_tracker
+
+    t = Tracker(StoreLocation(db_url, str(tmp_path / "artifacts"), "test"))
+    set_tracker(t)
+    yield t
+    t.close()
+
+
+@pytest.fixture
+def store(tracker):
+    return tracker.store
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    """Where tests keep what a person should look at (screenshots)."""
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    return ARTIFACTS_DIR
