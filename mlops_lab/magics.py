@@ -31,6 +31,7 @@ class TrackMagics(Magics):
     def __init__(self, shell):
         super().__init__(shell)
         self.auto_args: str | None = None  # the %track on arguments while tracking every cell
+        self._inside_cell = False  # the cell body is transformed again inside %%track
 
     @magic_arguments()
     @argument("mode", nargs="?", choices=["on", "off", "status"], help="line form: track every following cell")
@@ -53,8 +54,13 @@ class TrackMagics(Magics):
         from .tracking import default_tracker
         from .tracking.cells import run_tracked_cell
 
-        return run_tracked_cell(default_tracker(), self.shell, cell, experiment=args.experiment, name=args.name,
-                                tags=_tags(args.tag))
+        tags = _tags(args.tag)
+        self._inside_cell = True
+        try:
+            return run_tracked_cell(default_tracker(), self.shell, cell, experiment=args.experiment, name=args.name,
+                                    tags=tags)
+        finally:
+            self._inside_cell = False
 
     def _switch(self, args, line: str):
         if args.mode == "on":
@@ -77,7 +83,7 @@ class TrackMagics(Magics):
 
     def _auto_transform(self, lines: list[str]) -> list[str]:
         """With %track on, each cell is run as if it began with %%track (one code path for both)."""
-        if self.auto_args is None or not lines:
+        if self.auto_args is None or self._inside_cell or not lines:
             return lines
         first = lines[0].lstrip()
         if first.startswith("%%") or first.startswith("%track") or not "".join(lines).strip():
