@@ -1,0 +1,44 @@
+"""The demo notebooks run end to end on a real kernel (nbclient) and fill the store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from mlops_lab.store import open_store
+
+DEMOS = Path(__file__).parent.parent / "demo_notebooks"
+
+
+@pytest.mark.slow
+def test_tracking_demo_runs_and_fills_the_store(tmp_path, monkeypatch):
+    db = tmp_path / "demo.db"
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
+    notebook_path = tmp_path / "01_tracking.ipynb"
+    shutil.copy(DEMOS / "01_tracking.ipynb", notebook_path)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors == []
+    store = open_store(f"sqlite:///{db}")
+    runs, params, metrics, tags = store.search_runs(order_by="attributes.start_time")
+    by_name = {r["name"]: r for r in runs}
+    assert {"rf-baseline", "rf-deeper", "logreg", "gb-sweep", "gb-lr0.1"} <= set(by_name)
+    assert all(r["status"] == "FINISHED" for r in runs)
+    baseline = store.get_run(by_name["rf-baseline"]["id"])
+    assert baseline.params["n_estimators"] == "50" and baseline.params["max_depth"] == "4"
+    assert 0.9 < baseline.metrics["accuracy"] <= 1 and baseline.tags["family"] == "forest"
+    assert baseline.models[0]["onnx_hash"] and {d["name"] for d in baseline.datasets} >= {"X_train", "X_test"}
+    assert [a["path"] for a in baseline.artifacts] == ["stdout.txt"]  # the cell printed its scores
+    child = store.get_run(by_name["gb-lr0.1"]["id"])
+    assert child.info.parent_run_id == by_name["gb-sweep"]["id"]
+    assert len(store.metric_history(child.info.id, "test_log_loss")) == 60
+    # The last cells searched and printed the best run.
+    printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
+    assert "model: [('model'" in printed and "data:" in printed

@@ -1,0 +1,91 @@
+"""The REST API on a real Jupyter Server (pytest-jupyter), reading what a kernel wrote."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import tornado.httpclient
+
+import mlops_lab as ml
+from mlops_lab.server.handlers import ROUTES
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config(tracker, monkeypatch):
+    # The server resolves the store as a kernel would: here through the environment.
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.store.url)
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
+    return {"ServerApp": {"jpserver_extensions": {"mlops_lab": True}}}
+
+
+@pytest.fixture
+def logged_runs(tracker):
+    ids = []
+    for i in range(3):
+        with ml.start_run(f"run-{i}", experiment="rest") as run:
+            ml.log_param("model", "rf" if i else "lr")
+            ml.log_metric("acc", 0.8 + i / 100)
+            ml.log_metric("loss", float("nan") if i == 2 else 0.1)
+        ids.append(run.id)
+    ml.flush()
+    return ids
+
+
+async def get_json(jp_fetch, *path, **params):
+    response = await jp_fetch("mlops-lab", "api", *path, params=params)
+    assert response.code == 200
+    return json.loads(response.body)
+
+
+async def test_runs_page_filter_and_sort(jp_fetch, logged_runs):
+    page = await get_json(jp_fetch, "runs")
+    assert {r["run_id"] for r in page["runs"]} == set(logged_runs)
+    assert page["metric_keys"] == ["acc", "loss"] and page["param_keys"] == ["model"]
+    nan_run = next(r for r in page["runs"] if r["name"] == "run-2")
+    assert nan_run["metrics"]["loss"] == "NaN"  # valid JSON, no bare NaN
+    page = await get_json(jp_fetch, "runs", filter="params.model = 'rf'", order_by="metrics.acc DESC", limit="1")
+    assert [r["name"] for r in page["runs"]] == ["run-2"]
+
+
+async def test_run_detail_info_and_experiments(jp_fetch, logged_runs, tracker):
+    detail = await get_json(jp_fetch, "runs", logged_runs[0])
+    assert detail["info"]["name"] == "run-0" and detail["params"] == {"model": "lr"}
+    info = await get_json(jp_fetch, "info")
+    assert info["db_url"] == tracker.store.url and "MLOPS_LAB_DB_URL" in info["source"]
+    experiments = await get_json(jp_fetch, "experiments")
+    assert "rest" in [e["name"] for e in experiments["experiments"]]
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"filter": "metrics.acc >"}, "ends early"),
+    ({"filter": "params.x = 'a'; DROP TABLE run"}, "unexpected character"),
+    ({"limit": "lots"}, "limit must be an integer"),
+    ({"limit": "100000"}, "limit must be from 1 to 1000"),
+    ({"offset": "-1"}, "offset must be from 0"),
+])
+async def test_bad_requests_are_400_with_a_message(jp_fetch, logged_runs, params, message):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", "runs", params=params)
+    assert info.value.code == 400
+    assert message in json.loads(info.value.response.body)["error"]
+    assert len((await get_json(jp_fetch, "runs"))["runs"]) == 3  # nothing was harmed
+
+
+async def test_unknown_run_is_404(jp_fetch, logged_runs):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", "runs", "0" * 32)
+    assert info.value.code == 404
+
+
+async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_http_port, logged_runs):
+    client = tornado.httpclient.AsyncHTTPClient()
+    for pattern, _handler in ROUTES:
+        path = re.sub(r"\(\[0-9a-f\]\{32\}\)", logged_runs[0], pattern)
+        url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}mlops-lab/api/{path}"
+        response = await client.fetch(url, raise_error=False)
+        assert response.code == 403, f"{path} answered {response.code} without a token"
+        assert logged_runs[0] not in response.body.decode(errors="replace")
