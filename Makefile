@@ -26,7 +26,7 @@ build: setup
 	jlpm build
 
 demo: setup
-	$(BIN)/jupyter lab --notebook-dir=demo_notebooks
+	$(BIN)/jupyter lab --notebook-dir=demo_notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: setup
 	$(BIN)/python -m pytest -q

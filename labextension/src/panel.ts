@@ -3,7 +3,7 @@ import { Widget } from '@lumino/widgets';
 
 import { IRunRow, RunsModel } from './model';
 
-const MAX_METRIC_COLUMNS = 4;
+const MAX_METRIC_COLUMNS = 3;
 
 function formatNumber(value: number | string | undefined): string {
   if (value === undefined) {
@@ -46,7 +46,8 @@ export class RunsPanel extends Widget {
     header.appendChild(cell('th', 'Runs'));
     const filter = document.createElement('input');
     filter.className = 'jp-mlops-filter';
-    filter.placeholder = "filter: metrics.acc > 0.9 and params.model = 'rf'";
+    filter.placeholder = 'Filter, e.g. metrics.acc > 0.9';
+    filter.title = "MLflow filter grammar: metrics.acc > 0.9 and params.model = 'rf'; Enter to apply";
     filter.setAttribute('aria-label', 'Filter runs');
     filter.addEventListener('keydown', event => {
       if (event.key === 'Enter') {
@@ -88,8 +89,8 @@ export class RunsPanel extends Widget {
     this._message.classList.toggle('jp-mlops-error', error !== null);
     const metrics = metric_keys.slice(0, MAX_METRIC_COLUMNS);
     const head = document.createElement('tr');
-    for (const title of ['', 'Run', 'Experiment', 'Duration', ...metrics]) {
-      head.appendChild(cell('th', title));
+    for (const title of ['', 'Run', 'Time', ...metrics]) {
+      head.appendChild(cell('th', title, title));
     }
     const rows = runs.map(run => this._row(run, metrics));
     this._table.replaceChildren(head, ...rows);
@@ -101,12 +102,15 @@ export class RunsPanel extends Widget {
     const status = cell('td', '●', run.status);
     status.className = `jp-mlops-status jp-mlops-status-${run.status.toLowerCase()}`;
     const started = new Date(run.start_time).toLocaleString();
-    row.append(
-      status,
-      cell('td', run.name, `${run.run_id}\nstarted ${started} by ${run.user}`),
-      cell('td', run.experiment),
-      cell('td', formatDuration(run.duration_ms))
-    );
+    const name = cell('td', '', `${run.run_id}\nstarted ${started} by ${run.user}`);
+    const title = document.createElement('div');
+    title.className = 'jp-mlops-run-name';
+    title.textContent = run.name;
+    const experiment = document.createElement('div');
+    experiment.className = 'jp-mlops-run-experiment';
+    experiment.textContent = run.experiment;
+    name.append(title, experiment);
+    row.append(status, name, cell('td', formatDuration(run.duration_ms)));
     for (const key of metrics) {
       row.appendChild(cell('td', formatNumber(run.metrics[key]), key));
     }

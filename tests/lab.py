@@ -1,0 +1,88 @@
+"""A real ``jupyter lab`` on 127.0.0.1 (random port and token, temp dirs) and Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LabServer:
+    def __init__(self, root: Path, env: dict, python: str = sys.executable):
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.root = root
+        state = root.parent / f"lab-state-{self.port}"
+        for name in ("config", "data", "runtime", "settings", "workspaces"):
+            (state / name).mkdir(parents=True, exist_ok=True)
+        # No "would you like news?" toast over the screenshots.
+        notification = state / "settings" / "@jupyterlab" / "apputils-extension"
+        notification.mkdir(parents=True)
+        (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+        self.log = open(state / "server.log", "w")
+        self.log_path = state / "server.log"
+        self.process = subprocess.Popen(
+            [python, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
+             f"--LabApp.user_settings_dir={state / 'settings'}", f"--LabApp.workspaces_dir={state / 'workspaces'}",
+             "--LabServerApp.open_browser=False", "--ServerApp.allow_root=True"],
+            env={**os.environ, **env, "JUPYTER_CONFIG_DIR": str(state / "config"),
+                 "JUPYTER_RUNTIME_DIR": str(state / "runtime")},
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self._wait()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _wait(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"jupyter lab did not start in {timeout} s: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+def require_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        reason = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("MLOPS_LAB_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
