@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .config import resolve
 from .store import RunRecord
 from .tracking import ActiveRun, Tracker, default_tracker, runs_frame, set_tracker
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def set_store(db_url: str | None = None, artifacts: str | None = None) -> Tracker:
@@ -94,5 +97,5 @@ def search_runs(experiment: str | list[str] | None = None, filter_string: str | 
     experiment_ids = None
     if experiment is not None:
         names = [experiment] if isinstance(experiment, str) else list(experiment)
-        experiment_ids = [i for i in (tracker.store.experiment_id(n) for n in names) if i is not None]
+        experiment_ids = [i for i in map(tracker.find_experiment, names) if i is not None]
     return runs_frame(tracker.store, experiment_ids, filter_string, order_by, max_results)

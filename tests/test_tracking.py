@@ -83,6 +83,8 @@ def test_nan_and_inf_policy(tracker):
     metrics = ml.get_run(run.id).metrics
     assert math.isnan(metrics["loss"]) and metrics["grad"] == math.inf
     assert ml.search_runs(filter_string="metrics.loss < 1").empty  # NaN matches no comparison
+    frame = ml.search_runs()
+    assert math.isnan(frame["metrics.loss"][0]) and frame["metrics.grad"][0] == math.inf
 
 
 @pytest.mark.parametrize("call, message", [

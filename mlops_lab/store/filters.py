@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from .models import LatestMetric, Param, Run, Tag
+
+# Core columns, not ORM attributes: building a statement from them costs a fraction as much.
+RUN, PARAM, METRIC, TAG = (model.__table__.c for model in (Run, Param, LatestMetric, Tag))
 
 
 class FilterError(ValueError):
@@ -29,13 +32,13 @@ ENTITY_ALIASES = {
     "attribute": "attributes", "attributes": "attributes", "attr": "attributes", "run": "attributes",
 }
 
-NUMERIC_ATTRIBUTES = {"start_time": Run.start_time, "end_time": Run.end_time}
+NUMERIC_ATTRIBUTES = {"start_time": RUN.start_time, "end_time": RUN.end_time}
 STRING_ATTRIBUTES = {
-    "status": Run.status, "run_name": Run.name, "name": Run.name, "user": Run.user,
-    "run_id": Run.id, "id": Run.id, "notebook_path": Run.notebook_path,
-    "git_commit": Run.git_commit, "parent_run_id": Run.parent_run_id,
+    "status": RUN.status, "run_name": RUN.name, "name": RUN.name, "user": RUN.user,
+    "run_id": RUN.id, "id": RUN.id, "notebook_path": RUN.notebook_path,
+    "git_commit": RUN.git_commit, "parent_run_id": RUN.parent_run_id,
 }
-ATTRIBUTES = NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES | {"duration": None, "experiment_id": Run.experiment_id}
+ATTRIBUTES = NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES | {"duration": None, "experiment_id": RUN.experiment_id}
 
 NUMERIC_OPS = {"=", "!=", "<", "<=", ">", ">="}
 STRING_OPS = {"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"}
@@ -218,30 +221,33 @@ def _numeric_condition(column, op: str, value: float):
     }[op]
 
 
+def _runs_where(table, key: str, condition):
+    """Runs having ``key`` with a value meeting ``condition``.  An uncorrelated IN lets the
+    database walk the (key, value) index once instead of probing it for every run."""
+    return RUN.id.in_(select(table.run_id).where(table.key == key, condition))
+
+
 def compile_comparison(field: Field, op: str, value, text: str):
     where = f"filter {text!r}"
     is_number = isinstance(value, float)
     if field.entity == "metrics":
         if op not in NUMERIC_OPS or not is_number:
             raise FilterError(f"metrics.{field.key} compares with =, !=, <, <=, >, >= and a number in {where}")
-        return exists(select(LatestMetric.run_id).where(
-            LatestMetric.run_id == Run.id, LatestMetric.key == field.key,
-            _numeric_condition(LatestMetric.value, op, value)))
+        return _runs_where(METRIC, field.key, _numeric_condition(METRIC.value, op, value))
     if field.entity == "params":
         if is_number:
             if op not in NUMERIC_OPS:
                 raise FilterError(f"{op} needs a quoted string in {where}")
-            condition = _numeric_condition(Param.value_num, op, value)
+            condition = _numeric_condition(PARAM.value_num, op, value)
         else:
             if op not in STRING_OPS:
                 raise FilterError(f"params.{field.key} compared with a string takes {', '.join(sorted(STRING_OPS))} in {where}")
-            condition = _string_condition(Param.value, op, value)
-        return exists(select(Param.run_id).where(Param.run_id == Run.id, Param.key == field.key, condition))
+            condition = _string_condition(PARAM.value, op, value)
+        return _runs_where(PARAM, field.key, condition)
     if field.entity == "tags":
         if op not in STRING_OPS or is_number:
             raise FilterError(f"tags.{field.key} compares with a quoted string using {', '.join(sorted(STRING_OPS))} in {where}")
-        return exists(select(Tag.run_id).where(Tag.run_id == Run.id, Tag.key == field.key,
-                                               _string_condition(Tag.value, op, value)))
+        return _runs_where(TAG, field.key, _string_condition(TAG.value, op, value))
     column = attribute_column(field.key)
     if field.key in STRING_ATTRIBUTES:
         if op not in STRING_OPS or is_number:
@@ -254,16 +260,18 @@ def compile_comparison(field: Field, op: str, value, text: str):
 
 def attribute_column(key: str):
     if key == "duration":
-        return Run.end_time - Run.start_time
+        return RUN.end_time - RUN.start_time
     return ATTRIBUTES[key]
 
 
 def compile_filter(text: str | None):
     """The SQL condition on ``Run`` for a filter string; None for an empty one."""
-    if text is None or not text.strip():
+    if text is None:
         return None
     if not isinstance(text, str):
         raise FilterError(f"filter must be a string, got {type(text).__name__}")
+    if not text.strip():
+        return None
     return _Parser(text).parse()
 
 

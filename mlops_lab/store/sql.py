@@ -6,12 +6,12 @@ makes tracking cheap, unlike a transaction per logged value.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
 import threading
 import time
-from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +105,19 @@ def json_number(value: float) -> float | str:
     if value in (float("inf"), float("-inf")):
         return "Infinity" if value > 0 else "-Infinity"
     return value
+
+
+def _json_dict(text) -> dict:
+    if text is None:
+        return {}
+    return text if isinstance(text, dict) else json.loads(text)
+
+
+def _metric_from_json(value) -> float:
+    """JSON has no NaN or infinity: NULL is NaN, and each engine spells infinity its own way."""
+    if value is None:
+        return float("nan")
+    return float(value)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -382,39 +395,67 @@ class Store:
             raise FilterError(f"max_results must be an integer from 1 to 100000, got {max_results!r}")
         if not isinstance(offset, int) or offset < 0:
             raise FilterError(f"offset must be a non-negative integer, got {offset!r}")
-        condition = compile_filter(filter_string)
+        order = tuple(order_by) if isinstance(order_by, (list, tuple)) else order_by
+        query = self._search_statement(None if experiment_ids is None else tuple(experiment_ids), filter_string,
+                                       order, max_results, offset)
         self.reap_stale_runs()
-        query = select(*Run.__table__.c, Experiment.name.label("experiment")).join(Experiment, Experiment.id == Run.experiment_id)
+        with self.engine.connect() as conn:
+            result = conn.execute(query)
+            columns = list(result.keys())
+            runs = [dict(zip(columns, row)) for row in result.all()]
+        params, metrics, tags = {}, {}, {}
+        for r in runs:
+            run_id = r["id"]
+            document = _json_dict(r.pop("run_values"))
+            params[run_id] = document.get("params") or {}
+            metrics[run_id] = {k: _metric_from_json(v) for k, v in (document.get("metrics") or {}).items()}
+            tags[run_id] = document.get("tags") or {}
+        return runs, params, metrics, tags
+
+    @functools.lru_cache(maxsize=256)
+    def _search_statement(self, experiment_ids: tuple | None, filter_string: str | None, order_by,
+                          max_results: int, offset: int) -> sa.Select:
+        """The search statement; kept, since a lab polls the same search again and again."""
+        condition = compile_filter(filter_string)
+        run, experiment = Run.__table__, Experiment.__table__
+        # Each run's params, latest metrics and tags come back as one JSON document in the run's
+        # row: one statement and one row per run, not one row per value.
+        values = self._json_object(*[part for kind, model in (
+            ("params", Param), ("metrics", LatestMetric), ("tags", Tag)) for part in (
+            sa.literal(kind),
+            select(self._json_group(model.__table__.c.key, model.__table__.c.value))
+            .where(model.__table__.c.run_id == run.c.id).scalar_subquery())])
+        query = select(*run.c, experiment.c.name.label("experiment"), values.label("run_values")) \
+            .join(experiment, experiment.c.id == run.c.experiment_id)
         if experiment_ids is not None:
-            query = query.where(Run.experiment_id.in_(experiment_ids))
+            query = query.where(run.c.experiment_id.in_(experiment_ids))
         if condition is not None:
             query = query.where(condition)
         for index, (fld, descending) in enumerate(parse_order_by(order_by)):
             if fld.entity == "attributes":
                 column = attribute_column(fld.key)
             else:
-                table = {"metrics": LatestMetric, "params": Param, "tags": Tag}[fld.entity]
-                alias = sa.orm.aliased(table, name=f"order_{index}")
-                query = query.outerjoin(alias, sa.and_(alias.run_id == Run.id, alias.key == fld.key))
-                column = alias.value_num if fld.entity == "params" else alias.value
+                table = {"metrics": LatestMetric, "params": Param, "tags": Tag}[fld.entity].__table__.alias(f"order_{index}")
+                query = query.outerjoin(table, sa.and_(table.c.run_id == run.c.id, table.c.key == fld.key))
+                column = table.c.value
                 if fld.entity == "params":  # numbers by value, then the rest as text
-                    query = query.order_by(column.is_(None), column.desc() if descending else column.asc())
-                    column = alias.value
+                    number = table.c.value_num
+                    query = query.order_by(number.is_(None), number.desc() if descending else number.asc())
             query = query.order_by(column.is_(None), column.desc() if descending else column.asc())
-        query = query.order_by(Run.start_time.desc(), Run.id).limit(max_results).offset(offset)
-        with self.engine.connect() as conn:
-            runs = [dict(r._mapping) for r in conn.execute(query)]
-            ids = [r["id"] for r in runs]
-            params, metrics, tags = defaultdict(dict), defaultdict(dict), defaultdict(dict)
-            for chunk in (ids[i:i + 5000] for i in range(0, len(ids), 5000)):
-                for run_id, key, value in conn.execute(select(Param.run_id, Param.key, Param.value).where(Param.run_id.in_(chunk))):
-                    params[run_id][key] = value
-                for run_id, key, value in conn.execute(
-                        select(LatestMetric.run_id, LatestMetric.key, LatestMetric.value).where(LatestMetric.run_id.in_(chunk))):
-                    metrics[run_id][key] = _json_value(value)
-                for run_id, key, value in conn.execute(select(Tag.run_id, Tag.key, Tag.value).where(Tag.run_id.in_(chunk))):
-                    tags[run_id][key] = value
-        return runs, params, metrics, tags
+        query = query.order_by(run.c.start_time.desc(), run.c.id).limit(max_results).offset(offset)
+        return query
+
+    def _json_object(self, *pairs):
+        """``{k1: v1, …}`` from alternating keys and values; the function differs by engine."""
+        return func.json_object(*pairs) if self.dialect == "sqlite" else func.json_build_object(*pairs)
+
+    def _json_group(self, key, value):
+        """An aggregate building ``{key: value}`` from rows; the function differs by engine."""
+        if self.dialect == "sqlite":
+            if isinstance(value.type, sa.Float):  # SQLite writes infinity as a bare Inf, not JSON
+                value = sa.case((value > 1.7e308, "Infinity"), (value < -1.7e308, "-Infinity"), else_=value)
+            return func.json_group_object(key, value)
+        return func.json_object_agg(key, value)
 
     def events(self, entity_type: str, entity_id: str) -> list[dict]:
         with self.engine.connect() as conn:

@@ -109,6 +109,15 @@ class Tracker:
             self._experiments[name] = self.store.get_or_create_experiment(name, self.user)
         return self._experiments[name]
 
+    def find_experiment(self, name: str) -> int | None:
+        """The id of an existing experiment, without creating it."""
+        if name not in self._experiments:
+            found = self.store.experiment_id(name)
+            if found is None:
+                return None
+            self._experiments[name] = found
+        return self._experiments[name]
+
     def start_run(self, name: str | None = None, *, experiment: str | None = None, tags: dict | None = None,
                   nested: bool = False, parent_run_id: str | None = None, source: str | None = None,
                   notebook_path: str | None = None, description: str | None = None,

@@ -14,10 +14,15 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
 GIT_DIFF_LIMIT = 5 * 1024 * 1024
+# Runs started within this many seconds of each other share one look at git: a sweep of many
+# short runs must not pay three `git` processes per run.
+GIT_STATE_SECONDS = 2.0
+_git_cache: dict[Path, tuple[float, dict | None]] = {}
 
 
 @functools.cache
@@ -74,9 +79,18 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 def git_state(folder: str | os.PathLike | None = None) -> dict | None:
     """Commit, dirty flag and uncommitted diff of the repository holding ``folder``, if any."""
+    cwd = Path(folder or os.getcwd())
+    cached = _git_cache.get(cwd)
+    if cached is not None and time.monotonic() - cached[0] < GIT_STATE_SECONDS:
+        return cached[1]
+    state = _read_git_state(cwd)
+    _git_cache[cwd] = (time.monotonic(), state)
+    return state
+
+
+def _read_git_state(cwd: Path) -> dict | None:
     if not shutil.which("git"):
         return None
-    cwd = Path(folder or os.getcwd())
     commit = _git(["rev-parse", "HEAD"], cwd)
     if commit is None:
         return None

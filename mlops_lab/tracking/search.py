@@ -2,39 +2,40 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..store import Store
 
-ATTRIBUTE_COLUMNS = ["run_id", "experiment", "run_name", "status", "user", "start_time", "end_time", "duration_s",
-                     "parent_run_id", "notebook_path", "git_commit"]
-
+if TYPE_CHECKING:
+    import pandas as pd
 
 def runs_frame(store: Store, experiment_ids: list[int] | None = None, filter_string: str | None = None,
-               order_by: list[str] | str | None = None, max_results: int = 1000) -> pd.DataFrame:
+               order_by: list[str] | str | None = None, max_results: int = 1000) -> "pd.DataFrame":
+    import numpy as np
+    import pandas as pd  # only searches pay for pandas, not every tracked cell
+
     runs, params, metrics, tags = store.search_runs(experiment_ids, filter_string, order_by, max_results)
-    param_keys = sorted({k for values in params.values() for k in values})
-    metric_keys = sorted({k for values in metrics.values() for k in values})
-    tag_keys = sorted({k for values in tags.values() for k in values})
-    records = []
-    for run in runs:
-        run_id = run["id"]
-        end = run["end_time"]
-        record = {
-            "run_id": run_id, "experiment": run["experiment"], "run_name": run["name"], "status": run["status"],
-            "user": run["user"], "start_time": run["start_time"], "end_time": end,
-            "duration_s": None if end is None else (end - run["start_time"]) / 1000,
-            "parent_run_id": run["parent_run_id"], "notebook_path": run["notebook_path"], "git_commit": run["git_commit"],
-        }
-        record.update({f"metrics.{k}": metrics[run_id].get(k) for k in metric_keys})
-        record.update({f"params.{k}": params[run_id].get(k) for k in param_keys})
-        record.update({f"tags.{k}": tags[run_id].get(k) for k in tag_keys})
-        records.append(record)
-    columns = ATTRIBUTE_COLUMNS + [f"metrics.{k}" for k in metric_keys] + [f"params.{k}" for k in param_keys] + \
-        [f"tags.{k}" for k in tag_keys]
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    for column in ("start_time", "end_time"):
-        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
+    ids = [run["id"] for run in runs]
+    starts = [run["start_time"] for run in runs]
+    ends = [run["end_time"] for run in runs]
+    columns = {
+        "run_id": ids,
+        "experiment": [run["experiment"] for run in runs],
+        "run_name": [run["name"] for run in runs],
+        "status": [run["status"] for run in runs],
+        "user": [run["user"] for run in runs],
+        "start_time": pd.to_datetime(np.array(starts, dtype="float64"), unit="ms", utc=True),
+        "end_time": pd.to_datetime(np.array([np.nan if e is None else e for e in ends], dtype="float64"), unit="ms", utc=True),
+        "duration_s": [None if e is None else (e - s) / 1000 for s, e in zip(starts, ends)],
+        "parent_run_id": [run["parent_run_id"] for run in runs],
+        "notebook_path": [run["notebook_path"] for run in runs],
+        "git_commit": [run["git_commit"] for run in runs],
+    }
+    for prefix, values in (("metrics", metrics), ("params", params), ("tags", tags)):
+        for key in sorted({k for per_run in values.values() for k in per_run}):
+            columns[f"{prefix}.{key}"] = [values[run_id].get(key) for run_id in ids]
+    frame = pd.DataFrame(columns)
+    frame["duration_s"] = frame["duration_s"].astype("float64")
     return frame
 
 
