@@ -23,7 +23,26 @@ def cmd_info(args) -> int:
     from . import __version__
 
     print(f"version:   {__version__}")
+    problem = onnxruntime_conflict()
+    if problem:
+        print(f"warning:   {problem}", file=sys.stderr)
     return 0
+
+
+def onnxruntime_conflict() -> str | None:
+    """onnxruntime and onnxruntime-gpu write the same files: with both installed, one is broken."""
+    from importlib import metadata
+
+    installed = []
+    for name in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            installed.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    if len(installed) < 2:
+        return None
+    return (f"both {installed[0]} and {installed[1]} are installed and overwrite each other's files; "
+            "keep one: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu")
 
 
 def cmd_experiments_list(args) -> int:
