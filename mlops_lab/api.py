@@ -99,3 +99,55 @@ def search_runs(experiment: str | list[str] | None = None, filter_string: str | 
         names = [experiment] if isinstance(experiment, str) else list(experiment)
         experiment_ids = [i for i in map(tracker.find_experiment, names) if i is not None]
     return runs_frame(tracker.store, experiment_ids, filter_string, order_by, max_results)
+
+
+# ---- drift -----------------------------------------------------------------------------------
+
+def drift(reference, current, **options):
+    """Compare ``current`` with ``reference`` (frames, file paths, dataset version hashes, or a
+    reference ``Profile``); returns a report that renders as a widget.  See ``mlops_lab.monitoring``."""
+    from .monitoring import Profile, drift as compute
+
+    tracker = default_tracker()
+    if isinstance(reference, Profile):
+        return compute(None, current, reference_profile=reference, artifacts=tracker.artifacts, **options)
+    return compute(reference, current, artifacts=tracker.artifacts, **options)
+
+
+def drift_profile(reference, *, columns: list[str] | None = None, categorical: list[str] | None = None,
+                  save: bool = False):
+    """Profile a reference once; with ``save=True`` returns ``(profile, hash)`` after storing it."""
+    from .monitoring import profile
+    from .monitoring.storage import save_profile
+
+    tracker = default_tracker()
+    result = profile(reference, columns=columns, categorical=categorical, artifacts=tracker.artifacts)
+    return (result, save_profile(tracker, result)) if save else result
+
+
+def load_profile(digest: str):
+    from .monitoring.storage import load_profile as load
+
+    return load(default_tracker(), digest)
+
+
+def save_drift_report(report, name: str, *, reference: str = "", current: str = "", model: str | None = None,
+                      deployment: str | None = None) -> str:
+    from .monitoring.storage import save_report
+
+    tracker = default_tracker()
+    active = tracker.active_run()
+    return save_report(tracker, report, name, reference=reference, current=current, model=model,
+                       deployment=deployment, run_id=active.id if active else None)
+
+
+def drift_reports(limit: int = 100) -> "pd.DataFrame":
+    import pandas as pd
+
+    return pd.DataFrame(default_tracker().store.drift_reports(limit))
+
+
+def load_drift_report(report_id: str):
+    from .monitoring.storage import load_report
+
+    return load_report(default_tracker(), report_id)

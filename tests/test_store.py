@@ -154,3 +154,25 @@ def test_events_are_append_only_history(tracker):
     assert [p for k, p in kinds if k == "tags"] == [{"stage": "a"}, {"stage": "b"}]
     assert kinds[-1] == ("status", {"from": "RUNNING", "to": "FINISHED", "error": None})
     assert json.loads(json.dumps(kinds))  # payloads are plain JSON
+
+
+def test_upgrade_from_the_first_schema_keeps_data(db_url):
+    """A store made by an older release (revision 0001) is migrated on open, and its runs survive."""
+    from alembic import command
+
+    from mlops_lab.store.migrations import alembic_config
+
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        conn.execute(sa.text("INSERT INTO experiment (name, created_at, created_by) VALUES ('old', 1, 'me')"))
+        conn.execute(sa.text(
+            "INSERT INTO run (id, experiment_id, name, status, \"user\", start_time, host, pid, heartbeat_at) "
+            "VALUES ('" + "e" * 32 + "', 1, 'kept', 'FINISHED', 'me', 1, 'h', 1, 1)"))
+        assert "drift_report" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
+    store = Store(db_url)
+    assert store.get_run("e" * 32).info.name == "kept"
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_REVISION
+        assert "drift_report" in sa.inspect(conn).get_table_names()

@@ -166,3 +166,25 @@ class Event(SQLModel, table=True):
     user: str = Field(max_length=250)
     time: int = Field(sa_column=Column(BigInteger, nullable=False))
     payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+
+
+class DriftReportRecord(SQLModel, table=True):
+    """A stored drift report; the report itself is a JSON blob in the artifact store."""
+
+    __tablename__ = "drift_report"
+    __table_args__ = (Index("ix_drift_report_created", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=MAX_KEY_LENGTH)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    user: str = Field(max_length=250)
+    reference: str = Field(sa_column=Column(Text, nullable=False))  # what was compared: hash, path or profile
+    current: str = Field(sa_column=Column(Text, nullable=False))
+    share_drifted: float
+    dataset_drift: bool
+    drifted_columns: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    blob_hash: str = Field(max_length=64)
+    model_name: str | None = Field(default=None, max_length=MAX_KEY_LENGTH)
+    model_version: str | None = Field(default=None, max_length=64)
+    deployment: str | None = Field(default=None, max_length=MAX_KEY_LENGTH)
+    run_id: str | None = Field(default=None, max_length=32)

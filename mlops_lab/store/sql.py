@@ -23,12 +23,12 @@ from sqlmodel import SQLModel
 
 from .filters import FilterError, attribute_column, compile_filter, parse_order_by
 from .models import (
-    Artifact, DatasetVersion, Environment, Event, Experiment, LatestMetric, LoggedModel, Metric,
+    Artifact, DatasetVersion, DriftReportRecord, Environment, Event, Experiment, LatestMetric, LoggedModel, Metric,
     Param, Run, RunDataset, Tag,
 )
 
 # The Alembic revision the models above describe; tests check it equals the migrations' head.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 HEARTBEAT_SECONDS = 15
 STALE_AFTER_SECONDS = 300
@@ -456,6 +456,23 @@ class Store:
                 value = sa.case((value > 1.7e308, "Infinity"), (value < -1.7e308, "-Infinity"), else_=value)
             return func.json_group_object(key, value)
         return func.json_object_agg(key, value)
+
+    def add_drift_report(self, row: dict) -> None:
+        with self.writing() as conn:
+            conn.execute(sa.insert(DriftReportRecord), [row])
+
+    def drift_reports(self, limit: int = 100) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(DriftReportRecord.__table__).order_by(DriftReportRecord.created_at.desc())
+                                .limit(limit)).all()
+        return [{**dict(r._mapping), "drifted_columns": json.loads(r.drifted_columns)} for r in rows]
+
+    def drift_report(self, report_id: str) -> dict:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(DriftReportRecord.__table__).where(DriftReportRecord.id == report_id)).first()
+        if row is None:
+            raise NotFoundError(f"no drift report with id {report_id!r}")
+        return {**dict(row._mapping), "drifted_columns": json.loads(row.drifted_columns)}
 
     def events(self, entity_type: str, entity_id: str) -> list[dict]:
         with self.engine.connect() as conn:
