@@ -20,6 +20,11 @@ import polars as pl
 from .stats import binned_shares, decile_edges
 
 
+# Columns worked on at once: sorting and searching release the GIL, and each column in flight
+# holds both sides' sorted values, so more workers than cores only costs memory.
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
 class DriftError(ValueError):
     """Drift cannot be computed on this input; the message names the column and the problem."""
 
@@ -117,6 +122,6 @@ def profile_column(series: pl.Series, categorical: bool) -> NumericProfile | Cat
 
 def build_profile(frame: pl.DataFrame, columns: list[str], categorical: set[str]) -> Profile:
     """Profile ``columns`` of ``frame``, a few columns at a time (sorting releases the GIL)."""
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         profiles = list(pool.map(lambda c: profile_column(frame.get_column(c), c in categorical), columns))
     return Profile(dict(zip(columns, profiles)), frame.height)

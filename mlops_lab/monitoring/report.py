@@ -19,7 +19,9 @@ import numpy as np
 import polars as pl
 
 from . import stats
-from .profile import CategoricalProfile, DriftError, NumericProfile, Profile, build_profile, is_numeric, is_vector
+from .profile import (
+    WORKERS, CategoricalProfile, DriftError, NumericProfile, Profile, build_profile, is_numeric, is_vector, profile_column,
+)
 
 SMALL_SAMPLE = 1000
 HISTOGRAM_BINS = 20
@@ -236,8 +238,8 @@ def _numeric_plot(ref: np.ndarray, cur: np.ndarray) -> dict:
         "reference": stats.binned_shares(ref, edges[1:-1]).round(6).tolist(),
         "current": stats.binned_shares(cur, edges[1:-1]).round(6).tolist(),
         "levels": levels.tolist(),
-        "reference_quantiles": np.quantile(ref, levels).round(12).tolist(),
-        "current_quantiles": np.quantile(cur, levels).round(12).tolist(),
+        "reference_quantiles": stats.sorted_quantiles(ref, levels).round(12).tolist(),
+        "current_quantiles": stats.sorted_quantiles(cur, levels).round(12).tolist(),
     }
 
 
@@ -313,12 +315,18 @@ def drift(reference, current, *, columns: list[str] | None = None, categorical: 
     for c in tabular:
         if not is_numeric(current.schema[c]) and c not in categorical:
             categorical.add(c)
-    ref_profile = reference_profile or build_profile(reference_frame, tabular, categorical)
-    cur_profile = build_profile(current, tabular, categorical)
+    # Over time needs the whole reference profile; otherwise each column is profiled, compared and
+    # dropped in turn, so memory holds a few columns' sorted values, not the whole data set's.
+    if reference_profile is None and timestamp is not None:
+        reference_profile = build_profile(reference_frame, tabular, categorical)
     roles = {c: ("target" if c == target else "prediction" if c == prediction else "feature") for c in chosen}
 
     def one(c: str) -> ColumnDrift:
-        ref, cur = ref_profile.columns[c], cur_profile.columns[c]
+        if reference_profile is not None:
+            ref = reference_profile.columns[c]
+        else:
+            ref = profile_column(reference_frame.get_column(c), c in categorical)
+        cur = profile_column(current.get_column(c), c in categorical)
         if isinstance(ref, NumericProfile) != isinstance(cur, NumericProfile):
             raise DriftError(f"column {c!r} is numeric on one side and categorical on the other")
         empty_side = "reference" if ref.rows == ref.nulls else "current" if cur.rows == cur.nulls else None
@@ -328,7 +336,7 @@ def drift(reference, current, *, columns: list[str] | None = None, categorical: 
             return _numeric_drift(c, roles[c], ref, cur, alpha)
         return _categorical_drift(c, roles[c], ref, cur, alpha)
 
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         results = list(pool.map(one, tabular))
     for c in vectors:
         if reference_frame is None:
@@ -339,8 +347,9 @@ def drift(reference, current, *, columns: list[str] | None = None, categorical: 
 
     over_time = None
     if timestamp is not None:
-        over_time = _over_time(ref_profile, current, timestamp, period, [c for c in tabular], alpha)
-    return DriftReport(results, ref_profile.rows, current.height, drift_share, correction, only_ref, only_cur,
+        over_time = _over_time(reference_profile, current, timestamp, period, tabular, alpha)
+    reference_rows = reference_profile.rows if reference_profile is not None else reference_frame.height
+    return DriftReport(results, reference_rows, current.height, drift_share, correction, only_ref, only_cur,
                        over_time)
 
 

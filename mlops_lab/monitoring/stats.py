@@ -43,20 +43,28 @@ def _finite(value: float | None):
 
 # ---- numeric ---------------------------------------------------------------------------------
 
-def _right_positions(sorted_values: np.ndarray) -> np.ndarray:
-    """For each element of a sorted array, the count of elements <= it (ties share the last)."""
-    last_of_run = np.append(sorted_values[1:] != sorted_values[:-1], True)
-    run_ends = np.flatnonzero(last_of_run) + 1
-    run_of_element = np.cumsum(last_of_run) - last_of_run  # runs that ended before each element
-    return run_ends[run_of_element]
+def _cdf_counts_at_own_points(sorted_values: np.ndarray) -> np.ndarray:
+    """For each element of a sorted array, how many elements are <= it (ties count to the last)."""
+    if len(sorted_values) > 1 and (sorted_values[1:] == sorted_values[:-1]).any():
+        return np.searchsorted(sorted_values, sorted_values, side="right")
+    return np.arange(1, len(sorted_values) + 1)  # no ties: the position itself
+
+
+def sorted_quantiles(sorted_values: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``np.quantile`` (linear interpolation) for an already sorted array, without re-partitioning."""
+    position = levels * (len(sorted_values) - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, len(sorted_values) - 1)
+    fraction = position - low
+    return sorted_values[low] * (1 - fraction) + sorted_values[high] * fraction
 
 
 def ks(reference_sorted: np.ndarray, current_sorted: np.ndarray, alpha: float = 0.05) -> Statistic:
     """Two-sample Kolmogorov–Smirnov: exact p-value for small samples, asymptotic for large."""
     n, m = len(reference_sorted), len(current_sorted)
     # The right-continuous empirical CDFs at every observed value; the largest gap is D.
-    gap_at_ref = _right_positions(reference_sorted) / n - np.searchsorted(current_sorted, reference_sorted, "right") / m
-    gap_at_cur = np.searchsorted(reference_sorted, current_sorted, "right") / n - _right_positions(current_sorted) / m
+    gap_at_ref = _cdf_counts_at_own_points(reference_sorted) / n - np.searchsorted(current_sorted, reference_sorted, "right") / m
+    gap_at_cur = np.searchsorted(reference_sorted, current_sorted, "right") / n - _cdf_counts_at_own_points(current_sorted) / m
     d = float(max(np.abs(gap_at_ref).max(), np.abs(gap_at_cur).max()))
     if max(n, m) <= EXACT_KS_LIMIT:
         p_value = float(stats.ks_2samp(reference_sorted, current_sorted, method="exact").pvalue)
@@ -96,7 +104,7 @@ def _normed(distance: float, reference_std: float, threshold: float) -> Statisti
 
 def decile_edges(reference_sorted: np.ndarray) -> np.ndarray:
     """Inner bin edges at the reference's deciles (duplicates removed); outer bins are open."""
-    return np.unique(np.quantile(reference_sorted, np.linspace(0.1, 0.9, 9)))
+    return np.unique(sorted_quantiles(reference_sorted, np.linspace(0.1, 0.9, 9)))
 
 
 def binned_shares(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
