@@ -124,7 +124,7 @@ def ensure_evidently() -> Path:
     if not python.exists():
         print("creating bench/.venv-evidently with Evidently (first run only)…", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
-        subprocess.run([str(EVIDENTLY_VENV / "bin" / "pip"), "install", "-q", "evidently"], check=True)
+        subprocess.run([str(EVIDENTLY_VENV / "bin" / "pip"), "install", "-q", "evidently", "pandas<3"], check=True)
     return python
 
 

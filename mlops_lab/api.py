@@ -151,3 +151,13 @@ def load_drift_report(report_id: str):
     from .monitoring.storage import load_report
 
     return load_report(default_tracker(), report_id)
+
+
+def performance(data, *, target: str, prediction: str, timestamp: str, period: str = "1d", task: str | None = None):
+    """Accuracy/AUC or RMSE/MAE per period, once delayed labels are joined (a DataFrame)."""
+    import pandas as pd
+
+    from .monitoring import performance as compute
+
+    return pd.DataFrame(compute(data, target=target, prediction=prediction, timestamp=timestamp, period=period,
+                                task=task, artifacts=default_tracker().artifacts))

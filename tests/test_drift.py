@@ -218,3 +218,28 @@ def test_widget_and_html_render(tracker):
 
     figure = column_figure(report.column("a"))
     assert [trace.name for trace in figure.data] == ["reference", "current", "reference ECDF", "current ECDF"]
+
+
+def test_performance_per_period_for_classification_and_regression():
+    from mlops_lab.monitoring import performance
+
+    rng = np.random.default_rng(8)
+    n = 2 * 1440
+    times = pl.datetime_range(pl.datetime(2026, 3, 1), pl.datetime(2026, 3, 2, 23, 59), "1m", eager=True)[:n]
+    y = rng.integers(0, 2, n)
+    good = np.clip(y * 0.8 + rng.random(n) * 0.2, 0, 1)
+    noisy = rng.random(n)
+    score = np.concatenate([good[:1440], noisy[1440:]])  # the model degrades on day two
+    frame = pl.DataFrame({"ts": times, "label": y, "score": score, "label_late": [None] * 10 + list(y[10:])})
+    rows = performance(frame, target="label", prediction="score", timestamp="ts")
+    assert [r["rows"] for r in rows] == [1440, 1440]
+    assert rows[0]["roc_auc"] > 0.95 > 0.6 > rows[1]["roc_auc"] and rows[0]["accuracy"] > rows[1]["accuracy"]
+    late = performance(frame, target="label_late", prediction="score", timestamp="ts")
+    assert late[0]["rows"] == 1430  # rows without a label yet are left out
+    reg = performance(pl.DataFrame({"ts": times, "y": np.arange(n, dtype=float), "p": np.arange(n) + 2.0}),
+                      target="y", prediction="p", timestamp="ts")
+    assert reg[0]["rmse"] == pytest.approx(2.0) and reg[0]["mae"] == pytest.approx(2.0)
+    with pytest.raises(DriftError, match="'missing' is not in the data"):
+        performance(frame, target="missing", prediction="score", timestamp="ts")
+    with pytest.raises(DriftError, match="must hold dates or times"):
+        performance(frame, target="label", prediction="score", timestamp="label")

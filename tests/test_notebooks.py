@@ -42,3 +42,18 @@ def test_tracking_demo_runs_and_fills_the_store(tmp_path, monkeypatch):
     # The last cells searched and printed the best run.
     printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
     assert "model: [('model'" in printed and "data:" in printed
+
+
+@pytest.mark.slow
+def test_drift_demo_finds_the_shift(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
+    notebook = nbformat.read(DEMOS / "02_drift.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    printed = "".join(o.get("text", "") for o in outputs)
+    assert "dataset drift: 3 of 5 features drifted" in printed
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    [report] = store.drift_reports()
+    assert report["name"] == "weekly check" and set(report["drifted_columns"]) == {"age", "income", "plan"}

@@ -81,6 +81,23 @@ async def test_unknown_run_is_404(jp_fetch, logged_runs):
     assert info.value.code == 404
 
 
+async def test_drift_reports_list_and_detail(jp_fetch, tracker):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    report = ml.drift(pd.DataFrame({"a": rng.normal(size=500)}), pd.DataFrame({"a": rng.normal(2, 1, size=500)}))
+    report_id = ml.save_drift_report(report, "weekly", model="churn/2")
+    listed = await get_json(jp_fetch, "drift-reports")
+    assert [r["id"] for r in listed["reports"]] == [report_id]
+    assert listed["reports"][0]["model_name"] == "churn" and listed["reports"][0]["dataset_drift"] is True
+    detail = await get_json(jp_fetch, "drift-reports", report_id)
+    assert detail["report"]["columns"][0]["column"] == "a" and detail["record"]["name"] == "weekly"
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", "drift-reports", "0" * 32)
+    assert info.value.code == 404
+
+
 async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_http_port, logged_runs):
     client = tornado.httpclient.AsyncHTTPClient()
     for pattern, _handler in ROUTES:

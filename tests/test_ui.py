@@ -60,8 +60,8 @@ def test_runs_panel_lists_runs_and_filters(lab, page, artifacts_dir):
     box = page.locator(".jp-mlops-filter")
     box.fill("metrics.accuracy >")
     box.press("Enter")
-    page.locator(".jp-mlops-message.jp-mlops-error").wait_for(timeout=10_000)
-    assert "ends early" in page.locator(".jp-mlops-message").inner_text()
+    page.locator("#mlops-lab-runs .jp-mlops-message.jp-mlops-error").wait_for(timeout=10_000)
+    assert "ends early" in page.locator("#mlops-lab-runs .jp-mlops-message").inner_text()
     page.screenshot(path=str(artifacts_dir / "runs-panel-bad-filter.png"))
 
     box.fill("params.model = 'rf' and metrics.accuracy > 0.9")
@@ -78,3 +78,28 @@ def test_runs_panel_lists_runs_and_filters(lab, page, artifacts_dir):
     page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr[data-run-id]').length === 4", timeout=15_000)
     print(f"Runs panel interactive {interactive_s:.2f} s after opening")
     assert interactive_s < 5
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_drift_panel_lists_reports_and_opens_one(lab, page, artifacts_dir):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"age": rng.normal(40, 10, 5000), "plan": rng.choice(["basic", "pro"], 5000)})
+    current = pd.DataFrame({"age": rng.normal(48, 10, 5000), "plan": rng.choice(["basic", "pro", "student"], 5000)})
+    ml.save_drift_report(ml.drift(reference, current), "weekly check", model="churn/3")
+
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-drift"]').click(timeout=60_000)
+    row = page.locator(".jp-mlops-DriftPanel tr[data-report-id]")
+    row.first.wait_for(timeout=10_000)
+    assert "weekly check" in row.first.inner_text() and "churn/3" in row.first.inner_text()
+    page.screenshot(path=str(artifacts_dir / "drift-panel.png"))
+    row.first.click()
+    table = page.locator(".jp-mlops-drift-table tr[data-column]")
+    table.first.wait_for(timeout=10_000)
+    assert table.count() == 2
+    assert "Dataset drift: 2 of 2 features drifted" in page.locator(".jp-mlops-drift-summary").inner_text()
+    assert "Jensen–Shannon distance (base 2)" in page.locator(".jp-mlops-drift-table").inner_text()
+    page.screenshot(path=str(artifacts_dir / "drift-report.png"))

@@ -5,8 +5,13 @@ import {
 } from '@jupyterlab/application';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { DriftModel, DriftPanel } from './drift';
 import { RunsModel } from './model';
 import { RunsPanel } from './panel';
+
+const DRIFT_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 17c3-6 5-9 7-9s3 5 5 5 3-3 6-7l1.5 1C19 12 17.5 15 15 15s-3-5-5-5-4 4-5.5 8H3z"/></svg>`;
+
+export const driftIcon = new LabIcon({ name: 'mlops-lab:drift', svgstr: DRIFT_SVG });
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 3h2v16h16v2H3V3zm4 12 4-5 3 3 5-7 1.6 1.2L14.3 16 11 13l-2.5 3.2L7 15z"/></svg>`;
 
@@ -23,8 +28,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.title.icon = mlopsIcon;
     panel.title.caption = 'MLOps: runs';
     app.shell.add(panel, 'left', { rank: 850 });
+    const drift = new DriftPanel(new DriftModel(), widget => {
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    });
+    drift.id = 'mlops-lab-drift';
+    drift.title.icon = driftIcon;
+    drift.title.caption = 'MLOps: drift reports';
+    app.shell.add(drift, 'left', { rank: 851 });
     if (restorer) {
       restorer.add(panel, 'mlops-lab-runs');
+      restorer.add(drift, 'mlops-lab-drift');
     }
   }
 };

@@ -40,7 +40,7 @@ export class RunsPanel extends Widget {
 
   constructor(readonly model: RunsModel) {
     super();
-    this.addClass('jp-mlops-RunsPanel');
+    this.addClass('jp-mlops-Panel');
     const header = document.createElement('div');
     header.className = 'jp-mlops-header';
     header.appendChild(cell('th', 'Runs'));
@@ -57,7 +57,7 @@ export class RunsPanel extends Widget {
     this._message = document.createElement('div');
     this._message.className = 'jp-mlops-message';
     this._table = document.createElement('table');
-    this._table.className = 'jp-mlops-runs';
+    this._table.className = 'jp-mlops-table jp-mlops-runs';
     const scroller = document.createElement('div');
     scroller.className = 'jp-mlops-scroll';
     scroller.appendChild(this._table);

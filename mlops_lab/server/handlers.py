@@ -8,6 +8,7 @@ import json
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
+from ..artifacts import ArtifactError, ArtifactStore
 from ..config import StoreLocation
 from ..store import FilterError, NotFoundError, StoreError, open_store
 from ..tracking.search import runs_page
@@ -21,12 +22,23 @@ class LabBackend:
     def __init__(self, location: StoreLocation):
         self.location = location
         self._store = None
+        self._artifacts = None
 
     @property
     def store(self):
         if self._store is None:
             self._store = open_store(self.location.db_url)
         return self._store
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            self._artifacts = ArtifactStore(self.location.artifacts)
+        return self._artifacts
+
+    def drift_report(self, report_id: str) -> dict:
+        record = self.store.drift_report(report_id)
+        return {"record": record, "report": json.loads(self.artifacts.get_bytes(record["blob_hash"]))}
 
 
 class BaseHandler(APIHandler):
@@ -42,7 +54,7 @@ class BaseHandler(APIHandler):
             raise tornado.web.HTTPError(400, reason=str(exc)[:200], log_message=str(exc)) from exc
         except NotFoundError as exc:
             raise tornado.web.HTTPError(404, reason=str(exc)[:200]) from exc
-        except StoreError as exc:
+        except (StoreError, ArtifactError) as exc:
             raise tornado.web.HTTPError(503, reason=str(exc)[:200]) from exc
 
     def write_error(self, status_code: int, **kwargs) -> None:
@@ -104,9 +116,24 @@ class RunHandler(BaseHandler):
         self.finish(json.dumps(record.to_dict(), default=str))
 
 
+class DriftReportsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        limit = self.int_argument("limit", 100, 1, MAX_PAGE)
+        self.finish({"reports": await self.call(lambda: self.backend.store.drift_reports(limit))})
+
+
+class DriftReportHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, report_id: str):
+        self.finish(await self.call(self.backend.drift_report, report_id))
+
+
 ROUTES = [
     ("info", InfoHandler),
     ("experiments", ExperimentsHandler),
     ("runs", RunsHandler),
     (r"runs/([0-9a-f]{32})", RunHandler),
+    ("drift-reports", DriftReportsHandler),
+    (r"drift-reports/([0-9a-f]{32})", DriftReportHandler),
 ]

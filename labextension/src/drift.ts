@@ -1,0 +1,274 @@
+import { MainAreaWidget } from '@jupyterlab/apputils';
+import { Message } from '@lumino/messaging';
+import { ISignal, Signal } from '@lumino/signaling';
+import { Widget } from '@lumino/widgets';
+
+import { requestAPI } from './request';
+
+export interface IDriftRecord {
+  id: string;
+  name: string;
+  created_at: number;
+  user: string;
+  share_drifted: number;
+  dataset_drift: boolean;
+  drifted_columns: string[];
+  model_name: string | null;
+  model_version: string | null;
+  deployment: string | null;
+}
+
+interface IStatistic {
+  name: string;
+  value: number | string;
+  p_value: number | string | null;
+  drift: boolean;
+  detail: string;
+}
+
+interface IColumnDrift {
+  column: string;
+  kind: string;
+  role: string;
+  method: string;
+  drift: boolean;
+  score: number | string;
+  statistics: IStatistic[];
+  plot: { reference?: number[]; current?: number[] };
+}
+
+interface IDriftDetail {
+  record: IDriftRecord;
+  report: {
+    reference_rows: number;
+    current_rows: number;
+    share_drifted: number;
+    dataset_drift: boolean;
+    columns: IColumnDrift[];
+  };
+}
+
+const METHODS: Record<string, string> = {
+  ks: 'KS p-value',
+  wasserstein: 'Wasserstein (ref. std)',
+  chi_square: 'chi-square p-value',
+  jensen_shannon: 'Jensen–Shannon distance (base 2)',
+  mmd: 'MMD p-value'
+};
+
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  text = '',
+  className = ''
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  node.textContent = text;
+  if (className) {
+    node.className = className;
+  }
+  return node;
+}
+
+function formatValue(value: number | string | null): string {
+  if (value === null) {
+    return '';
+  }
+  return typeof value === 'string' ? value : Number(value.toPrecision(4)).toString();
+}
+
+/** Stored drift reports, polled while the panel is visible. */
+export class DriftModel {
+  private _reports: IDriftRecord[] = [];
+  private _error: string | null = null;
+  private _timer: number | null = null;
+  private _changed = new Signal<this, void>(this);
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get reports(): IDriftRecord[] {
+    return this._reports;
+  }
+
+  get error(): string | null {
+    return this._error;
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this._reports = (await requestAPI<{ reports: IDriftRecord[] }>('drift-reports')).reports;
+      this._error = null;
+    } catch (error) {
+      this._error = (error as Error).message;
+    }
+    this._changed.emit();
+  }
+
+  start(): void {
+    if (this._timer === null) {
+      void this.refresh();
+      this._timer = window.setInterval(() => void this.refresh(), 5000);
+    }
+  }
+
+  stop(): void {
+    if (this._timer !== null) {
+      window.clearInterval(this._timer);
+      this._timer = null;
+    }
+  }
+}
+
+/** The report itself, in the main area: one row per column, most drifted first. */
+export class DriftReportView extends Widget {
+  constructor(readonly reportId: string) {
+    super();
+    this.addClass('jp-mlops-DriftReport');
+    this.node.textContent = 'Loading…';
+    void this._load();
+  }
+
+  private async _load(): Promise<void> {
+    try {
+      const detail = await requestAPI<IDriftDetail>(`drift-reports/${this.reportId}`);
+      this._render(detail);
+    } catch (error) {
+      this.node.textContent = `Could not load the report: ${(error as Error).message}`;
+    }
+  }
+
+  private _render(detail: IDriftDetail): void {
+    const { report, record } = detail;
+    const drifted = report.columns.filter(c => c.drift && c.role === 'feature').length;
+    const features = report.columns.filter(c => c.role === 'feature').length;
+    const header = element(
+      'p',
+      `${report.dataset_drift ? 'Dataset drift' : 'No dataset drift'}: ${drifted} of ${features} features drifted ` +
+        `(${Math.round(report.share_drifted * 100)}%). Reference ${report.reference_rows.toLocaleString()} rows, ` +
+        `current ${report.current_rows.toLocaleString()} rows.`,
+      'jp-mlops-drift-summary'
+    );
+    const legend = element(
+      'p',
+      'Score: Wasserstein distance in reference standard deviations (numeric) or Jensen–Shannon distance in base 2 (categorical). Bars: reference (grey) and current (orange) shares.',
+      'jp-mlops-message'
+    );
+    const table = element('table', '', 'jp-mlops-table jp-mlops-drift-table');
+    const head = element('tr');
+    for (const title of ['Column', 'Kind', 'Drift', 'Test', 'Value', 'Score', 'Distribution']) {
+      head.appendChild(element('th', title));
+    }
+    table.appendChild(head);
+    for (const column of report.columns) {
+      const row = element('tr');
+      row.dataset.column = column.column;
+      const deciding = column.statistics.find(s => s.name === column.method);
+      const value = deciding ? (deciding.p_value ?? deciding.value) : '';
+      const role = column.role === 'feature' ? '' : ` (${column.role})`;
+      row.append(
+        element('td', column.column + role),
+        element('td', column.kind),
+        element('td', column.drift ? 'drift' : 'ok', column.drift ? 'jp-mlops-status-failed' : 'jp-mlops-status-finished'),
+        element('td', METHODS[column.method] ?? column.method),
+        element('td', formatValue(value)),
+        element('td', formatValue(column.score))
+      );
+      const bars = element('td');
+      bars.appendChild(this._bars(column));
+      row.appendChild(bars);
+      table.appendChild(row);
+    }
+    const title = element('h2', record.name);
+    this.node.replaceChildren(title, header, legend, table);
+  }
+
+  private _bars(column: IColumnDrift): HTMLElement {
+    const box = element('div', '', 'jp-mlops-bars');
+    const reference = column.plot.reference ?? [];
+    const current = column.plot.current ?? [];
+    const top = Math.max(...reference, ...current, 1e-9);
+    reference.forEach((share, i) => {
+      for (const [value, kind] of [
+        [share, 'ref'],
+        [current[i] ?? 0, 'cur']
+      ] as [number, string][]) {
+        const bar = element('span', '', `jp-mlops-bar jp-mlops-bar-${kind}`);
+        bar.style.height = `${Math.round((value / top) * 24)}px`;
+        box.appendChild(bar);
+      }
+    });
+    return box;
+  }
+}
+
+/** The sidebar list of stored drift reports; a click opens one. */
+export class DriftPanel extends Widget {
+  private _list: HTMLElement;
+  private _message: HTMLElement;
+
+  constructor(
+    readonly model: DriftModel,
+    private _open: (widget: Widget) => void
+  ) {
+    super();
+    this.addClass('jp-mlops-Panel');
+    this.addClass('jp-mlops-DriftPanel');
+    const header = element('div', '', 'jp-mlops-header');
+    header.appendChild(element('th', 'Drift reports'));
+    this._message = element('div', '', 'jp-mlops-message');
+    this._list = element('table', '', 'jp-mlops-table jp-mlops-drift-list');
+    const scroller = element('div', '', 'jp-mlops-scroll');
+    scroller.appendChild(this._list);
+    this.node.append(header, this._message, scroller);
+    model.changed.connect(this._render, this);
+  }
+
+  protected onAfterShow(msg: Message): void {
+    this.model.start();
+  }
+
+  protected onAfterHide(msg: Message): void {
+    this.model.stop();
+  }
+
+  dispose(): void {
+    this.model.stop();
+    super.dispose();
+  }
+
+  private _render(): void {
+    const reports = this.model.reports;
+    const error = this.model.error;
+    this._message.textContent =
+      error ?? (reports.length === 0 ? 'No drift reports yet: ml.save_drift_report(ml.drift(reference, current), "name").' : '');
+    this._message.classList.toggle('jp-mlops-error', error !== null);
+    const head = element('tr');
+    for (const title of ['', 'Report', 'Drifted', 'Linked to']) {
+      head.appendChild(element('th', title));
+    }
+    const rows = reports.map(report => {
+      const row = element('tr');
+      row.dataset.reportId = report.id;
+      row.title = `${new Date(report.created_at).toLocaleString()} by ${report.user}\n${report.drifted_columns.join(', ')}`;
+      const status = element('td', '●', `jp-mlops-status ${report.dataset_drift ? 'jp-mlops-status-failed' : 'jp-mlops-status-finished'}`);
+      const link = [
+        report.model_name ? `${report.model_name}${report.model_version ? '/' + report.model_version : ''}` : '',
+        report.deployment ?? ''
+      ]
+        .filter(Boolean)
+        .join(' · ');
+      row.append(status, element('td', report.name), element('td', `${Math.round(report.share_drifted * 100)}%`), element('td', link));
+      row.addEventListener('click', () => {
+        const content = new DriftReportView(report.id);
+        const widget = new MainAreaWidget({ content });
+        widget.id = `mlops-drift-${report.id}`;
+        widget.title.label = `Drift: ${report.name}`;
+        widget.title.closable = true;
+        this._open(widget);
+      });
+      return row;
+    });
+    this._list.replaceChildren(head, ...rows);
+  }
+}
