@@ -30,6 +30,9 @@ from .models import (
 # The Alembic revision the models above describe; tests check it equals the migrations' head.
 SCHEMA_REVISION = "0002"
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# What a search returns of each run (the cell's code and the like stay in get_run).
+SEARCH_COLUMNS = ("id", "experiment_id", "name", "status", "user", "start_time", "end_time", "parent_run_id",
+                  "notebook_path", "git_commit")
 HEARTBEAT_SECONDS = 15
 STALE_AFTER_SECONDS = 300
 HOST = socket.gethostname()
@@ -399,8 +402,9 @@ class Store:
         query = self._search_statement(None if experiment_ids is None else tuple(experiment_ids), filter_string,
                                        order, max_results, offset)
         self.reap_stale_runs()
+        sql, parameters = query
         with self.engine.connect() as conn:
-            result = conn.execute(query)
+            result = conn.exec_driver_sql(sql, parameters)
             columns = list(result.keys())
             runs = [dict(zip(columns, row)) for row in result.all()]
         params, metrics, tags = {}, {}, {}
@@ -414,8 +418,9 @@ class Store:
 
     @functools.lru_cache(maxsize=256)
     def _search_statement(self, experiment_ids: tuple | None, filter_string: str | None, order_by,
-                          max_results: int, offset: int) -> sa.Select:
-        """The search statement; kept, since a lab polls the same search again and again."""
+                          max_results: int, offset: int) -> tuple[str, tuple | dict]:
+        """The search statement, compiled to SQL text and its parameters.  Kept: a lab polls the
+        same search again and again, and building and compiling it costs more than running it."""
         condition = compile_filter(filter_string)
         run, experiment = Run.__table__, Experiment.__table__
         # Each run's params, latest metrics and tags come back as one JSON document in the run's
@@ -425,7 +430,8 @@ class Store:
             sa.literal(kind),
             select(self._json_group(model.__table__.c.key, model.__table__.c.value))
             .where(model.__table__.c.run_id == run.c.id).scalar_subquery())])
-        query = select(*run.c, experiment.c.name.label("experiment"), values.label("run_values")) \
+        query = select(*(run.c[name] for name in SEARCH_COLUMNS), experiment.c.name.label("experiment"),
+                       values.label("run_values")) \
             .join(experiment, experiment.c.id == run.c.experiment_id)
         if experiment_ids is not None:
             query = query.where(run.c.experiment_id.in_(experiment_ids))
@@ -443,7 +449,10 @@ class Store:
                     query = query.order_by(number.is_(None), number.desc() if descending else number.asc())
             query = query.order_by(column.is_(None), column.desc() if descending else column.asc())
         query = query.order_by(run.c.start_time.desc(), run.c.id).limit(max_results).offset(offset)
-        return query
+        compiled = query.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
+        if compiled.positiontup is not None:  # SQLite's "?" placeholders take a tuple in order
+            return str(compiled), tuple(compiled.params[name] for name in compiled.positiontup)
+        return str(compiled), compiled.params
 
     def _json_object(self, *pairs):
         """``{k1: v1, …}`` from alternating keys and values; the function differs by engine."""
