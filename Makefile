@@ -33,6 +33,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/drift.py
 
 clean:
 	rm -rf $(VENV) node_modules labextension/lib mlops_lab/labextension tsconfig.tsbuildinfo
