@@ -43,8 +43,6 @@ class TrackMagics(Magics):
         """Track a cell as a run (``%%track``), or every following cell (``%track on``)."""
         try:
             args = parse_argstring(self.track, line)
-        except UsageError:
-            raise
         except SystemExit:  # argparse on bad input
             raise UsageError(f"%track: cannot parse {line!r}; see %track?") from None
         if cell is None:

@@ -1,8 +1,7 @@
 import { MainAreaWidget } from '@jupyterlab/apputils';
-import { Message } from '@lumino/messaging';
-import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+import { element, PollingModel, SidebarPanel } from './base';
 import { requestAPI } from './request';
 
 export interface IDriftRecord {
@@ -56,19 +55,6 @@ const METHODS: Record<string, string> = {
   mmd: 'MMD p-value'
 };
 
-function element<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  text = '',
-  className = ''
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  node.textContent = text;
-  if (className) {
-    node.className = className;
-  }
-  return node;
-}
-
 function formatValue(value: number | string | null): string {
   if (value === null) {
     return '';
@@ -77,46 +63,13 @@ function formatValue(value: number | string | null): string {
 }
 
 /** Stored drift reports, polled while the panel is visible. */
-export class DriftModel {
-  private _reports: IDriftRecord[] = [];
-  private _error: string | null = null;
-  private _timer: number | null = null;
-  private _changed = new Signal<this, void>(this);
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
+export class DriftModel extends PollingModel<IDriftRecord[]> {
+  constructor(intervalMs = 5000) {
+    super([], intervalMs);
   }
 
-  get reports(): IDriftRecord[] {
-    return this._reports;
-  }
-
-  get error(): string | null {
-    return this._error;
-  }
-
-  async refresh(): Promise<void> {
-    try {
-      this._reports = (await requestAPI<{ reports: IDriftRecord[] }>('drift-reports')).reports;
-      this._error = null;
-    } catch (error) {
-      this._error = (error as Error).message;
-    }
-    this._changed.emit();
-  }
-
-  start(): void {
-    if (this._timer === null) {
-      void this.refresh();
-      this._timer = window.setInterval(() => void this.refresh(), 5000);
-    }
-  }
-
-  stop(): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-      this._timer = null;
-    }
+  protected async fetch(): Promise<IDriftRecord[]> {
+    return (await requestAPI<{ reports: IDriftRecord[] }>('drift-reports')).reports;
   }
 }
 
@@ -203,72 +156,44 @@ export class DriftReportView extends Widget {
 }
 
 /** The sidebar list of stored drift reports; a click opens one. */
-export class DriftPanel extends Widget {
-  private _list: HTMLElement;
-  private _message: HTMLElement;
-
+export class DriftPanel extends SidebarPanel<DriftModel> {
   constructor(
-    readonly model: DriftModel,
+    model: DriftModel,
     private _open: (widget: Widget) => void
   ) {
-    super();
-    this.addClass('jp-mlops-Panel');
+    super(model, 'Drift reports', 'jp-mlops-drift-list');
     this.addClass('jp-mlops-DriftPanel');
-    const header = element('div', '', 'jp-mlops-header');
-    header.appendChild(element('th', 'Drift reports'));
-    this._message = element('div', '', 'jp-mlops-message');
-    this._list = element('table', '', 'jp-mlops-table jp-mlops-drift-list');
-    const scroller = element('div', '', 'jp-mlops-scroll');
-    scroller.appendChild(this._list);
-    this.node.append(header, this._message, scroller);
-    model.changed.connect(this._render, this);
   }
 
-  protected onAfterShow(msg: Message): void {
-    this.model.start();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    this.model.stop();
-  }
-
-  dispose(): void {
-    this.model.stop();
-    super.dispose();
-  }
-
-  private _render(): void {
-    const reports = this.model.reports;
+  protected render(): void {
+    const reports = this.model.data;
     const error = this.model.error;
-    this._message.textContent =
-      error ?? (reports.length === 0 ? 'No drift reports yet: ml.save_drift_report(ml.drift(reference, current), "name").' : '');
-    this._message.classList.toggle('jp-mlops-error', error !== null);
+    this.showMessage(
+      error ?? (reports.length === 0 ? 'No drift reports yet: ml.save_drift_report(ml.drift(reference, current), "name").' : ''),
+      error !== null
+    );
     const head = element('tr');
     for (const title of ['', 'Report', 'Drifted', 'Linked to']) {
       head.appendChild(element('th', title));
     }
-    const rows = reports.map(report => {
-      const row = element('tr');
-      row.dataset.reportId = report.id;
-      row.title = `${new Date(report.created_at).toLocaleString()} by ${report.user}\n${report.drifted_columns.join(', ')}`;
-      const status = element('td', '●', `jp-mlops-status ${report.dataset_drift ? 'jp-mlops-status-failed' : 'jp-mlops-status-finished'}`);
-      const link = [
-        report.model_name ? `${report.model_name}${report.model_version ? '/' + report.model_version : ''}` : '',
-        report.deployment ?? ''
-      ]
-        .filter(Boolean)
-        .join(' · ');
-      row.append(status, element('td', report.name), element('td', `${Math.round(report.share_drifted * 100)}%`), element('td', link));
-      row.addEventListener('click', () => {
-        const content = new DriftReportView(report.id);
-        const widget = new MainAreaWidget({ content });
-        widget.id = `mlops-drift-${report.id}`;
-        widget.title.label = `Drift: ${report.name}`;
-        widget.title.closable = true;
-        this._open(widget);
-      });
-      return row;
+    this.table.replaceChildren(head, ...reports.map(report => this._row(report)));
+  }
+
+  private _row(report: IDriftRecord): HTMLElement {
+    const row = element('tr');
+    row.dataset.reportId = report.id;
+    row.title = `${new Date(report.created_at).toLocaleString()} by ${report.user}\n${report.drifted_columns.join(', ')}`;
+    const status = element('td', '●', `jp-mlops-status ${report.dataset_drift ? 'jp-mlops-status-failed' : 'jp-mlops-status-finished'}`);
+    const model = report.model_name ? `${report.model_name}${report.model_version ? '/' + report.model_version : ''}` : '';
+    const link = [model, report.deployment ?? ''].filter(Boolean).join(' · ');
+    row.append(status, element('td', report.name), element('td', `${Math.round(report.share_drifted * 100)}%`), element('td', link));
+    row.addEventListener('click', () => {
+      const widget = new MainAreaWidget({ content: new DriftReportView(report.id) });
+      widget.id = `mlops-drift-${report.id}`;
+      widget.title.label = `Drift: ${report.name}`;
+      widget.title.closable = true;
+      this._open(widget);
     });
-    this._list.replaceChildren(head, ...rows);
+    return row;
   }
 }

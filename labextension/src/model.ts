@@ -1,5 +1,4 @@
-import { ISignal, Signal } from '@lumino/signaling';
-
+import { PollingModel } from './base';
 import { requestAPI } from './request';
 
 export interface IRunRow {
@@ -22,27 +21,12 @@ export interface IRunsPage {
   metric_keys: string[];
 }
 
-/** The runs list and its polling; views only render it. */
-export class RunsModel {
-  private _page: IRunsPage = { runs: [], param_keys: [], metric_keys: [] };
-  private _error: string | null = null;
+/** The latest runs, filtered with the run filter grammar; views only render it. */
+export class RunsModel extends PollingModel<IRunsPage> {
   private _filter = '';
-  private _timer: number | null = null;
-  private _changed = new Signal<this, void>(this);
-  private _inFlight = false;
 
-  constructor(readonly intervalMs = 2000) {}
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-
-  get page(): IRunsPage {
-    return this._page;
-  }
-
-  get error(): string | null {
-    return this._error;
+  constructor(intervalMs = 2000) {
+    super({ runs: [], param_keys: [], metric_keys: [] }, intervalMs);
   }
 
   get filter(): string {
@@ -54,37 +38,11 @@ export class RunsModel {
     void this.refresh();
   }
 
-  async refresh(): Promise<void> {
-    if (this._inFlight) {
-      return;
-    }
-    this._inFlight = true;
+  protected fetch(): Promise<IRunsPage> {
     const query = new URLSearchParams({ limit: '100' });
     if (this._filter.trim()) {
       query.set('filter', this._filter);
     }
-    try {
-      this._page = await requestAPI<IRunsPage>(`runs?${query.toString()}`);
-      this._error = null;
-    } catch (error) {
-      this._error = (error as Error).message;
-    } finally {
-      this._inFlight = false;
-    }
-    this._changed.emit();
-  }
-
-  start(): void {
-    if (this._timer === null) {
-      void this.refresh();
-      this._timer = window.setInterval(() => void this.refresh(), this.intervalMs);
-    }
-  }
-
-  stop(): void {
-    if (this._timer !== null) {
-      window.clearInterval(this._timer);
-      this._timer = null;
-    }
+    return requestAPI<IRunsPage>(`runs?${query.toString()}`);
   }
 }

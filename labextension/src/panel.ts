@@ -1,6 +1,4 @@
-import { Message } from '@lumino/messaging';
-import { Widget } from '@lumino/widgets';
-
+import { element, SidebarPanel } from './base';
 import { IRunRow, RunsModel } from './model';
 
 const MAX_METRIC_COLUMNS = 3;
@@ -24,95 +22,55 @@ function formatDuration(ms: number | null): string {
   return ms < 1000 ? `${ms} ms` : ms < 60000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60000).toFixed(1)} min`;
 }
 
-function cell(tag: 'td' | 'th', text: string, title?: string): HTMLElement {
-  const node = document.createElement(tag);
-  node.textContent = text;
-  if (title) {
-    node.title = title;
-  }
-  return node;
+function filterBox(model: RunsModel): HTMLInputElement {
+  const filter = element('input', '', 'jp-mlops-filter');
+  filter.placeholder = 'Filter, e.g. metrics.acc > 0.9';
+  filter.title = "MLflow filter grammar: metrics.acc > 0.9 and params.model = 'rf'; Enter to apply";
+  filter.setAttribute('aria-label', 'Filter runs');
+  filter.addEventListener('keydown', event => {
+    if (event.key === 'Enter') {
+      model.filter = filter.value;
+    }
+  });
+  return filter;
 }
 
 /** The sidebar's Runs panel: latest runs, a filter box, live while visible. */
-export class RunsPanel extends Widget {
-  private _table: HTMLTableElement;
-  private _message: HTMLElement;
-
-  constructor(readonly model: RunsModel) {
-    super();
-    this.addClass('jp-mlops-Panel');
-    const header = document.createElement('div');
-    header.className = 'jp-mlops-header';
-    header.appendChild(cell('th', 'Runs'));
-    const filter = document.createElement('input');
-    filter.className = 'jp-mlops-filter';
-    filter.placeholder = 'Filter, e.g. metrics.acc > 0.9';
-    filter.title = "MLflow filter grammar: metrics.acc > 0.9 and params.model = 'rf'; Enter to apply";
-    filter.setAttribute('aria-label', 'Filter runs');
-    filter.addEventListener('keydown', event => {
-      if (event.key === 'Enter') {
-        this.model.filter = filter.value;
-      }
-    });
-    this._message = document.createElement('div');
-    this._message.className = 'jp-mlops-message';
-    this._table = document.createElement('table');
-    this._table.className = 'jp-mlops-table jp-mlops-runs';
-    const scroller = document.createElement('div');
-    scroller.className = 'jp-mlops-scroll';
-    scroller.appendChild(this._table);
-    this.node.append(header, filter, this._message, scroller);
-    model.changed.connect(this._render, this);
+export class RunsPanel extends SidebarPanel<RunsModel> {
+  constructor(model: RunsModel) {
+    super(model, 'Runs', 'jp-mlops-runs', [filterBox(model)]);
   }
 
-  protected onAfterShow(msg: Message): void {
-    this.model.start();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    this.model.stop();
-  }
-
-  dispose(): void {
-    this.model.stop();
-    super.dispose();
-  }
-
-  private _render(): void {
-    const { runs, metric_keys } = this.model.page;
+  protected render(): void {
+    const { runs, metric_keys } = this.model.data;
     const error = this.model.error;
-    this._message.textContent = error
-      ? error
-      : runs.length === 0
-        ? 'No runs yet: %load_ext mlops_lab, then start a cell with %%track.'
-        : `${runs.length} latest runs`;
-    this._message.classList.toggle('jp-mlops-error', error !== null);
+    this.showMessage(
+      error ??
+        (runs.length === 0
+          ? 'No runs yet: %load_ext mlops_lab, then start a cell with %%track.'
+          : `${runs.length} latest runs`),
+      error !== null
+    );
     const metrics = metric_keys.slice(0, MAX_METRIC_COLUMNS);
-    const head = document.createElement('tr');
+    const head = element('tr');
     for (const title of ['', 'Run', 'Time', ...metrics]) {
-      head.appendChild(cell('th', title, title));
+      head.appendChild(element('th', title)).title = title;
     }
-    const rows = runs.map(run => this._row(run, metrics));
-    this._table.replaceChildren(head, ...rows);
+    this.table.replaceChildren(head, ...runs.map(run => this._row(run, metrics)));
   }
 
   private _row(run: IRunRow, metrics: string[]): HTMLElement {
-    const row = document.createElement('tr');
+    const row = element('tr');
     row.dataset.runId = run.run_id;
-    const status = cell('td', '●', run.status);
-    status.className = `jp-mlops-status jp-mlops-status-${run.status.toLowerCase()}`;
+    const status = element('td', '●', `jp-mlops-status jp-mlops-status-${run.status.toLowerCase()}`);
+    status.title = run.status;
     const started = new Date(run.start_time).toLocaleString();
-    const name = cell('td', '', `${run.run_id}\nstarted ${started} by ${run.user}`);
-    const title = document.createElement('div');
-    title.className = 'jp-mlops-run-name';
-    title.textContent = run.name;
-    const experiment = document.createElement('div');
-    experiment.className = 'jp-mlops-run-experiment';
-    experiment.textContent = run.experiment;
-    name.append(title, experiment);
-    row.append(status, name, cell('td', formatDuration(run.duration_ms)));
+    const name = element('td');
+    name.title = `${run.run_id}\nstarted ${started} by ${run.user}`;
+    name.append(element('div', run.name, 'jp-mlops-run-name'), element('div', run.experiment, 'jp-mlops-run-experiment'));
+    row.append(status, name, element('td', formatDuration(run.duration_ms)));
     for (const key of metrics) {
-      row.appendChild(cell('td', formatNumber(run.metrics[key]), key));
+      row.appendChild(element('td', formatNumber(run.metrics[key]))).title = key;
     }
     return row;
   }
