@@ -161,3 +161,18 @@ def performance(data, *, target: str, prediction: str, timestamp: str, period: s
 
     return pd.DataFrame(compute(data, target=target, prediction=prediction, timestamp=timestamp, period=period,
                                 task=task, artifacts=default_tracker().artifacts))
+
+
+def runs(experiment: str | list[str] | None = None, filter_string: str | None = None,
+         order_by: list[str] | str | None = None, max_results: int = 100):
+    """A widget: runs with a filter box, and a param-vs-metric scatter."""
+    from .widgets import runs as widget
+
+    return widget(experiment, filter_string, order_by, max_results)
+
+
+def compare(run_ids: list[str]):
+    """A widget: runs side by side, what differs, metric curves, parallel coordinates, code diff."""
+    from .widgets import compare as widget
+
+    return widget(run_ids)

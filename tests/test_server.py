@@ -98,10 +98,48 @@ async def test_drift_reports_list_and_detail(jp_fetch, tracker):
     assert info.value.code == 404
 
 
+async def test_compare_history_code_diff_and_artifacts(jp_fetch, logged_runs, tracker, tmp_path):
+    ids = ",".join(logged_runs[:2])
+    result = await get_json(jp_fetch, "compare", runs=ids)
+    assert next(r for r in result["params"] if r["key"] == "model")["differs"] is True
+    curve = await get_json(jp_fetch, "runs", logged_runs[0], "metric-history", key="acc")
+    assert curve["points"] == 1 and curve["values"] == [0.8]
+    diff = await get_json(jp_fetch, "code-diff", left=logged_runs[0], right=logged_runs[1])
+    assert diff["identical"] is True
+    (tmp_path / "notes.txt").write_text("secret-free notes")
+    with ml.start_run() as run:
+        ml.log_artifact(tmp_path / "notes.txt")
+    ml.flush()
+    response = await jp_fetch("mlops-lab", "api", "runs", run.id, "artifacts", "notes.txt")
+    assert response.body == b"secret-free notes"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="notes.txt"'
+
+
+@pytest.mark.parametrize("path", ["..%2F..%2Fetc%2Fpasswd", "a%2F..%2F..%2Fnotes.txt", "%2Fetc%2Fpasswd", "nope.txt"])
+async def test_artifact_paths_cannot_escape(jp_fetch, logged_runs, path):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", "runs", logged_runs[0], "artifacts", path)
+    assert info.value.code in (400, 404)
+    assert b"root:" not in (info.value.response.body or b"")
+
+
+@pytest.mark.parametrize("route, params, code", [
+    (("compare",), {"runs": ""}, 400),
+    (("compare",), {"runs": ",".join(["a" * 32] * 2)}, 400),
+    (("compare",), {"runs": "f" * 32}, 404),
+    (("code-diff",), {"left": "f" * 32}, 400),
+    (("runs", "f" * 32, "metric-history"), {"key": "acc"}, 404),
+])
+async def test_bad_compare_requests(jp_fetch, logged_runs, route, params, code):
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", *route, params=params)
+    assert info.value.code == code
+
+
 async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_http_port, logged_runs):
     client = tornado.httpclient.AsyncHTTPClient()
     for pattern, _handler in ROUTES:
-        path = re.sub(r"\(\[0-9a-f\]\{32\}\)", logged_runs[0], pattern)
+        path = re.sub(r"\(\[0-9a-f\]\{32\}\)", logged_runs[0], pattern).replace("(.+)", "stdout.txt")
         url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}mlops-lab/api/{path}"
         response = await client.fetch(url, raise_error=False)
         assert response.code == 403, f"{path} answered {response.code} without a token"

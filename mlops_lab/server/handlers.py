@@ -11,6 +11,7 @@ from jupyter_server.base.handlers import APIHandler
 from ..artifacts import ArtifactError, ArtifactStore
 from ..config import StoreLocation
 from ..store import FilterError, NotFoundError, StoreError, open_store
+from ..tracking.compare import artifact_bytes, code_diff, compare_runs, metric_history
 from ..tracking.search import runs_page
 
 MAX_PAGE = 1000
@@ -50,7 +51,7 @@ class BaseHandler(APIHandler):
         """Run a blocking service call off the event loop; map its errors to HTTP answers."""
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
-        except FilterError as exc:
+        except (FilterError, ValueError) as exc:
             raise tornado.web.HTTPError(400, reason=str(exc)[:200], log_message=str(exc)) from exc
         except NotFoundError as exc:
             raise tornado.web.HTTPError(404, reason=str(exc)[:200]) from exc
@@ -116,6 +117,38 @@ class RunHandler(BaseHandler):
         self.finish(json.dumps(record.to_dict(), default=str))
 
 
+class MetricHistoryHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str):
+        key = self.get_argument("key")
+        max_points = self.int_argument("max_points", 1000, 10, 100_000)
+        self.finish(await self.call(metric_history, self.backend.store, run_id, key, max_points))
+
+
+class CompareHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        run_ids = [i for i in self.get_argument("runs", "").split(",") if i]
+        self.finish(await self.call(compare_runs, self.backend.store, run_ids))
+
+
+class CodeDiffHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        left, right = self.get_argument("left"), self.get_argument("right")
+        self.finish(await self.call(code_diff, self.backend.store, left, right))
+
+
+class ArtifactHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str, path: str):
+        name, data = await self.call(artifact_bytes, self.backend.store, self.backend.artifacts, run_id, path)
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Disposition", f'attachment; filename="{name.rsplit("/", 1)[-1]}"')
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.finish(data)
+
+
 class DriftReportsHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
@@ -134,6 +167,10 @@ ROUTES = [
     ("experiments", ExperimentsHandler),
     ("runs", RunsHandler),
     (r"runs/([0-9a-f]{32})", RunHandler),
+    (r"runs/([0-9a-f]{32})/metric-history", MetricHistoryHandler),
+    (r"runs/([0-9a-f]{32})/artifacts/(.+)", ArtifactHandler),
+    ("compare", CompareHandler),
+    ("code-diff", CodeDiffHandler),
     ("drift-reports", DriftReportsHandler),
     (r"drift-reports/([0-9a-f]{32})", DriftReportHandler),
 ]

@@ -1,0 +1,181 @@
+"""Notebook widgets: ``ml.runs(...)`` and ``ml.compare([...])`` (ipywidgets with plotly charts).
+
+They render what the tracking service returns; they work wherever ipywidgets do (JupyterLab,
+Notebook 7, VS Code).
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from .tracking import default_tracker
+from .tracking.compare import code_diff, compare_runs, metric_history
+
+DIFF_COLOURS = {"replace": "#fff3cd", "delete": "#f8d7da", "insert": "#d4edda", "equal": "transparent"}
+
+
+def _table(rows: list[dict], runs: list[dict], only_differences: bool, title: str) -> str:
+    shown = [r for r in rows if r["differs"] or not only_differences]
+    if not shown:
+        return f"<p><i>{html.escape(title)}: {'no differences' if rows else 'none'}</i></p>"
+    head = "".join(f"<th>{html.escape(r['name'])}</th>" for r in runs)
+    body = []
+    for row in shown:
+        style = ' style="background:#fff3cd"' if row["differs"] else ""
+        cells = "".join(f"<td>{html.escape('' if row['values'].get(r['run_id']) is None else str(row['values'][r['run_id']]))}</td>"
+                        for r in runs)
+        body.append(f"<tr{style}><td><b>{html.escape(row['key'])}</b></td>{cells}</tr>")
+    return (f"<h4>{html.escape(title)}</h4><table class='mlops-compare'><thead><tr><th></th>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """Exponential moving average, as TensorBoard's smoothing slider does."""
+    if weight <= 0 or len(values) == 0:
+        return values
+    out, last = np.empty_like(values), values[0]
+    for i, v in enumerate(values):
+        last = last * weight + (1 - weight) * v if np.isfinite(v) else last
+        out[i] = last
+    return out
+
+
+def curves_figure(store, runs: list[dict], key: str, smoothing: float = 0.0, log_y: bool = False):
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for run in runs:
+        curve = metric_history(store, run["run_id"], key)
+        values = np.array([float(v) for v in curve["values"]], dtype=float)
+        figure.add_scatter(x=curve["steps"], y=_smooth(values, smoothing), mode="lines", name=run["name"])
+    figure.update_layout(title=f"{key} by step", xaxis_title="step", yaxis_title=key, height=380,
+                         yaxis_type="log" if log_y else "linear", margin={"t": 50, "b": 40})
+    return figure
+
+
+def parallel_figure(comparison: dict, metric: str):
+    """Parallel coordinates from every numeric param to ``metric``."""
+    import plotly.graph_objects as go
+
+    run_ids = [r["run_id"] for r in comparison["runs"]]
+    dimensions = []
+    for row in comparison["params"]:
+        try:
+            values = [float(row["values"].get(i)) for i in run_ids]
+        except (TypeError, ValueError):
+            continue
+        dimensions.append({"label": row["key"], "values": values})
+    target = next((row for row in comparison["metrics"] if row["key"] == metric), None)
+    colour = [float(target["values"].get(i) or np.nan) for i in run_ids] if target else None
+    if target:
+        dimensions.append({"label": metric, "values": colour})
+    figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": colour, "colorscale": "Viridis",
+                                                                  "showscale": True} if colour else {}))
+    figure.update_layout(title=f"params → {metric}", height=380)
+    return figure
+
+
+def code_diff_html(diff: dict) -> str:
+    rows = []
+    for row in diff["rows"]:
+        colour = DIFF_COLOURS[row["op"]]
+        left = html.escape(row["left"]) if row["left"] is not None else ""
+        right = html.escape(row["right"]) if row["right"] is not None else ""
+        rows.append(f"<tr style='background:{colour}'><td>{row['left_line'] or ''}</td><td><pre>{left}</pre></td>"
+                    f"<td>{row['right_line'] or ''}</td><td><pre>{right}</pre></td></tr>")
+    head = (f"<tr><th></th><th>{html.escape(diff['left']['name'])}</th><th></th>"
+            f"<th>{html.escape(diff['right']['name'])}</th></tr>")
+    note = "<p><i>identical code</i></p>" if diff["identical"] else ""
+    return f"{note}<table class='mlops-code-diff'>{head}{''.join(rows)}</table>"
+
+
+def compare(run_ids: list[str]):
+    """A comparison of runs: differing values, metric curves, parallel coordinates, code diff."""
+    import ipywidgets as widgets
+
+    tracker = default_tracker()
+    tracker.flush()
+    store = tracker.store
+    comparison = compare_runs(store, list(run_ids))
+    runs = comparison["runs"]
+    only = widgets.Checkbox(value=True, description="only what differs")
+    tables = widgets.HTML()
+
+    def render_tables(_=None):
+        tables.value = "".join(_table(comparison[part], runs, only.value, title) for part, title in (
+            ("params", "params"), ("metrics", "metrics (latest)"), ("tags", "tags"), ("datasets", "data versions"),
+            ("environment", "environment"), ("packages", "packages")))
+
+    only.observe(render_tables, names="value")
+    render_tables()
+    metric_keys = [row["key"] for row in comparison["metrics"]]
+    children = [only, tables]
+    if metric_keys:
+        metric = widgets.Dropdown(options=metric_keys, description="metric")
+        smoothing = widgets.FloatSlider(value=0.0, min=0.0, max=0.99, step=0.01, description="smoothing")
+        log_y = widgets.Checkbox(value=False, description="log scale")
+        charts = widgets.Output()
+
+        def render_charts(_=None):
+            charts.clear_output(wait=True)
+            with charts:
+                curves_figure(store, runs, metric.value, smoothing.value, log_y.value).show()
+                if len(runs) > 1:
+                    parallel_figure(comparison, metric.value).show()
+
+        for control in (metric, smoothing, log_y):
+            control.observe(render_charts, names="value")
+        render_charts()
+        children += [widgets.HBox([metric, smoothing, log_y]), charts]
+    if len(runs) >= 2:
+        children.append(widgets.HTML(f"<h4>code: {html.escape(runs[0]['name'])} ↔ {html.escape(runs[1]['name'])}</h4>"
+                                     + code_diff_html(code_diff(store, runs[0]["run_id"], runs[1]["run_id"]))))
+    return widgets.VBox(children)
+
+
+def runs(experiment: str | list[str] | None = None, filter_string: str | None = None,
+         order_by: list[str] | str | None = None, max_results: int = 100):
+    """Runs as a table with a filter box, and a param-vs-metric scatter."""
+    import ipywidgets as widgets
+
+    from . import api
+
+    box = widgets.Text(value=filter_string or "", description="filter", placeholder="metrics.acc > 0.9",
+                       continuous_update=False, layout={"width": "480px"})
+    table, message, chart = widgets.HTML(), widgets.HTML(), widgets.Output()
+    x_axis = widgets.Dropdown(description="x")
+    y_axis = widgets.Dropdown(description="y")
+    state = {}
+
+    def load(_=None):
+        try:
+            frame = api.search_runs(experiment, box.value or None, order_by, max_results)
+        except ValueError as exc:
+            message.value = f"<span style='color:#c0392b'>{html.escape(str(exc))}</span>"
+            return
+        message.value = f"{len(frame)} runs"
+        state["frame"] = frame
+        shown = frame.drop(columns=["notebook_path", "parent_run_id", "user"], errors="ignore")
+        table.value = shown.to_html(index=False, na_rep="", escape=True, max_rows=max_results)
+        params = [c for c in frame.columns if c.startswith("params.")]
+        metrics = [c for c in frame.columns if c.startswith("metrics.")]
+        x_axis.options, y_axis.options = params + metrics, metrics
+        plot()
+
+    def plot(_=None):
+        chart.clear_output(wait=True)
+        frame = state.get("frame")
+        if frame is None or frame.empty or not x_axis.value or not y_axis.value:
+            return
+        import plotly.express as px
+
+        with chart:
+            px.scatter(frame, x=x_axis.value, y=y_axis.value, hover_name="run_name", height=360).show()
+
+    box.observe(load, names="value")  # on Enter or leaving the box
+    x_axis.observe(plot, names="value")
+    y_axis.observe(plot, names="value")
+    load()
+    return widgets.VBox([box, message, table, widgets.HBox([x_axis, y_axis]), chart])
