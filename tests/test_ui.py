@@ -53,7 +53,7 @@ def test_runs_panel_lists_runs_and_filters(lab, page, artifacts_dir):
     rows.first.wait_for(timeout=10_000)
     interactive_s = time.monotonic() - opened
     assert rows.count() == 3
-    assert page.locator(".jp-mlops-runs th").all_inner_texts()[:5] == ["", "Run", "Time", "accuracy", "loss"]
+    assert page.locator(".jp-mlops-runs th").all_inner_texts()[:5] == ["", "", "Run", "Time", "accuracy"]
     assert "sweep-0" in page.locator(".jp-mlops-runs").inner_text()
     page.screenshot(path=str(artifacts_dir / "runs-panel.png"))
 
@@ -103,3 +103,33 @@ def test_drift_panel_lists_reports_and_opens_one(lab, page, artifacts_dir):
     assert "Dataset drift: 2 of 2 features drifted" in page.locator(".jp-mlops-drift-summary").inner_text()
     assert "Jensen–Shannon distance (base 2)" in page.locator(".jp-mlops-drift-table").inner_text()
     page.screenshot(path=str(artifacts_dir / "drift-report.png"))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_compare_two_runs_in_the_main_area(lab, page, artifacts_dir, tracker):
+    for depth, extra in ((3, ""), (8, "model.fit(X, y)\n")):
+        run = tracker.start_run(f"tree-depth-{depth}", experiment="ui", source=f"depth = {depth}\n{extra}score = 1\n")
+        tracker.log_params({"depth": depth, "criterion": "gini"}, run=run)
+        for step in range(30):
+            tracker.log_metrics({"loss": 1 / (step + depth)}, step=step, run=run)
+        tracker.end_run(run=run)
+    tracker.flush()
+
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').click(timeout=60_000)
+    page.locator(".jp-mlops-runs tr[data-run-id]").first.wait_for(timeout=10_000)
+    for box in page.locator(".jp-mlops-runs tr[data-run-id] input[type=checkbox]").all():
+        box.check()
+    button = page.locator(".jp-mlops-compare-button")
+    assert button.inner_text() == "Compare 2"
+    button.click()
+    view = page.locator(".jp-mlops-CompareView")
+    view.locator("tr[data-key=depth]").wait_for(timeout=10_000)
+    assert view.locator("tr[data-key=criterion]").count() == 0  # the same in both: hidden by default
+    view.locator(".jp-mlops-chart .main-svg").first.wait_for(timeout=15_000)  # plotly drew the curves
+    view.locator(".jp-mlops-diff-replace").first.wait_for(timeout=10_000)
+    assert "model.fit(X, y)" in view.locator(".jp-mlops-diff").inner_text()
+    page.set_viewport_size({"width": 1400, "height": 1900})  # the whole view, charts and code included
+    view.locator(".jp-mlops-chart .main-svg").first.wait_for(timeout=15_000)
+    page.mouse.move(5, 5)  # no hover line over the chart
+    page.screenshot(path=str(artifacts_dir / "compare-view.png"))

@@ -2,6 +2,9 @@ import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
 
+/** Shows a widget in the main area, in a closable tab. */
+export type OpenInMain = (content: Widget, id: string, label: string) => void;
+
 /** A DOM element with text (never HTML) and a class. */
 export function element<K extends keyof HTMLElementTagNameMap>(
   tag: K,

@@ -1,7 +1,6 @@
-import { MainAreaWidget } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { element, PollingModel, SidebarPanel } from './base';
+import { element, OpenInMain, PollingModel, SidebarPanel } from './base';
 import { requestAPI } from './request';
 
 export interface IDriftRecord {
@@ -159,7 +158,7 @@ export class DriftReportView extends Widget {
 export class DriftPanel extends SidebarPanel<DriftModel> {
   constructor(
     model: DriftModel,
-    private _open: (widget: Widget) => void
+    private _open: OpenInMain
   ) {
     super(model, 'Drift reports', 'jp-mlops-drift-list');
     this.addClass('jp-mlops-DriftPanel');
@@ -187,13 +186,9 @@ export class DriftPanel extends SidebarPanel<DriftModel> {
     const model = report.model_name ? `${report.model_name}${report.model_version ? '/' + report.model_version : ''}` : '';
     const link = [model, report.deployment ?? ''].filter(Boolean).join(' · ');
     row.append(status, element('td', report.name), element('td', `${Math.round(report.share_drifted * 100)}%`), element('td', link));
-    row.addEventListener('click', () => {
-      const widget = new MainAreaWidget({ content: new DriftReportView(report.id) });
-      widget.id = `mlops-drift-${report.id}`;
-      widget.title.label = `Drift: ${report.name}`;
-      widget.title.closable = true;
-      this._open(widget);
-    });
+    row.addEventListener('click', () =>
+      this._open(new DriftReportView(report.id), `mlops-drift-${report.id}`, `Drift: ${report.name}`)
+    );
     return row;
   }
 }

@@ -3,7 +3,10 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
+import { MainAreaWidget } from '@jupyterlab/apputils';
 import { LabIcon } from '@jupyterlab/ui-components';
+
+import { OpenInMain } from './base';
 
 import { DriftModel, DriftPanel } from './drift';
 import { RunsModel } from './model';
@@ -23,15 +26,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   optional: [ILayoutRestorer],
   activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
-    const panel = new RunsPanel(new RunsModel());
+    const openInMain: OpenInMain = (content, id, label) => {
+      const widget = new MainAreaWidget({ content });
+      widget.id = id;
+      widget.title.label = label;
+      widget.title.closable = true;
+      app.shell.add(widget, 'main');
+      app.shell.activateById(widget.id);
+    };
+    const panel = new RunsPanel(new RunsModel(), openInMain);
     panel.id = 'mlops-lab-runs';
     panel.title.icon = mlopsIcon;
     panel.title.caption = 'MLOps: runs';
     app.shell.add(panel, 'left', { rank: 850 });
-    const drift = new DriftPanel(new DriftModel(), widget => {
-      app.shell.add(widget, 'main');
-      app.shell.activateById(widget.id);
-    });
+    const drift = new DriftPanel(new DriftModel(), openInMain);
     drift.id = 'mlops-lab-drift';
     drift.title.icon = driftIcon;
     drift.title.caption = 'MLOps: drift reports';

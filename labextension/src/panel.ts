@@ -1,4 +1,5 @@
-import { element, SidebarPanel } from './base';
+import { element, OpenInMain, SidebarPanel } from './base';
+import { CompareView } from './compare';
 import { IRunRow, RunsModel } from './model';
 
 const MAX_METRIC_COLUMNS = 3;
@@ -35,10 +36,35 @@ function filterBox(model: RunsModel): HTMLInputElement {
   return filter;
 }
 
-/** The sidebar's Runs panel: latest runs, a filter box, live while visible. */
+/** The sidebar's Runs panel: latest runs, a filter box, live while visible; tick runs to compare. */
 export class RunsPanel extends SidebarPanel<RunsModel> {
-  constructor(model: RunsModel) {
-    super(model, 'Runs', 'jp-mlops-runs', [filterBox(model)]);
+  private _selected = new Set<string>();
+  private _compare: HTMLButtonElement;
+
+  constructor(
+    model: RunsModel,
+    private _open: OpenInMain
+  ) {
+    const compare = element('button', 'Compare', 'jp-mlops-compare-button');
+    super(model, 'Runs', 'jp-mlops-runs', [filterBox(model), compare]);
+    this._compare = compare;
+    compare.disabled = true;
+    compare.addEventListener('click', () => this._openComparison());
+  }
+
+  private _openComparison(): void {
+    const ids = [...this._selected];
+    this._open(new CompareView(ids), `mlops-compare-${Date.now()}`, `Compare ${ids.length} runs`);
+  }
+
+  private _toggle(runId: string, on: boolean): void {
+    if (on) {
+      this._selected.add(runId);
+    } else {
+      this._selected.delete(runId);
+    }
+    this._compare.disabled = this._selected.size === 0;
+    this._compare.textContent = this._selected.size ? `Compare ${this._selected.size}` : 'Compare';
   }
 
   protected render(): void {
@@ -53,7 +79,7 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     );
     const metrics = metric_keys.slice(0, MAX_METRIC_COLUMNS);
     const head = element('tr');
-    for (const title of ['', 'Run', 'Time', ...metrics]) {
+    for (const title of ['', '', 'Run', 'Time', ...metrics]) {
       head.appendChild(element('th', title)).title = title;
     }
     this.table.replaceChildren(head, ...runs.map(run => this._row(run, metrics)));
@@ -68,7 +94,14 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     const name = element('td');
     name.title = `${run.run_id}\nstarted ${started} by ${run.user}`;
     name.append(element('div', run.name, 'jp-mlops-run-name'), element('div', run.experiment, 'jp-mlops-run-experiment'));
-    row.append(status, name, element('td', formatDuration(run.duration_ms)));
+    const pick = element('input');
+    pick.type = 'checkbox';
+    pick.checked = this._selected.has(run.run_id);
+    pick.setAttribute('aria-label', `Select ${run.name}`);
+    pick.addEventListener('change', () => this._toggle(run.run_id, pick.checked));
+    const pickCell = element('td');
+    pickCell.appendChild(pick);
+    row.append(pickCell, status, name, element('td', formatDuration(run.duration_ms)));
     for (const key of metrics) {
       row.appendChild(element('td', formatNumber(run.metrics[key]))).title = key;
     }

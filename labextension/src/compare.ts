@@ -1,0 +1,245 @@
+import { Widget } from '@lumino/widgets';
+
+import { element } from './base';
+import { requestAPI } from './request';
+
+interface IAligned {
+  key: string;
+  values: Record<string, string | number | null>;
+  differs: boolean;
+}
+
+interface IComparison {
+  runs: { run_id: string; name: string; experiment: string; status: string }[];
+  params: IAligned[];
+  metrics: IAligned[];
+  tags: IAligned[];
+  datasets: IAligned[];
+  environment: IAligned[];
+  packages: IAligned[];
+  code_differs: boolean;
+}
+
+interface ICurve {
+  steps: number[];
+  values: (number | string)[];
+}
+
+interface IDiffRow {
+  op: 'equal' | 'replace' | 'delete' | 'insert';
+  left: string | null;
+  right: string | null;
+  left_line: number | null;
+  right_line: number | null;
+}
+
+const SECTIONS: [keyof IComparison, string][] = [
+  ['params', 'Params'],
+  ['metrics', 'Metrics (latest)'],
+  ['tags', 'Tags'],
+  ['datasets', 'Data versions'],
+  ['environment', 'Environment'],
+  ['packages', 'Packages that differ']
+];
+
+function formatCell(value: string | number | null | undefined): string {
+  if (value === null || value === undefined) {
+    return '';
+  }
+  return typeof value === 'number' ? String(Number(value.toPrecision(6))) : value;
+}
+
+function smooth(values: number[], weight: number): number[] {
+  let last = values.length ? values[0] : 0;
+  return values.map(v => {
+    if (Number.isFinite(v)) {
+      last = last * weight + (1 - weight) * v;
+    }
+    return last;
+  });
+}
+
+/** Runs side by side: what differs, metric curves, parallel coordinates, code diff. */
+export class CompareView extends Widget {
+  private _comparison: IComparison | null = null;
+  private _onlyDiffers = true;
+  private _tables = element('div', '', 'jp-mlops-compare-tables');
+  private _chart = element('div', '', 'jp-mlops-chart');
+  private _parallel = element('div', '', 'jp-mlops-chart');
+  private _code = element('div', '', 'jp-mlops-code-diff');
+
+  constructor(readonly runIds: string[]) {
+    super();
+    this.addClass('jp-mlops-CompareView');
+    this.node.textContent = 'Loading…';
+    void this._load();
+  }
+
+  private async _load(): Promise<void> {
+    try {
+      this._comparison = await requestAPI<IComparison>(`compare?runs=${this.runIds.join(',')}`);
+    } catch (error) {
+      this.node.textContent = `Could not compare: ${(error as Error).message}`;
+      return;
+    }
+    const comparison = this._comparison;
+    const toggle = element('label', '', 'jp-mlops-toggle');
+    const box = element('input');
+    box.type = 'checkbox';
+    box.checked = this._onlyDiffers;
+    box.addEventListener('change', () => {
+      this._onlyDiffers = box.checked;
+      this._renderTables();
+    });
+    toggle.append(box, document.createTextNode(' only what differs'));
+    const controls = this._chartControls(comparison);
+    this.node.replaceChildren(
+      element('h2', `Comparing ${comparison.runs.length} runs`),
+      toggle,
+      this._tables,
+      element('h3', 'Metric curves'),
+      controls,
+      this._chart,
+      element('h3', 'Params → metric'),
+      this._parallel,
+      element('h3', `Code: ${comparison.runs[0].name} ↔ ${comparison.runs[comparison.runs.length > 1 ? 1 : 0].name}`),
+      this._code
+    );
+    this._renderTables();
+    void this._renderCode();
+  }
+
+  private _renderTables(): void {
+    const comparison = this._comparison!;
+    const parts: HTMLElement[] = [];
+    for (const [section, title] of SECTIONS) {
+      const rows = (comparison[section] as IAligned[]).filter(r => r.differs || !this._onlyDiffers);
+      parts.push(element('h3', title));
+      if (rows.length === 0) {
+        parts.push(element('p', this._onlyDiffers ? 'no differences' : 'none', 'jp-mlops-message'));
+        continue;
+      }
+      const table = element('table', '', 'jp-mlops-table jp-mlops-compare-table');
+      const head = element('tr');
+      head.appendChild(element('th', ''));
+      for (const run of comparison.runs) {
+        head.appendChild(element('th', run.name)).title = run.run_id;
+      }
+      table.appendChild(head);
+      for (const row of rows) {
+        const tr = element('tr', '', row.differs ? 'jp-mlops-differs' : '');
+        tr.dataset.key = row.key;
+        tr.appendChild(element('td', row.key, 'jp-mlops-key'));
+        for (const run of comparison.runs) {
+          tr.appendChild(element('td', formatCell(row.values[run.run_id])));
+        }
+        table.appendChild(tr);
+      }
+      parts.push(table);
+    }
+    this._tables.replaceChildren(...parts);
+  }
+
+  private _chartControls(comparison: IComparison): HTMLElement {
+    const bar = element('div', '', 'jp-mlops-chart-controls');
+    const metric = element('select');
+    metric.setAttribute('aria-label', 'Metric');
+    for (const row of comparison.metrics) {
+      metric.appendChild(element('option', row.key)).value = row.key;
+    }
+    const smoothing = element('input');
+    smoothing.type = 'range';
+    smoothing.min = '0';
+    smoothing.max = '0.99';
+    smoothing.step = '0.01';
+    smoothing.value = '0';
+    smoothing.setAttribute('aria-label', 'Smoothing');
+    const log = element('input');
+    log.type = 'checkbox';
+    log.setAttribute('aria-label', 'Log scale');
+    const redraw = () => void this._renderCharts(metric.value, Number(smoothing.value), log.checked);
+    metric.addEventListener('change', redraw);
+    smoothing.addEventListener('input', redraw);
+    log.addEventListener('change', redraw);
+    const logLabel = element('label', '');
+    logLabel.append(log, document.createTextNode(' log scale'));
+    bar.append(element('span', 'metric '), metric, element('span', ' smoothing '), smoothing, logLabel);
+    if (comparison.metrics.length) {
+      redraw();
+    } else {
+      this._chart.textContent = 'These runs logged no metrics.';
+    }
+    return bar;
+  }
+
+  private async _renderCharts(key: string, weight: number, logScale: boolean): Promise<void> {
+    const comparison = this._comparison!;
+    const [Plotly, curves] = await Promise.all([
+      import('plotly.js-dist-min'),
+      Promise.all(
+        comparison.runs.map(run =>
+          requestAPI<ICurve>(`runs/${run.run_id}/metric-history?key=${encodeURIComponent(key)}`)
+        )
+      )
+    ]);
+    const traces = curves.map((curve, i) => ({
+      x: curve.steps,
+      y: smooth(curve.values.map(Number), weight),
+      name: comparison.runs[i].name,
+      mode: 'lines+markers',
+      type: 'scatter'
+    }));
+    const layout = {
+      height: 340,
+      margin: { t: 30, l: 60, r: 20, b: 40 },
+      xaxis: { title: { text: 'step' } },
+      yaxis: { title: { text: key }, type: logScale ? 'log' : 'linear' }
+    };
+    await Plotly.react(this._chart, traces, layout, { displaylogo: false, responsive: true });
+    const numeric = comparison.params.filter(row =>
+      comparison.runs.every(run => row.values[run.run_id] !== null && !Number.isNaN(Number(row.values[run.run_id])))
+    );
+    const target = comparison.metrics.find(row => row.key === key);
+    const dimensions = numeric.map(row => ({
+      label: row.key,
+      values: comparison.runs.map(run => Number(row.values[run.run_id]))
+    }));
+    const colour = target ? comparison.runs.map(run => Number(target.values[run.run_id])) : [];
+    if (target) {
+      dimensions.push({ label: key, values: colour });
+    }
+    await Plotly.react(
+      this._parallel,
+      [{ type: 'parcoords', dimensions, line: { color: colour, colorscale: 'Viridis', showscale: true } }],
+      { height: 320, margin: { t: 40, l: 60, r: 60, b: 20 } },
+      { displaylogo: false, responsive: true }
+    );
+  }
+
+  private async _renderCode(): Promise<void> {
+    const runs = this._comparison!.runs;
+    if (runs.length < 2) {
+      this._code.textContent = 'Pick two runs to see their code side by side.';
+      return;
+    }
+    const diff = await requestAPI<{ identical: boolean; rows: IDiffRow[] }>(
+      `code-diff?left=${runs[0].run_id}&right=${runs[1].run_id}`
+    );
+    if (diff.identical) {
+      this._code.replaceChildren(element('p', 'The two cells ran the same code.', 'jp-mlops-message'));
+      return;
+    }
+    const table = element('table', '', 'jp-mlops-diff');
+    for (const row of diff.rows) {
+      const tr = element('tr', '', `jp-mlops-diff-${row.op}`);
+      tr.append(
+        element('td', row.left_line ? String(row.left_line) : '', 'jp-mlops-line'),
+        element('td', row.left ?? '', 'jp-mlops-code'),
+        element('td', row.right_line ? String(row.right_line) : '', 'jp-mlops-line'),
+        element('td', row.right ?? '', 'jp-mlops-code')
+      );
+      table.appendChild(tr);
+    }
+    this._code.replaceChildren(table);
+  }
+}
