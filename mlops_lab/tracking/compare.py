@@ -21,28 +21,24 @@ def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[
     if n <= max_points:
         return steps, values
     buckets = max(1, max_points // 3)
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    keep = [0, n - 1]
-    finite = np.where(np.isnan(values), np.inf, values)
-    for start, end in zip(edges[:-1], edges[1:]):
-        if end <= start:
-            continue
-        chunk = finite[start:end]
-        keep.append(start)
-        keep.append(start + int(np.argmin(chunk)))
-        keep.append(start + int(np.argmax(np.where(np.isinf(chunk), -np.inf, chunk))))
-    index = np.unique(np.asarray(keep, dtype=np.int64))
+    size = -(-n // buckets)  # points per bucket, rounded up; the last bucket is padded
+    padded = np.full(buckets * size, np.nan)
+    padded[:n] = values
+    grid = padded.reshape(buckets, size)
+    lows = np.where(np.isnan(grid), np.inf, grid).argmin(axis=1)
+    highs = np.where(np.isnan(grid), -np.inf, grid).argmax(axis=1)
+    starts = np.arange(buckets) * size
+    keep = np.concatenate([[0, n - 1], starts, starts + lows, starts + highs])
+    index = np.unique(keep[keep < n])
     return steps[index], values[index]
 
 
 def metric_history(store: Store, run_id: str, key: str, max_points: int = 1000) -> dict:
-    points = store.metric_history(run_id, key)
-    if not points:
+    steps, values = store.metric_arrays(run_id, key)
+    if not len(steps):
         store.get_run(run_id)  # an unknown run is a 404, a run without the metric an empty curve
-    steps = np.fromiter((p[0] for p in points), dtype=np.int64, count=len(points))
-    values = np.fromiter((p[2] for p in points), dtype=np.float64, count=len(points))
     kept_steps, kept_values = downsample(steps, values, max_points)
-    return {"run_id": run_id, "key": key, "points": len(points), "steps": kept_steps.tolist(),
+    return {"run_id": run_id, "key": key, "points": len(steps), "steps": kept_steps.tolist(),
             "values": [json_number(v) for v in kept_values.tolist()]}
 
 
