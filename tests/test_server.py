@@ -54,6 +54,7 @@ async def test_runs_page_filter_and_sort(jp_fetch, logged_runs):
 async def test_run_detail_info_and_experiments(jp_fetch, logged_runs, tracker):
     detail = await get_json(jp_fetch, "runs", logged_runs[0])
     assert detail["info"]["name"] == "run-0" and detail["params"] == {"model": "lr"}
+    assert detail["metric_summaries"]["acc"] == {"last_step": 0, "min": 0.8, "max": 0.8, "count": 1}
     info = await get_json(jp_fetch, "info")
     assert info["db_url"] == tracker.store.url and "MLOPS_LAB_DB_URL" in info["source"]
     experiments = await get_json(jp_fetch, "experiments")
@@ -144,3 +145,42 @@ async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_htt
         response = await client.fetch(url, raise_error=False)
         assert response.code == 403, f"{path} answered {response.code} without a token"
         assert logged_runs[0] not in response.body.decode(errors="replace")
+
+
+async def test_polling_while_a_kernel_writes(jp_fetch, tracker, tmp_path):
+    """The panel polls while another process logs: every answer is whole, and nothing goes backwards."""
+    import asyncio
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "import mlops_lab as ml\n"
+        "ml.set_store(sys.argv[1], sys.argv[2])\n"
+        "deadline = time.monotonic() + 6\n"
+        "i = 0\n"
+        "while time.monotonic() < deadline:\n"
+        "    with ml.start_run(f'live-{i}', experiment='live'):\n"
+        "        for step in range(50):\n"
+        "            ml.log_metric('loss', 1 / (step + 1))\n"
+        "            time.sleep(0.001)\n"
+        "    i += 1\n"
+    ), tracker.store.url, tracker.artifacts.root])
+    seen_counts: dict[str, int] = {}
+    polls = 0
+    try:
+        while writer.poll() is None:
+            page = await get_json(jp_fetch, "runs", experiment="live", limit="50")
+            for run in page["runs"]:
+                detail = await get_json(jp_fetch, "runs", run["run_id"])
+                count = detail["metric_summaries"].get("loss", {}).get("count", 0)
+                assert count >= seen_counts.get(run["run_id"], 0)  # never goes backwards
+                assert run["status"] in ("RUNNING", "FINISHED")
+                seen_counts[run["run_id"]] = count
+            polls += 1
+            await asyncio.sleep(0.05)
+    finally:
+        writer.wait(timeout=60)
+    assert writer.returncode == 0 and polls > 5 and len(seen_counts) > 3
+    final = await get_json(jp_fetch, "runs", experiment="live", limit="1000")
+    assert all(r["status"] == "FINISHED" for r in final["runs"])

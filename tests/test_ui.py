@@ -53,9 +53,17 @@ def test_runs_panel_lists_runs_and_filters(lab, page, artifacts_dir):
     rows.first.wait_for(timeout=10_000)
     interactive_s = time.monotonic() - opened
     assert rows.count() == 3
-    assert page.locator(".jp-mlops-runs th").all_inner_texts()[:5] == ["", "", "Run", "Time", "accuracy"]
+    assert page.locator(".jp-mlops-runs th").all_inner_texts() == ["", "Run", "Time", "accuracy", "loss"]
     assert "sweep-0" in page.locator(".jp-mlops-runs").inner_text()
     page.screenshot(path=str(artifacts_dir / "runs-panel.png"))
+
+    # Choose a param as a column; "only what differs" keeps it since the models differ.
+    page.locator(".jp-mlops-columns summary").click()
+    page.locator('.jp-mlops-columns input[data-column="params.model"]').check()
+    page.locator('.jp-mlops-columns input[data-column="metrics.loss"]').uncheck()
+    assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["accuracy", "model"]
+    page.locator(".jp-mlops-columns summary").click()
+    page.screenshot(path=str(artifacts_dir / "runs-panel-columns.png"))
 
     box = page.locator(".jp-mlops-filter")
     box.fill("metrics.accuracy >")
@@ -133,3 +141,27 @@ def test_compare_two_runs_in_the_main_area(lab, page, artifacts_dir, tracker):
     view.locator(".jp-mlops-chart .main-svg").first.wait_for(timeout=15_000)
     page.mouse.move(5, 5)  # no hover line over the chart
     page.screenshot(path=str(artifacts_dir / "compare-view.png"))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_runs_table_renders_only_the_rows_in_view(lab, page, tracker):
+    for i in range(400):
+        run = tracker.start_run(f"many-{i:03d}", experiment="many")
+        tracker.log_metrics({"score": i}, run=run)
+        tracker.log_params({"same": "x"}, run=run)
+        tracker.end_run(run=run)
+    tracker.flush()
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').click(timeout=60_000)
+    rows = page.locator(".jp-mlops-runs tr[data-run-id]")
+    rows.first.wait_for(timeout=10_000)
+    assert "400 latest runs" in page.locator("#mlops-lab-runs .jp-mlops-message").inner_text()
+    assert 10 < rows.count() < 100  # a window of rows, not 400
+    page.locator("#mlops-lab-runs .jp-mlops-scroll").evaluate("node => node.scrollTop = node.scrollHeight")
+    page.wait_for_function("[...document.querySelectorAll('.jp-mlops-runs tr[data-run-id]')]"
+                           ".some(row => row.innerText.includes('many-000'))", timeout=10_000)
+    page.locator(".jp-mlops-columns summary").click()
+    page.locator('.jp-mlops-columns input[data-column="params.same"]').check()
+    assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["score", "same"]
+    page.locator('#mlops-lab-runs .jp-mlops-toggle input').check()
+    assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["score"]  # 'same' never differs

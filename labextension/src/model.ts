@@ -21,6 +21,9 @@ export interface IRunsPage {
   metric_keys: string[];
 }
 
+/** How many of the latest runs the panel holds; the table renders only the rows in view. */
+export const PAGE_SIZE = 1000;
+
 /** The latest runs, filtered with the run filter grammar; views only render it. */
 export class RunsModel extends PollingModel<IRunsPage> {
   private _filter = '';
@@ -39,7 +42,7 @@ export class RunsModel extends PollingModel<IRunsPage> {
   }
 
   protected fetch(): Promise<IRunsPage> {
-    const query = new URLSearchParams({ limit: '100' });
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE) });
     if (this._filter.trim()) {
       query.set('filter', this._filter);
     }

@@ -2,7 +2,11 @@ import { element, OpenInMain, SidebarPanel } from './base';
 import { CompareView } from './compare';
 import { IRunRow, RunsModel } from './model';
 
-const MAX_METRIC_COLUMNS = 3;
+const ROW_HEIGHT = 34; // px, fixed so that only the rows in view need to exist
+const OVERSCAN = 10;
+const DEFAULT_METRIC_COLUMNS = 2;
+
+type Column = { kind: 'params' | 'metrics'; key: string };
 
 function formatNumber(value: number | string | undefined): string {
   if (value === undefined) {
@@ -23,6 +27,17 @@ function formatDuration(ms: number | null): string {
   return ms < 1000 ? `${ms} ms` : ms < 60000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60000).toFixed(1)} min`;
 }
 
+function formatAge(time: number): string {
+  const seconds = Math.max(0, (Date.now() - time) / 1000);
+  return seconds < 60
+    ? 'just now'
+    : seconds < 3600
+      ? `${Math.round(seconds / 60)} min ago`
+      : seconds < 86400
+        ? `${Math.round(seconds / 3600)} h ago`
+        : new Date(time).toLocaleDateString();
+}
+
 function filterBox(model: RunsModel): HTMLInputElement {
   const filter = element('input', '', 'jp-mlops-filter');
   filter.placeholder = 'Filter, e.g. metrics.acc > 0.9';
@@ -36,25 +51,139 @@ function filterBox(model: RunsModel): HTMLInputElement {
   return filter;
 }
 
-/** The sidebar's Runs panel: latest runs, a filter box, live while visible; tick runs to compare. */
+/** The sidebar's Runs panel: the latest runs, a filter box, chosen param and metric columns, an
+ * "only what differs" toggle, live while visible; tick runs to compare them. */
 export class RunsPanel extends SidebarPanel<RunsModel> {
   private _selected = new Set<string>();
-  private _compare: HTMLButtonElement;
+  private _chosen: Column[] | null = null; // null: the first metrics, until someone chooses
+  private _onlyDiffers = false;
+  private _compare = element('button', 'Compare', 'jp-mlops-compare-button');
+  private _columnsMenu = element('details', '', 'jp-mlops-columns');
+  private _differs = element('input');
+  private _scroller: HTMLElement;
 
   constructor(
     model: RunsModel,
     private _open: OpenInMain
   ) {
-    const compare = element('button', 'Compare', 'jp-mlops-compare-button');
-    super(model, 'Runs', 'jp-mlops-runs', [filterBox(model), compare]);
-    this._compare = compare;
-    compare.disabled = true;
-    compare.addEventListener('click', () => this._openComparison());
+    const toolbar = element('div', '', 'jp-mlops-toolbar');
+    super(model, 'Runs', 'jp-mlops-runs', [filterBox(model), toolbar]);
+    this._compare.disabled = true;
+    this._compare.addEventListener('click', () => this._openComparison());
+    this._differs.type = 'checkbox';
+    this._differs.addEventListener('change', () => {
+      this._onlyDiffers = this._differs.checked;
+      this.render();
+    });
+    const differsLabel = element('label', '', 'jp-mlops-toggle');
+    differsLabel.append(this._differs, document.createTextNode(' only what differs'));
+    this._columnsMenu.appendChild(element('summary', 'Columns'));
+    toolbar.append(this._compare, this._columnsMenu, differsLabel);
+    this._scroller = this.table.parentElement as HTMLElement;
+    this._scroller.addEventListener('scroll', () => this._renderRows());
   }
 
-  private _openComparison(): void {
-    const ids = [...this._selected];
-    this._open(new CompareView(ids), `mlops-compare-${Date.now()}`, `Compare ${ids.length} runs`);
+  protected render(): void {
+    const { runs } = this.model.data;
+    const error = this.model.error;
+    this.showMessage(
+      error ??
+        (runs.length === 0
+          ? 'No runs yet: %load_ext mlops_lab, then start a cell with %%track.'
+          : `${runs.length} latest runs`),
+      error !== null
+    );
+    this._renderColumnsMenu();
+    this._renderRows();
+  }
+
+  /** The param/metric columns shown: the chosen ones, less those equal in every run if asked. */
+  private _columns(): Column[] {
+    const { runs, metric_keys } = this.model.data;
+    let columns =
+      this._chosen ?? metric_keys.slice(0, DEFAULT_METRIC_COLUMNS).map(key => ({ kind: 'metrics' as const, key }));
+    if (this._onlyDiffers) {
+      columns = columns.filter(({ kind, key }) => new Set(runs.map(run => String(run[kind][key] ?? ''))).size > 1);
+    }
+    return columns;
+  }
+
+  private _renderColumnsMenu(): void {
+    const { param_keys, metric_keys } = this.model.data;
+    const chosen = this._columns.bind(this);
+    const current = new Set((this._chosen ?? chosen()).map(c => `${c.kind}.${c.key}`));
+    const options: HTMLElement[] = [this._columnsMenu.firstElementChild as HTMLElement];
+    for (const [kind, keys] of [
+      ['metrics', metric_keys],
+      ['params', param_keys]
+    ] as ['metrics' | 'params', string[]][]) {
+      for (const key of keys) {
+        const label = element('label', '', 'jp-mlops-column-option');
+        const box = element('input');
+        box.type = 'checkbox';
+        box.checked = current.has(`${kind}.${key}`);
+        box.dataset.column = `${kind}.${key}`;
+        box.addEventListener('change', () => {
+          const columns = (this._chosen ?? chosen()).filter(c => !(c.kind === kind && c.key === key));
+          this._chosen = box.checked ? [...columns, { kind, key }] : columns;
+          this._renderRows();
+        });
+        label.append(box, document.createTextNode(` ${kind}.${key}`));
+        options.push(label);
+      }
+    }
+    this._columnsMenu.replaceChildren(...options);
+  }
+
+  /** Only the rows in view (and a few around them) exist; spacers keep the scroll height right. */
+  private _renderRows(): void {
+    const { runs } = this.model.data;
+    const columns = this._columns();
+    const head = element('tr');
+    for (const title of ['', 'Run', 'Time', ...columns.map(c => c.key)]) {
+      head.appendChild(element('th', title)).title = title;
+    }
+    const first = Math.max(0, Math.floor(this._scroller.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const visible = Math.ceil((this._scroller.clientHeight || 600) / ROW_HEIGHT) + 2 * OVERSCAN;
+    const last = Math.min(runs.length, first + visible);
+    const spacer = (rows: number) => {
+      const tr = element('tr', '', 'jp-mlops-spacer');
+      tr.style.height = `${rows * ROW_HEIGHT}px`;
+      return tr;
+    };
+    this.table.replaceChildren(
+      head,
+      spacer(first),
+      ...runs.slice(first, last).map(run => this._row(run, columns)),
+      spacer(runs.length - last)
+    );
+  }
+
+  private _row(run: IRunRow, columns: Column[]): HTMLElement {
+    const row = element('tr');
+    row.dataset.runId = run.run_id;
+    row.style.height = `${ROW_HEIGHT}px`;
+    const pick = element('input');
+    pick.type = 'checkbox';
+    pick.checked = this._selected.has(run.run_id);
+    pick.setAttribute('aria-label', `Select ${run.name}`);
+    pick.addEventListener('change', () => this._toggle(run.run_id, pick.checked));
+    // The status is the colour of the selection cell's edge: room in a narrow sidebar goes to values.
+    const pickCell = element('td', '', `jp-mlops-pick jp-mlops-edge-${run.status.toLowerCase()}`);
+    pickCell.title = run.status;
+    pickCell.appendChild(pick);
+    const name = element('td');
+    name.title = `${run.run_id}\n${run.status}, started ${new Date(run.start_time).toLocaleString()} by ${run.user}`;
+    name.append(
+      element('div', run.name, 'jp-mlops-run-name'),
+      element('div', `${run.experiment} · ${formatAge(run.start_time)}`, 'jp-mlops-run-experiment')
+    );
+    row.append(pickCell, name, element('td', formatDuration(run.duration_ms)));
+    for (const { kind, key } of columns) {
+      const value = kind === 'metrics' ? formatNumber(run.metrics[key]) : (run.params[key] ?? '');
+      row.appendChild(element('td', value)).title = `${kind}.${key}`;
+    }
+    return row;
   }
 
   private _toggle(runId: string, on: boolean): void {
@@ -67,44 +196,8 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     this._compare.textContent = this._selected.size ? `Compare ${this._selected.size}` : 'Compare';
   }
 
-  protected render(): void {
-    const { runs, metric_keys } = this.model.data;
-    const error = this.model.error;
-    this.showMessage(
-      error ??
-        (runs.length === 0
-          ? 'No runs yet: %load_ext mlops_lab, then start a cell with %%track.'
-          : `${runs.length} latest runs`),
-      error !== null
-    );
-    const metrics = metric_keys.slice(0, MAX_METRIC_COLUMNS);
-    const head = element('tr');
-    for (const title of ['', '', 'Run', 'Time', ...metrics]) {
-      head.appendChild(element('th', title)).title = title;
-    }
-    this.table.replaceChildren(head, ...runs.map(run => this._row(run, metrics)));
-  }
-
-  private _row(run: IRunRow, metrics: string[]): HTMLElement {
-    const row = element('tr');
-    row.dataset.runId = run.run_id;
-    const status = element('td', '●', `jp-mlops-status jp-mlops-status-${run.status.toLowerCase()}`);
-    status.title = run.status;
-    const started = new Date(run.start_time).toLocaleString();
-    const name = element('td');
-    name.title = `${run.run_id}\nstarted ${started} by ${run.user}`;
-    name.append(element('div', run.name, 'jp-mlops-run-name'), element('div', run.experiment, 'jp-mlops-run-experiment'));
-    const pick = element('input');
-    pick.type = 'checkbox';
-    pick.checked = this._selected.has(run.run_id);
-    pick.setAttribute('aria-label', `Select ${run.name}`);
-    pick.addEventListener('change', () => this._toggle(run.run_id, pick.checked));
-    const pickCell = element('td');
-    pickCell.appendChild(pick);
-    row.append(pickCell, status, name, element('td', formatDuration(run.duration_ms)));
-    for (const key of metrics) {
-      row.appendChild(element('td', formatNumber(run.metrics[key]))).title = key;
-    }
-    return row;
+  private _openComparison(): void {
+    const ids = [...this._selected];
+    this._open(new CompareView(ids), `mlops-compare-${Date.now()}`, `Compare ${ids.length} runs`);
   }
 }

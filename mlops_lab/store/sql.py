@@ -82,7 +82,8 @@ class RunRecord:
     info: Run
     experiment: str
     params: dict[str, str]
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # the latest value of each
+    metric_summaries: dict[str, dict]  # per metric: last step, min, max, count
     tags: dict[str, str]
     artifacts: list[dict]
     models: list[dict]
@@ -95,6 +96,8 @@ class RunRecord:
         info["experiment"] = self.experiment
         return {
             "info": info, "params": self.params, "metrics": {k: json_number(v) for k, v in self.metrics.items()},
+            "metric_summaries": {k: {**s, "min": json_number(s["min"]), "max": json_number(s["max"])}
+                                 for k, s in self.metric_summaries.items()},
             "tags": self.tags, "artifacts": self.artifacts,
             "models": [{**m, "signature": json.loads(m["signature"])} for m in self.models],
             "datasets": [{**d, "columns": json.loads(d["columns"])} for d in self.datasets],
@@ -351,8 +354,12 @@ class Store:
                 raise NotFoundError(f"no run with id {run_id!r}")
             info = Run.model_validate({k: v for k, v in row._mapping.items() if k != "experiment_name"})
             params = dict(conn.execute(select(Param.key, Param.value).where(Param.run_id == run_id)).all())
-            metrics = {k: _json_value(v) for k, v in conn.execute(
-                select(LatestMetric.key, LatestMetric.value).where(LatestMetric.run_id == run_id)).all()}
+            latest = conn.execute(select(LatestMetric.key, LatestMetric.value, LatestMetric.step, LatestMetric.min_value,
+                                         LatestMetric.max_value, LatestMetric.count)
+                                  .where(LatestMetric.run_id == run_id)).all()
+            metrics = {key: _json_value(value) for key, value, *_ in latest}
+            summaries = {key: {"last_step": step, "min": _json_value(low), "max": _json_value(high), "count": count}
+                         for key, _, step, low, high, count in latest}
             tags = dict(conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id)).all())
             artifacts = [dict(r._mapping) for r in conn.execute(
                 select(Artifact.path, Artifact.hash, Artifact.size, Artifact.kind).where(Artifact.run_id == run_id))]
@@ -369,7 +376,8 @@ class Store:
                 if env is not None:
                     environment = {"python": env.python, "platform": env.platform,
                                    "packages": json.loads(env.packages), "hardware": json.loads(env.hardware)}
-        return RunRecord(info, row.experiment_name, params, metrics, tags, artifacts, models, datasets, environment)
+        return RunRecord(info, row.experiment_name, params, metrics, summaries, tags, artifacts, models, datasets,
+                         environment)
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         with self.engine.connect() as conn:
