@@ -135,6 +135,7 @@ def test_compare_two_runs_in_the_main_area(lab, page, artifacts_dir, tracker):
     view.locator("tr[data-key=depth]").wait_for(timeout=10_000)
     assert view.locator("tr[data-key=criterion]").count() == 0  # the same in both: hidden by default
     view.locator(".jp-mlops-chart .main-svg").first.wait_for(timeout=15_000)  # plotly drew the curves
+    view.locator(".jp-mlops-scatter .main-svg").first.wait_for(timeout=15_000)  # param against metric
     view.locator(".jp-mlops-diff-replace").first.wait_for(timeout=10_000)
     assert "model.fit(X, y)" in view.locator(".jp-mlops-diff").inner_text()
     page.set_viewport_size({"width": 1400, "height": 1900})  # the whole view, charts and code included
@@ -165,3 +166,37 @@ def test_runs_table_renders_only_the_rows_in_view(lab, page, tracker):
     assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["score", "same"]
     page.locator('#mlops-lab-runs .jp-mlops-toggle input').check()
     assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["score"]  # 'same' never differs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_notebook_s_runs_appear_and_compare(lab, page, artifacts_dir, tracker, monkeypatch, tmp_path):
+    """The whole path: a real notebook on a real kernel tracks runs; the lab shows and compares them."""
+    import shutil
+    from pathlib import Path
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.store.url)
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
+    notebook_path = tmp_path / "01_tracking.ipynb"
+    shutil.copy(Path(__file__).parent.parent / "demo_notebooks" / "01_tracking.ipynb", notebook_path)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').click(timeout=60_000)
+    box = page.locator(".jp-mlops-filter")
+    box.fill("attributes.run_name IN ('rf-baseline', 'rf-deeper')")
+    box.press("Enter")
+    page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr[data-run-id]').length === 2", timeout=15_000)
+    page.screenshot(path=str(artifacts_dir / "runs-panel-notebook.png"))
+    for pick in page.locator(".jp-mlops-runs tr[data-run-id] input[type=checkbox]").all():
+        pick.check()
+    page.locator(".jp-mlops-compare-button").click()
+    view = page.locator(".jp-mlops-CompareView")
+    view.locator("tr[data-key=max_depth]").wait_for(timeout=15_000)
+    assert "accuracy" in view.locator(".jp-mlops-compare-table").nth(1).inner_text()
+    view.locator(".jp-mlops-chart .main-svg").first.wait_for(timeout=15_000)
+    assert "n_estimators = 100" in view.locator(".jp-mlops-diff").inner_text()

@@ -66,6 +66,7 @@ export class CompareView extends Widget {
   private _tables = element('div', '', 'jp-mlops-compare-tables');
   private _chart = element('div', '', 'jp-mlops-chart');
   private _parallel = element('div', '', 'jp-mlops-chart');
+  private _scatter = element('div', '', 'jp-mlops-chart jp-mlops-scatter');
   private _code = element('div', '', 'jp-mlops-code-diff');
 
   constructor(readonly runIds: string[]) {
@@ -102,6 +103,9 @@ export class CompareView extends Widget {
       this._chart,
       element('h3', 'Params → metric'),
       this._parallel,
+      element('h3', 'Param against metric'),
+      this._scatterControls(comparison),
+      this._scatter,
       element('h3', `Code: ${comparison.runs[0].name} ↔ ${comparison.runs[comparison.runs.length > 1 ? 1 : 0].name}`),
       this._code
     );
@@ -212,6 +216,56 @@ export class CompareView extends Widget {
       this._parallel,
       [{ type: 'parcoords', dimensions, line: { color: colour, colorscale: 'Viridis', showscale: true } }],
       { height: 320, margin: { t: 40, l: 60, r: 60, b: 20 } },
+      { displaylogo: false, responsive: true }
+    );
+  }
+
+  private _scatterControls(comparison: IComparison): HTMLElement {
+    const bar = element('div', '', 'jp-mlops-chart-controls');
+    const x = element('select');
+    const y = element('select');
+    x.setAttribute('aria-label', 'Scatter x');
+    y.setAttribute('aria-label', 'Scatter y');
+    for (const row of comparison.params) {
+      x.appendChild(element('option', `params.${row.key}`)).value = `params.${row.key}`;
+    }
+    for (const row of comparison.metrics) {
+      x.appendChild(element('option', `metrics.${row.key}`)).value = `metrics.${row.key}`;
+      y.appendChild(element('option', row.key)).value = row.key;
+    }
+    const redraw = () => void this._renderScatter(x.value, y.value);
+    x.addEventListener('change', redraw);
+    y.addEventListener('change', redraw);
+    bar.append(element('span', 'x '), x, element('span', ' y '), y);
+    if (x.value && y.value) {
+      redraw();
+    }
+    return bar;
+  }
+
+  private async _renderScatter(xField: string, yKey: string): Promise<void> {
+    const comparison = this._comparison!;
+    const [section, ...rest] = xField.split('.');
+    const xRow = (section === 'params' ? comparison.params : comparison.metrics).find(r => r.key === rest.join('.'));
+    const yRow = comparison.metrics.find(r => r.key === yKey);
+    if (!xRow || !yRow) {
+      return;
+    }
+    const Plotly = await import('plotly.js-dist-min');
+    const runs = comparison.runs;
+    await Plotly.react(
+      this._scatter,
+      [
+        {
+          type: 'scatter',
+          mode: 'markers+text',
+          x: runs.map(run => xRow.values[run.run_id]),
+          y: runs.map(run => yRow.values[run.run_id]),
+          text: runs.map(run => run.name),
+          textposition: 'top center'
+        }
+      ],
+      { height: 320, margin: { t: 20, l: 60, r: 20, b: 50 }, xaxis: { title: { text: xField } }, yaxis: { title: { text: yKey } } },
       { displaylogo: false, responsive: true }
     );
   }
