@@ -110,6 +110,9 @@ def test_drift_panel_lists_reports_and_opens_one(lab, page, artifacts_dir):
     assert table.count() == 2
     assert "Dataset drift: 2 of 2 features drifted" in page.locator(".jp-mlops-drift-summary").inner_text()
     assert "Jensen–Shannon distance (base 2)" in page.locator(".jp-mlops-drift-table").inner_text()
+    page.locator(".jp-mlops-drift-chart .main-svg").first.wait_for(timeout=15_000)  # the first column's charts
+    page.locator('.jp-mlops-drift-table tr[data-column="plan"]').click()
+    page.wait_for_function("document.querySelector('.jp-mlops-drift-chart').innerText.includes('student')", timeout=10_000)
     page.screenshot(path=str(artifacts_dir / "drift-report.png"))
 
 

@@ -32,7 +32,15 @@ interface IColumnDrift {
   drift: boolean;
   score: number | string;
   statistics: IStatistic[];
-  plot: { reference?: number[]; current?: number[] };
+  plot: {
+    reference?: number[];
+    current?: number[];
+    edges?: number[];
+    categories?: string[];
+    levels?: number[];
+    reference_quantiles?: number[];
+    current_quantiles?: number[];
+  };
 }
 
 interface IDriftDetail {
@@ -132,7 +140,51 @@ export class DriftReportView extends Widget {
       table.appendChild(row);
     }
     const title = element('h2', record.name);
-    this.node.replaceChildren(title, header, legend, table);
+    const hint = element('p', 'Click a column for its histogram and ECDF.', 'jp-mlops-message');
+    this.node.replaceChildren(title, header, legend, table, hint, this._chart);
+    const rows = Array.from(table.querySelectorAll<HTMLElement>('tr[data-column]'));
+    rows.forEach((row, i) => row.addEventListener('click', () => void this._plot(report.columns[i])));
+    if (report.columns.length) {
+      void this._plot(report.columns[0]);
+    }
+  }
+
+  private _chart = element('div', '', 'jp-mlops-chart jp-mlops-drift-chart');
+
+  /** Overlaid histogram and ECDF (numeric) or category shares, for one column. */
+  private async _plot(column: IColumnDrift): Promise<void> {
+    const Plotly = await import('plotly.js-dist-min');
+    const plot = column.plot;
+    const reference = { name: 'reference', marker: { color: '#8c9db5' } };
+    const current = { name: 'current', marker: { color: '#e07b39' }, opacity: 0.75 };
+    let traces: object[];
+    let layout: object;
+    if (column.kind === 'numeric' && plot.edges) {
+      const edges = plot.edges;
+      const centers = edges.slice(0, -1).map((edge, i) => (edge + edges[i + 1]) / 2);
+      traces = [
+        { ...reference, type: 'bar', x: centers, y: plot.reference },
+        { ...current, type: 'bar', x: centers, y: plot.current },
+        { ...reference, type: 'scatter', mode: 'lines', x: plot.reference_quantiles, y: plot.levels, xaxis: 'x2', yaxis: 'y2', showlegend: false, line: { color: '#8c9db5' } },
+        { ...current, type: 'scatter', mode: 'lines', x: plot.current_quantiles, y: plot.levels, xaxis: 'x2', yaxis: 'y2', showlegend: false, line: { color: '#e07b39' } }
+      ];
+      layout = {
+        barmode: 'overlay',
+        grid: { rows: 1, columns: 2, pattern: 'independent' },
+        xaxis: { title: { text: `${column.column} (histogram, share of rows)` } },
+        xaxis2: { title: { text: `${column.column} (ECDF)` } }
+      };
+    } else {
+      traces = [
+        { ...reference, type: 'bar', x: plot.categories, y: plot.reference },
+        { ...current, type: 'bar', x: plot.categories, y: plot.current }
+      ];
+      layout = { barmode: 'group', xaxis: { title: { text: `${column.column} (share of rows)` } } };
+    }
+    await Plotly.react(this._chart, traces, { height: 340, margin: { t: 30, l: 50, r: 20, b: 50 }, ...layout }, {
+      displaylogo: false,
+      responsive: true
+    });
   }
 
   private _bars(column: IColumnDrift): HTMLElement {

@@ -65,7 +65,8 @@ def compare_runs(store: Store, run_ids: list[str]) -> dict:
         runs.append({"run_id": run_id, "name": info.name, "experiment": record.experiment, "status": info.status,
                      "start_time": info.start_time, "end_time": info.end_time, "user": info.user,
                      "git_commit": info.git_commit, "git_dirty": info.git_dirty, "source_hash": info.source_hash})
-    environment = {run_id: _environment_summary(r.environment) for run_id, r in records.items()}
+    environment = {run_id: {"git commit": r.info.git_commit, "uncommitted changes": r.info.git_dirty,
+                            **_environment_summary(r.environment)} for run_id, r in records.items()}
     return {
         "runs": runs,
         "params": _aligned({i: r.params for i, r in records.items()}),
