@@ -34,6 +34,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/drift.py
+	$(BIN)/python bench/ui_api.py
 
 clean:
 	rm -rf $(VENV) node_modules labextension/lib mlops_lab/labextension tsconfig.tsbuildinfo
