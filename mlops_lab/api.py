@@ -176,3 +176,51 @@ def compare(run_ids: list[str]):
     from .widgets import compare as widget
 
     return widget(run_ids)
+
+
+# ---- model registry --------------------------------------------------------------------------
+
+def _registry():
+    from .registry import Registry
+
+    return Registry(default_tracker())
+
+
+def register(name: str, run_id: str, model: str = "model", *, sample_rows=None, tolerance: float = 1e-4) -> int:
+    """Register the model a run logged as a new version of ``name``; returns the version number."""
+    return _registry().register(name, run_id, model, sample_rows=sample_rows, tolerance=tolerance)
+
+
+def promote(name: str, version: int, stage: str, *, comment: str | None = None, archive_previous: bool = True) -> None:
+    """Move a version to None, Staging, Production or Archived (Production may need approvals)."""
+    _registry().promote(name, version, stage, comment=comment, archive_previous=archive_previous)
+
+
+def set_alias(name: str, alias: str, version: int | None, *, comment: str | None = None) -> None:
+    """Point an alias (``champion``, ``challenger``) at a version; ``None`` removes it."""
+    _registry().set_alias(name, alias, version, comment=comment)
+
+
+def set_approval_policy(name: str, required_approvals: int | None) -> None:
+    _registry().set_policy(name, required_approvals)
+
+
+def request_approval(name: str, version: int, *, stage: str = "Production", comment: str | None = None) -> str:
+    return _registry().request_approval(name, version, stage=stage, comment=comment)
+
+
+def approve(request_id: str, *, comment: str | None = None) -> str:
+    return _registry().approve(request_id, comment=comment)
+
+
+def reject(request_id: str, *, comment: str | None = None) -> str:
+    return _registry().reject(request_id, comment=comment)
+
+
+def load_model(uri: str):
+    """``"name@production"``, ``"name@champion"``, ``"name/3"``: an onnxruntime-backed model."""
+    return _registry().load_model(uri)
+
+
+def model_history(name: str) -> list[dict]:
+    return _registry().history(name)

@@ -188,3 +188,66 @@ class DriftReportRecord(SQLModel, table=True):
     model_version: str | None = Field(default=None, max_length=64)
     deployment: str | None = Field(default=None, max_length=MAX_KEY_LENGTH)
     run_id: str | None = Field(default=None, max_length=32)
+
+
+class RegisteredModel(SQLModel, table=True):
+    __tablename__ = "registered_model"
+
+    name: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_by: str = Field(max_length=250)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    # The version in Production: promotions compare-and-set it, so of two at once exactly one wins.
+    production_version: int | None = None
+    required_approvals: int | None = None  # None: the registry's default policy
+
+
+class ModelVersion(SQLModel, table=True):
+    __tablename__ = "model_version"
+
+    name: str = Field(primary_key=True, foreign_key="registered_model.name", max_length=MAX_KEY_LENGTH)
+    version: int = Field(primary_key=True)
+    run_id: str = Field(foreign_key="run.id", max_length=32)
+    source_model: str = Field(max_length=MAX_KEY_LENGTH)  # the logged model's name in the run
+    flavor: str = Field(max_length=32)
+    model_hash: str = Field(max_length=64)
+    onnx_hash: str = Field(max_length=64)
+    signature: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    metrics: str = Field(sa_column=Column(Text, nullable=False))  # JSON: the run's metrics when registered
+    datasets: str = Field(sa_column=Column(Text, nullable=False))  # JSON: the run's dataset versions
+    max_difference: float | None = None  # ONNX against the source model on sample rows
+    stage: str = Field(default="None", max_length=16)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_by: str = Field(max_length=250)
+
+
+class ModelAlias(SQLModel, table=True):
+    __tablename__ = "model_alias"
+
+    name: str = Field(primary_key=True, foreign_key="registered_model.name", max_length=MAX_KEY_LENGTH)
+    alias: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    version: int
+
+
+class ApprovalRequest(SQLModel, table=True):
+    __tablename__ = "approval_request"
+    __table_args__ = (Index("ix_approval_model", "name", "version"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(foreign_key="registered_model.name", max_length=MAX_KEY_LENGTH)
+    version: int
+    stage: str = Field(max_length=16)
+    requested_by: str = Field(max_length=250)
+    status: str = Field(max_length=16)  # PENDING APPROVED REJECTED USED
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ApprovalVote(SQLModel, table=True):
+    __tablename__ = "approval_vote"
+
+    request_id: str = Field(primary_key=True, foreign_key="approval_request.id", max_length=32)
+    user: str = Field(primary_key=True, max_length=250)
+    decision: str = Field(max_length=16)  # approve | reject
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    time: int = Field(sa_column=Column(BigInteger, nullable=False))

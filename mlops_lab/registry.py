@@ -1,0 +1,243 @@
+"""The model registry: versions from runs' logged models, stages and aliases, approvals.
+
+    version = ml.register("churn", run_id)                 # ONNX checked against the source model
+    ml.promote("churn", version, "Staging", comment="passes offline eval")
+    ml.request_approval("churn", version)                  # Production needs approvals by others
+    ml.promote("churn", version, "Production")
+    model = ml.load_model("churn@production")              # or "churn/3", "churn@champion"
+
+Every change is an event with who, when, from, to and why (``history``). The rules live here, in
+the service, so the lab's panel, the CLI and the API enforce the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .store import NotFoundError
+from .store import registry as sql
+from .store.registry import ConflictError
+from .tracking import Tracker, default_tracker
+from .tracking.capture import onnx_signature, sklearn_to_onnx
+from .tracking.values import check_key
+
+STAGES = ("None", "Staging", "Production", "Archived")
+TRANSITIONS = {
+    "None": {"Staging", "Archived"},
+    "Staging": {"Production", "Archived", "None"},
+    "Production": {"Archived", "Staging"},
+    "Archived": {"Staging"},
+}
+DEFAULT_REQUIRED_APPROVALS = 1
+DEFAULT_TOLERANCE = 1e-4
+_URI = re.compile(r"^(?P<name>[^@/]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_.\-]+))?$")
+
+
+class RegistryError(ValueError):
+    """A registry request that breaks a rule; the message names the rule."""
+
+
+@dataclass
+class LoadedModel:
+    """A registered version ready to predict with onnxruntime (CUDA first when present)."""
+
+    name: str
+    version: int
+    signature: dict
+    session: object
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    def predict(self, rows) -> np.ndarray:
+        inputs = self.session.get_inputs()
+        values = np.asarray(rows.to_numpy() if hasattr(rows, "to_numpy") else rows, dtype=np.float32)
+        outputs = self.session.run(None, {inputs[0].name: values})
+        return outputs[0]
+
+
+def _onnx_session(onnx_bytes: bytes):
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    return ort.InferenceSession(onnx_bytes, providers=providers)
+
+
+def _outputs_to_compare(estimator, rows: np.ndarray) -> list[np.ndarray]:
+    """What the source model says for ``rows``: labels or values, and probabilities when it has them."""
+    outputs = [np.asarray(estimator.predict(rows))]
+    if hasattr(estimator, "predict_proba"):
+        outputs.append(np.asarray(estimator.predict_proba(rows)))
+    return outputs
+
+
+class Registry:
+    def __init__(self, tracker: Tracker | None = None, user: str | None = None,
+                 default_required_approvals: int = DEFAULT_REQUIRED_APPROVALS):
+        self.tracker = tracker or default_tracker()
+        self.store = self.tracker.store
+        self.user = user or self.tracker.user
+        self.default_required_approvals = default_required_approvals
+
+    # ---- versions ----------------------------------------------------------------------------
+
+    def register(self, name: str, run_id: str, model: str = "model", *, sample_rows=None,
+                 tolerance: float = DEFAULT_TOLERANCE) -> int:
+        """A new version of ``name`` from the model ``model`` logged in ``run_id``.
+
+        A scikit-learn model without an ONNX form is converted now; then the ONNX model must
+        predict what the source predicts on ``sample_rows`` (or 64 synthetic rows) within
+        ``tolerance``, or nothing is registered and the error gives the largest difference.
+        """
+        check_key(name, "model")
+        if "@" in name or "/" in name:
+            raise RegistryError(f"model name {name!r} may not contain '@' or '/' (they address versions)")
+        self.tracker.flush()
+        record = self.store.get_run(run_id)
+        logged = next((m for m in record.models if m["name"] == model), None)
+        if logged is None:
+            names = ", ".join(m["name"] for m in record.models) or "none"
+            raise NotFoundError(f"run {run_id} logged no model named {model!r} (it has: {names})")
+        signature = json.loads(logged["signature"])
+        onnx_hash, max_difference = logged["onnx_hash"], None
+        if logged["flavor"] == "sklearn":
+            estimator = pickle.loads(self.tracker.artifacts.get_bytes(logged["model_hash"]))
+            if onnx_hash is None:
+                onnx_bytes = sklearn_to_onnx(estimator, getattr(estimator, "n_features_in_", None))
+                onnx_hash = self.tracker.artifacts.put_bytes(onnx_bytes)
+                signature = {**onnx_signature(onnx_bytes), **{k: v for k, v in signature.items() if k == "input_columns"}}
+            max_difference = self._verify(estimator, self.tracker.artifacts.get_bytes(onnx_hash), sample_rows, tolerance)
+        elif onnx_hash is None:
+            raise RegistryError(f"model {model!r} of run {run_id} has no ONNX form: {logged['onnx_error']}")
+        datasets = [{"name": d["name"], "hash": d["hash"], "direction": d["direction"]} for d in record.datasets]
+        return sql.add_version(self.store, {
+            "name": name, "run_id": run_id, "source_model": model, "flavor": logged["flavor"],
+            "model_hash": logged["model_hash"], "onnx_hash": onnx_hash, "signature": json.dumps(signature),
+            "metrics": json.dumps({k: (v if v == v else None) for k, v in record.metrics.items()}),
+            "datasets": json.dumps(datasets), "max_difference": max_difference,
+        }, self.user)
+
+    def _verify(self, estimator, onnx_bytes: bytes, sample_rows, tolerance: float) -> float:
+        n_features = getattr(estimator, "n_features_in_", None)
+        if sample_rows is None:
+            if not n_features:
+                raise RegistryError("the model does not say how many features it takes: pass sample_rows")
+            sample_rows = np.random.default_rng(0).normal(size=(64, int(n_features)))
+        rows = np.asarray(sample_rows.to_numpy() if hasattr(sample_rows, "to_numpy") else sample_rows,
+                          dtype=np.float32)
+        session = _onnx_session(onnx_bytes)
+        produced = session.run(None, {session.get_inputs()[0].name: rows})
+        expected = _outputs_to_compare(estimator, rows)
+        largest = 0.0
+        for want, got in zip(expected, produced):
+            got = np.asarray(got)
+            if want.shape != got.shape:
+                raise RegistryError(f"the ONNX model's output has shape {got.shape}, the source model's {want.shape}")
+            if want.dtype.kind in "fc" or got.dtype.kind == "f":
+                largest = max(largest, float(np.max(np.abs(want.astype(np.float64) - got.astype(np.float64)))))
+            else:
+                largest = max(largest, float(np.mean(want != got)))  # share of differing labels
+        if largest > tolerance:
+            raise RegistryError(f"the ONNX model disagrees with the source model: largest difference {largest:.6g} "
+                                f"on {len(rows)} sample rows, above the tolerance {tolerance:g}; nothing was registered")
+        return largest
+
+    # ---- stages, aliases, approvals ----------------------------------------------------------
+
+    def resolve(self, uri: str) -> tuple[str, int]:
+        """``name/3``, ``name@alias``, ``name@production`` (or ``@staging``), ``name`` (latest)."""
+        match = _URI.match(uri or "")
+        if not match:
+            raise RegistryError(f"model reference {uri!r} must look like name, name/3, name@alias or name@production")
+        name, version, alias = match["name"], match["version"], match["alias"]
+        if version is not None:
+            return name, sql.get_version(self.store, name, int(version)).version
+        if alias is None:
+            versions = sql.list_versions(self.store, name)
+            if not versions:
+                raise NotFoundError(f"model {name!r} has no versions")
+            return name, versions[-1].version
+        stage = next((s for s in STAGES if s.lower() == alias.lower()), None)
+        if stage is not None:
+            in_stage = [v for v in sql.list_versions(self.store, name) if v.stage == stage]
+            if not in_stage:
+                raise NotFoundError(f"model {name!r} has no version in {stage}")
+            return name, in_stage[-1].version
+        pointed = sql.aliases(self.store, name).get(alias)
+        if pointed is None:
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+        return name, pointed
+
+    def required_approvals(self, name: str) -> int:
+        policy = sql.get_model(self.store, name).required_approvals
+        return self.default_required_approvals if policy is None else policy
+
+    def promote(self, name: str, version: int, stage: str, *, comment: str | None = None,
+                archive_previous: bool = True) -> None:
+        """Move a version to a stage.  Production needs an approved request when the policy asks."""
+        if stage not in STAGES:
+            raise RegistryError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        current = sql.get_version(self.store, name, version)
+        if stage == current.stage:
+            raise RegistryError(f"{name}/{version} is already in {stage}")
+        if stage not in TRANSITIONS[current.stage]:
+            allowed = ", ".join(sorted(TRANSITIONS[current.stage]))
+            raise RegistryError(f"{name}/{version} cannot go from {current.stage} to {stage}; from {current.stage} "
+                                f"it can go to {allowed}")
+        approval_id = None
+        if stage == "Production":
+            needed = self.required_approvals(name)
+            if needed:
+                approved = [r for r in sql.approvals_for(self.store, name, version)
+                            if r.stage == "Production" and r.status == "APPROVED"]
+                if not approved:
+                    raise PermissionError(f"{name}/{version} needs {needed} approval(s) by someone other than the "
+                                          "requester before Production: ml.request_approval, then ml.approve")
+                approval_id = approved[0].id
+        expected = sql.get_model(self.store, name).production_version
+        sql.set_stage(self.store, name, version, stage, self.user, comment, expected, archive_previous, approval_id)
+
+    def set_alias(self, name: str, alias: str, version: int | None, *, comment: str | None = None) -> None:
+        check_key(alias, "alias")
+        if alias.lower() in (s.lower() for s in STAGES) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", alias):
+            raise RegistryError(f"alias {alias!r} must be letters, digits, '_', '.' or '-', and not a stage name")
+        sql.set_alias(self.store, name, alias, version, self.user, comment)
+
+    def set_policy(self, name: str, required_approvals: int | None) -> None:
+        if required_approvals is not None and (not isinstance(required_approvals, int) or required_approvals < 0):
+            raise RegistryError(f"required_approvals must be a non-negative integer or None, got {required_approvals!r}")
+        sql.set_policy(self.store, name, required_approvals, self.user)
+
+    def request_approval(self, name: str, version: int, *, stage: str = "Production",
+                         comment: str | None = None) -> str:
+        return sql.request_approval(self.store, name, version, stage, self.user, comment)
+
+    def approve(self, request_id: str, *, comment: str | None = None) -> str:
+        request, _ = sql.approval(self.store, request_id)
+        return sql.vote(self.store, request_id, self.user, "approve", comment, self.required_approvals(request.name))
+
+    def reject(self, request_id: str, *, comment: str | None = None) -> str:
+        request, _ = sql.approval(self.store, request_id)
+        return sql.vote(self.store, request_id, self.user, "reject", comment, self.required_approvals(request.name))
+
+    # ---- reading -----------------------------------------------------------------------------
+
+    def history(self, name: str) -> list[dict]:
+        sql.get_model(self.store, name)
+        return self.store.events("model", name)
+
+    def load_model(self, uri: str) -> LoadedModel:
+        name, version = self.resolve(uri)
+        row = sql.get_version(self.store, name, version)
+        session = _onnx_session(self.tracker.artifacts.get_bytes(row.onnx_hash))
+        return LoadedModel(name, version, json.loads(row.signature), session)
+
+
+__all__ = ["ConflictError", "LoadedModel", "Registry", "RegistryError", "STAGES"]

@@ -1,0 +1,201 @@
+"""SQL of the model registry: versions, stages, aliases, approvals, all with events.
+
+Every change runs in one transaction with its event, so the history is complete or nothing
+happened.  Promotion to Production compare-and-sets ``registered_model.production_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy import select, update
+
+from .models import ApprovalRequest, ApprovalVote, Event, ModelAlias, ModelVersion, RegisteredModel
+from .sql import NotFoundError, Store, now_ms
+
+
+class ConflictError(RuntimeError):
+    """Someone else changed the model first; nothing was changed by this call."""
+
+
+def _event(conn, name: str, kind: str, user: str, payload: dict) -> None:
+    conn.execute(sa.insert(Event), [{"entity_type": "model", "entity_id": name, "kind": kind, "user": user,
+                                     "time": now_ms(), "payload": json.dumps(payload)}])
+
+
+def _model(conn, name: str) -> RegisteredModel:
+    row = conn.execute(select(RegisteredModel.__table__).where(RegisteredModel.name == name)).first()
+    if row is None:
+        raise NotFoundError(f"no registered model named {name!r}")
+    return RegisteredModel.model_validate(dict(row._mapping))
+
+
+def _version(conn, name: str, version: int) -> ModelVersion:
+    row = conn.execute(select(ModelVersion.__table__).where(ModelVersion.name == name,
+                                                            ModelVersion.version == version)).first()
+    if row is None:
+        raise NotFoundError(f"model {name!r} has no version {version}")
+    return ModelVersion.model_validate(dict(row._mapping))
+
+
+def add_version(store: Store, row: dict, user: str) -> int:
+    """Create the registered model if new, and its next version; returns the version number."""
+    name = row["name"]
+    for _ in range(5):  # two registrations at once may pick the same number: the loser retries
+        try:
+            with store.writing() as conn:
+                conn.execute(store._insert(RegisteredModel).on_conflict_do_nothing(index_elements=["name"]),
+                             [{"name": name, "created_at": now_ms(), "created_by": user}])
+                version = (conn.execute(select(sa.func.max(ModelVersion.version)).where(ModelVersion.name == name))
+                           .scalar() or 0) + 1
+                conn.execute(sa.insert(ModelVersion), [{**row, "version": version, "stage": "None",
+                                                        "created_at": now_ms(), "created_by": user}])
+                _event(conn, name, "registered", user, {"version": version, "run_id": row["run_id"]})
+                return version
+        except sa.exc.IntegrityError:
+            continue
+    raise ConflictError(f"could not register a new version of {name!r}: too many registrations at once")
+
+
+def get_version(store: Store, name: str, version: int) -> ModelVersion:
+    with store.engine.connect() as conn:
+        return _version(conn, name, version)
+
+
+def get_model(store: Store, name: str) -> RegisteredModel:
+    with store.engine.connect() as conn:
+        return _model(conn, name)
+
+
+def list_models(store: Store) -> list[RegisteredModel]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(RegisteredModel.__table__).order_by(RegisteredModel.name)).all()
+    return [RegisteredModel.model_validate(dict(r._mapping)) for r in rows]
+
+
+def list_versions(store: Store, name: str) -> list[ModelVersion]:
+    with store.engine.connect() as conn:
+        _model(conn, name)
+        rows = conn.execute(select(ModelVersion.__table__).where(ModelVersion.name == name)
+                            .order_by(ModelVersion.version)).all()
+    return [ModelVersion.model_validate(dict(r._mapping)) for r in rows]
+
+
+def aliases(store: Store, name: str) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return dict(conn.execute(select(ModelAlias.alias, ModelAlias.version).where(ModelAlias.name == name)).all())
+
+
+def set_stage(store: Store, name: str, version: int, stage: str, user: str, comment: str | None,
+              expected_production: int | None, archive_previous: bool, approval_id: str | None) -> None:
+    """Move a version to ``stage``; to Production only if Production is still ``expected_production``."""
+    with store.writing() as conn:
+        current = _version(conn, name, version)
+        if stage == "Production":
+            changed = conn.execute(
+                update(RegisteredModel).where(
+                    RegisteredModel.name == name,
+                    RegisteredModel.production_version.is_(None) if expected_production is None
+                    else RegisteredModel.production_version == expected_production,
+                ).values(production_version=version)).rowcount
+            if not changed:
+                raise ConflictError(f"model {name!r}: Production changed while promoting version {version} "
+                                    "(another promotion won); look again and retry if still wanted")
+            if expected_production is not None and expected_production != version:
+                previous_stage = "Archived" if archive_previous else "Staging"
+                conn.execute(update(ModelVersion).where(ModelVersion.name == name,
+                                                        ModelVersion.version == expected_production)
+                             .values(stage=previous_stage))
+                _event(conn, name, "stage", user, {"version": expected_production, "from": "Production",
+                                                   "to": previous_stage, "comment": "replaced by version "
+                                                   f"{version}"})
+            if approval_id is not None:
+                conn.execute(update(ApprovalRequest).where(ApprovalRequest.id == approval_id).values(status="USED"))
+        elif current.stage == "Production":
+            conn.execute(update(RegisteredModel).where(RegisteredModel.name == name,
+                                                       RegisteredModel.production_version == version)
+                         .values(production_version=None))
+        conn.execute(update(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
+                     .values(stage=stage))
+        _event(conn, name, "stage", user, {"version": version, "from": current.stage, "to": stage,
+                                           "comment": comment, "approval": approval_id})
+
+
+def set_alias(store: Store, name: str, alias: str, version: int | None, user: str, comment: str | None) -> None:
+    """Point ``alias`` at ``version`` (None removes it)."""
+    with store.writing() as conn:
+        if version is not None:
+            _version(conn, name, version)
+        else:
+            _model(conn, name)
+        old = conn.execute(select(ModelAlias.version).where(ModelAlias.name == name, ModelAlias.alias == alias)).scalar()
+        conn.execute(sa.delete(ModelAlias).where(ModelAlias.name == name, ModelAlias.alias == alias))
+        if version is not None:
+            conn.execute(sa.insert(ModelAlias), [{"name": name, "alias": alias, "version": version}])
+        _event(conn, name, "alias", user, {"alias": alias, "from": old, "to": version, "comment": comment})
+
+
+def set_policy(store: Store, name: str, required_approvals: int | None, user: str) -> None:
+    with store.writing() as conn:
+        _model(conn, name)
+        conn.execute(update(RegisteredModel).where(RegisteredModel.name == name)
+                     .values(required_approvals=required_approvals))
+        _event(conn, name, "policy", user, {"required_approvals": required_approvals})
+
+
+def request_approval(store: Store, name: str, version: int, stage: str, user: str, comment: str | None) -> str:
+    request_id = uuid.uuid4().hex
+    with store.writing() as conn:
+        _version(conn, name, version)
+        conn.execute(sa.insert(ApprovalRequest), [{"id": request_id, "name": name, "version": version, "stage": stage,
+                                                  "requested_by": user, "status": "PENDING", "comment": comment,
+                                                  "created_at": now_ms()}])
+        _event(conn, name, "approval_requested", user, {"version": version, "stage": stage, "request": request_id,
+                                                        "comment": comment})
+    return request_id
+
+
+def approval(store: Store, request_id: str) -> tuple[ApprovalRequest, list[ApprovalVote]]:
+    with store.engine.connect() as conn:
+        row = conn.execute(select(ApprovalRequest.__table__).where(ApprovalRequest.id == request_id)).first()
+        if row is None:
+            raise NotFoundError(f"no approval request {request_id!r}")
+        votes = conn.execute(select(ApprovalVote.__table__).where(ApprovalVote.request_id == request_id)
+                             .order_by(ApprovalVote.time)).all()
+    return (ApprovalRequest.model_validate(dict(row._mapping)),
+            [ApprovalVote.model_validate(dict(v._mapping)) for v in votes])
+
+
+def approvals_for(store: Store, name: str, version: int | None = None) -> list[ApprovalRequest]:
+    query = select(ApprovalRequest.__table__).where(ApprovalRequest.name == name)
+    if version is not None:
+        query = query.where(ApprovalRequest.version == version)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query.order_by(ApprovalRequest.created_at)).all()
+    return [ApprovalRequest.model_validate(dict(r._mapping)) for r in rows]
+
+
+def vote(store: Store, request_id: str, user: str, decision: str, comment: str | None, needed: int) -> str:
+    """Record an approval or rejection; returns the request's status after it."""
+    with store.writing() as conn:
+        row = conn.execute(select(ApprovalRequest.__table__).where(ApprovalRequest.id == request_id)).first()
+        if row is None:
+            raise NotFoundError(f"no approval request {request_id!r}")
+        if row.status != "PENDING":
+            raise ValueError(f"approval request {request_id} is {row.status}, not open for votes")
+        if row.requested_by == user:
+            raise PermissionError(f"{user!r} asked for this approval and cannot {decision} it themselves")
+        try:
+            conn.execute(sa.insert(ApprovalVote), [{"request_id": request_id, "user": user, "decision": decision,
+                                                   "comment": comment, "time": now_ms()}])
+        except sa.exc.IntegrityError:
+            raise ValueError(f"{user!r} has already voted on approval request {request_id}") from None
+        approvals = conn.execute(select(sa.func.count()).select_from(ApprovalVote).where(
+            ApprovalVote.request_id == request_id, ApprovalVote.decision == "approve")).scalar()
+        status = "REJECTED" if decision == "reject" else ("APPROVED" if approvals >= needed else "PENDING")
+        conn.execute(update(ApprovalRequest).where(ApprovalRequest.id == request_id).values(status=status))
+        _event(conn, row.name, decision, user, {"version": row.version, "request": request_id, "comment": comment,
+                                                "status": status})
+    return status
