@@ -113,6 +113,48 @@ def cmd_runs_export(args) -> int:
     return 0
 
 
+def _registry(args):
+    from .registry import Registry
+
+    return Registry(_tracker(args))
+
+
+def cmd_models_list(args) -> int:
+    from .store import registry as sql
+
+    registry = _registry(args)
+    for model in sql.list_models(registry.store):
+        versions = sql.list_versions(registry.store, model.name)
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(sql.aliases(registry.store, model.name).items()))
+        print(f"{model.name}: {len(versions)} versions, production {model.production_version or '-'}"
+              + (f", aliases {aliases}" if aliases else ""))
+    return 0
+
+
+def cmd_models_show(args) -> int:
+    from .store import registry as sql
+
+    registry = _registry(args)
+    versions = [v.model_dump() for v in sql.list_versions(registry.store, args.name)]
+    print(json.dumps({"versions": versions, "aliases": sql.aliases(registry.store, args.name),
+                      "history": registry.history(args.name)}, indent=2, default=str))
+    return 0
+
+
+def cmd_models_register(args) -> int:
+    version = _registry(args).register(args.name, args.run_id, args.model)
+    print(f"registered {args.name}/{version}")
+    return 0
+
+
+def cmd_models_promote(args) -> int:
+    registry = _registry(args)
+    name, version = registry.resolve(args.model)
+    registry.promote(name, version, args.stage, comment=args.comment)
+    print(f"{name}/{version} is now in {args.stage}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-lab", description="mlops_lab: runs, models and data from the shell")
     parser.add_argument("--db-url", help="database URL (default: see `mlops-lab info`)")
@@ -148,16 +190,34 @@ def build_parser() -> argparse.ArgumentParser:
     search_options(export)
     export.add_argument("--output", help="file to write (default: standard output)")
     export.set_defaults(func=cmd_runs_export, max_results=10_000)
+
+    models = commands.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)
+    models.add_parser("list", help="registered models").set_defaults(func=cmd_models_list)
+    show = models.add_parser("show", help="a model's versions, aliases and history, as JSON")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_models_show)
+    register = models.add_parser("register", help="register a run's logged model as a new version")
+    register.add_argument("name")
+    register.add_argument("run_id")
+    register.add_argument("--model", default="model", help="the logged model's name in the run")
+    register.set_defaults(func=cmd_models_register)
+    promote = models.add_parser("promote", help="move a version to a stage")
+    promote.add_argument("model", help="name/3, name@alias or name@staging")
+    promote.add_argument("stage", choices=["None", "Staging", "Production", "Archived"])
+    promote.add_argument("--comment")
+    promote.set_defaults(func=cmd_models_promote)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .store import FilterError, NotFoundError, StoreError
+    from .store.registry import ConflictError
 
     try:
         return args.func(args)
-    except (ConfigError, FilterError, StoreError, NotFoundError, LookupError, ValueError, OSError) as exc:
+    except (ConfigError, FilterError, StoreError, NotFoundError, LookupError, ValueError, OSError, PermissionError,
+            ConflictError) as exc:
         print(f"mlops-lab: error: {exc}", file=sys.stderr)
         return 2
 

@@ -71,3 +71,25 @@ def test_bad_input_exits_non_zero_with_a_message(runs, tmp_path):
     assert corrupt.returncode == 2 and "cannot open store" in corrupt.stderr
     usage = cli("runs", check=False)
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+def test_models_register_promote_list(tracker):
+    from sklearn.datasets import load_iris
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = load_iris(return_X_y=True)
+    with ml.start_run() as run:
+        ml.log_model(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y))
+    ml.flush()
+    url = ["--db-url", tracker.store.url, "--artifacts", tracker.artifacts.root]
+    assert "registered iris/1" in cli(*url, "models", "register", "iris", run.id).stdout
+    assert "now in Staging" in cli(*url, "models", "promote", "iris/1", "Staging").stdout
+    refused = cli(*url, "models", "promote", "iris@staging", "Production", check=False)
+    assert refused.returncode == 2 and "needs 1 approval" in refused.stderr  # the default policy
+    assert "iris: 1 versions, production -" in cli(*url, "models", "list").stdout
+    shown = json.loads(cli(*url, "models", "show", "iris").stdout)
+    assert shown["versions"][0]["stage"] == "Staging" and shown["history"][-1]["payload"]["to"] == "Staging"
+    illegal = cli(*url, "models", "promote", "iris/1", "None", check=False)
+    assert illegal.returncode == 0  # Staging → None is allowed; then None → Production is not:
+    assert "cannot go from None to Production" in cli(*url, "models", "promote", "iris/1", "Production",
+                                                       check=False).stderr
