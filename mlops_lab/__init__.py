@@ -13,7 +13,8 @@ _API = {
     "log_metrics", "set_tag", "set_tags", "log_artifact", "log_artifacts", "log_model", "log_dataset", "get_run",
     "search_runs", "flush", "drift", "drift_profile", "load_profile", "save_drift_report", "drift_reports",
     "load_drift_report", "performance", "runs", "compare", "register", "promote", "set_alias",
-    "set_approval_policy", "request_approval", "approve", "reject", "load_model", "model_history",
+    "set_approval_policy", "request_approval", "approve", "reject", "load_model", "model_history", "validate_data",
+    "evaluate",
 }
 
 

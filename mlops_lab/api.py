@@ -224,3 +224,17 @@ def load_model(uri: str):
 
 def model_history(name: str) -> list[dict]:
     return _registry().history(name)
+
+
+def validate_data(name: str, version: int, data, reference, **options):
+    """Data gate: schema, nulls, ranges, categories and distributions of ``data`` against ``reference``."""
+    from .gates import validate_data as gate
+
+    return gate(_registry(), name, version, data, reference, **options)
+
+
+def evaluate(name: str, candidate: int, holdout, *, target: str, thresholds: dict[str, dict]):
+    """Evaluation gate: the candidate against Production on a pinned holdout, with per-metric thresholds."""
+    from .gates import evaluate as gate
+
+    return gate(_registry(), name, candidate, holdout, target=target, thresholds=thresholds)

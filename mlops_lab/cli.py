@@ -155,6 +155,30 @@ def cmd_models_promote(args) -> int:
     return 0
 
 
+def cmd_gate(args) -> int:
+    """Exit 0 when every gate asked for passes, 1 when one fails (for CI pipelines)."""
+    from .gates import evaluate, parse_threshold, validate_data
+
+    registry = _registry(args)
+    name, version = registry.resolve(f"{args.model}/{args.candidate}")
+    results = []
+    if args.reference:
+        results.append(validate_data(registry, name, version, args.data or args.holdout, args.reference))
+    if args.holdout:
+        thresholds: dict[str, dict] = {}
+        for text in args.threshold or []:
+            metric, kind, value = parse_threshold(text)
+            thresholds.setdefault(metric, {})[kind] = value
+        results.append(evaluate(registry, name, version, args.holdout, target=args.target, thresholds=thresholds))
+    if not results:
+        raise ValueError("give --holdout (evaluation gate) and/or --reference (data gate)")
+    for result in results:
+        print(result.summary())
+        for check in result.checks:
+            print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
+    return 0 if all(r.passed for r in results) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-lab", description="mlops_lab: runs, models and data from the shell")
     parser.add_argument("--db-url", help="database URL (default: see `mlops-lab info`)")
@@ -206,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("stage", choices=["None", "Staging", "Production", "Archived"])
     promote.add_argument("--comment")
     promote.set_defaults(func=cmd_models_promote)
+
+    gate = commands.add_parser("gate", help="run a model version's gates; exits 1 if one fails")
+    gate.add_argument("model", help="registered model name")
+    gate.add_argument("--candidate", required=True, type=int, help="the version to check")
+    gate.add_argument("--holdout", help="labelled holdout: dataset version hash or file (evaluation gate)")
+    gate.add_argument("--target", help="the holdout's label column")
+    gate.add_argument("--threshold", action="append", help="metric:kind=value, e.g. accuracy:max_regression=0.01")
+    gate.add_argument("--reference", help="reference data for the data gate (hash or file)")
+    gate.add_argument("--data", help="data to validate (default: the holdout)")
+    gate.set_defaults(func=cmd_gate)
     return parser
 
 

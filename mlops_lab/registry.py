@@ -72,6 +72,11 @@ def _onnx_session(onnx_bytes: bytes):
 
 def _outputs_to_compare(estimator, rows: np.ndarray) -> list[np.ndarray]:
     """What the source model says for ``rows``: labels or values, and probabilities when it has them."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:  # fitted on a frame: give it one, with the same column names
+        import pandas as pd
+
+        rows = pd.DataFrame(rows, columns=names)
     outputs = [np.asarray(estimator.predict(rows))]
     if hasattr(estimator, "predict_proba"):
         outputs.append(np.asarray(estimator.predict_proba(rows)))

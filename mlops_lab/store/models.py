@@ -251,3 +251,19 @@ class ApprovalVote(SQLModel, table=True):
     decision: str = Field(max_length=16)  # approve | reject
     comment: str | None = Field(default=None, sa_column=Column(Text))
     time: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class GateResultRecord(SQLModel, table=True):
+    """A gate's verdict on a model version (data validation or evaluation), kept with its details."""
+
+    __tablename__ = "gate_result"
+    __table_args__ = (Index("ix_gate_result_version", "name", "version"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(foreign_key="registered_model.name", max_length=MAX_KEY_LENGTH)
+    version: int
+    gate: str = Field(max_length=32)  # data | evaluation
+    passed: bool
+    details: str = Field(sa_column=Column(Text, nullable=False))  # JSON: the checks
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    user: str = Field(max_length=250)

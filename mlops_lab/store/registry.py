@@ -12,7 +12,9 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy import select, update
 
-from .models import ApprovalRequest, ApprovalVote, Event, ModelAlias, ModelVersion, RegisteredModel
+from .models import (
+    ApprovalRequest, ApprovalVote, Event, GateResultRecord, ModelAlias, ModelVersion, RegisteredModel,
+)
 from .sql import NotFoundError, Store, now_ms
 
 
@@ -199,3 +201,23 @@ def vote(store: Store, request_id: str, user: str, decision: str, comment: str |
         _event(conn, row.name, decision, user, {"version": row.version, "request": request_id, "comment": comment,
                                                 "status": status})
     return status
+
+
+def add_gate_result(store: Store, name: str, version: int, gate: str, passed: bool, details: dict, user: str) -> str:
+    result_id = uuid.uuid4().hex
+    with store.writing() as conn:
+        _version(conn, name, version)
+        conn.execute(sa.insert(GateResultRecord), [{"id": result_id, "name": name, "version": version, "gate": gate,
+                                                   "passed": passed, "details": json.dumps(details),
+                                                   "created_at": now_ms(), "user": user}])
+        _event(conn, name, "gate", user, {"version": version, "gate": gate, "passed": passed, "result": result_id})
+    return result_id
+
+
+def gate_results(store: Store, name: str, version: int | None = None) -> list[dict]:
+    query = select(GateResultRecord.__table__).where(GateResultRecord.name == name)
+    if version is not None:
+        query = query.where(GateResultRecord.version == version)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query.order_by(GateResultRecord.created_at)).all()
+    return [{**dict(r._mapping), "details": json.loads(r.details)} for r in rows]

@@ -28,7 +28,7 @@ from .models import (
 )
 
 # The Alembic revision the models above describe; tests check it equals the migrations' head.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 # What a search returns of each run (the cell's code and the like stay in get_run).
 SEARCH_COLUMNS = ("id", "experiment_id", "name", "status", "user", "start_time", "end_time", "parent_run_id",
