@@ -234,6 +234,35 @@ class Registry:
 
     # ---- reading -----------------------------------------------------------------------------
 
+    def overview(self) -> list[dict]:
+        """Every registered model with its versions' stages and its aliases: the Models panel's list."""
+        result = []
+        for model in sql.list_models(self.store):
+            versions = sql.list_versions(self.store, model.name)
+            result.append({
+                **model.model_dump(), "aliases": sql.aliases(self.store, model.name),
+                "versions": [{"version": v.version, "stage": v.stage, "run_id": v.run_id, "created_at": v.created_at,
+                              "created_by": v.created_by} for v in versions],
+            })
+        return result
+
+    def describe(self, name: str) -> dict:
+        """One model in full: versions (with metrics and lineage), aliases, approvals, gates, history."""
+        model = sql.get_model(self.store, name)
+        approvals = []
+        for request in sql.approvals_for(self.store, name):
+            _, votes = sql.approval(self.store, request.id)
+            approvals.append({**request.model_dump(), "votes": [v.model_dump() for v in votes]})
+        return {
+            "model": {**model.model_dump(), "required_approvals_effective": self.required_approvals(name)},
+            "versions": [{**v.model_dump(), "signature": json.loads(v.signature), "metrics": json.loads(v.metrics),
+                          "datasets": json.loads(v.datasets)} for v in sql.list_versions(self.store, name)],
+            "aliases": sql.aliases(self.store, name),
+            "approvals": approvals,
+            "gates": sql.gate_results(self.store, name),
+            "history": self.history(name),
+        }
+
     def history(self, name: str) -> list[dict]:
         sql.get_model(self.store, name)
         return self.store.events("model", name)

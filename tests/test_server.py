@@ -137,12 +137,76 @@ async def test_bad_compare_requests(jp_fetch, logged_runs, route, params, code):
     assert info.value.code == code
 
 
+async def post_json(jp_fetch, *path, body, headers=None):
+    response = await jp_fetch("mlops-lab", "api", *path, method="POST", body=json.dumps(body), headers=headers or {})
+    return json.loads(response.body)
+
+
+async def signed_in(jp_fetch) -> dict:
+    """Headers that keep one identity across requests (a token alone gets a new anonymous user each
+    time; the browser keeps the identity cookie, as this does)."""
+    response = await jp_fetch("mlops-lab", "api", "info")
+    cookies = [c.split(";", 1)[0] for c in response.headers.get_list("Set-Cookie")]
+    return {"Cookie": "; ".join(cookies)}
+
+
+async def test_models_panel_api_with_approvals(jp_fetch, tracker):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_lab.registry import Registry
+
+    X, y = load_iris(return_X_y=True)
+    with ml.start_run() as run:
+        ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
+    ml.flush()
+    version = ml.register("iris", run.id)
+    me = await signed_in(jp_fetch)
+    listed = (await get_json(jp_fetch, "models"))["models"]
+    assert listed[0]["name"] == "iris" and listed[0]["versions"][0]["stage"] == "None"
+    detail = await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage",
+                             body={"stage": "Staging", "comment": "from the panel"})
+    assert detail["versions"][0]["stage"] == "Staging"
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:  # Production needs an approval
+        await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"})
+    assert info.value.code == 403 and "needs 1 approval" in json.loads(info.value.response.body)["error"]
+    request = (await post_json(jp_fetch, "models", "iris", "versions", str(version), "approvals", body={},
+                               headers=me))["request"]
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:  # the requester cannot approve
+        await post_json(jp_fetch, "approvals", request, body={"decision": "approve"}, headers=me)
+    assert info.value.code == 403 and "cannot approve it themselves" in json.loads(info.value.response.body)["error"]
+    assert Registry(tracker, user="second-user").approve(request) == "APPROVED"
+    detail = await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"})
+    assert detail["model"]["production_version"] == version
+    detail = await post_json(jp_fetch, "models", "iris", "aliases", body={"alias": "champion", "version": version})
+    assert detail["aliases"] == {"champion": version}
+    kinds = [e["kind"] for e in detail["history"]]
+    assert kinds[:2] == ["registered", "stage"] and "approve" in kinds and kinds[-1] == "alias"
+    for path, body, code in [
+        (("models", "iris", "versions", "9", "stage"), {"stage": "Staging"}, 404),
+        (("models", "iris", "versions", str(version), "stage"), {"stage": "Live"}, 400),
+        (("models", "iris", "versions", str(version), "stage"), {}, 400),
+        (("approvals", request), {"decision": "maybe"}, 400),
+        (("models", "ghost"), None, 404),
+    ]:
+        with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+            if body is None:
+                await jp_fetch("mlops-lab", "api", *path)
+            else:
+                await post_json(jp_fetch, *path, body=body)
+        assert info.value.code == code, path
+
+
 async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_http_port, logged_runs):
     client = tornado.httpclient.AsyncHTTPClient()
-    for pattern, _handler in ROUTES:
+    for pattern, handler in ROUTES:
         path = re.sub(r"\(\[0-9a-f\]\{32\}\)", logged_runs[0], pattern).replace("(.+)", "stdout.txt")
+        path = path.replace("([^/]+)", "iris").replace("(\\d+)", "1")
         url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}mlops-lab/api/{path}"
-        response = await client.fetch(url, raise_error=False)
+        if "get" in handler.__dict__:
+            response = await client.fetch(url, raise_error=False)
+        else:
+            response = await client.fetch(url, method="POST", body="{}", raise_error=False)
         assert response.code == 403, f"{path} answered {response.code} without a token"
         assert logged_runs[0] not in response.body.decode(errors="replace")
 

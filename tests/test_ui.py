@@ -203,3 +203,64 @@ def test_a_notebook_s_runs_appear_and_compare(lab, page, artifacts_dir, tracker,
     assert "accuracy" in view.locator(".jp-mlops-compare-table").nth(1).inner_text()
     view.locator(".jp-mlops-chart .main-svg").first.wait_for(timeout=15_000)
     assert "n_estimators = 100" in view.locator(".jp-mlops-diff").inner_text()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_models_panel_promotion_with_a_second_user_s_approval(lab, tracker, artifacts_dir):
+    """Two browsers are two users: one asks for Production, the other approves, the first promotes."""
+    from playwright.sync_api import sync_playwright
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    with ml.start_run("iris-train") as run:
+        ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
+        ml.log_metric("accuracy", 0.97)
+    ml.flush()
+    version = ml.register("iris", run.id)
+
+    def open_model(page):
+        page.goto(f"{lab.url}/lab?token={lab.token}")
+        tab = page.locator('.lm-TabBar-tab[data-id="mlops-lab-models"]')
+        tab.wait_for(timeout=60_000)
+        page.wait_for_timeout(500)  # the restored layout settles: the panel may already be open
+        if not page.locator("#mlops-lab-models").is_visible():
+            tab.click()
+        page.locator('.jp-mlops-ModelsPanel tr[data-model="iris"]').click(timeout=10_000)
+        view = page.locator(".jp-mlops-ModelView")
+        view.locator(f'tr[data-version="{version}"]').wait_for(timeout=10_000)
+        return view
+
+    def move(view, stage):
+        row = view.locator(f'tr[data-version="{version}"]')
+        row.locator("select").select_option(stage)
+        row.locator(".jp-mlops-move").click()
+
+    with sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        owner = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        reviewer = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        view = open_model(owner)
+        move(view, "Staging")
+        view.locator(".jp-mlops-badge", has_text="Staging").wait_for(timeout=10_000)
+        move(view, "Production")
+        view.locator(".jp-mlops-message.jp-mlops-error", has_text="needs 1 approval").wait_for(timeout=10_000)
+        view.locator(f'tr[data-version="{version}"] .jp-mlops-request').click()
+        view.locator(".jp-mlops-approval", has_text="PENDING").wait_for(timeout=10_000)
+        view.locator(".jp-mlops-approve").click()  # asking and approving oneself is refused
+        view.locator(".jp-mlops-message.jp-mlops-error", has_text="cannot approve it themselves").wait_for(timeout=10_000)
+
+        second = open_model(reviewer)
+        second.locator(".jp-mlops-approve").click()
+        second.locator(".jp-mlops-approval", has_text="APPROVED").wait_for(timeout=10_000)
+        reviewer.screenshot(path=str(artifacts_dir / "models-approval-by-reviewer.png"))
+
+        view = open_model(owner)
+        move(view, "Production")
+        view.locator(f'tr[data-version="{version}"] .jp-mlops-badge', has_text="Production").wait_for(timeout=10_000)
+        assert "Production: version 1" in view.inner_text()
+        assert "approve" in view.locator(".jp-mlops-history").inner_text()
+        owner.screenshot(path=str(artifacts_dir / "models-promoted.png"))
+        browser.close()
+    users = {e["user"] for e in ml.model_history("iris") if e["kind"] in ("approve", "approval_requested")}
+    assert len(users) == 2  # two distinct identities asked and approved

@@ -9,12 +9,17 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { OpenInMain } from './base';
 
 import { DriftModel, DriftPanel } from './drift';
+import { ModelsModel, ModelsPanel } from './models';
 import { RunsModel } from './model';
 import { RunsPanel } from './panel';
 
 const DRIFT_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 17c3-6 5-9 7-9s3 5 5 5 3-3 6-7l1.5 1C19 12 17.5 15 15 15s-3-5-5-5-4 4-5.5 8H3z"/></svg>`;
 
 export const driftIcon = new LabIcon({ name: 'mlops-lab:drift', svgstr: DRIFT_SVG });
+
+const MODELS_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M12 2 3 7v10l9 5 9-5V7l-9-5zm0 2.3L18.7 8 12 11.7 5.3 8 12 4.3zM5 9.7l6 3.3v6.6l-6-3.3V9.7zm8 9.9V13l6-3.3v6.6l-6 3.3z"/></svg>`;
+
+export const modelsIcon = new LabIcon({ name: 'mlops-lab:models', svgstr: MODELS_SVG });
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 3h2v16h16v2H3V3zm4 12 4-5 3 3 5-7 1.6 1.2L14.3 16 11 13l-2.5 3.2L7 15z"/></svg>`;
 
@@ -44,7 +49,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     drift.title.icon = driftIcon;
     drift.title.caption = 'MLOps: drift reports';
     app.shell.add(drift, 'left', { rank: 851 });
+    const models = new ModelsPanel(new ModelsModel(), openInMain);
+    models.id = 'mlops-lab-models';
+    models.title.icon = modelsIcon;
+    models.title.caption = 'MLOps: models';
+    app.shell.add(models, 'left', { rank: 852 });
     if (restorer) {
+      restorer.add(models, 'mlops-lab-models');
       restorer.add(panel, 'mlops-lab-runs');
       restorer.add(drift, 'mlops-lab-drift');
     }

@@ -11,6 +11,7 @@ from jupyter_server.base.handlers import APIHandler
 from ..artifacts import ArtifactError, ArtifactStore
 from ..config import StoreLocation
 from ..store import FilterError, NotFoundError, StoreError, open_store
+from ..store.registry import ConflictError
 from ..tracking.compare import artifact_bytes, code_diff, compare_runs, metric_history
 from ..tracking.search import runs_page
 
@@ -24,6 +25,7 @@ class LabBackend:
         self.location = location
         self._store = None
         self._artifacts = None
+        self._tracker = None
 
     @property
     def store(self):
@@ -36,6 +38,20 @@ class LabBackend:
         if self._artifacts is None:
             self._artifacts = ArtifactStore(self.location.artifacts)
         return self._artifacts
+
+    @property
+    def tracker(self):
+        if self._tracker is None:
+            from ..tracking import Tracker
+
+            self._tracker = Tracker(self.location)
+        return self._tracker
+
+    def registry(self, user: str):
+        """The registry acting as the lab's signed-in user: approvals are by who clicks."""
+        from ..registry import Registry
+
+        return Registry(self.tracker, user=user)
 
     def drift_report(self, report_id: str) -> dict:
         record = self.store.drift_report(report_id)
@@ -51,10 +67,14 @@ class BaseHandler(APIHandler):
         """Run a blocking service call off the event loop; map its errors to HTTP answers."""
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
+        except NotFoundError as exc:
+            raise tornado.web.HTTPError(404, reason=str(exc)[:200], log_message=str(exc)) from exc
+        except PermissionError as exc:
+            raise tornado.web.HTTPError(403, reason=str(exc)[:200], log_message=str(exc)) from exc
+        except ConflictError as exc:
+            raise tornado.web.HTTPError(409, reason=str(exc)[:200], log_message=str(exc)) from exc
         except (FilterError, ValueError) as exc:
             raise tornado.web.HTTPError(400, reason=str(exc)[:200], log_message=str(exc)) from exc
-        except NotFoundError as exc:
-            raise tornado.web.HTTPError(404, reason=str(exc)[:200]) from exc
         except (StoreError, ArtifactError) as exc:
             raise tornado.web.HTTPError(503, reason=str(exc)[:200]) from exc
 
@@ -63,6 +83,23 @@ class BaseHandler(APIHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or self._reason
         self.finish(json.dumps({"error": message, "status": status_code}))
+
+    @property
+    def username(self) -> str:
+        user = self.current_user
+        return getattr(user, "username", None) or str(user)
+
+    def json_body(self, *required: str) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise tornado.web.HTTPError(400, reason="the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise tornado.web.HTTPError(400, reason="the request body must be a JSON object")
+        missing = [key for key in required if key not in body]
+        if missing:
+            raise tornado.web.HTTPError(400, reason=f"the request body lacks {', '.join(missing)}")
+        return body
 
     def int_argument(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.get_argument(name, str(default))
@@ -149,6 +186,56 @@ class ArtifactHandler(BaseHandler):
         self.finish(data)
 
 
+class ModelsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        self.finish({"models": await self.call(lambda: self.backend.registry(self.username).overview())})
+
+
+class ModelHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str):
+        self.finish(await self.call(lambda: self.backend.registry(self.username).describe(name)))
+
+
+class StageHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str, version: str):
+        body = self.json_body("stage")
+        registry = self.backend.registry(self.username)
+        await self.call(registry.promote, name, int(version), body["stage"], comment=body.get("comment"))
+        self.finish(await self.call(registry.describe, name))
+
+
+class AliasHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str):
+        body = self.json_body("alias", "version")
+        registry = self.backend.registry(self.username)
+        await self.call(registry.set_alias, name, body["alias"], body["version"], comment=body.get("comment"))
+        self.finish(await self.call(registry.describe, name))
+
+
+class ApprovalRequestHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str, version: str):
+        body = self.json_body()
+        registry = self.backend.registry(self.username)
+        request_id = await self.call(registry.request_approval, name, int(version), comment=body.get("comment"))
+        self.finish({"request": request_id})
+
+
+class ApprovalVoteHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self, request_id: str):
+        body = self.json_body("decision")
+        registry = self.backend.registry(self.username)
+        if body["decision"] not in ("approve", "reject"):
+            raise tornado.web.HTTPError(400, reason="decision must be 'approve' or 'reject'")
+        vote = registry.approve if body["decision"] == "approve" else registry.reject
+        self.finish({"status": await self.call(vote, request_id, comment=body.get("comment"))})
+
+
 class DriftReportsHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
@@ -171,6 +258,12 @@ ROUTES = [
     (r"runs/([0-9a-f]{32})/artifacts/(.+)", ArtifactHandler),
     ("compare", CompareHandler),
     ("code-diff", CodeDiffHandler),
+    ("models", ModelsHandler),
+    (r"models/([^/]+)", ModelHandler),
+    (r"models/([^/]+)/versions/(\d+)/stage", StageHandler),
+    (r"models/([^/]+)/versions/(\d+)/approvals", ApprovalRequestHandler),
+    (r"models/([^/]+)/aliases", AliasHandler),
+    (r"approvals/([0-9a-f]{32})", ApprovalVoteHandler),
     ("drift-reports", DriftReportsHandler),
     (r"drift-reports/([0-9a-f]{32})", DriftReportHandler),
 ]
