@@ -238,3 +238,10 @@ def evaluate(name: str, candidate: int, holdout, *, target: str, thresholds: dic
     from .gates import evaluate as gate
 
     return gate(_registry(), name, candidate, holdout, target=target, thresholds=thresholds)
+
+
+def models():
+    """A widget: registered models, versions, stages, aliases, gates, approvals and history, with actions."""
+    from .widgets import models as widget
+
+    return widget()

@@ -179,3 +179,74 @@ def runs(experiment: str | list[str] | None = None, filter_string: str | None = 
     y_axis.observe(plot, names="value")
     load()
     return widgets.VBox([box, message, table, widgets.HBox([x_axis, y_axis]), chart])
+
+
+def models():
+    """The registry as a widget: models, versions with stages and aliases, gates, approvals,
+    history, and the same actions as the Models panel (as this kernel's user)."""
+    import ipywidgets as widgets
+
+    from .registry import STAGES, Registry
+
+    registry = Registry(default_tracker())
+    names = [m["name"] for m in registry.overview()]
+    if not names:
+        return widgets.HTML("<i>No registered models yet: ml.register(\"name\", run_id).</i>")
+    picker = widgets.Dropdown(options=names, description="model")
+    body = widgets.HTML()
+    version = widgets.Dropdown(description="version")
+    stage = widgets.Dropdown(options=list(STAGES), description="to stage")
+    comment = widgets.Text(description="comment", placeholder="why")
+    move, ask = widgets.Button(description="Move"), widgets.Button(description="Request approval")
+    request = widgets.Dropdown(description="request")
+    approve, reject = widgets.Button(description="Approve"), widgets.Button(description="Reject")
+    message = widgets.HTML()
+
+    def render(_=None):
+        detail = registry.describe(picker.value)
+        aliases = detail["aliases"]
+        rows = []
+        for v in reversed(detail["versions"]):
+            pointed = ", ".join(a for a, n in aliases.items() if n == v["version"])
+            gates = " ".join(f"{g['gate']} {'✓' if g['passed'] else '✗'}" for g in detail["gates"]
+                             if g["version"] == v["version"])
+            metrics = ", ".join(f"{k} {val:.4g}" for k, val in v["metrics"].items() if val is not None)
+            rows.append(f"<tr><td>{v['version']}</td><td><b>{html.escape(v['stage'])}</b></td><td>{html.escape(pointed)}</td>"
+                        f"<td>{html.escape(metrics)}</td><td>{html.escape(gates)}</td><td><code>{v['run_id']}</code></td>"
+                        f"<td>{html.escape(v['created_by'])}</td></tr>")
+        history = "".join(
+            f"<tr><td>{e['time']}</td><td>{html.escape(e['user'])}</td><td>{html.escape(e['kind'])}</td>"
+            f"<td>{html.escape(json_payload(e['payload']))}</td></tr>" for e in reversed(detail["history"]))
+        body.value = (f"<table><tr><th>version</th><th>stage</th><th>aliases</th><th>metrics</th><th>gates</th>"
+                      f"<th>run</th><th>by</th></tr>{''.join(rows)}</table><h4>history</h4><table>{history}</table>")
+        chosen = version.value
+        version.options = [v["version"] for v in reversed(detail["versions"])]
+        version.value = chosen if chosen in version.options else version.options[0]
+        request.options = [(f"v{a['version']} → {a['stage']} by {a['requested_by']}", a["id"])
+                           for a in detail["approvals"] if a["status"] == "PENDING"]
+        request.value = request.options[0][1] if request.options else None
+
+    def act(action, done):
+        def handler(_):
+            try:
+                action()
+                message.value = html.escape(done())
+            except (ValueError, PermissionError, LookupError, RuntimeError) as exc:
+                message.value = f"<span style='color:#c0392b'>{html.escape(str(exc))}</span>"
+            render()
+        return handler
+
+    move.on_click(act(lambda: registry.promote(picker.value, version.value, stage.value, comment=comment.value or None),
+                      lambda: f"version {version.value} moved to {stage.value}"))
+    ask.on_click(act(lambda: registry.request_approval(picker.value, version.value, comment=comment.value or None),
+                     lambda: f"approval for version {version.value} requested"))
+    approve.on_click(act(lambda: registry.approve(request.value, comment=comment.value or None), lambda: "approved"))
+    reject.on_click(act(lambda: registry.reject(request.value, comment=comment.value or None), lambda: "rejected"))
+    picker.observe(render, names="value")
+    render()
+    return widgets.VBox([picker, body, widgets.HBox([version, stage, comment]), widgets.HBox([move, ask]),
+                         widgets.HBox([request, approve, reject]), message])
+
+
+def json_payload(payload: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in payload.items() if v is not None)

@@ -199,3 +199,27 @@ def test_two_promotions_at_once_processes(tracker, iris_run, tmp_path):
     assert results == ["conflict", "won"]
     stages = [e["payload"]["to"] for e in ml.model_history("race") if e["kind"] == "stage"]
     assert stages.count("Production") == 1
+
+
+def test_models_widget_shows_and_acts(tracker, iris_run):
+    import ipywidgets
+
+    run_id, _ = iris_run
+    assert "No registered models" in ml.models().value
+    version = ml.register("iris", run_id)
+    widget = ml.models()
+    assert isinstance(widget, ipywidgets.VBox)
+    body, controls, buttons, approvals, message = widget.children[1:]
+    assert "<b>None</b>" in body.value and run_id in body.value
+    version_box, stage_box, comment_box = controls.children
+    stage_box.value = "Production"
+    buttons.children[0].click()  # Move: None → Production is not allowed
+    assert "cannot go from None to Production" in message.value
+    stage_box.value, comment_box.value = "Staging", "looks good"
+    buttons.children[0].click()
+    assert "moved to Staging" in message.value and "<b>Staging</b>" in body.value
+    buttons.children[1].click()  # request approval
+    assert approvals.children[0].options
+    approvals.children[1].click()  # approving one's own request is refused
+    assert "cannot approve it themselves" in message.value
+    assert "looks good" in body.value  # the comment is in the history
