@@ -71,6 +71,7 @@ export class CompareView extends Widget {
 
   constructor(readonly runIds: string[]) {
     super();
+    this.addClass('jp-mlops-MainView');
     this.addClass('jp-mlops-CompareView');
     this.node.textContent = 'Loading…';
     void this._load();

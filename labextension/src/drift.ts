@@ -84,6 +84,7 @@ export class DriftModel extends PollingModel<IDriftRecord[]> {
 export class DriftReportView extends Widget {
   constructor(readonly reportId: string) {
     super();
+    this.addClass('jp-mlops-MainView');
     this.addClass('jp-mlops-DriftReport');
     this.node.textContent = 'Loading…';
     void this._load();

@@ -81,6 +81,7 @@ export class ModelView extends Widget {
     private _open: OpenInMain
   ) {
     super();
+    this.addClass('jp-mlops-MainView');
     this.addClass('jp-mlops-ModelView');
     this.node.textContent = 'Loading…';
     void this.reload();
