@@ -267,3 +267,17 @@ class GateResultRecord(SQLModel, table=True):
     details: str = Field(sa_column=Column(Text, nullable=False))  # JSON: the checks
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     user: str = Field(max_length=250)
+
+
+class FileState(SQLModel, table=True):
+    """What a file on a host hashed to, by inode, modification time and size: an unchanged large
+    file is not read again (as DVC's state database does)."""
+
+    __tablename__ = "file_state"
+
+    host: str = Field(primary_key=True, max_length=250)
+    path: str = Field(primary_key=True, max_length=4000)
+    inode: int = Field(sa_column=Column(BigInteger, nullable=False))
+    mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(max_length=64)

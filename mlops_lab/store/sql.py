@@ -23,12 +23,12 @@ from sqlmodel import SQLModel
 
 from .filters import FilterError, attribute_column, compile_filter, parse_order_by
 from .models import (
-    Artifact, DatasetVersion, DriftReportRecord, Environment, Event, Experiment, LatestMetric, LoggedModel, Metric,
+    Artifact, DatasetVersion, DriftReportRecord, Environment, FileState, Event, Experiment, LatestMetric, LoggedModel, Metric,
     Param, Run, RunDataset, Tag,
 )
 
 # The Alembic revision the models above describe; tests check it equals the migrations' head.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 # What a search returns of each run (the cell's code and the like stay in get_run).
 SEARCH_COLUMNS = ("id", "experiment_id", "name", "status", "user", "start_time", "end_time", "parent_run_id",
@@ -507,6 +507,21 @@ class Store:
                 value = sa.case((value > 1.7e308, "Infinity"), (value < -1.7e308, "-Infinity"), else_=value)
             return func.json_group_object(key, value)
         return func.json_object_agg(key, value)
+
+    def file_hash(self, path: str, inode: int, mtime_ns: int, size: int) -> str | None:
+        """The cached hash of a file on this host, if it has not changed since it was hashed."""
+        state = FileState.__table__.c
+        with self.engine.connect() as conn:
+            return conn.execute(select(state.hash).where(
+                state.host == HOST, state.path == path, state.inode == inode, state.mtime_ns == mtime_ns,
+                state.size == size)).scalar()
+
+    def remember_file_hash(self, path: str, inode: int, mtime_ns: int, size: int, digest: str) -> None:
+        stmt = self._insert(FileState)
+        values = {"inode": inode, "mtime_ns": mtime_ns, "size": size, "hash": digest}
+        with self.writing() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["host", "path"], set_=values),
+                         [{"host": HOST, "path": path, **values}])
 
     def add_drift_report(self, row: dict) -> None:
         with self.writing() as conn:

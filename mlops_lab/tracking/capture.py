@@ -149,8 +149,19 @@ def is_frame(obj) -> bool:
         (module.startswith("polars") and type(obj).__name__ in ("DataFrame", "LazyFrame"))
 
 
+def cached_file_hash(store, path: Path) -> str:
+    """sha256 of a file, read only when its inode, mtime or size changed since the last time."""
+    info = path.stat()
+    key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size)
+    digest = store.file_hash(*key)
+    if digest is None:
+        digest = sha256_file(path)
+        store.remember_file_hash(*key, digest)
+    return digest
+
+
 def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None, direction: str,
-                source: str | None = None):
+                source: str | None = None, store=None):
     """Snapshot a frame or a path now; return the job that hashes and stores it."""
     if direction not in ("input", "output"):
         raise ValueError(f"direction must be 'input' or 'output', got {direction!r}")
@@ -179,7 +190,7 @@ def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None
                 digest, size = artifacts.put_dir(path)
                 return _dataset_batch(run_id, digest, "folder", {}, None, size, digest,
                                       name or path.name, direction, source or str(path))
-            digest = sha256_file(path)
+            digest = cached_file_hash(store, path) if store is not None else sha256_file(path)
             artifacts.put_file(path, digest)
             fmt = DATA_SUFFIXES.get(path.suffix.lower(), "file")
             columns, rows = _file_schema(path, fmt)

@@ -302,7 +302,8 @@ class Tracker:
                 digest, size = artifacts.put_dir(source)
                 kind = "dir"
             else:
-                digest, size, kind = artifacts.put_file(source), source.stat().st_size, "file"
+                digest = artifacts.put_file(source, capture.cached_file_hash(self.store, source.resolve()))
+                size, kind = source.stat().st_size, "file"
             return Batch(artifacts=[{"run_id": run.id, "path": name, "hash": digest, "size": size, "kind": kind}])
 
         # Hash now rather than later: the file may change after this call returns.
@@ -328,7 +329,8 @@ class Tracker:
         if name is not None:
             check_key(name, "dataset")
         run = self._current(run)
-        self.writer.defer(capture.dataset_job(run.id, data, self.artifacts, name=name, direction=direction, source=source))
+        self.writer.defer(capture.dataset_job(run.id, data, self.artifacts, name=name, direction=direction, source=source,
+                                              store=self.store))
 
     # ---- reads -------------------------------------------------------------------------------
 
