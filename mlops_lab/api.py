@@ -9,6 +9,8 @@ from .store import RunRecord
 from .tracking import ActiveRun, Tracker, default_tracker, runs_frame, set_tracker
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
 
@@ -245,3 +247,10 @@ def models():
     from .widgets import models as widget
 
     return widget()
+
+
+def checkout(run_id: str, into) -> "Path":
+    """Restore a run into a new folder: input data, its cell as a notebook, models, requirements."""
+    from .tracking.checkout import checkout as restore
+
+    return restore(default_tracker(), run_id, into)

@@ -113,6 +113,14 @@ def cmd_runs_export(args) -> int:
     return 0
 
 
+def cmd_checkout(args) -> int:
+    from .tracking.checkout import checkout
+
+    notebook = checkout(_tracker(args), args.run_id, args.into or f"checkout-{args.run_id[:8]}")
+    print(f"restored run {args.run_id} into {notebook.parent}; re-run {notebook.name}")
+    return 0
+
+
 def _registry(args):
     from .registry import Registry
 
@@ -215,6 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", help="file to write (default: standard output)")
     export.set_defaults(func=cmd_runs_export, max_results=10_000)
 
+    restore = commands.add_parser("checkout", help="restore a run's data, code, models and requirements")
+    restore.add_argument("run_id")
+    restore.add_argument("--into", help="a new or empty folder (default: checkout-<run id>)")
+    restore.set_defaults(func=cmd_checkout)
+
     models = commands.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)
     models.add_parser("list", help="registered models").set_defaults(func=cmd_models_list)
     show = models.add_parser("show", help="a model's versions, aliases and history, as JSON")
@@ -245,13 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .artifacts import ArtifactError
     from .store import FilterError, NotFoundError, StoreError
     from .store.registry import ConflictError
 
     try:
         return args.func(args)
     except (ConfigError, FilterError, StoreError, NotFoundError, LookupError, ValueError, OSError, PermissionError,
-            ConflictError) as exc:
+            ConflictError, ArtifactError) as exc:
         print(f"mlops-lab: error: {exc}", file=sys.stderr)
         return 2
 

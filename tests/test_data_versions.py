@@ -35,3 +35,54 @@ def test_logged_files_use_the_cache(tracker, tmp_path):
     record = ml.get_run(run.id)
     assert record.datasets[0]["hash"] == record.artifacts[0]["hash"] == sha256_file(data)
     assert tracker.store.file_hash(str(data.resolve()), *(lambda s: (s.st_ino, s.st_mtime_ns, s.st_size))(data.stat()))
+
+
+CELL = """
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+n_estimators = 25
+frame = pd.read_csv("train.csv")
+model = RandomForestClassifier(n_estimators=n_estimators, random_state=7).fit(frame[["a", "b"]], frame["y"])
+accuracy = model.score(frame[["a", "b"]], frame["y"])
+"""
+
+
+def test_checkout_restores_a_run_that_re_runs_to_the_same_metrics(tracker, tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
+    import nbformat
+    from nbclient import NotebookClient
+
+    work = tmp_path / "work"
+    work.mkdir()
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300),
+                  "y": rng.integers(0, 2, 300)}).to_csv(work / "train.csv", index=False)
+    monkeypatch.chdir(work)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlops_lab")
+    shell.run_cell_magic("track", "--experiment repro --name forest", CELL)
+    original = ml.search_runs("repro").iloc[0]
+
+    restored = tmp_path / "restored"
+    notebook_path = ml.checkout(original.run_id, restored)
+    assert sorted(p.name for p in restored.iterdir()) == ["forest.ipynb", "models", "requirements.txt", "run.json",
+                                                          "train.csv"]
+    assert (restored / "models" / "model.pkl").exists() and (restored / "models" / "model.onnx").exists()
+    assert "scikit-learn==" in (restored / "requirements.txt").read_text()
+
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.store.url)
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
+    notebook = nbformat.read(notebook_path, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(restored)}}).execute()
+    rerun = ml.search_runs("repro-reproduced").iloc[0]
+    assert rerun["metrics.accuracy"] == original["metrics.accuracy"]
+    assert rerun["tags.reproduces"] == original.run_id
+    assert rerun["params.n_estimators"] == "25"
+
+    import pytest
+
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        ml.checkout(original.run_id, restored)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+
 import pytest
 from IPython.core.error import UsageError
 
@@ -134,3 +135,13 @@ def test_track_on_an_empty_cell_costs_milliseconds(ip):
         durations.append(time.perf_counter() - start)
     durations.sort()
     assert durations[len(durations) // 2] < 0.05  # generous: CI machines are noisy; bench/ has the figure
+
+
+def test_frames_the_cell_makes_before_reading_are_not_inputs(ip):
+    import pandas as pd
+
+    ip.user_ns["frame"] = pd.DataFrame({"a": [1, 2]})  # left over from an earlier cell
+    ip.user_ns["raw"] = pd.DataFrame({"a": [3, 4]})
+    ip.run_cell_magic("track", "", "import pandas as pd\nframe = pd.DataFrame({'a': [5]})\ntotal = frame['a'].sum()\n"
+                                   "raw = raw.dropna()")
+    assert [d["name"] for d in latest_run().datasets] == ["raw"]  # read then rebound: an input

@@ -28,7 +28,7 @@ READ_SUFFIXES = set(capture.DATA_SUFFIXES) | {".txt", ".npy", ".npz", ".xlsx", "
 class CellNames:
     literal: list[str] = field(default_factory=list)  # bound to a literal: params
     computed: list[str] = field(default_factory=list)  # bound to anything else
-    loaded: set[str] = field(default_factory=set)  # read by the cell
+    loaded: set[str] = field(default_factory=set)  # read by the cell before it binds them: its inputs
 
 
 def _is_literal(node: ast.AST) -> bool:
@@ -44,9 +44,18 @@ class _Binder(ast.NodeVisitor):
 
     def __init__(self):
         self.names = CellNames()
+        self.statement = 0  # which top-level statement is being read
+        self.first_load: dict[str, int] = {}
+        self.first_store: dict[str, int] = {}
+
+    def visit_Module(self, node: ast.Module) -> None:
+        for index, statement in enumerate(node.body):
+            self.statement = index
+            self.visit(statement)
 
     def _bind(self, target: ast.AST, value: ast.AST | None) -> None:
         if isinstance(target, ast.Name):
+            self.first_store.setdefault(target.id, self.statement)
             bucket = self.names.literal if value is not None and _is_literal(value) else self.names.computed
             if target.id not in bucket:
                 bucket.append(target.id)
@@ -86,7 +95,7 @@ class _Binder(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load):
-            self.names.loaded.add(node.id)
+            self.first_load.setdefault(node.id, self.statement)
 
     def _skip_body(self, node) -> None:
         for default in getattr(node.args, "defaults", []) if hasattr(node, "args") else []:
@@ -103,6 +112,9 @@ def cell_names(tree: ast.Module) -> CellNames:
     binder = _Binder()
     binder.visit(tree)
     names = binder.names
+    # An input is read no later than the statement that first binds it (x = f(x) reads x first).
+    names.loaded = {name for name, index in binder.first_load.items()
+                    if index <= binder.first_store.get(name, index)}
     names.literal = [n for n in names.literal if not n.startswith("_") and n not in names.computed]
     names.computed = [n for n in names.computed if not n.startswith("_")]
     return names

@@ -1,0 +1,60 @@
+"""Restoring a run to re-execute it: its input data, its cell as a notebook, its models and its
+package versions (as ``dvc checkout`` and ``git checkout`` would together)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..artifacts import ArtifactError
+from .client import Tracker
+
+SUFFIX = {"arrow": ".arrow", "folder": ""}
+
+
+def checkout(tracker: Tracker, run_id: str, into: str | Path) -> Path:
+    """Write the run into the folder ``into`` (new or empty); returns the notebook's path."""
+    record = tracker.get_run(run_id)
+    folder = Path(into).expanduser()
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise FileExistsError(f"{folder} is not an empty folder; checkout writes only into a new or empty one")
+    folder.mkdir(parents=True, exist_ok=True)
+    blobs = tracker.artifacts
+    for dataset in record.datasets:
+        if dataset["direction"] != "input":
+            continue
+        name = Path(dataset["name"]).name + SUFFIX.get(dataset["format"], "")
+        blobs.export(dataset["hash"], folder / name, is_dir=dataset["format"] == "folder")
+    for model in record.models:
+        extension = ".onnx" if model["flavor"] == "onnx" else ".pkl"
+        blobs.export(model["model_hash"], folder / "models" / f"{model['name']}{extension}")
+        if model["onnx_hash"] and model["flavor"] != "onnx":
+            blobs.export(model["onnx_hash"], folder / "models" / f"{model['name']}.onnx")
+    packages = (record.environment or {}).get("packages", {})
+    (folder / "requirements.txt").write_text("".join(f"{name}=={version}\n" for name, version in packages.items()))
+    (folder / "run.json").write_text(json.dumps(record.to_dict(), indent=2, default=str))
+    return _write_notebook(record, folder)
+
+
+def _write_notebook(record, folder: Path) -> Path:
+    import nbformat
+
+    info = record.info
+    if not info.source:
+        raise ArtifactError(f"run {info.id} kept no cell code to re-run (it was not tracked from a cell)")
+    summary = [f"# Re-running `{info.name}`", "",
+               f"Run `{info.id}` of experiment **{record.experiment}**, by {info.user}; git commit "
+               f"`{info.git_commit or 'none'}`{' (with uncommitted changes)' if info.git_dirty else ''}.",
+               "Its input data is in this folder, its models in `models/`, its packages in `requirements.txt`.",
+               "", "Metrics then: " + ", ".join(f"{k} = {v:.6g}" for k, v in sorted(record.metrics.items()))]
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell("\n".join(summary)),
+        nbformat.v4.new_code_cell("%load_ext mlops_lab"),
+        nbformat.v4.new_code_cell(f"%%track --experiment {record.experiment}-reproduced --name {info.name}-rerun "
+                                  f"--tag reproduces={info.id}\n{info.source}"),
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / f"{info.name}.ipynb"
+    nbformat.write(notebook, path)
+    return path
