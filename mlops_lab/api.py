@@ -254,3 +254,10 @@ def checkout(run_id: str, into) -> "Path":
     from .tracking.checkout import checkout as restore
 
     return restore(default_tracker(), run_id, into)
+
+
+def dataset_diff(left, right, *, key: str | list[str] | None = None) -> dict:
+    """Schema, row, key and distribution changes between two dataset versions (hashes, files or frames)."""
+    from .tracking.datadiff import dataset_diff as diff
+
+    return diff(default_tracker().artifacts, left, right, key=key)

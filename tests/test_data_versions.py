@@ -86,3 +86,32 @@ def test_checkout_restores_a_run_that_re_runs_to_the_same_metrics(tracker, tmp_p
 
     with pytest.raises(FileExistsError, match="not an empty folder"):
         ml.checkout(original.run_id, restored)
+
+
+def test_dataset_diff_schema_rows_keys_and_drift(tracker):
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from mlops_lab.monitoring import DriftError
+
+    rng = np.random.default_rng(1)
+    old = pd.DataFrame({"id": range(1000), "x": rng.normal(size=1000), "city": rng.choice(["a", "b"], 1000),
+                        "gone": 1})
+    new = pd.DataFrame({"id": range(100, 1150), "x": rng.normal(1.0, 1, size=1050),
+                        "city": rng.choice(["a", "b"], 1050), "extra": 2.0})
+    new["gone"] = "1"  # same column, another dtype
+    with ml.start_run() as run:
+        ml.log_dataset(old, "v1")
+        ml.log_dataset(new, "v2")
+    hashes = {d["name"]: d["hash"] for d in ml.get_run(run.id).datasets}
+    diff = ml.dataset_diff(hashes["v1"], hashes["v2"], key="id")
+    assert diff["rows"] == {"left": 1000, "right": 1050, "change": 50}
+    assert diff["columns_added"] == ["extra"] and diff["columns_removed"] == []
+    assert diff["dtype_changes"] == {"gone": {"left": "Int64", "right": "String"}}
+    assert diff["keys"]["added"] == 150 and diff["keys"]["removed"] == 100
+    assert diff["keys"]["added_sample"][0] == {"id": 1000} and diff["keys"]["duplicated_left"] == 0
+    drifted = {c["column"]: c["drift"] for c in diff["drift"]["columns"]}
+    assert drifted == {"x": True, "city": False}
+    with pytest.raises(DriftError, match="key column"):
+        ml.dataset_diff(hashes["v1"], hashes["v2"], key="nope")

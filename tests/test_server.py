@@ -248,3 +248,18 @@ async def test_polling_while_a_kernel_writes(jp_fetch, tracker, tmp_path):
     assert writer.returncode == 0 and polls > 5 and len(seen_counts) > 3
     final = await get_json(jp_fetch, "runs", experiment="live", limit="1000")
     assert all(r["status"] == "FINISHED" for r in final["runs"])
+
+
+async def test_dataset_diff_route_takes_hashes_only(jp_fetch, tracker):
+    import pandas as pd
+
+    with ml.start_run() as run:
+        ml.log_dataset(pd.DataFrame({"a": [1, 2, 3]}), "v1")
+        ml.log_dataset(pd.DataFrame({"a": [1, 2, 3, 4], "b": [0, 0, 0, 0]}), "v2")
+    hashes = {d["name"]: d["hash"] for d in ml.get_run(run.id).datasets}
+    diff = await get_json(jp_fetch, "dataset-diff", left=hashes["v1"], right=hashes["v2"])
+    assert diff["rows"]["change"] == 1 and diff["columns_added"] == ["b"]
+    for hostile in ("/etc/passwd", "../../x.csv", "ab" * 31):
+        with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+            await jp_fetch("mlops-lab", "api", "dataset-diff", params={"left": hostile, "right": hashes["v2"]})
+        assert info.value.code == 400

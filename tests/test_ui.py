@@ -264,3 +264,24 @@ def test_models_panel_promotion_with_a_second_user_s_approval(lab, tracker, arti
         browser.close()
     users = {e["user"] for e in ml.model_history("iris") if e["kind"] in ("approve", "approval_requested")}
     assert len(users) == 2  # two distinct identities asked and approved
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_compare_shows_what_changed_in_the_data(lab, page, tracker):
+    import pandas as pd
+
+    for rows in (3, 4):
+        with ml.start_run(f"data-{rows}", experiment="data"):
+            ml.log_dataset(pd.DataFrame({"a": range(rows)}), "train")
+    ml.flush()
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').click(timeout=60_000)
+    page.locator(".jp-mlops-runs tr[data-run-id]").first.wait_for(timeout=10_000)
+    for box in page.locator(".jp-mlops-runs tr[data-run-id] input[type=checkbox]").all():
+        box.check()
+    page.locator(".jp-mlops-compare-button").click()
+    button = page.locator(".jp-mlops-CompareView .jp-mlops-dataset-diff")
+    button.click(timeout=15_000)
+    page.get_by_text("drifted:").wait_for(timeout=10_000)
+    text = page.locator('.jp-mlops-CompareView tr[data-key="input:train"]').inner_text()
+    assert "rows 4 → 3" in text or "rows 3 → 4" in text

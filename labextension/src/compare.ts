@@ -138,11 +138,40 @@ export class CompareView extends Widget {
         for (const run of comparison.runs) {
           tr.appendChild(element('td', formatCell(row.values[run.run_id])));
         }
+        if (section === 'datasets' && row.differs) {
+          tr.appendChild(this._datasetDiffCell(row));
+        }
         table.appendChild(tr);
       }
       parts.push(table);
     }
     this._tables.replaceChildren(...parts);
+  }
+
+  /** A button that asks what changed between the first two runs' versions of a dataset. */
+  private _datasetDiffCell(row: IAligned): HTMLElement {
+    const cell = element('td');
+    const hashes = this._comparison!.runs.map(run => row.values[run.run_id]).filter(Boolean) as string[];
+    if (hashes.length < 2) {
+      return cell;
+    }
+    const button = element('button', 'what changed', 'jp-mlops-dataset-diff');
+    button.addEventListener('click', async () => {
+      try {
+        const diff = await requestAPI<any>(`dataset-diff?left=${hashes[0]}&right=${hashes[1]}`);
+        const drifted = (diff.drift?.columns ?? []).filter((c: any) => c.drift).map((c: any) => c.column);
+        cell.textContent =
+          `rows ${diff.rows.left} → ${diff.rows.right}` +
+          (diff.columns_added.length ? `; added ${diff.columns_added.join(', ')}` : '') +
+          (diff.columns_removed.length ? `; removed ${diff.columns_removed.join(', ')}` : '') +
+          (Object.keys(diff.dtype_changes).length ? `; types changed: ${Object.keys(diff.dtype_changes).join(', ')}` : '') +
+          `; drifted: ${drifted.length ? drifted.join(', ') : 'none'}`;
+      } catch (error) {
+        cell.textContent = (error as Error).message;
+      }
+    });
+    cell.appendChild(button);
+    return cell;
   }
 
   private _chartControls(comparison: IComparison): HTMLElement {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -169,6 +170,24 @@ class CompareHandler(BaseHandler):
         self.finish(await self.call(compare_runs, self.backend.store, run_ids))
 
 
+class DatasetDiffHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        from ..monitoring import DriftError
+        from ..tracking.datadiff import dataset_diff
+
+        left, right = self.get_argument("left"), self.get_argument("right")
+        key = self.get_arguments("key") or None
+        for digest in (left, right):
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):  # hashes only: never a path on the server
+                raise tornado.web.HTTPError(400, reason=f"not a dataset version hash: {digest[:80]!r}")
+        try:
+            result = await self.call(dataset_diff, self.backend.artifacts, left, right, key=key)
+        except DriftError as exc:
+            raise tornado.web.HTTPError(400, reason=str(exc)[:200], log_message=str(exc)) from exc
+        self.finish(result)
+
+
 class CodeDiffHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
@@ -258,6 +277,7 @@ ROUTES = [
     (r"runs/([0-9a-f]{32})/artifacts/(.+)", ArtifactHandler),
     ("compare", CompareHandler),
     ("code-diff", CodeDiffHandler),
+    ("dataset-diff", DatasetDiffHandler),
     ("models", ModelsHandler),
     (r"models/([^/]+)", ModelHandler),
     (r"models/([^/]+)/versions/(\d+)/stage", StageHandler),
