@@ -1,0 +1,299 @@
+"""A feature store: entities and feature views defined in Python, point-in-time correct training
+sets, and an online store (SQLite by default, Redis for teams) that serving reads.
+
+    customer = Entity("customer", join_keys=["customer_id"])
+    activity = FeatureView("activity", entities=["customer"], source="activity.parquet",
+                           timestamp="event_time", features=["orders_7d", "spend_7d"], ttl=timedelta(days=7))
+    fs = FeatureStore()
+    fs.apply(customer, activity)
+    training = fs.get_historical_features(labels, ["activity:orders_7d", "activity:spend_7d"])
+    fs.materialize_incremental(datetime.now(timezone.utc))
+    fs.get_online_features(["activity:orders_7d"], [{"customer_id": 42}])
+
+A joined value is the latest one at or before the row's timestamp and not older than the view's
+TTL (polars ``join_asof``, backward); rows with no such value get nulls.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+
+from .config import default_home
+
+
+class FeatureError(ValueError):
+    """A definition or a request the feature store cannot use; the message says what and why."""
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    join_keys: list[str]
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    name: str
+    entities: list[str]
+    source: str  # a parquet or CSV path (or glob)
+    timestamp: str
+    features: list[str]
+    ttl: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    name: str
+    features: list[str] = field(default_factory=list)  # "view:feature"
+
+
+def _scan(source: str) -> pl.LazyFrame:
+    if source.endswith((".csv", ".tsv")):
+        return pl.scan_csv(source, try_parse_dates=True)
+    return pl.scan_parquet(source)
+
+
+class SQLiteOnlineStore:
+    """Online values in a local SQLite file: one row per (view, entity key)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.path = path
+        with self._connection() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS online (view TEXT, entity TEXT, event_time TEXT, "
+                         "vals TEXT, PRIMARY KEY (view, entity))")
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = sqlite3.connect(self.path, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+        return conn
+
+    def write(self, view: str, rows: list[tuple[str, str, str]]) -> None:
+        with self._connection() as conn:
+            conn.executemany("INSERT INTO online VALUES (?, ?, ?, ?) ON CONFLICT (view, entity) DO UPDATE SET "
+                             "event_time = excluded.event_time, vals = excluded.vals "
+                             "WHERE excluded.event_time >= online.event_time", [(view, *r) for r in rows])
+
+    def read(self, view: str, entities: list[str]) -> dict[str, str]:
+        marks = ",".join("?" * len(entities))
+        rows = self._connection().execute(f"SELECT entity, vals FROM online WHERE view = ? AND entity IN ({marks})",
+                                           [view, *entities]).fetchall()
+        return dict(rows)
+
+
+class RedisOnlineStore:
+    """Online values in Redis: one hash per view, field = entity key."""
+
+    def __init__(self, url: str):
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.client.ping()
+
+    def write(self, view: str, rows: list[tuple[str, str, str]]) -> None:
+        key = f"mlops_lab:features:{view}"
+        existing = self.client.hmget(f"{key}:time", [entity for entity, _, _ in rows]) if rows else []
+        newer = [(e, t, v) for (e, t, v), old in zip(rows, existing) if old is None or t >= old.decode()]
+        if newer:
+            pipe = self.client.pipeline()
+            pipe.hset(key, mapping={e: v for e, _, v in newer})
+            pipe.hset(f"{key}:time", mapping={e: t for e, t, _ in newer})
+            pipe.execute()
+
+    def read(self, view: str, entities: list[str]) -> dict[str, str]:
+        values = self.client.hmget(f"mlops_lab:features:{view}", entities)
+        return {e: v.decode() for e, v in zip(entities, values) if v is not None}
+
+
+class FeatureStore:
+    """Definitions live in a JSON registry file next to the online store; the data stays where it is."""
+
+    def __init__(self, path: str | Path | None = None, online: str = "sqlite"):
+        self.path = Path(path or default_home() / "features")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._registry_file = self.path / "registry.json"
+        self.online = RedisOnlineStore(online) if online.startswith("redis://") else \
+            SQLiteOnlineStore(self.path / "online.db")
+        self._definitions = json.loads(self._registry_file.read_text()) if self._registry_file.exists() else \
+            {"entities": {}, "views": {}, "services": {}, "materialized": {}}
+
+    # ---- definitions -------------------------------------------------------------------------
+
+    def apply(self, *objects) -> None:
+        """Register (or update) definitions, after checking them against each other and the data."""
+        for obj in objects:
+            if isinstance(obj, Entity):
+                if not obj.join_keys:
+                    raise FeatureError(f"entity {obj.name!r} needs at least one join key")
+                self._definitions["entities"][obj.name] = asdict(obj)
+        for obj in objects:
+            if isinstance(obj, FeatureView):
+                self._check_view(obj)
+                spec = asdict(obj)
+                spec["ttl"] = obj.ttl.total_seconds() if obj.ttl else None
+                self._definitions["views"][obj.name] = spec
+            elif isinstance(obj, FeatureService):
+                for ref in obj.features:
+                    self._feature(ref)
+                self._definitions["services"][obj.name] = asdict(obj)
+            elif not isinstance(obj, Entity):
+                raise FeatureError(f"apply takes Entity, FeatureView and FeatureService, got {type(obj).__name__}")
+        self._registry_file.write_text(json.dumps(self._definitions, indent=2))
+
+    def _check_view(self, view: FeatureView) -> None:
+        unknown = [e for e in view.entities if e not in self._definitions["entities"]]
+        if unknown:
+            raise FeatureError(f"feature view {view.name!r} names unknown entities {unknown}; apply them first")
+        try:
+            schema = _scan(view.source).collect_schema()
+        except Exception as exc:
+            raise FeatureError(f"feature view {view.name!r}: cannot read {view.source}: {exc}") from exc
+        needed = [view.timestamp, *self._keys(view.entities), *view.features]
+        missing = [c for c in needed if c not in schema]
+        if missing:
+            raise FeatureError(f"feature view {view.name!r}: {view.source} has no column(s) {missing}")
+        if not schema[view.timestamp].is_temporal():
+            raise FeatureError(f"feature view {view.name!r}: timestamp column {view.timestamp!r} is "
+                               f"{schema[view.timestamp]}, not a date or time")
+
+    def _keys(self, entities: list[str]) -> list[str]:
+        return [k for e in entities for k in self._definitions["entities"][e]["join_keys"]]
+
+    def _view(self, name: str) -> dict:
+        view = self._definitions["views"].get(name)
+        if view is None:
+            raise FeatureError(f"no feature view named {name!r}")
+        return view
+
+    def _feature(self, ref: str) -> tuple[dict, str]:
+        view_name, sep, feature = ref.partition(":")
+        if not sep:
+            raise FeatureError(f"feature {ref!r} must be written view:feature")
+        view = self._view(view_name)
+        if feature not in view["features"]:
+            raise FeatureError(f"feature view {view_name!r} has no feature {feature!r}")
+        return view, feature
+
+    def _grouped(self, features: list[str] | str) -> dict[str, list[str]]:
+        if isinstance(features, str):  # a feature service's name
+            service = self._definitions["services"].get(features)
+            if service is None:
+                raise FeatureError(f"no feature service named {features!r}")
+            features = service["features"]
+        grouped: dict[str, list[str]] = {}
+        for ref in features:
+            view, feature = self._feature(ref)
+            grouped.setdefault(view["name"], []).append(feature)
+        return grouped
+
+    # ---- offline -----------------------------------------------------------------------------
+
+    def get_historical_features(self, entity_df, features: list[str] | str, *, timestamp: str = "event_time"):
+        """Each row of ``entity_df`` (keys + ``timestamp``) with the features as they were then."""
+        frame = entity_df if isinstance(entity_df, pl.DataFrame) else pl.from_pandas(entity_df)
+        if timestamp not in frame.columns:
+            raise FeatureError(f"the entity frame has no timestamp column {timestamp!r}")
+        result = frame.with_row_index("__row").sort(timestamp)
+        for view_name, wanted in self._grouped(features).items():
+            view = self._view(view_name)
+            keys = self._keys(view["entities"])
+            missing = [k for k in keys if k not in frame.columns]
+            if missing:
+                raise FeatureError(f"the entity frame lacks join key(s) {missing} of view {view_name!r}")
+            clash = [f for f in wanted if f in result.columns]
+            if clash:
+                raise FeatureError(f"feature name(s) {clash} clash with columns already in the result")
+            values = (_scan(view["source"]).select([*keys, pl.col(view["timestamp"]).alias("__feature_time"), *wanted])
+                      .collect().sort("__feature_time"))
+            for key in keys:  # one key type on both sides, or join_asof refuses
+                values = values.with_columns(pl.col(key).cast(result.schema[key]))
+            ts_type = result.schema[timestamp]
+            values = values.with_columns(pl.col("__feature_time").cast(ts_type))
+            tolerance = timedelta(seconds=view["ttl"]) if view["ttl"] else None
+            # Both sides are sorted by time above; polars cannot verify it within groups, so it is told.
+            result = result.join_asof(values, left_on=timestamp, right_on="__feature_time", by=keys,
+                                      strategy="backward", tolerance=tolerance,
+                                      check_sortedness=False).drop("__feature_time")
+        return result.sort("__row").drop("__row")
+
+    # ---- online ------------------------------------------------------------------------------
+
+    def materialize(self, start: datetime, end: datetime, views: list[str] | None = None) -> dict[str, int]:
+        """Load each view's latest values with event times in [start, end) into the online store."""
+        if start >= end:
+            raise FeatureError(f"materialize needs start < end, got {start} and {end}")
+        written = {}
+        for name in views or list(self._definitions["views"]):
+            view = self._view(name)
+            keys = self._keys(view["entities"])
+            ts = view["timestamp"]
+            frame = _scan(view["source"]).select([*keys, ts, *view["features"]])
+            ts_type = frame.collect_schema()[ts]
+            bounds = [pl.lit(b).cast(ts_type) for b in (_naive_or_aware(start, ts_type), _naive_or_aware(end, ts_type))]
+            latest = (frame.filter((pl.col(ts) >= bounds[0]) & (pl.col(ts) < bounds[1]))
+                      .sort(ts).group_by(keys).last().collect())
+            rows = [(json.dumps([row[k] for k in keys], default=str), str(row[ts]),
+                     json.dumps({f: row[f] for f in view["features"]}, default=str))
+                    for row in latest.iter_rows(named=True)]
+            self.online.write(name, rows)
+            written[name] = len(rows)
+            self._definitions["materialized"][name] = end.isoformat()
+        self._registry_file.write_text(json.dumps(self._definitions, indent=2))
+        return written
+
+    def materialize_incremental(self, end: datetime) -> dict[str, int]:
+        """Materialize each view from where its last materialization ended (or the beginning)."""
+        written = {}
+        for name in self._definitions["views"]:
+            last = self._definitions["materialized"].get(name)
+            start = datetime.fromisoformat(last) if last else datetime(1970, 1, 1, tzinfo=end.tzinfo)
+            if start < end:
+                written.update(self.materialize(start, end, [name]))
+        return written
+
+    def get_online_features(self, features: list[str] | str, entity_rows: list[dict]) -> dict[str, list]:
+        """Feature values for each entity row, from the online store (None where there is none)."""
+        result: dict[str, list] = {k: [row.get(k) for row in entity_rows] for k in {k for r in entity_rows for k in r}}
+        for view_name, wanted in self._grouped(features).items():
+            keys = self._keys(self._view(view_name)["entities"])
+            missing = [k for k in keys if any(k not in row for row in entity_rows)]
+            if missing:
+                raise FeatureError(f"every entity row needs {keys} for view {view_name!r}; missing {missing}")
+            encoded = [json.dumps([row[k] for k in keys], default=str) for row in entity_rows]
+            found = self.online.read(view_name, list(dict.fromkeys(encoded)))
+            for feature in wanted:
+                result[feature] = [json.loads(found[e])[feature] if e in found else None for e in encoded]
+        return result
+
+    def skew_check(self, entity_rows: list[dict], features: list[str] | str, at: datetime) -> dict[str, dict]:
+        """Online values against the offline point-in-time join at ``at``, per feature."""
+        online = self.get_online_features(features, entity_rows)
+        frame = pl.DataFrame(entity_rows).with_columns(pl.lit(at).alias("event_time"))
+        offline = self.get_historical_features(frame, features)
+        report = {}
+        for view_name, wanted in self._grouped(features).items():
+            for feature in wanted:
+                mismatched = [i for i, (a, b) in enumerate(zip(online[feature], offline[feature].to_list()))
+                              if not (a == b or (a is None and b is None))]
+                report[feature] = {"rows": len(entity_rows), "mismatches": len(mismatched), "rows_mismatched": mismatched[:20]}
+        return report
+
+
+def _naive_or_aware(moment: datetime, dtype) -> datetime:
+    """Compare like with like: a naive column gets a naive UTC bound, a zoned one an aware bound."""
+    zone = getattr(dtype, "time_zone", None)
+    if zone is None and moment.tzinfo is not None:
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    if zone is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment
