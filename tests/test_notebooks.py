@@ -57,3 +57,17 @@ def test_drift_demo_finds_the_shift(tmp_path, monkeypatch):
     store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
     [report] = store.drift_reports()
     assert report["name"] == "weekly check" and set(report["drifted_columns"]) == {"age", "income", "plan"}
+
+
+@pytest.mark.slow
+def test_features_demo_trains_materializes_and_has_no_skew(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", f"sqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
+    notebook = nbformat.read(DEMOS / "03_features.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert "'mismatches': 0" in "".join(o.get("text", "") for o in outputs)
+    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    runs, params, metrics, _ = store.search_runs()
+    assert runs[0]["name"] == "logreg-on-features" and "accuracy" in metrics[runs[0]["id"]]
