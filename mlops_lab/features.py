@@ -116,16 +116,23 @@ class RedisOnlineStore:
 
 
 class FeatureStore:
-    """Definitions live in a JSON registry file next to the online store; the data stays where it is."""
+    """Definitions are registered in the run store (next to runs and models); the data stays where it
+    is; online values go to a SQLite file under ``path`` or to Redis (``online="redis://…"``)."""
 
-    def __init__(self, path: str | Path | None = None, online: str = "sqlite"):
+    def __init__(self, path: str | Path | None = None, online: str = "sqlite", tracker=None):
+        from .tracking import default_tracker
+
+        self.tracker = tracker or default_tracker()
         self.path = Path(path or default_home() / "features")
         self.path.mkdir(parents=True, exist_ok=True)
-        self._registry_file = self.path / "registry.json"
         self.online = RedisOnlineStore(online) if online.startswith("redis://") else \
             SQLiteOnlineStore(self.path / "online.db")
-        self._definitions = json.loads(self._registry_file.read_text()) if self._registry_file.exists() else \
-            {"entities": {}, "views": {}, "services": {}, "materialized": {}}
+        stored = self.tracker.store.definitions()
+        self._definitions = {"entities": stored["entity"], "views": stored["view"], "services": stored["service"],
+                             "materialized": {name: spec["end"] for name, spec in stored["materialized"].items()}}
+
+    def _save(self, kind: str, name: str, spec: dict) -> None:
+        self.tracker.store.save_definition(kind, name, spec, self.tracker.user)
 
     # ---- definitions -------------------------------------------------------------------------
 
@@ -136,19 +143,21 @@ class FeatureStore:
                 if not obj.join_keys:
                     raise FeatureError(f"entity {obj.name!r} needs at least one join key")
                 self._definitions["entities"][obj.name] = asdict(obj)
+                self._save("entity", obj.name, asdict(obj))
         for obj in objects:
             if isinstance(obj, FeatureView):
                 self._check_view(obj)
                 spec = asdict(obj)
                 spec["ttl"] = obj.ttl.total_seconds() if obj.ttl else None
                 self._definitions["views"][obj.name] = spec
+                self._save("view", obj.name, spec)
             elif isinstance(obj, FeatureService):
                 for ref in obj.features:
                     self._feature(ref)
                 self._definitions["services"][obj.name] = asdict(obj)
+                self._save("service", obj.name, asdict(obj))
             elif not isinstance(obj, Entity):
                 raise FeatureError(f"apply takes Entity, FeatureView and FeatureService, got {type(obj).__name__}")
-        self._registry_file.write_text(json.dumps(self._definitions, indent=2))
 
     def _check_view(self, view: FeatureView) -> None:
         unknown = [e for e in view.entities if e not in self._definitions["entities"]]
@@ -248,7 +257,7 @@ class FeatureStore:
             self.online.write(name, rows)
             written[name] = len(rows)
             self._definitions["materialized"][name] = end.isoformat()
-        self._registry_file.write_text(json.dumps(self._definitions, indent=2))
+            self._save("materialized", name, {"start": start.isoformat(), "end": end.isoformat(), "rows": len(rows)})
         return written
 
     def materialize_incremental(self, end: datetime) -> dict[str, int]:

@@ -115,3 +115,18 @@ def test_dataset_diff_schema_rows_keys_and_drift(tracker):
     assert drifted == {"x": True, "city": False}
     with pytest.raises(DriftError, match="key column"):
         ml.dataset_diff(hashes["v1"], hashes["v2"], key="nope")
+
+
+def test_dataset_versions_keep_a_small_preview(tracker, tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": range(100), "text": ["x" * 500] * 100})
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    with ml.start_run() as run:
+        ml.log_dataset(frame, "frame")
+        ml.log_dataset(path)
+    previews = {d["name"]: d["preview"] for d in ml.get_run(run.id).to_dict()["datasets"]}
+    assert [row["a"] for row in previews["frame"]] == [0, 1, 2, 3, 4]
+    assert len(previews["frame"][0]["text"]) == 100  # long values are shortened
+    assert previews["rows.csv"][0]["a"] == 0

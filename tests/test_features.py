@@ -121,3 +121,13 @@ def test_materialize_online_and_skew(tmp_path, online):
     assert stale["orders"]["mismatches"] == 1  # online holds the newer value than the past's offline one
     with pytest.raises(FeatureError, match="needs \\['customer_id'\\]"):
         store.get_online_features(["activity:orders"], [{"id": 1}])
+
+
+def test_definitions_are_registered_in_the_store(tmp_path, tracker):
+    source = write_source(tmp_path, [(1, T0, 3)])
+    make_store(tmp_path, source).materialize(T0, T0 + timedelta(days=1))
+    again = FeatureStore(tmp_path / "elsewhere")  # a new process would see the same definitions
+    joined = again.get_historical_features(pl.DataFrame({"customer_id": [1], "event_time": [T0]}), ["activity:orders"])
+    assert joined["orders"].to_list() == [3]
+    stored = tracker.store.definitions()
+    assert set(stored["view"]) == {"activity"} and stored["materialized"]["activity"]["rows"] == 1

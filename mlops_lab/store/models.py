@@ -141,6 +141,7 @@ class DatasetVersion(SQLModel, table=True):
     num_rows: int | None = Field(default=None, sa_column=Column(BigInteger))
     num_bytes: int = Field(sa_column=Column(BigInteger, nullable=False))
     blob_hash: str | None = Field(default=None, max_length=64)  # bytes in the artifact store
+    preview: str | None = Field(default=None, sa_column=Column(Text))  # JSON: the first rows
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
@@ -281,3 +282,15 @@ class FileState(SQLModel, table=True):
     mtime_ns: int = Field(sa_column=Column(BigInteger, nullable=False))
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
     hash: str = Field(max_length=64)
+
+
+class FeatureDefinition(SQLModel, table=True):
+    """Entities, feature views and feature services, registered by the feature store."""
+
+    __tablename__ = "feature_definition"
+
+    kind: str = Field(primary_key=True, max_length=16)  # entity | view | service | materialized
+    name: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    spec: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_by: str = Field(max_length=250)

@@ -23,12 +23,12 @@ from sqlmodel import SQLModel
 
 from .filters import FilterError, attribute_column, compile_filter, parse_order_by
 from .models import (
-    Artifact, DatasetVersion, DriftReportRecord, Environment, FileState, Event, Experiment, LatestMetric, LoggedModel, Metric,
+    Artifact, DatasetVersion, DriftReportRecord, Environment, FeatureDefinition, FileState, Event, Experiment, LatestMetric, LoggedModel, Metric,
     Param, Run, RunDataset, Tag,
 )
 
 # The Alembic revision the models above describe; tests check it equals the migrations' head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 # What a search returns of each run (the cell's code and the like stay in get_run).
 SEARCH_COLUMNS = ("id", "experiment_id", "name", "status", "user", "start_time", "end_time", "parent_run_id",
@@ -100,7 +100,8 @@ class RunRecord:
                                  for k, s in self.metric_summaries.items()},
             "tags": self.tags, "artifacts": self.artifacts,
             "models": [{**m, "signature": json.loads(m["signature"])} for m in self.models],
-            "datasets": [{**d, "columns": json.loads(d["columns"])} for d in self.datasets],
+            "datasets": [{**d, "columns": json.loads(d["columns"]),
+                          "preview": json.loads(d["preview"]) if d.get("preview") else None} for d in self.datasets],
             "environment": self.environment,
         }
 
@@ -367,7 +368,7 @@ class Store:
             datasets = [dict(r._mapping) for r in conn.execute(
                 select(RunDataset.name, RunDataset.direction, RunDataset.source, DatasetVersion.hash,
                        DatasetVersion.format, DatasetVersion.num_rows, DatasetVersion.num_bytes,
-                       DatasetVersion.columns)
+                       DatasetVersion.columns, DatasetVersion.preview)
                 .join(DatasetVersion, DatasetVersion.hash == RunDataset.dataset_hash)
                 .where(RunDataset.run_id == run_id))]
             environment = None
@@ -522,6 +523,22 @@ class Store:
         with self.writing() as conn:
             conn.execute(stmt.on_conflict_do_update(index_elements=["host", "path"], set_=values),
                          [{"host": HOST, "path": path, **values}])
+
+    def save_definition(self, kind: str, name: str, spec: dict, user: str) -> None:
+        stmt = self._insert(FeatureDefinition)
+        values = {"spec": json.dumps(spec), "updated_at": now_ms(), "updated_by": user}
+        with self.writing() as conn:
+            conn.execute(stmt.on_conflict_do_update(index_elements=["kind", "name"], set_=values),
+                         [{"kind": kind, "name": name, **values}])
+
+    def definitions(self) -> dict[str, dict[str, dict]]:
+        """Feature definitions by kind, then name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(FeatureDefinition.kind, FeatureDefinition.name, FeatureDefinition.spec)).all()
+        result: dict[str, dict[str, dict]] = {"entity": {}, "view": {}, "service": {}, "materialized": {}}
+        for kind, name, spec in rows:
+            result.setdefault(kind, {})[name] = json.loads(spec)
+        return result
 
     def add_drift_report(self, row: dict) -> None:
         with self.writing() as conn:

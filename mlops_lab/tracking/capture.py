@@ -172,11 +172,12 @@ def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None
         payload = buffer.getvalue()
         columns = {c: str(t) for c, t in frame.schema.items()}
         rows = frame.height
+        preview = _preview(frame)
 
         def frame_job() -> Batch:
             digest = artifacts.put_bytes(payload)
             return _dataset_batch(run_id, digest, "arrow", columns, rows, len(payload), digest,
-                                  name or f"frame-{digest[:8]}", direction, source)
+                                  name or f"frame-{digest[:8]}", direction, source, preview)
 
         return frame_job
     if isinstance(data, (str, os.PathLike)):
@@ -193,9 +194,9 @@ def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None
             digest = cached_file_hash(store, path) if store is not None else sha256_file(path)
             artifacts.put_file(path, digest)
             fmt = DATA_SUFFIXES.get(path.suffix.lower(), "file")
-            columns, rows = _file_schema(path, fmt)
+            columns, rows, preview = _file_schema(path, fmt)
             return _dataset_batch(run_id, digest, fmt, columns, rows, path.stat().st_size, digest,
-                                  name or path.name, direction, source or str(path))
+                                  name or path.name, direction, source or str(path), preview)
 
         return path_job
     raise TypeError(
@@ -203,7 +204,18 @@ def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None
     )
 
 
-def _file_schema(path: Path, fmt: str) -> tuple[dict, int | None]:
+PREVIEW_ROWS = 5
+
+
+def _preview(frame) -> str:
+    """The first rows as JSON, values shortened: enough to recognise the data in the lab."""
+    head = frame.head(PREVIEW_ROWS)
+    rows = [{k: (v if isinstance(v, (int, float, bool)) or v is None else str(v)[:100]) for k, v in row.items()}
+            for row in head.iter_rows(named=True)]
+    return json.dumps(rows, default=str)
+
+
+def _file_schema(path: Path, fmt: str) -> tuple[dict, int | None, str | None]:
     import polars as pl
 
     scan = {"parquet": pl.scan_parquet, "csv": pl.scan_csv, "arrow": pl.scan_ipc}.get(fmt)
@@ -211,19 +223,20 @@ def _file_schema(path: Path, fmt: str) -> tuple[dict, int | None]:
         if scan is not None:
             lazy = scan(path, separator="\t") if path.suffix.lower() == ".tsv" else scan(path)
             schema = lazy.collect_schema()
-            return {c: str(t) for c, t in schema.items()}, lazy.select(pl.len()).collect().item()
+            return ({c: str(t) for c, t in schema.items()}, lazy.select(pl.len()).collect().item(),
+                    _preview(lazy.head(PREVIEW_ROWS).collect()))
         if fmt == "json":
             frame = pl.read_ndjson(path) if path.suffix.lower() in (".jsonl", ".ndjson") else pl.read_json(path)
-            return {c: str(t) for c, t in frame.schema.items()}, frame.height
+            return {c: str(t) for c, t in frame.schema.items()}, frame.height, _preview(frame)
     except Exception:  # unreadable as a table: still a versioned file
         pass
-    return {}, None
+    return {}, None, None
 
 
-def _dataset_batch(run_id, digest, fmt, columns, rows, size, blob, name, direction, source) -> Batch:
+def _dataset_batch(run_id, digest, fmt, columns, rows, size, blob, name, direction, source, preview=None) -> Batch:
     return Batch(
         datasets=[{"hash": digest, "format": fmt, "columns": json.dumps(columns), "num_rows": rows,
-                   "num_bytes": size, "blob_hash": blob, "created_at": now_ms()}],
+                   "num_bytes": size, "blob_hash": blob, "preview": preview, "created_at": now_ms()}],
         run_datasets=[{"run_id": run_id, "dataset_hash": digest, "direction": direction, "name": name[:250],
                        "source": source}],
     )
