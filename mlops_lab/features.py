@@ -225,7 +225,11 @@ class FeatureStore:
             values = (_scan(view["source"]).select([*keys, pl.col(view["timestamp"]).alias("__feature_time"), *wanted])
                       .collect().sort("__feature_time"))
             for key in keys:  # one key type on both sides, or join_asof refuses
-                values = values.with_columns(pl.col(key).cast(result.schema[key]))
+                mine, theirs = result.schema[key], values.schema[key]
+                if mine.is_numeric() != theirs.is_numeric():
+                    raise FeatureError(f"join key {key!r} is {mine} in the entity frame but {theirs} in view "
+                                       f"{view_name!r}; cast one side")
+                values = values.with_columns(pl.col(key).cast(mine))
             ts_type = result.schema[timestamp]
             values = values.with_columns(pl.col("__feature_time").cast(ts_type))
             tolerance = timedelta(seconds=view["ttl"]) if view["ttl"] else None

@@ -92,6 +92,8 @@ def test_bad_definitions_and_requests(tmp_path):
         store.get_historical_features(pl.DataFrame({"id": [1], "event_time": [T0]}), ["v:orders"])
     with pytest.raises(FeatureError, match="start < end"):
         store.materialize(T0, T0)
+    with pytest.raises(FeatureError, match="join key 'customer_id' is String in the entity frame but Int64"):
+        store.get_historical_features(pl.DataFrame({"customer_id": ["a"], "event_time": [T0]}), ["v:orders"])
 
 
 @pytest.mark.parametrize("online", ["sqlite", "redis://127.0.0.1:6379/15"])
