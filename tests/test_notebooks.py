@@ -14,19 +14,25 @@ from mlops_lab.store import open_store
 DEMOS = Path(__file__).parent.parent / "demo_notebooks"
 
 
-@pytest.mark.slow
-def test_tracking_demo_runs_and_fills_the_store(tmp_path, monkeypatch):
-    db = tmp_path / "demo.db"
-    monkeypatch.setenv("MLOPS_LAB_DB_URL", f"sqlite:///{db}")
+def run_demo(name: str, tmp_path, monkeypatch) -> tuple[list, str]:
+    """Execute a demo notebook on a real kernel against a store in ``tmp_path``; return its outputs
+    and the store's URL. Any error output fails the test."""
+    db_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", db_url)
     monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
-    notebook_path = tmp_path / "01_tracking.ipynb"
-    shutil.copy(DEMOS / "01_tracking.ipynb", notebook_path)
+    notebook_path = tmp_path / name
+    shutil.copy(DEMOS / name, notebook_path)
     notebook = nbformat.read(notebook_path, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert [o for o in outputs if o.output_type == "error"] == []
+    return outputs, db_url
 
-    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
-    assert errors == []
-    store = open_store(f"sqlite:///{db}")
+
+@pytest.mark.slow
+def test_tracking_demo_runs_and_fills_the_store(tmp_path, monkeypatch):
+    outputs, db_url = run_demo("01_tracking.ipynb", tmp_path, monkeypatch)
+    store = open_store(db_url)
     runs, params, metrics, tags = store.search_runs(order_by="attributes.start_time")
     by_name = {r["name"]: r for r in runs}
     assert {"rf-baseline", "rf-deeper", "logreg", "gb-sweep", "gb-lr0.1"} <= set(by_name)
@@ -40,34 +46,24 @@ def test_tracking_demo_runs_and_fills_the_store(tmp_path, monkeypatch):
     assert child.info.parent_run_id == by_name["gb-sweep"]["id"]
     assert len(store.metric_history(child.info.id, "test_log_loss")) == 60
     # The last cells searched and printed the best run.
-    printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
+    printed = "".join(o.get("text", "") for o in outputs)
     assert "model: [('model'" in printed and "data:" in printed
 
 
 @pytest.mark.slow
 def test_drift_demo_finds_the_shift(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLOPS_LAB_DB_URL", f"sqlite:///{tmp_path / 'demo.db'}")
-    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
-    notebook = nbformat.read(DEMOS / "02_drift.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    outputs, db_url = run_demo("02_drift.ipynb", tmp_path, monkeypatch)
     printed = "".join(o.get("text", "") for o in outputs)
     assert "dataset drift: 3 of 5 features drifted" in printed
-    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    store = open_store(db_url)
     [report] = store.drift_reports()
     assert report["name"] == "weekly check" and set(report["drifted_columns"]) == {"age", "income", "plan"}
 
 
 @pytest.mark.slow
 def test_features_demo_trains_materializes_and_has_no_skew(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLOPS_LAB_DB_URL", f"sqlite:///{tmp_path / 'demo.db'}")
-    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
-    notebook = nbformat.read(DEMOS / "03_features.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+    outputs, db_url = run_demo("03_features.ipynb", tmp_path, monkeypatch)
     assert "'mismatches': 0" in "".join(o.get("text", "") for o in outputs)
-    store = open_store(f"sqlite:///{tmp_path / 'demo.db'}")
+    store = open_store(db_url)
     runs, params, metrics, _ = store.search_runs()
     assert runs[0]["name"] == "logreg-on-features" and "accuracy" in metrics[runs[0]["id"]]

@@ -23,6 +23,19 @@ def lab(tracker, tmp_path):
     server.stop()
 
 
+def open_runs_panel(page, lab) -> None:
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').click(timeout=60_000)
+    page.locator(".jp-mlops-runs tr[data-run-id]").first.wait_for(timeout=10_000)
+
+
+def compare_all_listed(page) -> None:
+    """Tick every run the panel lists and open the comparison."""
+    for box in page.locator(".jp-mlops-runs tr[data-run-id] input[type=checkbox]").all():
+        box.check()
+    page.locator(".jp-mlops-compare-button").click()
+
+
 @pytest.fixture
 def page(lab):
     from playwright.sync_api import sync_playwright
@@ -126,9 +139,7 @@ def test_compare_two_runs_in_the_main_area(lab, page, artifacts_dir, tracker):
         tracker.end_run(run=run)
     tracker.flush()
 
-    page.goto(f"{lab.url}/lab?token={lab.token}")
-    page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').click(timeout=60_000)
-    page.locator(".jp-mlops-runs tr[data-run-id]").first.wait_for(timeout=10_000)
+    open_runs_panel(page, lab)
     for box in page.locator(".jp-mlops-runs tr[data-run-id] input[type=checkbox]").all():
         box.check()
     button = page.locator(".jp-mlops-compare-button")
@@ -195,9 +206,7 @@ def test_a_notebook_s_runs_appear_and_compare(lab, page, artifacts_dir, tracker,
     box.press("Enter")
     page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr[data-run-id]').length === 2", timeout=15_000)
     page.screenshot(path=str(artifacts_dir / "runs-panel-notebook.png"))
-    for pick in page.locator(".jp-mlops-runs tr[data-run-id] input[type=checkbox]").all():
-        pick.check()
-    page.locator(".jp-mlops-compare-button").click()
+    compare_all_listed(page)
     view = page.locator(".jp-mlops-CompareView")
     view.locator("tr[data-key=max_depth]").wait_for(timeout=15_000)
     assert "accuracy" in view.locator(".jp-mlops-compare-table").nth(1).inner_text()
@@ -274,12 +283,8 @@ def test_compare_shows_what_changed_in_the_data(lab, page, tracker):
         with ml.start_run(f"data-{rows}", experiment="data"):
             ml.log_dataset(pd.DataFrame({"a": range(rows)}), "train")
     ml.flush()
-    page.goto(f"{lab.url}/lab?token={lab.token}")
-    page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').click(timeout=60_000)
-    page.locator(".jp-mlops-runs tr[data-run-id]").first.wait_for(timeout=10_000)
-    for box in page.locator(".jp-mlops-runs tr[data-run-id] input[type=checkbox]").all():
-        box.check()
-    page.locator(".jp-mlops-compare-button").click()
+    open_runs_panel(page, lab)
+    compare_all_listed(page)
     button = page.locator(".jp-mlops-CompareView .jp-mlops-dataset-diff")
     button.click(timeout=15_000)
     page.get_by_text("drifted:").wait_for(timeout=10_000)

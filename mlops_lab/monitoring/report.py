@@ -347,7 +347,7 @@ def drift(reference, current, *, columns: list[str] | None = None, categorical: 
 
     over_time = None
     if timestamp is not None:
-        over_time = _over_time(reference_profile, current, timestamp, period, tabular, alpha)
+        over_time = _over_time(reference_profile, current, timestamp, period, tabular)
     reference_rows = reference_profile.rows if reference_profile is not None else reference_frame.height
     return DriftReport(results, reference_rows, current.height, drift_share, correction, only_ref, only_cur,
                        over_time)
@@ -363,8 +363,8 @@ def _apply_correction(results: list[ColumnDrift], alpha: float, correction: str 
         result.drift = bool(flag)
 
 
-def _over_time(ref_profile: Profile, current: pl.DataFrame, timestamp: str, period: str, columns: list[str],
-               alpha: float) -> list[dict]:
+def _over_time(ref_profile: Profile, current: pl.DataFrame, timestamp: str, period: str,
+               columns: list[str]) -> list[dict]:
     """The deciding score of each column in each period of ``current``."""
     if not current.schema[timestamp].is_temporal():
         raise DriftError(f"timestamp column {timestamp!r} must hold dates or times, not {current.schema[timestamp]}")

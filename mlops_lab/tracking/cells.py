@@ -98,8 +98,10 @@ class _Binder(ast.NodeVisitor):
             self.first_load.setdefault(node.id, self.statement)
 
     def _skip_body(self, node) -> None:
-        for default in getattr(node.args, "defaults", []) if hasattr(node, "args") else []:
-            self.visit(default)
+        # A function's defaults run now; its body (and its names) only when it is called.
+        for default in [*node.args.defaults, *node.args.kw_defaults]:
+            if default is not None:
+                self.visit(default)
 
     visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _skip_body
 
