@@ -187,6 +187,23 @@ def cmd_gate(args) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def cmd_serve(args) -> int:
+    from .serving.process import serve
+
+    return serve(args)
+
+
+def cmd_predict(args) -> int:
+    from .serving.predict import predict_file
+
+    result = predict_file(args.model, args.input, args.output, chunk_rows=args.chunk_rows, keep=args.keep,
+                          tracker=None if args.model.endswith(".onnx") else _tracker(args),
+                          providers=["CPUExecutionProvider"] if args.cpu else None)
+    print(f"{result['rows']:,} rows scored by {result['model']} on {result['provider']} in {result['chunks']} "
+          f"chunk(s), {result['seconds']:.2f} s → {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-lab", description="mlops_lab: runs, models and data from the shell")
     parser.add_argument("--db-url", help="database URL (default: see `mlops-lab info`)")
@@ -253,6 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--reference", help="reference data for the data gate (hash or file)")
     gate.add_argument("--data", help="data to validate (default: the holdout)")
     gate.set_defaults(func=cmd_gate)
+
+    from .serving.process import add_arguments
+
+    serve = commands.add_parser("serve", help="serve a model over the v2 inference protocol (KServe/Triton REST)")
+    add_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    predict = commands.add_parser("predict", help="score a parquet or CSV file in chunks")
+    predict.add_argument("model", help="name@alias, name/3, name, or a .onnx file")
+    predict.add_argument("input", help="a .parquet or .csv file")
+    predict.add_argument("output", help="a .parquet or .csv file to write")
+    predict.add_argument("--chunk-rows", type=int, default=50_000, help="rows in memory at a time")
+    predict.add_argument("--keep", action="append", help="an input column to copy to the output (an id); repeatable")
+    predict.add_argument("--cpu", action="store_true", help="use the CPU even when CUDA is available")
+    predict.set_defaults(func=cmd_predict)
     return parser
 
 

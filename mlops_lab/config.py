@@ -100,6 +100,14 @@ def resolve(
     return StoreLocation(db_url=db_url, artifacts=artifacts, source="; ".join(reasons))
 
 
+def deployments_dir(location: StoreLocation | None = None) -> Path:
+    """Where serving keeps request logs and server logs: beside a local artifact store, else in the home."""
+    location = location or resolve()
+    if "://" in location.artifacts:
+        return default_home() / "deployments"
+    return Path(location.artifacts).parent / "deployments"
+
+
 def current_user() -> str:
     """The user recorded on everything a kernel writes: MLOPS_LAB_USER, else the OS user."""
     if os.environ.get("MLOPS_LAB_USER"):

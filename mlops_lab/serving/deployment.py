@@ -1,0 +1,256 @@
+"""A deployment: the versions one server runs for one model, and how traffic reaches them.
+
+- **primary** answers every request not sent to the canary;
+- **canary** answers a share (``canary_share``) of them;
+- **shadow** gets a copy of each routed request; its answers are compared with the primary's
+  and logged, never returned.
+
+Each role names a model the way the registry does (``churn@production``, ``churn@candidate``,
+``churn/3``) or a ``.onnx`` file.  A thread re-resolves alias and stage references every
+``watch_seconds``: when ``@production`` moves (a promotion or a rollback), the new version is
+loaded and warmed up aside, then swapped in; requests already queued on the old version finish
+there, so none is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .batcher import Batcher
+from .metrics import VersionStats
+from .protocol import ProtocolError
+from .request_log import RequestLog
+from .runtime import ModelLoadError, ModelRuntime
+
+log = logging.getLogger("mlops_lab.serving")
+ROLES = ("primary", "canary", "shadow")
+
+
+@dataclass
+class ServeOptions:
+    max_batch_size: int = 64
+    max_queue_delay_us: int = 0
+    max_queue_size: int = 1024
+    request_timeout_us: int | None = None
+    intra_op_threads: int | None = None
+    providers: list[str] | None = None
+    log_sample: float = 1.0  # share of requests written to the request log; 0 turns it off
+    log_dir: str | None = None
+    watch_seconds: float = 2.0
+
+    def check(self) -> None:
+        if self.max_batch_size < 0 or self.max_queue_delay_us < 0 or self.max_queue_size < 1:
+            raise ValueError("max_batch_size and max_queue_delay_us must be ≥ 0, max_queue_size ≥ 1")
+        if not 0.0 <= self.log_sample <= 1.0:
+            raise ValueError(f"log_sample must be between 0 and 1, got {self.log_sample}")
+
+
+@dataclass
+class ModelSource:
+    name: str
+    version: str
+    onnx: bytes
+    input_columns: list[str] | None = None
+
+
+def is_pinned(spec: str) -> bool:
+    """A fixed version (``name/3``) or a file: nothing to watch."""
+    return spec.endswith(".onnx") or "/" in spec
+
+
+def resolve_model(spec: str, tracker=None) -> ModelSource:
+    """The ONNX bytes behind a registry reference or a ``.onnx`` file."""
+    if spec.endswith(".onnx"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ModelLoadError(f"no such model file: {spec}")
+        payload = path.read_bytes()
+        return ModelSource(path.stem, hashlib.sha256(payload).hexdigest()[:8], payload)
+    import json
+
+    from ..registry import Registry
+    from ..store import registry as sql
+
+    registry = Registry(tracker)
+    name, version = registry.resolve(spec)
+    row = sql.get_version(registry.store, name, version)
+    if not row.onnx_hash:
+        raise ModelLoadError(f"{name}/{version} has no ONNX form to serve")
+    signature = json.loads(row.signature or "{}")
+    return ModelSource(name, str(version), registry.tracker.artifacts.get_bytes(row.onnx_hash),
+                       signature.get("input_columns"))
+
+
+@dataclass
+class Served:
+    role: str
+    spec: str
+    runtime: ModelRuntime
+    batcher: Batcher
+    stats: VersionStats
+
+
+@dataclass
+class ShadowSummary:
+    compared: int = 0
+    disagreed: int = 0
+    dropped: int = 0  # the shadow's queue was full: mirroring never slows the primary
+    failed: int = 0
+    max_abs_diff: float = 0.0
+    disagreed_by_output: dict[str, int] = field(default_factory=dict)
+
+
+class Deployment:
+    def __init__(self, primary: str, *, loop, options: ServeOptions | None = None, canary: str | None = None,
+                 canary_share: float = 0.0, shadow: str | None = None, tracker=None, name: str | None = None):
+        self.options = options or ServeOptions()
+        self.options.check()
+        if not 0.0 <= canary_share <= 1.0:
+            raise ValueError(f"canary_share must be between 0 and 1, got {canary_share}")
+        if canary_share and not canary:
+            raise ValueError("canary_share needs a canary version")
+        self.loop = loop
+        self.tracker = tracker
+        self.specs = {role: spec for role, spec in zip(ROLES, (primary, canary, shadow)) if spec}
+        self.canary_share = canary_share if canary else 0.0
+        self.served: dict[str, Served] = {}
+        self.stats: dict[tuple[str, str], VersionStats] = {}
+        self.shadow = ShadowSummary()
+        self.events: deque[dict] = deque(maxlen=200)
+        self.name = name
+        self.request_log: RequestLog | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # ---- loading and swapping ----------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load every role (in this thread), then start the watcher if any reference can move."""
+        for role, spec in self.specs.items():  # primary first: the others must take its inputs
+            runtime = self._runtime(spec)
+            self.name = self.name or runtime.name
+            self._install(role, runtime)
+        if self.options.log_sample > 0:
+            from ..config import deployments_dir
+
+            folder = self.options.log_dir or deployments_dir() / self.name / "requests"
+            self.request_log = RequestLog(folder, sample=self.options.log_sample)
+        if any(not is_pinned(spec) for spec in self.specs.values()):
+            self._watcher = threading.Thread(target=self._watch, name="alias-watcher", daemon=True)
+            self._watcher.start()
+
+    def _runtime(self, spec: str) -> ModelRuntime:
+        source = resolve_model(spec, self.tracker)
+        runtime = ModelRuntime(source.name, source.version, source.onnx, providers=self.options.providers,
+                               intra_op_threads=self.options.intra_op_threads,
+                               max_batch_size=self.options.max_batch_size, input_columns=source.input_columns)
+        primary = self.served.get("primary")
+        if primary is not None and runtime.inputs != primary.runtime.inputs:
+            raise ModelLoadError(f"{spec} takes inputs {[s.as_dict() for s in runtime.inputs]}, but the deployment's "
+                                 f"requests fit {[s.as_dict() for s in primary.runtime.inputs]}")
+        return runtime
+
+    def _install(self, role: str, runtime: ModelRuntime) -> None:
+        """Put ``runtime`` in ``role`` (on the loop thread); the old version drains and stops."""
+        key = (self.name, runtime.version)
+        stats = self.stats.setdefault(key, VersionStats(*key))
+        batcher = Batcher(runtime, stats, self.loop, max_queue_delay_us=self.options.max_queue_delay_us,
+                          max_queue_size=self.options.max_queue_size)
+        old = self.served.get(role)
+        self.served[role] = Served(role, self.specs[role], runtime, batcher, stats)
+        if old is not None:
+            old.batcher.close()
+            self.event("swapped", f"{role}: {self.name}/{old.runtime.version} → {runtime.version}")
+        else:
+            self.event("loaded", f"{role}: {self.name}/{runtime.version} on {runtime.provider}")
+
+    def event(self, kind: str, detail: str) -> None:
+        self.events.append({"time": time.time(), "event": kind, "detail": detail})
+        log.info("%s: %s", kind, detail)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.options.watch_seconds):
+            for role, spec in list(self.specs.items()):
+                if is_pinned(spec):
+                    continue
+                try:
+                    from ..registry import Registry
+
+                    _, version = Registry(self.tracker).resolve(spec)
+                    if str(version) == self.served[role].runtime.version:
+                        continue
+                    runtime = self._runtime(spec)
+                except Exception as exc:  # keep serving what runs now
+                    self.loop.call_soon_threadsafe(self.event, "watch-error", f"{role} {spec}: {exc}")
+                    continue
+                self.loop.call_soon_threadsafe(self._install, role, runtime)
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        for served in self.served.values():
+            served.batcher.close()
+        for served in self.served.values():
+            served.batcher.join(timeout)
+        if self.request_log is not None:
+            self.request_log.close()
+
+    # ---- routing ------------------------------------------------------------------------------
+
+    def route(self, model: str, version: str | None) -> tuple[Served, Served | None]:
+        """The version that answers, and the shadow that gets a copy (only for routed requests)."""
+        if model != self.name:
+            raise ProtocolError(404, f"unknown model {model!r}; this server serves {self.name!r}")
+        if version is not None:
+            for served in self.served.values():
+                if served.runtime.version == version and served.role != "shadow":
+                    return served, None
+            loaded = sorted({s.runtime.version for s in self.served.values() if s.role != "shadow"})
+            raise ProtocolError(404, f"version {version!r} of {model!r} is not loaded; loaded: {loaded}")
+        canary = self.served.get("canary")
+        if canary is not None and random.random() < self.canary_share:
+            return canary, self.served.get("shadow")
+        return self.served["primary"], self.served.get("shadow")
+
+    def versions(self) -> list[str]:
+        return sorted({s.runtime.version for s in self.served.values()}, key=lambda v: (len(v), v))
+
+    def compare_shadow(self, primary: dict[str, np.ndarray], shadow: dict[str, np.ndarray]) -> None:
+        summary = self.shadow
+        summary.compared += 1
+        disagreed = False
+        for name, ours in primary.items():
+            theirs = shadow.get(name)
+            if theirs is None or theirs.shape != ours.shape:
+                same = False
+            elif ours.dtype.kind == "f" or theirs.dtype.kind == "f":
+                diff = float(np.max(np.abs(ours.astype(np.float64) - theirs))) if ours.size else 0.0
+                summary.max_abs_diff = max(summary.max_abs_diff, diff)
+                same = diff <= 1e-4
+            else:
+                same = bool(np.array_equal(ours, theirs))
+            if not same:
+                disagreed = True
+                summary.disagreed_by_output[name] = summary.disagreed_by_output.get(name, 0) + 1
+        summary.disagreed += disagreed
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "roles": {role: {"spec": s.spec, **s.runtime.describe(), "pending": s.batcher.pending}
+                      for role, s in self.served.items()},
+            "canary_share": self.canary_share,
+            "shadow": vars(self.shadow) if "shadow" in self.served else None,
+            "options": vars(self.options),
+            "request_log": str(self.request_log.folder) if self.request_log else None,
+            "events": list(self.events),
+            "stats": [s.as_triton() for s in self.stats.values()],
+        }

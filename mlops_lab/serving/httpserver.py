@@ -1,0 +1,370 @@
+"""The serving process's HTTP front: a lean asyncio protocol over httptools.
+
+Per request the cost that matters is HTTP parsing and JSON, not the model (the batcher amortises
+that), so the front is an ``asyncio.Protocol`` with the C parser of httptools, orjson, keep-alive
+and in-order pipelining — no framework between the socket and the route.  Responses to one
+connection are written in the order its requests came, whatever order the batches finish in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+import zlib
+from collections import deque
+from http import HTTPStatus
+
+import httptools
+import orjson
+
+from .. import __version__
+from .batcher import Job
+from .deployment import Deployment, Served
+from .metrics import prometheus_text
+from .protocol import HEADER_LENGTH, InferRequest, ProtocolError, decode_infer, encode_infer, error_body
+
+log = logging.getLogger("mlops_lab.serving")
+REASONS = {s.value: s.phrase for s in HTTPStatus}
+JSON = b"application/json"
+OPEN_PATHS = {"/v2/health/live", "/v2/health/ready"}  # probes need no token
+FAILURE_REASONS = {400: "invalid", 413: "invalid", 503: "unavailable"}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class Reply:
+    """A response slot: the connection writes slots in the order their requests arrived."""
+
+    __slots__ = ("connection", "keep_alive", "data")
+
+    def __init__(self, connection: "Connection", keep_alive: bool):
+        self.connection, self.keep_alive, self.data = connection, keep_alive, None
+
+    def send(self, status: int, body: bytes, content_type: bytes = JSON, headers: bytes = b"") -> None:
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n" % (
+            status, REASONS.get(status, "Unknown").encode(), content_type, len(body), headers,
+            b"" if self.keep_alive else b"Connection: close\r\n")
+        self.data = head + body
+        self.connection.flush()
+
+    def error(self, status: int, message: str) -> None:
+        self.send(status, error_body(message))
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, app: "InferenceServer"):
+        self.app = app
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.replies: deque[Reply] = deque()
+        self.paused = False
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.size = 0
+
+    # asyncio
+    def connection_made(self, transport):
+        self.transport = transport
+        self.app.connections.add(self)
+
+    def connection_lost(self, exc):
+        self.app.connections.discard(self)
+        self.transport = None
+
+    def data_received(self, data: bytes):
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "protocol upgrades are not supported")
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _TooLarge):
+                self._fail(413, f"the request body is larger than {self.app.max_body_bytes} bytes")
+            else:
+                self._fail(400, f"malformed HTTP request: {exc}")
+
+    def _fail(self, status: int, message: str) -> None:
+        reply = Reply(self, keep_alive=False)
+        self.replies.append(reply)
+        reply.error(status, message)
+        self.transport and self.transport.pause_reading()
+
+    # httptools callbacks
+    def on_message_begin(self):
+        self.url, self.headers, self.body, self.size = b"", {}, [], 0
+
+    def on_url(self, url: bytes):
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes):
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self):
+        length = self.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.app.max_body_bytes:
+            raise _TooLarge()
+        if self.headers.get("expect", "").lower() == "100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes):
+        self.size += len(body)
+        if self.size > self.app.max_body_bytes:
+            raise _TooLarge()
+        self.body.append(body)
+
+    def on_message_complete(self):
+        reply = Reply(self, self.parser.should_keep_alive() and not self.app.draining)
+        self.replies.append(reply)
+        if len(self.replies) > 32 and not self.paused:  # a client pipelining without reading
+            self.paused = True
+            self.transport.pause_reading()
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        try:
+            self.app.handle(self.parser.get_method(), self.url, self.headers, body, reply)
+        except ProtocolError as exc:
+            reply.error(exc.status, exc.message)
+        except Exception as exc:  # a bug of ours: answer, log, keep serving
+            log.exception("request failed")
+            reply.error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    def flush(self) -> None:
+        replies, transport = self.replies, self.transport
+        while replies and replies[0].data is not None:
+            reply = replies.popleft()
+            if transport is None:
+                continue
+            transport.write(reply.data)
+            if not reply.keep_alive:
+                transport.close()
+                self.transport = transport = None
+        if self.paused and len(replies) <= 8 and transport is not None:
+            self.paused = False
+            transport.resume_reading()
+
+    @property
+    def idle(self) -> bool:
+        return not self.replies
+
+
+class InferenceServer:
+    """Routes of the Open Inference Protocol v2 onto one deployment."""
+
+    def __init__(self, deployment: Deployment, *, token: str | None = None, max_body_bytes: int = 64 << 20):
+        self.deployment = deployment
+        self.token = f"Bearer {token}" if token else None
+        self.max_body_bytes = max_body_bytes
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self.ready = False
+
+    def handle(self, method: bytes, url: bytes, headers: dict[str, str], body: bytes, reply: Reply) -> None:
+        path = url.split(b"?", 1)[0].decode("latin-1").rstrip("/")
+        if self.token and path not in OPEN_PATHS and not hmac.compare_digest(
+                headers.get("authorization", ""), self.token):
+            return reply.send(401, error_body("this server needs Authorization: Bearer <token>"),
+                              headers=b'WWW-Authenticate: Bearer realm="mlops-lab"\r\n')
+        parts = path.split("/")[1:]
+        if parts[:1] == ["metrics"] and len(parts) == 1:
+            return self._get(method, reply, lambda: self._metrics(), b"text/plain; version=0.0.4")
+        if parts[:1] != ["v2"]:
+            raise ProtocolError(404, f"no such endpoint: {path or '/'}")
+        rest = parts[1:]
+        if not rest:
+            return self._get(method, reply, self._server_metadata)
+        if rest == ["health", "live"]:
+            return self._get(method, reply, lambda: {"live": True})
+        if rest == ["health", "ready"]:
+            if not self.ready or self.draining:
+                raise ProtocolError(503, "not ready: " + ("draining" if self.draining else "loading"))
+            return self._get(method, reply, lambda: {"ready": True})
+        if rest == ["deployment"]:
+            return self._get(method, reply, self.deployment.describe)
+        if rest == ["models", "stats"]:
+            return self._get(method, reply, lambda: self._stats(None, None))
+        if rest == ["repository", "index"] and method == b"POST":
+            return reply.send(200, orjson.dumps([{"name": self.deployment.name, "version": v, "state": "READY"}
+                                                 for v in self.deployment.versions()]))
+        if len(rest) >= 2 and rest[0] == "models":
+            model, version, action = rest[1], None, rest[2:]
+            if action[:1] == ["versions"] and len(action) >= 2:
+                version, action = action[1], action[2:]
+            if action == ["infer"]:
+                if method != b"POST":
+                    raise ProtocolError(405, "infer takes POST")
+                return self._infer(model, version, headers, body, reply)
+            served, _ = self.deployment.route(model, version)
+            if not action:
+                return self._get(method, reply, lambda: self._model_metadata(served, version))
+            if action == ["ready"]:
+                return self._get(method, reply, lambda: {"name": model, "ready": self.ready})
+            if action == ["config"]:
+                return self._get(method, reply, lambda: self._model_config(served))
+            if action == ["stats"]:
+                return self._get(method, reply, lambda: self._stats(model, version))
+        raise ProtocolError(404, f"no such endpoint: {path}")
+
+    def _get(self, method: bytes, reply: Reply, make, content_type: bytes = JSON) -> None:
+        if method != b"GET":
+            raise ProtocolError(405, f"{method.decode()} is not allowed here; use GET")
+        value = make()
+        body = value.encode() if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+        reply.send(200, body, content_type)
+
+    # ---- metadata ----------------------------------------------------------------------------
+
+    def _server_metadata(self) -> dict:
+        return {"name": "mlops-lab", "version": __version__,
+                "extensions": ["binary_tensor_data", "statistics", "model_repository"]}
+
+    def _model_metadata(self, served: Served, version: str | None) -> dict:
+        runtime = served.runtime
+        return {"name": self.deployment.name, "versions": [version] if version else self.deployment.versions(),
+                "platform": "onnxruntime_onnx", "inputs": [s.as_dict() for s in runtime.inputs],
+                "outputs": [s.as_dict() for s in runtime.outputs]}
+
+    def _model_config(self, served: Served) -> dict:
+        runtime, options = served.runtime, self.deployment.options
+
+        def tensor(spec):
+            data_type = "TYPE_STRING" if spec.datatype == "BYTES" else f"TYPE_{spec.datatype}"
+            return {"name": spec.name, "data_type": data_type,
+                    "dims": list(spec.shape[1:] if runtime.max_batch_size else spec.shape)}
+
+        return {"name": self.deployment.name, "platform": "onnxruntime_onnx", "backend": "onnxruntime",
+                "max_batch_size": runtime.max_batch_size,
+                "dynamic_batching": {"max_queue_delay_microseconds": options.max_queue_delay_us,
+                                     "default_queue_policy": {"max_queue_size": options.max_queue_size}},
+                "input": [tensor(s) for s in runtime.inputs], "output": [tensor(s) for s in runtime.outputs],
+                "instance_group": [{"kind": "KIND_GPU" if runtime.provider.startswith("CUDA") else "KIND_CPU",
+                                    "count": 1}]}
+
+    def _stats(self, model: str | None, version: str | None) -> dict:
+        if model is not None and model != self.deployment.name:
+            raise ProtocolError(404, f"unknown model {model!r}")
+        chosen = [s for s in self.deployment.stats.values() if version is None or s.version == version]
+        if version is not None and not chosen:
+            raise ProtocolError(404, f"no statistics for version {version!r} of {model!r}")
+        return {"model_stats": [s.as_triton() for s in chosen]}
+
+    def _metrics(self) -> str:
+        deployment = self.deployment
+        pending = {(deployment.name, s.runtime.version): s.batcher.pending for s in deployment.served.values()}
+        shadow = deployment.shadow
+        extra = [] if "shadow" not in deployment.served else [
+            "# TYPE mlops_lab_shadow_compared_total counter",
+            f'mlops_lab_shadow_compared_total{{model="{deployment.name}"}} {shadow.compared}',
+            "# TYPE mlops_lab_shadow_disagreed_total counter",
+            f'mlops_lab_shadow_disagreed_total{{model="{deployment.name}"}} {shadow.disagreed}',
+            "# TYPE mlops_lab_shadow_max_abs_diff gauge",
+            f'mlops_lab_shadow_max_abs_diff{{model="{deployment.name}"}} {shadow.max_abs_diff}',
+        ]
+        return prometheus_text(list(deployment.stats.values()), pending, extra)
+
+    # ---- inference ---------------------------------------------------------------------------
+
+    def _infer(self, model: str, version: str | None, headers: dict[str, str], body: bytes, reply: Reply) -> None:
+        arrived = time.perf_counter_ns()
+        if self.draining:
+            raise ProtocolError(503, "the server is shutting down")
+        served, shadow = self.deployment.route(model, version)
+        runtime, stats = served.runtime, served.stats
+        try:
+            body = self._decompress(body, headers.get("content-encoding"))
+            request = decode_infer(body, headers.get(HEADER_LENGTH), runtime.inputs, runtime.outputs,
+                                   runtime.max_batch_size)
+        except ProtocolError as exc:
+            stats.request_done(time.perf_counter_ns() - arrived, "invalid")
+            raise exc
+        timeout_us = request.timeout_us or self.deployment.options.request_timeout_us
+        deadline = arrived + timeout_us * 1000 if timeout_us else None
+        request_log = self.deployment.request_log
+        logged = request_log is not None and request_log.wanted()
+        pair = [None, None] if shadow is not None else None  # primary's and shadow's outputs
+
+        def done(outputs, error: ProtocolError | None):
+            duration = time.perf_counter_ns() - arrived
+            if error is not None:
+                stats.request_done(duration, FAILURE_REASONS.get(error.status, "model"))
+                return reply.error(error.status, error.message)
+            body, header_length = encode_infer(model, runtime.version, request, outputs)
+            if header_length is None:
+                reply.send(200, body)
+            else:
+                reply.send(200, body, b"application/octet-stream",
+                           b"Inference-Header-Content-Length: %d\r\n" % header_length)
+            stats.request_done(duration, None)
+            if logged:
+                request_log.record(runtime.version, served.role, request.id, duration // 1000, request.inputs,
+                                   outputs, runtime.input_columns)
+            if pair is not None:
+                self._shadow_result(pair, 0, outputs)
+
+        job = Job(request.inputs, request.rows, done, arrived, deadline)
+        try:
+            served.batcher.submit(job)
+        except ProtocolError as exc:
+            stats.request_done(time.perf_counter_ns() - arrived, "rejected")
+            raise exc
+        if deadline is not None:
+            asyncio.get_running_loop().call_later(timeout_us / 1e6, self._expire, job, timeout_us)
+        if shadow is not None:
+            self._mirror(shadow, request, pair, arrived, logged)
+
+    def _expire(self, job: Job, timeout_us: int) -> None:
+        if not job.finished:
+            job.finished = True
+            job.done(None, ProtocolError(503, f"no answer within the request's timeout of {timeout_us} µs"))
+
+    def _mirror(self, shadow: Served, request: InferRequest, pair: list, arrived: int, logged: bool) -> None:
+        def done(outputs, error):
+            shadow.stats.request_done(time.perf_counter_ns() - arrived, None if error is None else "model")
+            if error is not None:
+                self.deployment.shadow.failed += 1
+                return
+            if logged:
+                self.deployment.request_log.record(shadow.runtime.version, "shadow", request.id,
+                                                   (time.perf_counter_ns() - arrived) // 1000, request.inputs,
+                                                   outputs, shadow.runtime.input_columns)
+            self._shadow_result(pair, 1, outputs)
+
+        try:
+            shadow.batcher.submit(Job(request.inputs, request.rows, done, arrived))
+        except ProtocolError:
+            self.deployment.shadow.dropped += 1
+
+    def _shadow_result(self, pair: list, side: int, outputs) -> None:
+        pair[side] = outputs
+        if pair[0] is not None and pair[1] is not None:
+            self.deployment.compare_shadow(pair[0], pair[1])
+
+    def _decompress(self, body: bytes, encoding: str | None) -> bytes:
+        if not encoding or encoding == "identity":
+            return body
+        if encoding not in ("gzip", "deflate"):
+            raise ProtocolError(400, f"Content-Encoding {encoding!r} is not supported; use gzip or deflate")
+        inflater = zlib.decompressobj(wbits=31 if encoding == "gzip" else 15)
+        try:
+            data = inflater.decompress(body, self.max_body_bytes + 1)
+        except zlib.error as exc:
+            raise ProtocolError(400, f"the {encoding} body cannot be decompressed: {exc}") from None
+        if len(data) > self.max_body_bytes:
+            raise ProtocolError(413, f"the decompressed body is larger than {self.max_body_bytes} bytes")
+        return data
+
+    # ---- life cycle --------------------------------------------------------------------------
+
+    async def drain(self, grace_seconds: float = 30.0) -> None:
+        """Stop taking requests, answer those in flight, then close every connection."""
+        self.draining = True
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and (
+                any(not c.idle for c in self.connections)
+                or any(s.batcher.busy for s in self.deployment.served.values())):
+            await asyncio.sleep(0.01)
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()

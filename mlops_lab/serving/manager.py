@@ -1,0 +1,298 @@
+"""Starting, watching, restarting and stopping serving processes — what the lab's server runs.
+
+Each deployment is a ``python -m mlops_lab.serving`` child on 127.0.0.1 and a port chosen once
+(kept across restarts, so clients keep their URL), its output appended to ``server.log`` in the
+deployment's folder.  One watcher thread checks every process: an exit that nobody asked for is
+a crash — recorded, then restarted after a growing pause; a process that stops answering its
+readiness probe is killed and restarted the same way.  A process that fails before it was ever
+ready (a model that cannot load, say) is not restarted: its state is ``failed`` and the log says
+why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import StoreLocation, deployments_dir, resolve
+from .process import TOKEN_ENV
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+# the options of `mlops-lab serve` a deployment may set, with their types
+OPTIONS = {"canary": str, "canary_share": float, "shadow": str, "max_batch_size": int, "max_queue_delay_us": int,
+           "max_queue_size": int, "timeout_us": int, "threads": int, "cpu": bool, "log_sample": float}
+UNHEALTHY_CHECKS = 10  # failed readiness probes in a row before a live process is restarted
+
+
+class ServingError(ValueError):
+    """A deployment request that cannot be carried out; the message says why."""
+
+
+@dataclass
+class Managed:
+    name: str
+    model: str
+    options: dict
+    port: int
+    token: str | None
+    folder: Path
+    process: subprocess.Popen | None = None
+    state: str = "starting"  # starting → ready; crashed → restarting → ready; stopped; failed
+    restarts: int = 0
+    ever_ready: bool = False
+    last_exit: int | None = None
+    started_at: float = 0.0
+    next_start: float = 0.0
+    failed_checks: int = 0
+    events: list[dict] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "server.log"
+
+    def event(self, kind: str, detail: str = "") -> None:
+        self.events.append({"time": time.time(), "event": kind, "detail": detail})
+        del self.events[:-100]
+
+    def summary(self) -> dict:
+        return {"name": self.name, "model": self.model, "options": self.options, "url": self.url, "port": self.port,
+                "state": self.state, "pid": self.process.pid if self.process else None, "restarts": self.restarts,
+                "last_exit": self.last_exit, "started_at": self.started_at, "token_required": bool(self.token),
+                "log": str(self.log_path), "events": self.events[-20:]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _check_options(options: dict) -> dict:
+    checked = {}
+    for key, value in options.items():
+        kind = OPTIONS.get(key)
+        if kind is None:
+            raise ServingError(f"unknown serving option {key!r}; known: {sorted(OPTIONS)}")
+        if value is None:
+            continue
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ServingError(f"{key} must be true or false")
+        elif kind is str:
+            if not isinstance(value, str) or not value or len(value) > 500 or value.startswith("-"):
+                raise ServingError(f"{key} must be a model reference such as churn@candidate")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+            raise ServingError(f"{key} must be a number")
+        elif value < 0:
+            raise ServingError(f"{key} must not be negative")
+        checked[key] = kind(value)
+    if not 0 <= checked.get("canary_share", 0) <= 1:
+        raise ServingError("canary_share must be between 0 and 1")
+    return checked
+
+
+def default_name(model: str) -> str:
+    if model.endswith(".onnx"):
+        return Path(model).stem
+    return re.split(r"[@/]", model, maxsplit=1)[0]
+
+
+class ServingManager:
+    def __init__(self, location: StoreLocation | None = None, *, check_seconds: float = 0.5):
+        self.location = location or resolve()
+        self.root = deployments_dir(self.location)
+        self.check_seconds = check_seconds
+        self._deployments: dict[str, Managed] = {}
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="serving-watcher", daemon=True)
+        self._watcher.start()
+
+    # ---- requests ----------------------------------------------------------------------------
+
+    def start(self, model: str, *, name: str | None = None, token: str | None = None, **options) -> dict:
+        """Start serving ``model``; returns at once (state ``starting``) — :meth:`wait_ready` waits."""
+        if not isinstance(model, str) or not model.strip() or model.startswith("-") or len(model) > 500:
+            raise ServingError("model must be a reference such as churn@production, churn/3 or a .onnx path")
+        name = name or default_name(model)
+        if not NAME.match(name):
+            raise ServingError(f"deployment name {name!r}: use letters, digits, '_', '.', '-' (≤ 100)")
+        options = _check_options(options)
+        if token is not None and (not isinstance(token, str) or len(token) < 8):
+            raise ServingError("a token must be a string of at least 8 characters")
+        with self._lock:
+            current = self._deployments.get(name)
+            if current is not None and current.state not in ("stopped", "failed"):
+                raise ServingError(f"{name} is already being served at {current.url}; stop it first")
+            folder = self.root / name
+            folder.mkdir(parents=True, exist_ok=True)
+            port = current.port if current is not None else _free_port()
+            managed = Managed(name, model, options, port, token, folder)
+            self._deployments[name] = managed
+            self._launch(managed)
+            return managed.summary()
+
+    def stop(self, name: str, timeout: float = 30.0) -> dict:
+        """SIGTERM (the server drains requests in flight), then SIGKILL after ``timeout``."""
+        with self._lock:
+            managed = self._get(name)
+            managed.state = "stopped"
+            process = managed.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        with self._lock:
+            managed.last_exit = process.returncode if process is not None else None
+            managed.event("stopped", f"exit code {managed.last_exit}")
+            return managed.summary()
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            return [m.summary() for m in self._deployments.values()]
+
+    def get(self, name: str) -> dict:
+        """The summary, and the serving process's own account (versions, providers, statistics)."""
+        with self._lock:
+            managed = self._get(name)
+            summary = managed.summary()
+        summary["server"] = self._fetch(managed, "/v2/deployment") if managed.state == "ready" else None
+        return summary
+
+    def log(self, name: str, lines: int = 200) -> str:
+        with self._lock:
+            path = self._get(name).log_path
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 256 * 1024))
+            return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+
+    def wait_ready(self, name: str, timeout: float = 120.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                managed = self._get(name)
+                if managed.state == "ready":
+                    return managed.summary()
+                if managed.state in ("failed", "stopped"):
+                    raise ServingError(f"{name} is {managed.state}: {self.log(name, 5)}")
+            time.sleep(0.05)
+        raise ServingError(f"{name} was not ready within {timeout:.0f} s; see {self._get(name).log_path}")
+
+    def shutdown(self) -> None:
+        self._closed.set()
+        for name in [m.name for m in self._deployments.values() if m.state not in ("stopped", "failed")]:
+            self.stop(name)
+
+    # ---- processes ---------------------------------------------------------------------------
+
+    def _get(self, name: str) -> Managed:
+        managed = self._deployments.get(name)
+        if managed is None:
+            from ..store import NotFoundError
+
+            raise NotFoundError(f"no deployment named {name!r}")
+        return managed
+
+    def _command(self, managed: Managed) -> list[str]:
+        command = [sys.executable, "-m", "mlops_lab.serving", managed.model, "--name", managed.name,
+                   "--port", str(managed.port), "--db-url", self.location.db_url,
+                   "--artifacts", self.location.artifacts]
+        for key, value in managed.options.items():
+            flag = "--" + key.replace("_", "-")
+            if value is True:
+                command.append(flag)
+            elif value is not False:
+                command += [flag, str(value)]
+        return command
+
+    def _launch(self, managed: Managed) -> None:
+        env = dict(os.environ)
+        env.pop(TOKEN_ENV, None)
+        if managed.token:
+            env[TOKEN_ENV] = managed.token  # not on the command line, where `ps` shows it
+        with managed.log_path.open("ab") as log:
+            log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {managed.model}\n".encode())
+            log.flush()
+            managed.process = subprocess.Popen(self._command(managed), stdout=log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        managed.started_at = time.time()
+        managed.failed_checks = 0
+        managed.event("started", f"pid {managed.process.pid} on port {managed.port}")
+
+    def _fetch(self, managed: Managed, path: str, timeout: float = 2.0):
+        request = urllib.request.Request(managed.url + path)
+        if managed.token:
+            request.add_header("Authorization", f"Bearer {managed.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError):
+            return None
+
+    def _watch(self) -> None:
+        while not self._closed.wait(self.check_seconds):
+            with self._lock:
+                deployments = list(self._deployments.values())
+            for managed in deployments:
+                try:
+                    self._check(managed)
+                except Exception as exc:  # the watcher must outlive any one deployment
+                    managed.event("watch-error", repr(exc))
+
+    def _check(self, managed: Managed) -> None:
+        with self._lock:
+            if managed.state in ("stopped", "failed"):
+                return
+            process = managed.process
+            if managed.state == "crashed":
+                if time.monotonic() >= managed.next_start:
+                    managed.state = "restarting"
+                    managed.restarts += 1
+                    self._launch(managed)
+                return
+            code = process.poll()
+            if code is not None:
+                managed.last_exit = code
+                if not managed.ever_ready:
+                    managed.state = "failed"
+                    managed.event("failed", f"exited with {code} before it was ready; see the log")
+                    return
+                pause = min(30.0, 0.5 * 2 ** min(managed.restarts, 6))
+                managed.state = "crashed"
+                managed.next_start = time.monotonic() + pause
+                managed.event("crashed", f"exit code {code}; restarting in {pause:.1f} s")
+                return
+        ready = self._fetch(managed, "/v2/health/ready", timeout=1.0)
+        with self._lock:
+            if managed.state in ("stopped", "failed") or managed.process is not process:
+                return
+            if ready and ready.get("ready"):
+                if managed.state != "ready":
+                    managed.event("ready", managed.url)
+                managed.state, managed.ever_ready, managed.failed_checks = "ready", True, 0
+            elif managed.state == "ready":
+                managed.failed_checks += 1
+                if managed.failed_checks >= UNHEALTHY_CHECKS:
+                    managed.event("unhealthy", f"no answer to {UNHEALTHY_CHECKS} readiness probes; killing it")
+                    process.kill()

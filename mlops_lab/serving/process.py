@@ -1,0 +1,112 @@
+"""The serving process: ``mlops-lab serve MODEL …`` (also ``python -m mlops_lab.serving``).
+
+It loads every version first, then binds (127.0.0.1 and a free port unless told otherwise) and
+prints one line with its address.  SIGTERM or SIGINT: stop accepting, answer what is in flight,
+flush the request log, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from .runtime import CPU, GPU, ModelLoadError
+
+TOKEN_ENV = "MLOPS_LAB_SERVE_TOKEN"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="what to serve: name@alias, name@production, name/3, name, or a .onnx file")
+    parser.add_argument("--name", help="the model name clients use (default: the registered name or file stem)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default: a free one)")
+    parser.add_argument("--token", help=f"require Authorization: Bearer TOKEN (default: ${TOKEN_ENV}, else none)")
+    parser.add_argument("--canary", help="a second version to send a share of traffic to")
+    parser.add_argument("--canary-share", type=float, default=0.0, help="share of traffic for the canary, 0..1")
+    parser.add_argument("--shadow", help="a version that gets a copy of traffic; its answers are compared, not returned")
+    parser.add_argument("--max-batch-size", type=int, default=64, help="rows per model call (0: no batching)")
+    parser.add_argument("--max-queue-delay-us", type=int, default=0,
+                        help="how long the oldest request may wait for a fuller batch (0: run what is waiting)")
+    parser.add_argument("--max-queue-size", type=int, default=1024, help="requests waiting per version before 503")
+    parser.add_argument("--timeout-us", type=int, help="default per-request timeout in microseconds")
+    parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: half the cores)")
+    parser.add_argument("--cpu", action="store_true", help="use the CPU even when CUDA is available")
+    parser.add_argument("--log-sample", type=float, default=1.0, help="share of requests to log (0: no request log)")
+    parser.add_argument("--log-dir", help="where the request log goes (default: the store's deployments folder)")
+    parser.add_argument("--watch-seconds", type=float, default=2.0, help="how often aliases are re-resolved")
+    parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body, in MB (413 above)")
+    parser.add_argument("--grace-seconds", type=float, default=30.0, help="how long SIGTERM waits for requests in flight")
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # uvloop has no Windows build
+        return asyncio.new_event_loop()
+
+
+def serve(args: argparse.Namespace) -> int:
+    from ..config import resolve
+    from .deployment import Deployment, ServeOptions
+    from .httpserver import Connection, InferenceServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    options = ServeOptions(
+        max_batch_size=args.max_batch_size, max_queue_delay_us=args.max_queue_delay_us,
+        max_queue_size=args.max_queue_size, request_timeout_us=args.timeout_us, intra_op_threads=args.threads,
+        providers=[CPU] if args.cpu else [GPU, CPU], log_sample=args.log_sample, log_dir=args.log_dir,
+        watch_seconds=args.watch_seconds)
+    loop = _event_loop()
+    asyncio.set_event_loop(loop)
+    tracker = None
+    if not all(spec.endswith(".onnx") for spec in filter(None, (args.model, args.canary, args.shadow))):
+        from ..tracking import Tracker
+
+        tracker = Tracker(resolve(args.db_url, args.artifacts))
+    try:
+        deployment = Deployment(args.model, loop=loop, options=options, canary=args.canary,
+                                canary_share=args.canary_share, shadow=args.shadow, tracker=tracker, name=args.name)
+        deployment.load()
+    except (ModelLoadError, ValueError, LookupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app = InferenceServer(deployment, token=args.token or os.environ.get(TOKEN_ENV),
+                          max_body_bytes=int(args.max_body_mb * (1 << 20)))
+    try:
+        server = loop.run_until_complete(
+            loop.create_server(lambda: Connection(app), args.host, args.port, backlog=2048, reuse_address=True))
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        deployment.close()
+        return 2
+    port = server.sockets[0].getsockname()[1]
+    app.ready = True
+    roles = ", ".join(f"{role} {deployment.name}/{s.runtime.version} on {s.runtime.provider}"
+                      for role, s in deployment.served.items())
+    print(f"serving {deployment.name} at http://{args.host}:{port} ({roles})", flush=True)
+
+    stopping = loop.create_future()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda s=signum: stopping.done() or stopping.set_result(s))
+    received = loop.run_until_complete(stopping)
+    logging.getLogger("mlops_lab.serving").info("%s: draining requests in flight", signal.Signals(received).name)
+    server.close()
+    loop.run_until_complete(app.drain(args.grace_seconds))
+    deployment.close()
+    loop.close()
+    print("stopped", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlops_lab.serving", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.add_argument("--db-url", help="the store's database URL")
+    parser.add_argument("--artifacts", help="the store's artifact location")
+    return serve(parser.parse_args(argv))

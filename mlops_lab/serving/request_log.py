@@ -1,0 +1,130 @@
+"""What a deployment was asked and what it answered, in rotating parquet files.
+
+Rows are kept in memory as the arrays the model saw and written by a background thread every
+``flush_seconds`` (or sooner when ``rows_per_file`` are waiting) to a new file named by time;
+only the newest ``max_files`` are kept.  Each input or output column of a table model becomes a
+column: the registered input columns when known, ``name_0 … name_k`` otherwise; an output with
+one value per row keeps its own name.  :func:`read_request_log` reads them back as one polars
+frame, which the drift service takes as its "current" data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+log = logging.getLogger("mlops_lab.serving")
+META_COLUMNS = ("timestamp", "request_id", "model_version", "role", "latency_us")
+
+
+class RequestLog:
+    def __init__(self, folder: str | os.PathLike, *, sample: float = 1.0, flush_seconds: float = 5.0,
+                 rows_per_file: int = 100_000, max_files: int = 1000):
+        if not 0.0 <= sample <= 1.0:
+            raise ValueError(f"the request log's sample rate must be between 0 and 1, got {sample}")
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.sample, self.flush_seconds = sample, flush_seconds
+        self.rows_per_file, self.max_files = rows_per_file, max_files
+        self._records: list[tuple] = []
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = False
+        self._sequence = 0
+        self._thread = threading.Thread(target=self._run, name="request-log", daemon=True)
+        self._thread.start()
+
+    def wanted(self) -> bool:
+        return self.sample >= 1.0 or random.random() < self.sample
+
+    def record(self, version: str, role: str, request_id: str | None, latency_us: int,
+               inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], input_columns: list[str] | None) -> None:
+        rows = next(iter(inputs.values())).shape[0] if inputs else 0
+        with self._lock:
+            self._records.append((time.time(), request_id, version, role, latency_us, rows, inputs, outputs,
+                                  input_columns))
+            self._rows += rows
+        if self._rows >= self.rows_per_file:
+            self._wake.set()
+
+    def close(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            self.flush()
+        self.flush()
+
+    def flush(self) -> Path | None:
+        with self._lock:
+            records, self._records, self._rows = self._records, [], 0
+        if not records:
+            return None
+        try:
+            frame = pl.concat([_frame(r) for r in records], how="diagonal_relaxed")
+            self._sequence += 1
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+            path = self.folder / f"requests-{stamp}-{os.getpid()}-{self._sequence:06d}.parquet"
+            frame.write_parquet(path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)  # readers never see half a file
+            for old in sorted(self.folder.glob("requests-*.parquet"))[:-self.max_files]:
+                old.unlink(missing_ok=True)
+            return path
+        except Exception:  # the log must never take the server down
+            log.exception("could not write %d request log records", len(records))
+            return None
+
+
+def columns_of(name: str, array: np.ndarray, names: list[str] | None) -> dict[str, object]:
+    if array.ndim <= 1:
+        return {name: array}
+    if array.ndim == 2:
+        if names is None or len(names) != array.shape[1]:
+            names = [name] if array.shape[1] == 1 else [f"{name}_{j}" for j in range(array.shape[1])]
+        return {column: array[:, j] for j, column in enumerate(names)}
+    return {name: pl.Series(name, array.reshape(array.shape[0], -1).tolist())}
+
+
+def _frame(record: tuple) -> pl.DataFrame:
+    ts, request_id, version, role, latency_us, rows, inputs, outputs, input_columns = record
+    data: dict[str, object] = {
+        "timestamp": pl.Series([datetime.fromtimestamp(ts, timezone.utc)] * rows, dtype=pl.Datetime("ms", "UTC")),
+        "request_id": pl.Series([request_id] * rows, dtype=pl.String),
+        "model_version": [version] * rows, "role": [role] * rows,
+        "latency_us": [latency_us] * rows,
+    }
+    single_input = len(inputs) == 1
+    for name, array in inputs.items():
+        data.update(columns_of(name, array, input_columns if single_input else None))
+    for name, array in outputs.items():
+        data.update(columns_of(name, array, None))
+    for key, value in data.items():
+        if isinstance(value, np.ndarray) and value.dtype == object:
+            data[key] = [v.decode(errors="replace") if isinstance(v, bytes) else v for v in value]
+    return pl.DataFrame(data)
+
+
+def read_request_log(folder: str | os.PathLike, *, shadow: bool = False, since=None) -> pl.DataFrame:
+    """The requests logged under ``folder``, oldest first: those answered (primary and canary), or
+    with ``shadow=True`` the shadow version's answers to the same requests."""
+    files = sorted(Path(folder).glob("requests-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no request log files in {folder}")
+    frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    frame = frame.filter((pl.col("role") == "shadow") == shadow)
+    if since is not None:
+        frame = frame.filter(pl.col("timestamp") >= since)
+    return frame
