@@ -261,3 +261,32 @@ def dataset_diff(left, right, *, key: str | list[str] | None = None) -> dict:
     from .tracking.datadiff import dataset_diff as diff
 
     return diff(default_tracker().artifacts, left, right, key=key)
+
+
+def serve(model: str, *, name: str | None = None, wait: bool = True, **options):
+    """Serve ``model`` (``"churn@production"``, ``"churn/3"``, a ``.onnx`` file) on 127.0.0.1.
+
+    In a notebook the lab runs the process (the Serving panel shows it, restarts it on a crash);
+    options are those of ``mlops-lab serve``: ``canary``, ``canary_share``, ``shadow``,
+    ``max_batch_size``, ``max_queue_delay_us``, ``max_queue_size``, ``timeout_us``, ``threads``,
+    ``cpu``, ``log_sample``, ``token``.  Returns a handle with ``predict``, ``infer``, ``status``,
+    ``log``, ``request_log`` and ``stop``.
+    """
+    from .serving.client import serve as start
+
+    return start(model, name=name, wait=wait, **options)
+
+
+def deployments() -> list[dict]:
+    """The deployments this lab (or this process) runs, with their state."""
+    from .serving.client import controller
+
+    return controller().list()
+
+
+def predict(model: str, source, destination, *, chunk_rows: int = 50_000, keep: list[str] | None = None) -> dict:
+    """Score a parquet/CSV file with a registered version (or a ``.onnx`` file), chunk by chunk."""
+    from .serving.predict import predict_file
+
+    return predict_file(model, source, destination, chunk_rows=chunk_rows, keep=keep,
+                        tracker=None if str(model).endswith(".onnx") else default_tracker())

@@ -1,17 +1,19 @@
-"""``%%track`` and ``%track on|off``: doors onto ``mlops_lab.tracking.cells``.
+"""``%%track``, ``%track on|off`` and ``%serve``: doors onto ``mlops_lab.tracking.cells`` and ``ml.serve``.
 
     %load_ext mlops_lab
     %%track --experiment churn --name rf-200 --tag team=ds
     n_estimators = 200
     model = RandomForestClassifier(n_estimators=n_estimators).fit(X, y)
     acc = model.score(X_test, y_test)
+
+    %serve churn@production --canary churn@candidate --canary-share 0.1
 """
 
 from __future__ import annotations
 
 import shlex
 
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.core.error import UsageError
 
@@ -78,6 +80,43 @@ class TrackMagics(Magics):
             tracker = default_tracker()
             state = "on" if self.auto_args is not None else "off"
             print(f"mlops_lab: tracking every cell is {state}; store {tracker.location.db_url}")
+
+    @magic_arguments()
+    @argument("model", nargs="?", help="name@alias, name@production, name/3 or a .onnx file")
+    @argument("--name", help="deployment name (default: the model's name)")
+    @argument("--canary", help="a second version for a share of traffic")
+    @argument("--canary-share", type=float, help="share of traffic for the canary, 0..1")
+    @argument("--shadow", help="a version that gets a copy of traffic, compared, never returned")
+    @argument("--max-batch-size", type=int)
+    @argument("--max-queue-delay-us", type=int)
+    @argument("--cpu", action="store_true", help="stay on the CPU even with CUDA")
+    @argument("--token", help="require Authorization: Bearer TOKEN")
+    @argument("--stop", metavar="NAME", help="stop a deployment")
+    @argument("--list", action="store_true", help="list deployments")
+    @line_magic
+    def serve(self, line: str):
+        """Serve a registered model (``%serve churn@production``), list (``--list``) or stop (``--stop``)."""
+        try:
+            args = parse_argstring(self.serve, line)
+        except SystemExit:
+            raise UsageError(f"%serve: cannot parse {line!r}; see %serve?") from None
+        from . import api
+
+        if args.list:
+            import pandas as pd
+
+            return pd.DataFrame(api.deployments(), columns=["name", "model", "state", "url", "restarts"])
+        if args.stop:
+            from .serving.client import controller
+
+            return controller().stop(args.stop)["state"]
+        if not args.model:
+            raise UsageError("%serve needs a model (churn@production), --list or --stop NAME")
+        options = {key: value for key, value in vars(args).items()
+                   if key not in ("model", "stop", "list", "cpu") and value is not None}
+        if args.cpu:
+            options["cpu"] = True
+        return api.serve(args.model, **options)
 
     def _auto_transform(self, lines: list[str]) -> list[str]:
         """With %track on, each cell is run as if it began with %%track (one code path for both)."""

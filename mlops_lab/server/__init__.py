@@ -20,3 +20,10 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.add_handlers(".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler)
                                  for path, handler in ROUTES])
     serverapp.log.info("mlops_lab: store %s (%s)", location.db_url, location.source)
+
+
+def _unload_jupyter_server_extension(serverapp) -> None:
+    """Stop the serving processes this server started (each drains its requests first)."""
+    backend = serverapp.web_app.settings.get("mlops_lab")
+    if backend is not None and backend._serving is not None:
+        backend._serving.shutdown()

@@ -27,6 +27,7 @@ class LabBackend:
         self._store = None
         self._artifacts = None
         self._tracker = None
+        self._serving = None
 
     @property
     def store(self):
@@ -53,6 +54,15 @@ class LabBackend:
         from ..registry import Registry
 
         return Registry(self.tracker, user=user)
+
+    @property
+    def serving(self):
+        """The lab's serving processes; started on first use, stopped when the server stops."""
+        if self._serving is None:
+            from ..serving.manager import ServingManager
+
+            self._serving = ServingManager(self.location)
+        return self._serving
 
     def drift_report(self, report_id: str) -> dict:
         record = self.store.drift_report(report_id)
@@ -268,6 +278,35 @@ class DriftReportHandler(BaseHandler):
         self.finish(await self.call(self.backend.drift_report, report_id))
 
 
+class DeploymentsHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self):
+        self.finish({"deployments": await self.call(self.backend.serving.list)})
+
+    @tornado.web.authenticated
+    async def post(self):
+        body = self.json_body("model")
+        model = body.pop("model")
+        self.finish(await self.call(self.backend.serving.start, model, **body))
+
+
+class DeploymentHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str):
+        self.finish(await self.call(self.backend.serving.get, name))
+
+    @tornado.web.authenticated
+    async def delete(self, name: str):
+        self.finish(await self.call(self.backend.serving.stop, name))
+
+
+class DeploymentLogHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str):
+        lines = self.int_argument("lines", 200, 1, 5000)
+        self.finish({"log": await self.call(self.backend.serving.log, name, lines)})
+
+
 ROUTES = [
     ("info", InfoHandler),
     ("experiments", ExperimentsHandler),
@@ -286,4 +325,7 @@ ROUTES = [
     (r"approvals/([0-9a-f]{32})", ApprovalVoteHandler),
     ("drift-reports", DriftReportsHandler),
     (r"drift-reports/([0-9a-f]{32})", DriftReportHandler),
+    ("deployments", DeploymentsHandler),
+    (r"deployments/([^/]+)", DeploymentHandler),
+    (r"deployments/([^/]+)/log", DeploymentLogHandler),
 ]

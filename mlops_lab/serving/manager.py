@@ -216,7 +216,7 @@ class ServingManager:
 
     def _command(self, managed: Managed) -> list[str]:
         command = [sys.executable, "-m", "mlops_lab.serving", managed.model, "--name", managed.name,
-                   "--port", str(managed.port), "--db-url", self.location.db_url,
+                   "--port", str(managed.port), "--parent-pid", str(os.getpid()), "--db-url", self.location.db_url,
                    "--artifacts", self.location.artifacts]
         for key, value in managed.options.items():
             flag = "--" + key.replace("_", "-")

@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", help="where the request log goes (default: the store's deployments folder)")
     parser.add_argument("--watch-seconds", type=float, default=2.0, help="how often aliases are re-resolved")
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body, in MB (413 above)")
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # exit (draining) when the lab is gone
     parser.add_argument("--grace-seconds", type=float, default=30.0, help="how long SIGTERM waits for requests in flight")
 
 
@@ -94,6 +95,13 @@ def serve(args: argparse.Namespace) -> int:
     stopping = loop.create_future()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda s=signum: stopping.done() or stopping.set_result(s))
+    if args.parent_pid:
+        def check_parent():
+            if os.getppid() != args.parent_pid and not stopping.done():
+                stopping.set_result(signal.SIGTERM)
+            loop.call_later(1.0, check_parent)
+
+        check_parent()
     received = loop.run_until_complete(stopping)
     logging.getLogger("mlops_lab.serving").info("%s: draining requests in flight", signal.Signals(received).name)
     server.close()

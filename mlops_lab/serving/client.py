@@ -1,0 +1,255 @@
+"""What ``ml.serve`` returns, and how a notebook reaches the lab that runs its deployments.
+
+Inside a kernel started by a Jupyter server, deployments belong to that server's
+:class:`~mlops_lab.serving.manager.ServingManager` (so the Serving panel shows them and they
+outlive the kernel): the kernel finds its server through the runtime file the server wrote
+(``jpserver-<its pid>.json``; a kernel is the server's child) and calls the same REST API as the
+panel.  Anywhere else — a script, a plain IPython — a manager in this process does the work.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import struct
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import numpy as np
+
+from .protocol import DTYPES
+
+
+class ServingClient:
+    """A small v2 client over one keep-alive connection, sending and receiving binary tensors."""
+
+    def __init__(self, url: str, model: str, token: str | None = None, timeout: float = 60.0):
+        parts = urlsplit(url)
+        self.model, self.token, self.timeout = model, token, timeout
+        self._address = (parts.hostname, parts.port)
+        self._connection: http.client.HTTPConnection | None = None
+        self._metadata: dict | None = None
+
+    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        headers = dict(headers or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        for attempt in (0, 1):  # a keep-alive connection the server closed: reconnect once
+            if self._connection is None:
+                self._connection = http.client.HTTPConnection(*self._address, timeout=self.timeout)
+            try:
+                self._connection.request(method, path, body, headers)
+                response = self._connection.getresponse()
+                return response, response.read()
+            except (ConnectionError, http.client.HTTPException):
+                self._connection.close()
+                self._connection = None
+                if attempt:
+                    raise
+
+    def metadata(self) -> dict:
+        if self._metadata is None:
+            response, body = self._request("GET", f"/v2/models/{quote(self.model)}")
+            if response.status != 200:
+                raise RuntimeError(f"metadata of {self.model}: {response.status} {body.decode(errors='replace')}")
+            self._metadata = json.loads(body)
+        return self._metadata
+
+    def infer(self, inputs: dict[str, np.ndarray], version: str | None = None) -> dict[str, np.ndarray]:
+        described, blobs = [], []
+        for name, array in inputs.items():
+            spec = next((s for s in self.metadata()["inputs"] if s["name"] == name), None)
+            if spec is None:
+                raise ValueError(f"{self.model} has no input {name!r}")
+            array = np.ascontiguousarray(array, dtype=DTYPES[spec["datatype"]])
+            raw = array.tobytes()
+            described.append({"name": name, "shape": list(array.shape), "datatype": spec["datatype"],
+                              "parameters": {"binary_data_size": len(raw)}})
+            blobs.append(raw)
+        header = json.dumps({"inputs": described, "parameters": {"binary_data_output": True}}).encode()
+        path = f"/v2/models/{quote(self.model)}" + (f"/versions/{quote(version)}" if version else "") + "/infer"
+        response, body = self._request("POST", path, b"".join([header, *blobs]),
+                                       {"Inference-Header-Content-Length": str(len(header)),
+                                        "Content-Type": "application/octet-stream"})
+        if response.status != 200:
+            raise RuntimeError(f"{self.model}: {response.status} {body.decode(errors='replace')}")
+        length = int(response.getheader("Inference-Header-Content-Length") or len(body))
+        answer = json.loads(body[:length])
+        outputs, offset = {}, length
+        for output in answer["outputs"]:
+            size = output.get("parameters", {}).get("binary_data_size")
+            if size is None:
+                outputs[output["name"]] = np.asarray(output["data"]).reshape(output["shape"])
+                continue
+            raw = body[offset:offset + size]
+            offset += size
+            if output["datatype"] == "BYTES":
+                outputs[output["name"]] = _bytes_elements(raw, output["shape"])
+            else:
+                outputs[output["name"]] = np.frombuffer(raw, DTYPES[output["datatype"]]).reshape(output["shape"])
+        return outputs
+
+    def predict(self, rows) -> np.ndarray:
+        """The first output for a table of rows (a frame or an array), for a model with one input."""
+        inputs = self.metadata()["inputs"]
+        if len(inputs) != 1:
+            raise ValueError(f"{self.model} takes {len(inputs)} inputs: use infer() with a dict")
+        values = rows.to_numpy() if hasattr(rows, "to_numpy") else np.asarray(rows)
+        return next(iter(self.infer({inputs[0]["name"]: values}).values()))
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _bytes_elements(raw: bytes, shape: list[int]) -> np.ndarray:
+    items, offset = [], 0
+    while offset < len(raw):
+        (length,) = struct.unpack_from("<I", raw, offset)
+        items.append(raw[offset + 4:offset + 4 + length])
+        offset += 4 + length
+    return np.array(items, dtype=object).reshape(shape)
+
+
+# ---- who runs the deployments -------------------------------------------------------------------
+
+class LabController:
+    """The deployments of the Jupyter server this kernel runs in, through its REST API."""
+
+    def __init__(self, url: str, token: str):
+        self.base = url.rstrip("/") + "/mlops-lab/api/deployments"
+        self.token = token
+
+    def _call(self, method: str, path: str = "", body: dict | None = None):
+        request = urllib.request.Request(self.base + path, method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": f"token {self.token}",
+                                                  "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("message") or detail
+            except ValueError:
+                pass
+            raise (LookupError if exc.code == 404 else ValueError)(f"{exc.code}: {detail}") from None
+
+    def start(self, model: str, **options) -> dict:
+        return self._call("POST", "", {"model": model, **options})
+
+    def stop(self, name: str) -> dict:
+        return self._call("DELETE", "/" + quote(name))
+
+    def get(self, name: str) -> dict:
+        return self._call("GET", "/" + quote(name))
+
+    def list(self) -> list[dict]:
+        return self._call("GET")["deployments"]
+
+    def log(self, name: str, lines: int = 200) -> str:
+        return self._call("GET", f"/{quote(name)}/log?lines={lines}")["log"]
+
+    def wait_ready(self, name: str, timeout: float = 120.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            summary = self.get(name)
+            if summary["state"] == "ready":
+                return summary
+            if summary["state"] in ("failed", "stopped"):
+                raise ValueError(f"{name} is {summary['state']}: {self.log(name, 5)}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} was not ready within {timeout:.0f} s")
+
+
+def lab_server() -> dict | None:
+    """The Jupyter server that started this process, from the runtime file it wrote."""
+    try:
+        from jupyter_core.paths import jupyter_runtime_dir
+    except ImportError:
+        return None
+    path = Path(jupyter_runtime_dir()) / f"jpserver-{os.getppid()}.json"
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if info.get("url") else None
+
+
+_local_manager = None
+
+
+def controller():
+    """The lab's deployments when this is a kernel of a lab, else this process's own manager."""
+    info = lab_server()
+    if info is not None:
+        return LabController(info["url"], info.get("token", ""))
+    global _local_manager
+    if _local_manager is None:
+        import atexit
+
+        from .manager import ServingManager
+
+        _local_manager = ServingManager()
+        atexit.register(_local_manager.shutdown)
+    return _local_manager
+
+
+class Served:
+    """A running deployment, seen from a notebook: predict with it, watch it, stop it."""
+
+    def __init__(self, summary: dict, control, token: str | None = None):
+        self.name, self.url = summary["name"], summary["url"]
+        self._control = control
+        self.client = ServingClient(self.url, self.name, token)
+
+    def predict(self, rows) -> np.ndarray:
+        return self.client.predict(rows)
+
+    def infer(self, inputs: dict[str, np.ndarray], version: str | None = None) -> dict[str, np.ndarray]:
+        return self.client.infer(inputs, version)
+
+    def status(self) -> dict:
+        return self._control.get(self.name)
+
+    def log(self, lines: int = 50) -> str:
+        return self._control.log(self.name, lines)
+
+    def request_log(self, *, shadow: bool = False):
+        """The requests answered so far, as a polars frame (the drift service's "current")."""
+        from .request_log import read_request_log
+
+        server = self.status().get("server") or {}
+        if not server.get("request_log"):
+            raise LookupError(f"{self.name} keeps no request log (log_sample=0) or is not ready")
+        return read_request_log(server["request_log"], shadow=shadow)
+
+    def stop(self) -> dict:
+        self.client.close()
+        return self._control.stop(self.name)
+
+    def __repr__(self) -> str:
+        return f"<served {self.name} at {self.url}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        summary = self.status()
+        server = summary.get("server") or {}
+        roles = "; ".join(f"{role} v{r['version']} on {r['provider']}" for role, r in server.get("roles", {}).items())
+        return (f"<b>{html.escape(self.name)}</b> {html.escape(summary['state'])} at "
+                f"<code>{html.escape(self.url)}</code> — {html.escape(roles or summary['model'])}")
+
+
+def serve(model: str, *, wait: bool = True, timeout: float = 120.0, **options) -> Served:
+    control = controller()
+    summary = control.start(model, **options)
+    if wait:
+        summary = control.wait_ready(summary["name"], timeout)
+    return Served(summary, control, options.get("token"))
