@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # the models the tests use
 PYTHON = sys.executable
 
 
@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--models", default="small,large")
     args = parser.parse_args()
 
-    from models import mlp
+    from onnx_models import mlp
 
     shapes = {"small": [16, 64, 64, 4], "large": [512, 2048, 2048, 10]}
     rng = np.random.default_rng(0)

@@ -149,6 +149,7 @@ class Batcher:
             ran = time.perf_counter_ns()
         except Exception as exc:
             if len(jobs) > 1:  # find the request at fault; the others still get answers
+                self.stats.retried_batches += 1
                 return [result for job in jobs for result in self._execute([job], time.perf_counter_ns())]
             return [(jobs[0], None, ProtocolError(400, f"the model failed on this request: {exc}"))]
         rows = sum(j.rows for j in jobs)

@@ -62,6 +62,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.replies: deque[Reply] = deque()
         self.paused = False
+        self.discarding = False  # after a 413: read and drop the rest of the body, so the client sees the answer
         self.url = b""
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
@@ -77,12 +78,15 @@ class Connection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes):
+        if self.discarding:
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _TooLarge):
+                self.discarding = True
                 self._fail(413, f"the request body is larger than {self.app.max_body_bytes} bytes")
             else:
                 self._fail(400, f"malformed HTTP request: {exc}")
@@ -91,7 +95,8 @@ class Connection(asyncio.Protocol):
         reply = Reply(self, keep_alive=False)
         self.replies.append(reply)
         reply.error(status, message)
-        self.transport and self.transport.pause_reading()
+        if self.transport is not None and not self.discarding:
+            self.transport.pause_reading()
 
     # httptools callbacks
     def on_message_begin(self):
@@ -139,7 +144,10 @@ class Connection(asyncio.Protocol):
                 continue
             transport.write(reply.data)
             if not reply.keep_alive:
-                transport.close()
+                if self.discarding:  # the client closes once it has read the answer; if not, we do
+                    asyncio.get_running_loop().call_later(10, transport.close)
+                else:
+                    transport.close()
                 self.transport = transport = None
         if self.paused and len(replies) <= 8 and transport is not None:
             self.paused = False

@@ -34,6 +34,7 @@ class VersionStats:
         self.infer_ns = 0
         self.output_ns = 0
         self.batches: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # size -> [count, ns]
+        self.retried_batches = 0  # joined batches the model failed on, rerun one request at a time
 
     def request_done(self, duration_ns: int, reason: str | None) -> None:
         if reason is None:
@@ -86,7 +87,7 @@ class VersionStats:
             "batch_stats": [{"batch_size": size, "compute_infer": {"count": c, "ns": ns}}
                             for size, (c, ns) in sorted(self.batches.items())],
             # ours, for people rather than dashboards
-            "failures": dict(self.failures), "mean_batch_size": mean_batch,
+            "failures": dict(self.failures), "mean_batch_size": mean_batch, "retried_batches": self.retried_batches,
             "latency_us": {"p50": self.percentile_us(0.5), "p90": self.percentile_us(0.9),
                            "p99": self.percentile_us(0.99)},
         }

@@ -44,7 +44,9 @@ def _chunks(path: Path, chunk_rows: int):
 
         # block_size bounds memory; ~100 bytes a row is a fair guess for numeric CSV
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 100)))
-        yield from reader
+        for block in reader:  # blocks are sized in bytes: cut them to chunk_rows
+            for offset in range(0, block.num_rows, chunk_rows):
+                yield block.slice(offset, chunk_rows)
 
 
 def _feeds(frame: pl.DataFrame, runtime: ModelRuntime, keep: list[str]) -> dict[str, np.ndarray]:

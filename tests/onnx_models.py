@@ -1,4 +1,4 @@
-"""Models for the serving benchmark and tests, built with onnx.helper: MLPs of a chosen size."""
+"""ONNX models for the serving tests and benchmark, built with onnx.helper."""
 
 from __future__ import annotations
 
@@ -24,6 +24,23 @@ def mlp(widths: list[int], *, seed: int = 0) -> bytes:
     graph = helper.make_graph(
         nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", widths[0]])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", widths[-1]])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def lookup() -> bytes:
+    """``idx`` INT64 [N, 1] → ``value`` FP32 [N, 1] from a 10-entry table; an index ≥ 10 makes
+    onnxruntime fail at run time — a request that passes every check and still breaks its batch."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.arange(10, dtype=np.float32) * 10, "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "idx"], ["value"], axis=0)], "lookup",
+        [helper.make_tensor_value_info("idx", TensorProto.INT64, ["N", 1])],
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N", 1])], [table])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -1,0 +1,565 @@
+"""The serving kernel on real server processes over loopback, with real HTTP clients (tritonclient too)."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import polars as pl
+import pytest
+
+from .onnx_models import lookup, mlp
+
+import mlops_lab as ml
+from mlops_lab.serving.protocol import ProtocolError, TensorSpec, decode_infer, encode_infer
+
+pytestmark = pytest.mark.timeout(180)
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+class Server:
+    """``python -m mlops_lab.serving …`` on a free port; its log goes to a file."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict | None = None):
+        import os
+
+        self.log = tmp_path / f"server-{time.monotonic_ns()}.log"
+        self.process = subprocess.Popen([sys.executable, "-m", "mlops_lab.serving", *args], stdout=subprocess.PIPE,
+                                        stderr=self.log.open("wb"), text=True, env={**os.environ, **(env or {})})
+        line = self.process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"no address in {line!r}; log: {self.log.read_text()}"
+        self.port = int(match.group(1))
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request(method, path, body, headers or {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def infer(self, model: str, payload: dict, path_suffix: str = "", headers: dict | None = None):
+        status, _, body = self.request("POST", f"/v2/models/{model}{path_suffix}/infer", json.dumps(payload).encode(),
+                                       headers)
+        return status, json.loads(body)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+def row_request(x: np.ndarray, name: str = "x", datatype: str = "FP32") -> dict:
+    return {"inputs": [{"name": name, "shape": list(x.shape), "datatype": datatype, "data": x.ravel().tolist()}]}
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "small.onnx"
+    path.write_bytes(mlp([16, 32, 4]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(small_model, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("server")
+    s = Server(tmp, str(small_model), "--log-dir", str(tmp / "requests"), "--max-body-mb", "1")
+    yield s
+    s.stop()
+
+
+def expected(model_path: Path, x: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+# ---- the protocol, without a server --------------------------------------------------------------
+
+SPECS = [TensorSpec("x", "FP32", (-1, 3))]
+OUTS = [TensorSpec("y", "FP32", (-1, 2))]
+
+
+def test_binary_and_json_inputs_decode_to_the_same_tensor():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    as_json = json.dumps(row_request(x)).encode()
+    header = json.dumps({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": 24}}]}).encode()
+    decoded_json = decode_infer(as_json, None, SPECS, OUTS, 64)
+    decoded_binary = decode_infer(header + x.tobytes(), str(len(header)), SPECS, OUTS, 64)
+    assert decoded_json.rows == decoded_binary.rows == 2
+    np.testing.assert_array_equal(decoded_json.inputs["x"], decoded_binary.inputs["x"])
+    body, length = encode_infer("m", "1", decoded_json, {"y": np.ones((2, 2), np.float32)})
+    assert length is None and json.loads(body)["outputs"][0] == {"name": "y", "datatype": "FP32", "shape": [2, 2],
+                                                                 "data": [1.0, 1.0, 1.0, 1.0]}
+
+
+def binary_body(declared: int, sent: int, width: int = 3) -> tuple[bytes, str]:
+    header = json.dumps({"inputs": [{"name": "x", "shape": [1, width], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": declared}}]}).encode()
+    return header + b"\0" * sent, str(len(header))
+
+
+@pytest.mark.parametrize("body, header_length, message", [
+    (b"{not json", None, "not valid JSON"),
+    (b"[]", None, "JSON object"),
+    (b'{"inputs": []}', None, "non-empty"),
+    (b'{"inputs": [{"name": "z", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}', None, "unknown input 'z'"),
+    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}', None, "expects FP32"),
+    (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}', None, "does not fit"),
+    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}]}', None, "data has 2"),
+    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": ["a", "b", "c"]}]}', None, "not FP32"),
+    (b'{"inputs": [{"name": "x", "shape": [1, -3], "datatype": "FP32", "data": [1]}]}', None, "non-negative"),
+    (b'{"inputs": [{"name": "x", "shape": [100, 3], "datatype": "FP32", "data": []}]}', None, "max_batch_size"),
+    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32"}]}', None, "neither"),
+    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}], "outputs": [{"name": "q"}]}',
+     None, "unknown output 'q'"),
+    (*binary_body(12, 8), "runs past the end"),
+    (*binary_body(8, 8), "needs 12 bytes"),
+    (*binary_body(12, 16), "4 bytes after"),
+    (b'{"inputs": []}', "9999", "Inference-Header-Content-Length is 9999"),
+    (b'{"inputs": []}', "abc", "must be an integer"),
+])
+def test_malformed_requests_are_refused_with_the_reason(body, header_length, message):
+    with pytest.raises(ProtocolError, match=re.escape(message)) as error:
+        decode_infer(body, header_length, SPECS, OUTS, 64)
+    assert error.value.status == 400
+
+
+# ---- a real server process -------------------------------------------------------------------------
+
+def test_answers_match_onnxruntime_and_describe_the_model(server, small_model):
+    x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
+    status, answer = server.infer("small", row_request(x) | {"id": "r-1"})
+    assert status == 200 and answer["id"] == "r-1" and answer["model_name"] == "small"
+    np.testing.assert_allclose(np.array(answer["outputs"][0]["data"]).reshape(3, 4), expected(small_model, x),
+                               rtol=1e-5, atol=1e-6)
+    for path in ("/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/small", "/v2/models/small/ready"):
+        assert server.request("GET", path)[0] == 200, path
+    metadata = json.loads(server.request("GET", "/v2/models/small")[2])
+    assert metadata["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 16]}]
+    assert metadata["platform"] == "onnxruntime_onnx"
+    deployment = json.loads(server.request("GET", "/v2/deployment")[2])
+    assert deployment["roles"]["primary"]["provider"] == "CPUExecutionProvider"  # what onnxruntime really uses
+
+
+def test_standard_triton_client_works_unchanged(server, small_model):
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(f"127.0.0.1:{server.port}")
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("small")
+    assert client.get_model_config("small")["max_batch_size"] == 64
+    x = np.random.default_rng(2).standard_normal((5, 16)).astype(np.float32)
+    for binary in (True, False):
+        tensor = triton.InferInput("x", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x, binary_data=binary)
+        result = client.infer("small", [tensor], outputs=[triton.InferRequestedOutput("y", binary_data=binary)],
+                              request_compression_algorithm="gzip" if binary else None)
+        np.testing.assert_allclose(result.as_numpy("y"), expected(small_model, x), rtol=1e-5, atol=1e-6)
+    stats = client.get_inference_statistics("small")["model_stats"][0]
+    assert stats["inference_stats"]["success"]["count"] >= 2 and stats["inference_count"] >= 10
+    with pytest.raises(Exception, match="unknown input"):
+        bad = triton.InferInput("nope", [1, 16], "FP32")
+        bad.set_data_from_numpy(x[:1])
+        client.infer("small", [bad])
+
+
+@pytest.mark.parametrize("method, path, body, headers, status, message", [
+    ("POST", "/v2/models/small/infer", b"{oops", {}, 400, "not valid JSON"),
+    ("POST", "/v2/models/small/infer", json.dumps(row_request(np.zeros((1, 15), np.float32))).encode(), {}, 400,
+     "does not fit"),
+    ("POST", "/v2/models/small/infer", json.dumps(row_request(np.zeros((1, 16)), datatype="INT32")).encode(), {},
+     400, "expects FP32"),
+    ("POST", "/v2/models/small/infer", binary_body(64, 10, 16)[0],
+     {"Inference-Header-Content-Length": binary_body(64, 10, 16)[1]}, 400, "runs past the end"),
+    ("POST", "/v2/models/small/infer", b'{"inputs": []}', {"Inference-Header-Content-Length": "500"}, 400,
+     "but the body has"),
+    ("POST", "/v2/models/other/infer", b"{}", {}, 404, "unknown model 'other'"),
+    ("POST", "/v2/models/small/versions/99/infer", b"{}", {}, 404, "version '99'"),
+    ("GET", "/v2/models/small/infer", None, {}, 405, "POST"),
+    ("GET", "/nowhere", None, {}, 404, "no such endpoint"),
+    ("POST", "/v2/models/small/infer", b"x" * (2 << 20), {}, 413, "larger than"),
+    ("POST", "/v2/models/small/infer", gzip.compress(b" " * (2 << 20)), {"Content-Encoding": "gzip"}, 413,
+     "decompressed body"),
+    ("POST", "/v2/models/small/infer", b"not gzip", {"Content-Encoding": "gzip"}, 400, "cannot be decompressed"),
+])
+def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(server, method, path, body, headers, status,
+                                                                     message):
+    got, _, answer = server.request(method, path, body, headers)
+    assert got == status and message in json.loads(answer)["error"]
+    x = np.ones((1, 16), np.float32)
+    assert server.infer("small", row_request(x))[0] == 200
+
+
+def test_malformed_http_is_answered_and_does_not_hurt_others(server):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:
+        raw.sendall(b"BLAH /v2 HTTP/1.1\r\nContent-Length: zz\r\n\r\n")
+        assert raw.recv(1000).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", server.port)) as raw:  # a body cut short, then a hang-up
+        raw.sendall(b"POST /v2/models/small/infer HTTP/1.1\r\nContent-Length: 500\r\n\r\n{\"inputs\"")
+    assert server.request("GET", "/v2/health/ready")[0] == 200
+
+
+def test_concurrent_rows_are_batched_and_each_gets_its_own_answer(server, small_model):
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((256, 16)).astype(np.float32)
+    before = json.loads(server.request("GET", "/v2/models/small/stats")[2])["model_stats"][0]
+
+    def one(i):
+        status, answer = server.infer("small", row_request(rows[i:i + 1]))
+        assert status == 200
+        return np.array(answer["outputs"][0]["data"], dtype=np.float32)
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = np.stack(list(pool.map(one, range(len(rows)))))
+    np.testing.assert_allclose(answers, expected(small_model, rows), rtol=1e-5, atol=1e-6)
+    after = json.loads(server.request("GET", "/v2/models/small/stats")[2])["model_stats"][0]
+    executions = after["execution_count"] - before["execution_count"]
+    assert after["inference_count"] - before["inference_count"] == 256 and executions < 256  # batches formed
+    metrics = server.request("GET", "/metrics")[2].decode()
+    for name in ("nv_inference_request_success", "nv_inference_request_failure", "nv_inference_count",
+                 "nv_inference_exec_count", "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us"):
+        assert f'{name}{{model="small"' in metrics
+
+
+def test_a_request_the_model_fails_on_does_not_fail_its_batch(tmp_path):
+    model = tmp_path / "lookup.onnx"
+    model.write_bytes(lookup())
+    server = Server(tmp_path, str(model), "--log-sample", "0", "--max-queue-delay-us", "20000")
+    try:
+        def one(i):
+            index = 30 if i % 7 == 0 else i % 10  # 30 is out of the table: onnxruntime fails on it
+            status, answer = server.infer("lookup", row_request(np.array([[index]]), "idx", "INT64"))
+            return i, index, status, answer
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(one, range(64)))
+        for i, index, status, answer in results:
+            if index == 30:
+                assert status == 400 and "model failed on this request" in answer["error"]
+            else:
+                assert status == 200 and answer["outputs"][0]["data"] == [index * 10.0]
+        stats = json.loads(server.request("GET", "/v2/models/lookup/stats")[2])["model_stats"][0]
+        assert stats["retried_batches"] >= 1  # bad and good requests really were in one batch
+    finally:
+        assert server.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def slow_model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("models") / "slow.onnx"
+    path.write_bytes(mlp([512, 2048, 2048, 2048, 10]))
+    return path
+
+
+def test_overload_is_refused_quickly_and_timeouts_are_kept(slow_model, tmp_path):
+    server = Server(tmp_path, str(slow_model), "--log-sample", "0", "--max-queue-size", "2", "--max-batch-size", "1")
+    x = np.zeros((1, 512), np.float32)
+    try:
+        def one(_):
+            started = time.perf_counter()
+            status, answer = server.infer("slow", row_request(x))
+            return status, time.perf_counter() - started, answer
+
+        with ThreadPoolExecutor(24) as pool:
+            results = list(pool.map(one, range(48)))
+        refused = [r for r in results if r[0] == 503]
+        assert refused and all("overloaded" in r[2]["error"] for r in refused)
+        assert {r[0] for r in results} <= {200, 503}
+        # a refusal does not wait for the queue: it is faster than the slowest answer
+        assert max(r[1] for r in refused) < max(r[1] for r in results if r[0] == 200)
+        # per-request timeouts (Triton's parameters.timeout, microseconds)
+        with ThreadPoolExecutor(8) as pool:
+            timed = list(pool.map(lambda _: server.infer("slow", row_request(x) | {"parameters": {"timeout": 1000}}),
+                                  range(8)))
+        assert any(status == 503 and "time" in answer["error"] for status, answer in timed)
+        assert server.infer("slow", row_request(x))[0] == 200  # still serving
+    finally:
+        assert server.stop() == 0
+
+
+def test_sigterm_drains_requests_in_flight(slow_model, tmp_path):
+    server = Server(tmp_path, str(slow_model), "--log-sample", "0", "--max-batch-size", "1")
+    x = np.zeros((1, 512), np.float32)
+    with ThreadPoolExecutor(12) as pool:
+        futures = [pool.submit(server.infer, "slow", row_request(x)) for _ in range(12)]
+        time.sleep(0.3)  # all sent, most still queued behind one another
+        server.process.send_signal(signal.SIGTERM)
+        statuses = [f.result()[0] for f in futures]
+    assert statuses == [200] * 12
+    assert server.process.wait(30) == 0
+    with pytest.raises(ConnectionRefusedError):
+        server.request("GET", "/v2/health/live")
+
+
+def test_a_token_is_required_when_set(small_model, tmp_path):
+    server = Server(tmp_path, str(small_model), "--log-sample", "0", env={"MLOPS_LAB_SERVE_TOKEN": "s3cret-token"})
+    try:
+        payload = json.dumps(row_request(np.zeros((1, 16), np.float32))).encode()
+        assert server.request("POST", "/v2/models/small/infer", payload)[0] == 401
+        assert server.request("POST", "/v2/models/small/infer", payload, {"Authorization": "Bearer wrong"})[0] == 401
+        assert server.request("GET", "/metrics")[0] == 401
+        assert server.request("GET", "/v2/health/ready")[0] == 200  # probes stay open
+        ok = server.request("POST", "/v2/models/small/infer", payload, {"Authorization": "Bearer s3cret-token"})
+        assert ok[0] == 200
+    finally:
+        server.stop()
+
+
+def test_request_log_feeds_the_drift_service(small_model, tmp_path):
+    folder = tmp_path / "requests"
+    server = Server(tmp_path, str(small_model), "--log-dir", str(folder))
+    rng = np.random.default_rng(4)
+    shifted = rng.standard_normal((300, 16)).astype(np.float32) + 2.0
+    for start in range(0, 300, 30):
+        assert server.infer("small", row_request(shifted[start:start + 30]))[0] == 200
+    assert server.stop() == 0  # the log is flushed on the way out
+    from mlops_lab.serving.request_log import read_request_log
+
+    logged = read_request_log(folder)
+    assert logged.height == 300 and set(logged["role"]) == {"primary"}
+    assert {"timestamp", "model_version", "latency_us", "x_0", "x_15", "y_0", "y_3"} <= set(logged.columns)
+    np.testing.assert_allclose(logged.select([f"x_{j}" for j in range(16)]).to_numpy(), shifted)
+    reference = pl.DataFrame({f"x_{j}": rng.standard_normal(300) for j in range(16)})
+    report = ml.drift(reference, logged, columns=[f"x_{j}" for j in range(16)])
+    assert report.dataset_drift
+
+
+# ---- the registry: versions, canary, shadow, hot swap ----------------------------------------------
+
+@pytest.fixture
+def two_versions(tracker):
+    """``churn`` v1 and v2: logistic regressions that disagree on some rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((400, 4)).astype(np.float32)
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    with ml.start_run("v1") as run1:
+        ml.log_model(LogisticRegression(C=0.001).fit(X, y), "model", input_example=pl.DataFrame(X, schema=list("abcd")))
+    with ml.start_run("v2") as run2:
+        ml.log_model(LogisticRegression(C=100).fit(X, 1 - y), "model", input_example=pl.DataFrame(X, schema=list("abcd")))
+    ml.flush()
+    ml.register("churn", run1.id)
+    ml.register("churn", run2.id)
+    ml.set_alias("churn", "live", 1)
+    ml.set_alias("churn", "candidate", 2)
+    return X
+
+
+def registry_args(tracker) -> list[str]:
+    return ["--db-url", tracker.location.db_url, "--artifacts", tracker.location.artifacts]
+
+
+def test_alias_change_hot_swaps_without_dropping_requests(tracker, two_versions, tmp_path):
+    X = two_versions
+    server = Server(tmp_path, "churn@live", "--watch-seconds", "0.2", *registry_args(tracker))
+    payload = row_request(X[:2], "input")
+    versions, failures, stop = [], [], threading.Event()
+
+    def load():
+        while not stop.is_set():
+            status, answer = server.infer("churn", payload)
+            (versions if status == 200 else failures).append(answer.get("model_version", answer))
+
+    try:
+        threads = [threading.Thread(target=load) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        ml.set_alias("churn", "live", 2, comment="promote v2")
+        deadline = time.time() + 20
+        while time.time() < deadline and (not versions or versions[-1] != "2"):
+            time.sleep(0.1)
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not failures and versions[0] == "1" and versions[-1] == "2"
+        described = json.loads(server.request("GET", "/v2/deployment")[2])
+        assert any(e["event"] == "swapped" and "1 → 2" in e["detail"] for e in described["events"])
+    finally:
+        assert server.stop() == 0
+
+
+def test_canary_gets_its_share_and_shadow_is_compared_not_returned(tracker, two_versions, tmp_path):
+    X = two_versions
+    folder = tmp_path / "requests"
+    server = Server(tmp_path, "churn@live", "--canary", "churn/2", "--canary-share", "0.3", "--shadow",
+                    "churn@candidate", "--log-dir", str(folder), *registry_args(tracker))
+    answered = []
+    for i in range(200):
+        status, answer = server.infer("churn", row_request(X[i:i + 1], "input"))
+        assert status == 200
+        answered.append(answer["model_version"])
+    share = answered.count("2") / len(answered)
+    assert 0.15 < share < 0.45  # 30 % ± noise of 200 draws
+    pinned = server.infer("churn", row_request(X[:1], "input"), "/versions/1")[1]
+    assert pinned["model_version"] == "1"
+    time.sleep(0.3)
+    shadow = json.loads(server.request("GET", "/v2/deployment")[2])["shadow"]
+    assert shadow["compared"] >= 190 and shadow["disagreed"] > 0  # v2 learned the opposite labels
+    assert "mlops_lab_shadow_disagreed_total" in server.request("GET", "/metrics")[2].decode()
+    assert server.stop() == 0
+    from mlops_lab.serving.request_log import read_request_log
+
+    served, mirrored = read_request_log(folder), read_request_log(folder, shadow=True)
+    assert served.height == 201 and set(served["role"]) == {"primary", "canary"}
+    assert mirrored.height >= 190 and set(mirrored["model_version"]) == {"2"}
+    assert {"a", "b", "c", "d", "label"} <= set(served.columns)  # registered input columns name the features
+
+
+def test_a_version_that_cannot_be_served_is_refused_at_start(tracker, two_versions, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "mlops_lab.serving", "churn@nowhere", *registry_args(tracker)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "no alias 'nowhere'" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "mlops_lab.serving", str(tmp_path / "missing.onnx")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "no such model file" in result.stderr
+
+
+# ---- batch inference ------------------------------------------------------------------------------
+
+def test_predict_scores_files_in_chunks(small_model, tmp_path):
+    rng = np.random.default_rng(6)
+    frame = pl.DataFrame({"id": np.arange(2500), **{f"f{i}": rng.standard_normal(2500) for i in range(16)}})
+    frame.write_parquet(tmp_path / "rows.parquet")
+    frame.write_csv(tmp_path / "rows.csv")
+    truth = expected(small_model, frame.drop("id").to_numpy().astype(np.float32))
+    for source, target in (("rows.parquet", "out.parquet"), ("rows.csv", "out.csv")):
+        result = ml.predict(str(small_model), tmp_path / source, tmp_path / target, chunk_rows=1000, keep=["id"])
+        assert result["rows"] == 2500 and result["chunks"] >= 3
+        out = pl.read_parquet(tmp_path / target) if target.endswith(".parquet") else pl.read_csv(tmp_path / target)
+        assert out["id"].to_list() == list(range(2500))
+        np.testing.assert_allclose(out.select([f"y_{j}" for j in range(4)]).to_numpy(), truth, rtol=1e-4, atol=1e-5)
+
+
+def test_predict_refuses_bad_input_and_leaves_outputs_alone(small_model, tmp_path):
+    from mlops_lab.serving.predict import PredictError
+
+    pl.DataFrame({"a": [1.0, 2.0]}).write_parquet(tmp_path / "narrow.parquet")
+    (tmp_path / "kept.parquet").write_bytes(b"previous results")
+    cases = [
+        (tmp_path / "narrow.parquet", tmp_path / "kept.parquet", "takes 16 columns"),
+        (tmp_path / "missing.parquet", tmp_path / "kept.parquet", "no such file"),
+        (tmp_path / "narrow.parquet", tmp_path / "out.txt", "use a .parquet or .csv"),
+    ]
+    for source, target, message in cases:
+        with pytest.raises(PredictError, match=message):
+            ml.predict(str(small_model), source, target)
+    assert (tmp_path / "kept.parquet").read_bytes() == b"previous results"
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_cli_predict(small_model, tmp_path):
+    pl.DataFrame({f"f{i}": np.ones(10) for i in range(16)}).write_parquet(tmp_path / "in.parquet")
+    result = subprocess.run([sys.executable, "-m", "mlops_lab.cli", "predict", str(small_model),
+                             str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "10 rows scored" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "mlops_lab.cli", "predict", str(small_model),
+                          str(tmp_path / "nope.parquet"), str(tmp_path / "out.parquet")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+# ---- the manager the lab runs ----------------------------------------------------------------------
+
+def test_manager_restarts_a_crashed_server_and_stops_it(small_model, tmp_path):
+    from mlops_lab.serving.manager import ServingError, ServingManager
+
+    manager = ServingManager(check_seconds=0.1)
+    try:
+        manager.start(str(small_model), name="small", log_sample=0.0)
+        first = manager.wait_ready("small")
+        with pytest.raises(ServingError, match="already being served"):
+            manager.start(str(small_model), name="small")
+        first_pid = first["pid"]
+        import os
+
+        os.kill(first_pid, signal.SIGKILL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            summary = manager.list()[0]
+            if summary["state"] == "ready" and summary["pid"] != first_pid:
+                break
+            time.sleep(0.1)
+        assert summary["restarts"] == 1 and summary["port"] == first["port"]  # same URL after the restart
+        events = [e["event"] for e in summary["events"]]
+        assert events.index("crashed") < len(events) - 1 and events[-1] == "ready"
+        assert "serving small" in manager.log("small")
+        detail = manager.get("small")
+        assert detail["server"]["roles"]["primary"]["provider"] == "CPUExecutionProvider"
+        stopped = manager.stop("small")
+        assert stopped["state"] == "stopped" and stopped["last_exit"] == 0
+    finally:
+        manager.shutdown()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.start(""), "model must be"),
+    (lambda m: m.start("--help"), "model must be"),
+    (lambda m: m.start("x.onnx", name="../evil"), "deployment name"),
+    (lambda m: m.start("x.onnx", canary_share=2.0), "between 0 and 1"),
+    (lambda m: m.start("x.onnx", max_batch_size="lots"), "must be a number"),
+    (lambda m: m.start("x.onnx", rm_rf=True), "unknown serving option"),
+    (lambda m: m.start("x.onnx", canary="--cpu"), "model reference"),
+    (lambda m: m.stop("never-started"), "no deployment named"),
+])
+def test_manager_refuses_bad_requests(call, message):
+    from mlops_lab.serving.manager import ServingManager
+
+    manager = ServingManager()
+    try:
+        with pytest.raises((ValueError, LookupError), match=message):
+            call(manager)
+        assert manager.list() == []
+    finally:
+        manager.shutdown()
+
+
+def test_a_server_that_fails_to_start_is_not_restarted(tmp_path):
+    from mlops_lab.serving.manager import ServingError, ServingManager
+
+    manager = ServingManager(check_seconds=0.1)
+    try:
+        manager.start(str(tmp_path / "missing.onnx"), name="broken")
+        with pytest.raises(ServingError, match="failed"):
+            manager.wait_ready("broken", timeout=60)
+        time.sleep(0.5)
+        summary = manager.list()[0]
+        assert summary["state"] == "failed" and summary["restarts"] == 0
+        assert "no such model file" in manager.log("broken")
+    finally:
+        manager.shutdown()
+
+
+def test_serve_magic_and_api_outside_a_lab(small_model):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlops_lab")
+    served = shell.run_line_magic("serve", f"{small_model} --name magic --max-batch-size 8")
+    try:
+        assert served.status()["state"] == "ready"
+        x = np.random.default_rng(7).standard_normal((3, 16)).astype(np.float32)
+        np.testing.assert_allclose(served.predict(x), expected(small_model, x), rtol=1e-5, atol=1e-6)
+        listing = shell.run_line_magic("serve", "--list")
+        assert listing.loc[listing["name"] == "magic", "state"].item() == "ready"
+        assert "ready" in served._repr_html_()
+    finally:
+        assert shell.run_line_magic("serve", "--stop magic") == "stopped"
