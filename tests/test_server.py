@@ -209,6 +209,9 @@ async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_htt
             response = await client.fetch(url, method="POST", body="{}", raise_error=False)
         assert response.code == 403, f"{path} answered {response.code} without a token"
         assert logged_runs[0] not in response.body.decode(errors="replace")
+        if "delete" in handler.__dict__:
+            response = await client.fetch(url, method="DELETE", raise_error=False)
+            assert response.code == 403, f"DELETE {path} answered {response.code} without a token"
 
 
 async def test_polling_while_a_kernel_writes(jp_fetch, tracker, tmp_path):
@@ -263,3 +266,36 @@ async def test_dataset_diff_route_takes_hashes_only(jp_fetch, tracker):
         with pytest.raises(tornado.httpclient.HTTPClientError) as info:
             await jp_fetch("mlops-lab", "api", "dataset-diff", params={"left": hostile, "right": hashes["v2"]})
         assert info.value.code == 400
+
+
+async def test_deployments_start_watch_and_stop(jp_fetch, tmp_path):
+    import asyncio
+
+    from .onnx_models import mlp
+
+    model = tmp_path / "tiny.onnx"
+    model.write_bytes(mlp([4, 8, 2]))
+    started = await post_json(jp_fetch, "deployments", body={"model": str(model), "max_batch_size": 8, "log_sample": 0})
+    assert started["name"] == "tiny" and started["url"].startswith("http://127.0.0.1:")
+    try:
+        for _ in range(300):
+            detail = await get_json(jp_fetch, "deployments", "tiny")
+            if detail["state"] == "ready":
+                break
+            await asyncio.sleep(0.1)
+        assert detail["state"] == "ready" and detail["server"]["roles"]["primary"]["max_batch_size"] == 8
+        listed = await get_json(jp_fetch, "deployments")
+        assert [d["name"] for d in listed["deployments"]] == ["tiny"]
+        log = await get_json(jp_fetch, "deployments", "tiny", "log", lines="50")
+        assert "serving tiny at" in log["log"]
+        for body, message in (({}, "lacks model"), ({"model": str(model), "name": "tiny"}, "already being served"),
+                              ({"model": str(model), "name": "x", "bogus": 1}, "unknown serving option")):
+            with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+                await post_json(jp_fetch, "deployments", body=body)
+            assert info.value.code == 400 and message in info.value.response.reason
+    finally:
+        stopped = await jp_fetch("mlops-lab", "api", "deployments", "tiny", method="DELETE")
+    assert json.loads(stopped.body)["state"] == "stopped"
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", "deployments", "nothing-here")
+    assert info.value.code == 404
