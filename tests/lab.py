@@ -67,6 +67,16 @@ class LabServer:
                 time.sleep(0.3)
         raise RuntimeError(f"jupyter lab did not start in {timeout} s: {self.log_path.read_text()[-3000:]}")
 
+    def api(self, method: str, path: str, body: dict | None = None):
+        """Call the lab's mlops-lab REST API as the browser would (with the token)."""
+        import json
+
+        request = urllib.request.Request(f"{self.url}/mlops-lab/api/{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
     def stop(self) -> None:
         self.process.terminate()
         try:

@@ -290,3 +290,40 @@ def test_compare_shows_what_changed_in_the_data(lab, page, tracker):
     page.get_by_text("drifted:").wait_for(timeout=10_000)
     text = page.locator('.jp-mlops-CompareView tr[data-key="input:train"]').inner_text()
     assert "rows 4 → 3" in text or "rows 3 → 4" in text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_serving_panel_starts_a_model_and_shows_a_crash_restart(lab, page, artifacts_dir, tmp_path):
+    import os
+    import signal
+
+    from .onnx_models import mlp
+
+    model = tmp_path / "scorer.onnx"
+    model.write_bytes(mlp([8, 16, 2]))
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-serving"]').click(timeout=60_000)
+    form = page.locator(".jp-mlops-serving-form")
+    form.locator("input").first.fill(str(model))
+    form.locator("button").click()
+    row = page.locator('.jp-mlops-serving-list tr[data-deployment="scorer"]')
+    row.locator(".jp-mlops-serving-ready").wait_for(timeout=60_000)
+    assert "127.0.0.1:" in row.inner_text()
+    page.screenshot(path=str(artifacts_dir / "serving-panel.png"))
+
+    # The serving process dies: the lab restarts it and the panel says so.
+    pid = lab.api("GET", "deployments/scorer")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    from playwright.sync_api import expect
+
+    expect(row.locator("td").nth(3)).to_have_text("1", timeout=30_000)  # one restart
+    row.locator(".jp-mlops-serving-ready").wait_for(timeout=60_000)
+    assert lab.api("GET", "deployments/scorer")["pid"] != pid
+    row.click()
+    view = page.locator(".jp-mlops-DeploymentView")
+    view.locator("text=restarted 1×").wait_for(timeout=10_000)
+    view.locator("text=crashed").first.wait_for(timeout=10_000)
+    assert "CPU" in view.locator(".jp-mlops-serving-roles").inner_text()
+    page.screenshot(path=str(artifacts_dir / "serving-deployment.png"))
+    page.locator('.jp-mlops-serving-list tr[data-deployment="scorer"] button').click()
+    row.locator(".jp-mlops-serving-stopped").wait_for(timeout=60_000)

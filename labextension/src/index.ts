@@ -12,6 +12,7 @@ import { DriftModel, DriftPanel } from './drift';
 import { ModelsModel, ModelsPanel } from './models';
 import { RunsModel } from './model';
 import { RunsPanel } from './panel';
+import { ServingModel, ServingPanel } from './serving';
 
 const DRIFT_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 17c3-6 5-9 7-9s3 5 5 5 3-3 6-7l1.5 1C19 12 17.5 15 15 15s-3-5-5-5-4 4-5.5 8H3z"/></svg>`;
 
@@ -21,13 +22,17 @@ const MODELS_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" 
 
 export const modelsIcon = new LabIcon({ name: 'mlops-lab:models', svgstr: MODELS_SVG });
 
+const SERVING_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M4 4h16v6H4V4zm2 2v2h2V6H6zm-2 8h16v6H4v-6zm2 2v2h2v-2H6zm5-10h7v2h-7V6zm0 10h7v2h-7v-2z"/></svg>`;
+
+export const servingIcon = new LabIcon({ name: 'mlops-lab:serving', svgstr: SERVING_SVG });
+
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 3h2v16h16v2H3V3zm4 12 4-5 3 3 5-7 1.6 1.2L14.3 16 11 13l-2.5 3.2L7 15z"/></svg>`;
 
 export const mlopsIcon = new LabIcon({ name: 'mlops-lab:icon', svgstr: ICON_SVG });
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlops-lab:plugin',
-  description: 'MLOps sidebar: the runs tracked from notebooks.',
+  description: 'MLOps sidebar: runs, drift reports, models and serving.',
   autoStart: true,
   optional: [ILayoutRestorer],
   activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
@@ -54,7 +59,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     models.title.icon = modelsIcon;
     models.title.caption = 'MLOps: models';
     app.shell.add(models, 'left', { rank: 852 });
+    const serving = new ServingPanel(new ServingModel(), openInMain);
+    serving.id = 'mlops-lab-serving';
+    serving.title.icon = servingIcon;
+    serving.title.caption = 'MLOps: serving';
+    app.shell.add(serving, 'left', { rank: 853 });
     if (restorer) {
+      restorer.add(serving, 'mlops-lab-serving');
       restorer.add(models, 'mlops-lab-models');
       restorer.add(panel, 'mlops-lab-runs');
       restorer.add(drift, 'mlops-lab-drift');
