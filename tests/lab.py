@@ -67,15 +67,58 @@ class LabServer:
                 time.sleep(0.3)
         raise RuntimeError(f"jupyter lab did not start in {timeout} s: {self.log_path.read_text()[-3000:]}")
 
-    def api(self, method: str, path: str, body: dict | None = None):
-        """Call the lab's mlops-lab REST API as the browser would (with the token)."""
+    def api(self, method: str, path: str, body: dict | None = None, prefix: str = "mlops-lab/api/"):
+        """Call the lab's REST API as the browser would (with the token)."""
         import json
 
-        request = urllib.request.Request(f"{self.url}/mlops-lab/api/{path}", method=method,
+        request = urllib.request.Request(f"{self.url}/{prefix}{path}", method=method,
                                          data=None if body is None else json.dumps(body).encode(),
                                          headers={"Authorization": f"token {self.token}"})
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
+
+    def run_in_kernel(self, code: str, timeout: float = 120) -> str:
+        """Start a kernel through the lab, run ``code`` over the kernel's websocket, return its stdout."""
+        import asyncio
+        import json
+        import uuid
+
+        from tornado.websocket import websocket_connect
+
+        kernel = self.api("POST", "api/kernels", {"name": "python3"}, prefix="")
+
+        async def run() -> str:
+            ws = await websocket_connect(f"ws://127.0.0.1:{self.port}/api/kernels/{kernel['id']}/channels"
+                                         f"?token={self.token}")
+            msg_id = uuid.uuid4().hex
+            ws.write_message(json.dumps({
+                "header": {"msg_id": msg_id, "session": uuid.uuid4().hex, "username": "test",
+                           "msg_type": "execute_request", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                            "allow_stdin": False, "stop_on_error": True}}))
+            out = []
+            try:
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.read_message(), timeout))
+                    if message.get("parent_header", {}).get("msg_id") != msg_id:
+                        continue
+                    kind = message["msg_type"]
+                    if kind == "stream":
+                        out.append(message["content"]["text"])
+                    elif kind == "error":
+                        raise RuntimeError("\n".join(message["content"]["traceback"]))
+                    elif kind == "status" and message["content"]["execution_state"] == "idle":
+                        return "".join(out)
+            finally:
+                ws.close()
+
+        try:
+            return asyncio.run(run())
+        finally:
+            request = urllib.request.Request(f"{self.url}/api/kernels/{kernel['id']}", method="DELETE",
+                                             headers={"Authorization": f"token {self.token}"})
+            urllib.request.urlopen(request, timeout=30).close()
 
     def stop(self) -> None:
         self.process.terminate()

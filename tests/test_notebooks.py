@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -67,3 +68,14 @@ def test_features_demo_trains_materializes_and_has_no_skew(tmp_path, monkeypatch
     store = open_store(db_url)
     runs, params, metrics, _ = store.search_runs()
     assert runs[0]["name"] == "logreg-on-features" and "accuracy" in metrics[runs[0]["id"]]
+
+
+@pytest.mark.slow
+def test_serving_demo_serves_shadows_logs_and_swaps(tmp_path, monkeypatch):
+    outputs, _ = run_demo("04_serving.ipynb", tmp_path, monkeypatch)
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "same as in-process onnxruntime: True" in text
+    assert "nv_inference_request_success" in text
+    assert re.search(r"mean batch: (\d+\.\d)", text) and float(re.search(r"mean batch: (\d+\.\d)", text)[1]) > 1
+    assert "shadow: " in text and "requests compared" in text
+    assert "1 of 4 features drifted" in text and "now serving: 2" in text  # monthly_charges moved

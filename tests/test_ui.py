@@ -327,3 +327,21 @@ def test_serving_panel_starts_a_model_and_shows_a_crash_restart(lab, page, artif
     page.screenshot(path=str(artifacts_dir / "serving-deployment.png"))
     page.locator('.jp-mlops-serving-list tr[data-deployment="scorer"] button').click()
     row.locator(".jp-mlops-serving-stopped").wait_for(timeout=60_000)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_notebook_serves_through_the_lab(lab, tmp_path):
+    """``ml.serve`` in a kernel of the lab asks the lab to run the process: the panel's list has it,
+    and it keeps running after the kernel is gone."""
+    from .onnx_models import mlp
+
+    model = tmp_path / "nb.onnx"
+    model.write_bytes(mlp([8, 16, 2]))
+    out = lab.run_in_kernel(
+        "import numpy as np, mlops_lab as ml\n"
+        f"served = ml.serve({str(model)!r}, name='from-kernel', log_sample=0)\n"
+        "print(type(served._control).__name__, served.predict(np.ones((3, 8), np.float32)).shape)\n")
+    assert out.split() == ["LabController", "(3,", "2)"]
+    listed = {d["name"]: d for d in lab.api("GET", "deployments")["deployments"]}
+    assert listed["from-kernel"]["state"] == "ready"  # the kernel was shut down; the lab still serves
+    assert lab.api("DELETE", "deployments/from-kernel")["state"] == "stopped"

@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import struct
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,13 +26,13 @@ from .protocol import DTYPES
 
 
 class ServingClient:
-    """A small v2 client over one keep-alive connection, sending and receiving binary tensors."""
+    """A small v2 client sending and receiving binary tensors; one keep-alive connection per thread."""
 
     def __init__(self, url: str, model: str, token: str | None = None, timeout: float = 60.0):
         parts = urlsplit(url)
         self.model, self.token, self.timeout = model, token, timeout
         self._address = (parts.hostname, parts.port)
-        self._connection: http.client.HTTPConnection | None = None
+        self._local = threading.local()
         self._metadata: dict | None = None
 
     def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
@@ -39,15 +40,16 @@ class ServingClient:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         for attempt in (0, 1):  # a keep-alive connection the server closed: reconnect once
-            if self._connection is None:
-                self._connection = http.client.HTTPConnection(*self._address, timeout=self.timeout)
+            connection = getattr(self._local, "connection", None)
+            if connection is None:
+                connection = self._local.connection = http.client.HTTPConnection(*self._address, timeout=self.timeout)
             try:
-                self._connection.request(method, path, body, headers)
-                response = self._connection.getresponse()
+                connection.request(method, path, body, headers)
+                response = connection.getresponse()
                 return response, response.read()
             except (ConnectionError, http.client.HTTPException):
-                self._connection.close()
-                self._connection = None
+                connection.close()
+                self._local.connection = None
                 if attempt:
                     raise
 
@@ -102,9 +104,11 @@ class ServingClient:
         return next(iter(self.infer({inputs[0]["name"]: values}).values()))
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        """Close this thread's connection (others close with their threads)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
 
 def _bytes_elements(raw: bytes, shape: list[int]) -> np.ndarray:

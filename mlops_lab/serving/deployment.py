@@ -224,22 +224,26 @@ class Deployment:
         return sorted({s.runtime.version for s in self.served.values()}, key=lambda v: (len(v), v))
 
     def compare_shadow(self, primary: dict[str, np.ndarray], shadow: dict[str, np.ndarray]) -> None:
+        """Count a disagreement when a label-like (non-float) output differs — two classifiers'
+        probabilities always differ a little — or, for models with float outputs only, when one
+        differs by more than 1e-4.  Every output's own count is kept too."""
         summary = self.shadow
         summary.compared += 1
+        decisive = [n for n, a in primary.items() if a.dtype.kind != "f"] or list(primary)
         disagreed = False
         for name, ours in primary.items():
             theirs = shadow.get(name)
             if theirs is None or theirs.shape != ours.shape:
                 same = False
-            elif ours.dtype.kind == "f" or theirs.dtype.kind == "f":
+            elif ours.dtype.kind == "f":
                 diff = float(np.max(np.abs(ours.astype(np.float64) - theirs))) if ours.size else 0.0
                 summary.max_abs_diff = max(summary.max_abs_diff, diff)
                 same = diff <= 1e-4
             else:
                 same = bool(np.array_equal(ours, theirs))
             if not same:
-                disagreed = True
                 summary.disagreed_by_output[name] = summary.disagreed_by_output.get(name, 0) + 1
+                disagreed = disagreed or name in decisive
         summary.disagreed += disagreed
 
     def describe(self) -> dict:
