@@ -18,7 +18,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
 	$(BIN)/pip install -q $(BUILD_DEPS)
-	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
+	$(BIN)/pip install -q --no-build-isolation -e ".[test,bench]"
 	$(BIN)/jupyter labextension develop --overwrite . >/dev/null
 	touch $@
 
@@ -35,6 +35,8 @@ bench: setup
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/drift.py
 	$(BIN)/python bench/ui_api.py
+	$(BIN)/python bench/features.py
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) node_modules labextension/lib mlops_lab/labextension tsconfig.tsbuildinfo

@@ -563,3 +563,26 @@ def test_serve_magic_and_api_outside_a_lab(small_model):
         assert "ready" in served._repr_html_()
     finally:
         assert shell.run_line_magic("serve", "--stop magic") == "stopped"
+
+
+def test_request_log_rotates_samples_and_refuses_bad_rates(tmp_path):
+    from mlops_lab.serving.request_log import RequestLog, read_request_log
+
+    log = RequestLog(tmp_path, flush_seconds=3600, max_files=2)
+    try:
+        for i in range(3):
+            log.record("1", "primary", f"r{i}", 100, {"x": np.full((2, 3), i, np.float32)},
+                       {"label": np.array([i, i])}, ["a", "b", "c"])
+            assert log.flush() is not None
+        assert len(list(tmp_path.glob("requests-*.parquet"))) == 2  # the oldest file rotated away
+        frame = read_request_log(tmp_path)
+        assert frame["request_id"].to_list() == ["r1", "r1", "r2", "r2"] and frame["a"].to_list() == [1, 1, 2, 2]
+    finally:
+        log.close()
+    never = RequestLog(tmp_path / "none", sample=0.0)
+    assert not any(never.wanted() for _ in range(100))
+    never.close()
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        RequestLog(tmp_path, sample=1.5)
+    with pytest.raises(FileNotFoundError):
+        read_request_log(tmp_path / "none")

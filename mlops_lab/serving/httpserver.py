@@ -22,7 +22,7 @@ import orjson
 from .. import __version__
 from .batcher import Job
 from .deployment import Deployment, Served
-from .metrics import prometheus_text
+from .metrics import label, prometheus_text
 from .protocol import HEADER_LENGTH, InferRequest, ProtocolError, decode_infer, encode_infer, error_body
 
 log = logging.getLogger("mlops_lab.serving")
@@ -262,13 +262,14 @@ class InferenceServer:
         deployment = self.deployment
         pending = {(deployment.name, s.runtime.version): s.batcher.pending for s in deployment.served.values()}
         shadow = deployment.shadow
+        model = label(deployment.name)
         extra = [] if "shadow" not in deployment.served else [
             "# TYPE mlops_lab_shadow_compared_total counter",
-            f'mlops_lab_shadow_compared_total{{model="{deployment.name}"}} {shadow.compared}',
+            f'mlops_lab_shadow_compared_total{{model="{model}"}} {shadow.compared}',
             "# TYPE mlops_lab_shadow_disagreed_total counter",
-            f'mlops_lab_shadow_disagreed_total{{model="{deployment.name}"}} {shadow.disagreed}',
+            f'mlops_lab_shadow_disagreed_total{{model="{model}"}} {shadow.disagreed}',
             "# TYPE mlops_lab_shadow_max_abs_diff gauge",
-            f'mlops_lab_shadow_max_abs_diff{{model="{deployment.name}"}} {shadow.max_abs_diff}',
+            f'mlops_lab_shadow_max_abs_diff{{model="{model}"}} {shadow.max_abs_diff}',
         ]
         return prometheus_text(list(deployment.stats.values()), pending, extra)
 

@@ -93,6 +93,11 @@ class VersionStats:
         }
 
 
+def label(value: str) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def prometheus_text(all_stats: list[VersionStats], pending: dict[tuple[str, str], int], extra: list[str]) -> str:
     counters = [
         ("nv_inference_request_success", "Number of successful inference requests", lambda s: s.success),
@@ -107,19 +112,21 @@ def prometheus_text(all_stats: list[VersionStats], pending: dict[tuple[str, str]
     lines = []
     for name, help_text, value in counters:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-        lines += [f'{name}{{model="{s.model}",version="{s.version}"}} {value(s)}' for s in all_stats]
+        lines += [f'{name}{{model="{label(s.model)}",version="{label(s.version)}"}} {value(s)}' for s in all_stats]
     lines += ["# HELP nv_inference_request_failure Number of failed inference requests",
               "# TYPE nv_inference_request_failure counter"]
     for s in all_stats:
         for reason, count in sorted(s.failures.items()):
-            lines.append(f'nv_inference_request_failure{{model="{s.model}",version="{s.version}",reason="{reason}"}} {count}')
+            lines.append(f'nv_inference_request_failure{{model="{label(s.model)}",version="{label(s.version)}",'
+                         f'reason="{reason}"}} {count}')
     lines += ["# HELP nv_inference_pending_request_count Requests waiting in the queue",
               "# TYPE nv_inference_pending_request_count gauge"]
-    lines += [f'nv_inference_pending_request_count{{model="{m}",version="{v}"}} {n}' for (m, v), n in pending.items()]
+    lines += [f'nv_inference_pending_request_count{{model="{label(m)}",version="{label(v)}"}} {n}'
+              for (m, v), n in pending.items()]
     lines += ["# HELP mlops_lab_request_latency_us Request latency, arrival to response",
               "# TYPE mlops_lab_request_latency_us histogram"]
     for s in all_stats:
-        labels = f'model="{s.model}",version="{s.version}"'
+        labels = f'model="{label(s.model)}",version="{label(s.version)}"'
         for bound in PROMETHEUS_BUCKETS_US:
             upto = bisect.bisect_right(BUCKETS_US, bound)
             lines.append(f'mlops_lab_request_latency_us_bucket{{{labels},le="{bound}"}} {sum(s.latency[:upto])}')
