@@ -293,14 +293,28 @@ def test_overload_is_refused_quickly_and_timeouts_are_kept(slow_model, tmp_path)
 
 
 def test_sigterm_drains_requests_in_flight(slow_model, tmp_path):
-    server = Server(tmp_path, str(slow_model), "--log-sample", "0", "--max-batch-size", "1")
-    x = np.zeros((1, 512), np.float32)
-    with ThreadPoolExecutor(12) as pool:
-        futures = [pool.submit(server.infer, "slow", row_request(x)) for _ in range(12)]
-        time.sleep(0.3)  # all sent, most still queued behind one another
+    server = Server(tmp_path, str(slow_model), "--log-sample", "0", "--max-batch-size", "64")
+    body = json.dumps(row_request(np.zeros((64, 512), np.float32))).encode()  # ~15 ms each: a queue builds
+
+    def one(_):
+        status, _, _ = server.request("POST", "/v2/models/slow/infer", body)
+        return status, time.monotonic()
+
+    def arrived() -> int:  # answered, queued or running
+        state = json.loads(server.request("GET", "/v2/deployment")[2])
+        role = state["roles"]["primary"]
+        return state["stats"][0]["inference_stats"]["success"]["count"] + role["pending"] + role["running"]
+
+    with ThreadPoolExecutor(16) as pool:
+        futures = [pool.submit(one, i) for i in range(16)]
+        deadline = time.monotonic() + 20
+        while arrived() < 16 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        statuses = [f.result()[0] for f in futures]
-    assert statuses == [200] * 12
+        results = [f.result() for f in futures]
+    assert [status for status, _ in results] == [200] * 16
+    assert any(done > signalled for _, done in results)  # some were still in flight at the signal
     assert server.process.wait(30) == 0
     with pytest.raises(ConnectionRefusedError):
         server.request("GET", "/v2/health/live")

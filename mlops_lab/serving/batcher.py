@@ -64,6 +64,10 @@ class Batcher:
         return len(self._queue)
 
     @property
+    def running(self) -> int:
+        return self._running
+
+    @property
     def busy(self) -> bool:
         return bool(self._queue) or self._running > 0
 

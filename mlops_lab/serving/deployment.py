@@ -249,7 +249,8 @@ class Deployment:
     def describe(self) -> dict:
         return {
             "name": self.name,
-            "roles": {role: {"spec": s.spec, **s.runtime.describe(), "pending": s.batcher.pending}
+            "roles": {role: {"spec": s.spec, **s.runtime.describe(), "pending": s.batcher.pending,
+                             "running": s.batcher.running}
                       for role, s in self.served.items()},
             "canary_share": self.canary_share,
             "shadow": vars(self.shadow) if "shadow" in self.served else None,
