@@ -600,3 +600,21 @@ def test_request_log_rotates_samples_and_refuses_bad_rates(tmp_path):
         RequestLog(tmp_path, sample=1.5)
     with pytest.raises(FileNotFoundError):
         read_request_log(tmp_path / "none")
+
+
+def test_client_orders_a_frames_columns_as_registered(tracker, two_versions, tmp_path):
+    from mlops_lab.serving.client import ServingClient
+
+    X = two_versions
+    server = Server(tmp_path, "churn/1", "--log-sample", "0", *registry_args(tracker))
+    try:
+        client = ServingClient(f"http://127.0.0.1:{server.port}", "churn")
+        assert client.metadata()["parameters"]["input_columns"] == list("abcd")
+        frame = pl.DataFrame(X[:50], schema=list("abcd"))
+        in_order = client.predict(frame)
+        np.testing.assert_array_equal(client.predict(frame.select(list("dcba"))), in_order)
+        np.testing.assert_array_equal(in_order, ml.load_model("churn/1").predict(X[:50]))
+        with pytest.raises(ValueError, match=r"needs columns \['d'\]"):
+            client.predict(frame.drop("d"))
+    finally:
+        server.stop()

@@ -96,10 +96,19 @@ class ServingClient:
         return outputs
 
     def predict(self, rows) -> np.ndarray:
-        """The first output for a table of rows (a frame or an array), for a model with one input."""
-        inputs = self.metadata()["inputs"]
+        """The first output for a table of rows (a frame or an array), for a model with one input.
+
+        A frame's columns are put in the order the model was registered with, when it was."""
+        metadata = self.metadata()
+        inputs = metadata["inputs"]
         if len(inputs) != 1:
             raise ValueError(f"{self.model} takes {len(inputs)} inputs: use infer() with a dict")
+        columns = (metadata.get("parameters") or {}).get("input_columns")
+        if columns and hasattr(rows, "columns"):
+            missing = [c for c in columns if c not in list(rows.columns)]
+            if missing:
+                raise ValueError(f"{self.model} needs columns {missing}")
+            rows = rows[columns]
         values = rows.to_numpy() if hasattr(rows, "to_numpy") else np.asarray(rows)
         return next(iter(self.infer({inputs[0]["name"]: values}).values()))
 

@@ -230,9 +230,12 @@ class InferenceServer:
 
     def _model_metadata(self, served: Served, version: str | None) -> dict:
         runtime = served.runtime
-        return {"name": self.deployment.name, "versions": [version] if version else self.deployment.versions(),
-                "platform": "onnxruntime_onnx", "inputs": [s.as_dict() for s in runtime.inputs],
-                "outputs": [s.as_dict() for s in runtime.outputs]}
+        metadata = {"name": self.deployment.name, "versions": [version] if version else self.deployment.versions(),
+                    "platform": "onnxruntime_onnx", "inputs": [s.as_dict() for s in runtime.inputs],
+                    "outputs": [s.as_dict() for s in runtime.outputs]}
+        if runtime.input_columns:  # the registered feature names, in the order the model takes them
+            metadata["parameters"] = {"input_columns": runtime.input_columns}
+        return metadata
 
     def _model_config(self, served: Served) -> dict:
         runtime, options = served.runtime, self.deployment.options
