@@ -5,6 +5,7 @@ import {
 } from '@jupyterlab/application';
 import { MainAreaWidget } from '@jupyterlab/apputils';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
 import { OpenInMain } from './base';
 
@@ -44,32 +45,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
       app.shell.add(widget, 'main');
       app.shell.activateById(widget.id);
     };
-    const panel = new RunsPanel(new RunsModel(), openInMain);
-    panel.id = 'mlops-lab-runs';
-    panel.title.icon = mlopsIcon;
-    panel.title.caption = 'MLOps: runs';
-    app.shell.add(panel, 'left', { rank: 850 });
-    const drift = new DriftPanel(new DriftModel(), openInMain);
-    drift.id = 'mlops-lab-drift';
-    drift.title.icon = driftIcon;
-    drift.title.caption = 'MLOps: drift reports';
-    app.shell.add(drift, 'left', { rank: 851 });
-    const models = new ModelsPanel(new ModelsModel(), openInMain);
-    models.id = 'mlops-lab-models';
-    models.title.icon = modelsIcon;
-    models.title.caption = 'MLOps: models';
-    app.shell.add(models, 'left', { rank: 852 });
-    const serving = new ServingPanel(new ServingModel(), openInMain);
-    serving.id = 'mlops-lab-serving';
-    serving.title.icon = servingIcon;
-    serving.title.caption = 'MLOps: serving';
-    app.shell.add(serving, 'left', { rank: 853 });
-    if (restorer) {
-      restorer.add(serving, 'mlops-lab-serving');
-      restorer.add(models, 'mlops-lab-models');
-      restorer.add(panel, 'mlops-lab-runs');
-      restorer.add(drift, 'mlops-lab-drift');
-    }
+    // The sidebar panels, top to bottom; each remembers whether it was open.
+    const panels: [Widget, string, LabIcon, string][] = [
+      [new RunsPanel(new RunsModel(), openInMain), 'mlops-lab-runs', mlopsIcon, 'MLOps: runs'],
+      [new DriftPanel(new DriftModel(), openInMain), 'mlops-lab-drift', driftIcon, 'MLOps: drift reports'],
+      [new ModelsPanel(new ModelsModel(), openInMain), 'mlops-lab-models', modelsIcon, 'MLOps: models'],
+      [new ServingPanel(new ServingModel(), openInMain), 'mlops-lab-serving', servingIcon, 'MLOps: serving']
+    ];
+    panels.forEach(([widget, id, icon, caption], i) => {
+      widget.id = id;
+      widget.title.icon = icon;
+      widget.title.caption = caption;
+      app.shell.add(widget, 'left', { rank: 850 + i });
+      restorer?.add(widget, id);
+    });
   }
 };
 
