@@ -286,6 +286,8 @@ async def test_deployments_start_watch_and_stop(jp_fetch, tmp_path):
         assert detail["state"] == "ready" and detail["server"]["roles"]["primary"]["max_batch_size"] == 8
         listed = await get_json(jp_fetch, "deployments")
         assert [d["name"] for d in listed["deployments"]] == ["tiny"]
+        assert [e["kind"] for e in detail["history"]][:3] == ["requested", "started", "ready"]
+        assert detail["history"][0]["payload"]["options"] == {"max_batch_size": 8, "log_sample": 0}
         log = await get_json(jp_fetch, "deployments", "tiny", "log", lines="50")
         assert "serving tiny at" in log["log"]
         for body, message in (({}, "lacks model"), ({"model": str(model), "name": "tiny"}, "already being served"),

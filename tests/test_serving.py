@@ -406,6 +406,8 @@ def test_alias_change_hot_swaps_without_dropping_requests(tracker, two_versions,
         assert not failures and versions[0] == "1" and versions[-1] == "2"
         described = json.loads(server.request("GET", "/v2/deployment")[2])
         assert any(e["event"] == "swapped" and "1 → 2" in e["detail"] for e in described["events"])
+        swaps = [e["payload"] for e in tracker.store.events("deployment", "churn") if e["kind"] == "swapped"]
+        assert [(s["previous"], s["version"]) for s in swaps] == [("1", "2")]  # recorded once, in the store
     finally:
         assert server.stop() == 0
 
@@ -520,6 +522,10 @@ def test_manager_restarts_a_crashed_server_and_stops_it(small_model, tmp_path):
         assert detail["server"]["roles"]["primary"]["provider"] == "CPUExecutionProvider"
         stopped = manager.stop("small")
         assert stopped["state"] == "stopped" and stopped["last_exit"] == 0
+        recorded = [(e["kind"], e["user"]) for e in manager.history("small")]  # in the store, with who
+        assert recorded == [("requested", "tester"), ("started", "watcher"), ("ready", "watcher"),
+                            ("crashed", "watcher"), ("started", "watcher"), ("ready", "watcher"),
+                            ("stop", "tester"), ("stopped", "watcher")]
     finally:
         manager.shutdown()
 

@@ -322,7 +322,7 @@ def test_serving_panel_starts_a_model_and_shows_a_crash_restart(lab, page, artif
     row.click()
     view = page.locator(".jp-mlops-DeploymentView")
     view.locator("text=restarted 1×").wait_for(timeout=10_000)
-    view.locator("text=crashed").first.wait_for(timeout=10_000)
+    view.locator("text=crashed by watcher").first.wait_for(timeout=10_000)
     assert "CPU" in view.locator(".jp-mlops-serving-roles").inner_text()
     page.screenshot(path=str(artifacts_dir / "serving-deployment.png"))
     page.locator('.jp-mlops-serving-list tr[data-deployment="scorer"] button').click()

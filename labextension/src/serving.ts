@@ -41,7 +41,15 @@ interface IRole {
   pending: number;
 }
 
+interface IRecordedEvent {
+  kind: string;
+  user: string;
+  time: number; // ms
+  payload: { detail?: string };
+}
+
 interface IDeploymentDetail extends IDeployment {
+  history: IRecordedEvent[];
   server: {
     roles: Record<string, IRole>;
     canary_share: number;
@@ -151,11 +159,13 @@ export class DeploymentView extends Widget {
         parts.push(element('p', `Request log: ${server.request_log}`, 'jp-mlops-message'));
       }
     }
+    // The recorded history (who did what, kept in the store), newest last.
     const events = element('ul', '', 'jp-mlops-serving-events');
-    for (const event of [...detail.events, ...(server?.events ?? [])].sort((a, b) => a.time - b.time).slice(-15)) {
-      events.appendChild(element('li', `${new Date(event.time * 1000).toLocaleTimeString()} ${event.event} ${event.detail}`));
+    for (const event of detail.history.slice(-20)) {
+      const when = new Date(event.time).toLocaleString();
+      events.appendChild(element('li', `${when} ${event.kind} by ${event.user}: ${event.payload.detail ?? ''}`));
     }
-    parts.push(element('h4', 'Events'), events, element('h4', 'Log'), element('pre', log, 'jp-mlops-serving-log'));
+    parts.push(element('h4', 'History'), events, element('h4', 'Log'), element('pre', log, 'jp-mlops-serving-log'));
     this.node.replaceChildren(...parts);
   }
 }

@@ -287,7 +287,8 @@ class DeploymentsHandler(BaseHandler):
     async def post(self):
         body = self.json_body("model")
         model = body.pop("model")
-        self.finish(await self.call(self.backend.serving.start, model, **body))
+        body.pop("user", None)  # who asks is the signed-in user, not what the body says
+        self.finish(await self.call(self.backend.serving.start, model, user=self.username, **body))
 
 
 class DeploymentHandler(BaseHandler):
@@ -297,7 +298,7 @@ class DeploymentHandler(BaseHandler):
 
     @tornado.web.authenticated
     async def delete(self, name: str):
-        self.finish(await self.call(self.backend.serving.stop, name))
+        self.finish(await self.call(self.backend.serving.stop, name, user=self.username))
 
 
 class DeploymentLogHandler(BaseHandler):

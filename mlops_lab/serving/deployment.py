@@ -178,6 +178,8 @@ class Deployment:
         log.info("%s: %s", kind, detail)
 
     def _watch(self) -> None:
+        # what this thread last chose per role (the loop installs it a moment later)
+        watched = {role: served.runtime.version for role, served in self.served.items()}
         while not self._stop.wait(self.options.watch_seconds):
             for role, spec in list(self.specs.items()):
                 if is_pinned(spec):
@@ -186,13 +188,29 @@ class Deployment:
                     from ..registry import Registry
 
                     _, version = Registry(self.tracker).resolve(spec)
-                    if str(version) == self.served[role].runtime.version:
+                    if str(version) == watched[role]:
                         continue
                     runtime = self._runtime(spec)
                 except Exception as exc:  # keep serving what runs now
                     self.loop.call_soon_threadsafe(self.event, "watch-error", f"{role} {spec}: {exc}")
                     continue
+                previous, watched[role] = watched[role], runtime.version
                 self.loop.call_soon_threadsafe(self._install, role, runtime)
+                self._record_swap(role, spec, previous, runtime.version)
+
+    def _record_swap(self, role: str, spec: str, previous: str, version: str) -> None:
+        """The swap in the store's history of this deployment, beside the lab's own events."""
+        import json
+
+        from ..store import Batch, now_ms
+
+        try:
+            self.tracker.store.write(Batch(events=[{
+                "entity_type": "deployment", "entity_id": self.name, "kind": "swapped", "user": "server",
+                "time": now_ms(), "payload": json.dumps({"detail": f"{role}: {previous} → {version}", "role": role,
+                                                         "spec": spec, "previous": previous, "version": version})}]))
+        except Exception:  # serving goes on; the process log has the swap
+            log.exception("could not record the swap of %s in the store", role)
 
     def close(self, timeout: float = 30.0) -> None:
         self._stop.set()

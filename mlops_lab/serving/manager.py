@@ -6,12 +6,14 @@ deployment's folder.  One watcher thread checks every process: an exit that nobo
 a crash — recorded, then restarted after a growing pause; a process that stops answering its
 readiness probe is killed and restarted the same way.  A process that fails before it was ever
 ready (a model that cannot load, say) is not restarted: its state is ``failed`` and the log says
-why.
+why.  Every change of state is also an event in the store (entity ``deployment``), with who
+asked — or ``watcher`` for what the manager did itself — so the history outlives the lab.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -26,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import StoreLocation, deployments_dir, resolve
+from ..config import StoreLocation, current_user, deployments_dir, resolve
 from .process import TOKEN_ENV
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
@@ -34,6 +36,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 OPTIONS = {"canary": str, "canary_share": float, "shadow": str, "max_batch_size": int, "max_queue_delay_us": int,
            "max_queue_size": int, "timeout_us": int, "threads": int, "cpu": bool, "log_sample": float}
 UNHEALTHY_CHECKS = 10  # failed readiness probes in a row before a live process is restarted
+WATCHER = "watcher"  # the user recorded on what the manager does by itself
+log = logging.getLogger("mlops_lab.serving")
 
 
 class ServingError(ValueError):
@@ -66,9 +70,11 @@ class Managed:
     def log_path(self) -> Path:
         return self.folder / "server.log"
 
-    def event(self, kind: str, detail: str = "") -> None:
-        self.events.append({"time": time.time(), "event": kind, "detail": detail})
+    def event(self, kind: str, detail: str = "", user: str = WATCHER) -> dict:
+        entry = {"time": time.time(), "event": kind, "detail": detail, "user": user}
+        self.events.append(entry)
         del self.events[:-100]
+        return entry
 
     def summary(self) -> dict:
         return {"name": self.name, "model": self.model, "options": self.options, "url": self.url, "port": self.port,
@@ -119,6 +125,8 @@ class ServingManager:
         self.root = deployments_dir(self.location)
         self.check_seconds = check_seconds
         self._deployments: dict[str, Managed] = {}
+        self._unrecorded: list[dict] = []  # events waiting to be written to the store
+        self._store = None
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="serving-watcher", daemon=True)
@@ -126,7 +134,8 @@ class ServingManager:
 
     # ---- requests ----------------------------------------------------------------------------
 
-    def start(self, model: str, *, name: str | None = None, token: str | None = None, **options) -> dict:
+    def start(self, model: str, *, name: str | None = None, token: str | None = None, user: str | None = None,
+              **options) -> dict:
         """Start serving ``model``; returns at once (state ``starting``) — :meth:`wait_ready` waits."""
         if not isinstance(model, str) or not model.strip() or model.startswith("-") or len(model) > 500:
             raise ServingError("model must be a reference such as churn@production, churn/3 or a .onnx path")
@@ -145,15 +154,19 @@ class ServingManager:
             port = current.port if current is not None else _free_port()
             managed = Managed(name, model, options, port, token, folder)
             self._deployments[name] = managed
+            self._note(managed, "requested", model, user or current_user(), model=model, options=options)
             self._launch(managed)
-            return managed.summary()
+            summary = managed.summary()
+        self._record()
+        return summary
 
-    def stop(self, name: str, timeout: float = 30.0) -> dict:
+    def stop(self, name: str, timeout: float = 30.0, user: str | None = None) -> dict:
         """SIGTERM (the server drains requests in flight), then SIGKILL after ``timeout``."""
         with self._lock:
             managed = self._get(name)
             managed.state = "stopped"
             process = managed.process
+            self._note(managed, "stop", "", user or current_user())
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -163,8 +176,10 @@ class ServingManager:
                 process.wait()
         with self._lock:
             managed.last_exit = process.returncode if process is not None else None
-            managed.event("stopped", f"exit code {managed.last_exit}")
-            return managed.summary()
+            self._note(managed, "stopped", f"exit code {managed.last_exit}")
+            summary = managed.summary()
+        self._record()
+        return summary
 
     def list(self) -> list[dict]:
         with self._lock:
@@ -176,7 +191,12 @@ class ServingManager:
             managed = self._get(name)
             summary = managed.summary()
         summary["server"] = self._fetch(managed, "/v2/deployment") if managed.state == "ready" else None
+        summary["history"] = self.history(name)
         return summary
+
+    def history(self, name: str) -> list[dict]:
+        """Every recorded change of ``name``, oldest first, from the store (any lab's)."""
+        return self._open_store().events("deployment", name)
 
     def log(self, name: str, lines: int = 200) -> str:
         with self._lock:
@@ -202,7 +222,36 @@ class ServingManager:
     def shutdown(self) -> None:
         self._closed.set()
         for name in [m.name for m in self._deployments.values() if m.state not in ("stopped", "failed")]:
-            self.stop(name)
+            self.stop(name, user=WATCHER)
+        self._record()
+
+    # ---- the record in the store --------------------------------------------------------------
+
+    def _note(self, managed: Managed, kind: str, detail: str = "", user: str = WATCHER, **facts) -> None:
+        """Remember an event (under the lock); :meth:`_record` writes it outside the lock."""
+        entry = managed.event(kind, detail, user)
+        self._unrecorded.append({"entity_type": "deployment", "entity_id": managed.name, "kind": kind, "user": user,
+                                 "time": int(entry["time"] * 1000),
+                                 "payload": json.dumps({"detail": detail, **facts})})
+
+    def _open_store(self):
+        if self._store is None:
+            from ..store import open_store
+
+            self._store = open_store(self.location.db_url)
+        return self._store
+
+    def _record(self) -> None:
+        with self._lock:
+            events, self._unrecorded = self._unrecorded, []
+        if not events:
+            return
+        try:
+            from ..store import Batch
+
+            self._open_store().write(Batch(events=events))
+        except Exception:  # serving goes on without its history; the log says so
+            log.exception("could not record %d deployment events in the store", len(events))
 
     # ---- processes ---------------------------------------------------------------------------
 
@@ -238,7 +287,7 @@ class ServingManager:
                                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         managed.started_at = time.time()
         managed.failed_checks = 0
-        managed.event("started", f"pid {managed.process.pid} on port {managed.port}")
+        self._note(managed, "started", f"pid {managed.process.pid} on port {managed.port}")
 
     def _fetch(self, managed: Managed, path: str, timeout: float = 2.0):
         request = urllib.request.Request(managed.url + path)
@@ -259,6 +308,7 @@ class ServingManager:
                     self._check(managed)
                 except Exception as exc:  # the watcher must outlive any one deployment
                     managed.event("watch-error", repr(exc))
+            self._record()
 
     def _check(self, managed: Managed) -> None:
         with self._lock:
@@ -276,12 +326,12 @@ class ServingManager:
                 managed.last_exit = code
                 if not managed.ever_ready:
                     managed.state = "failed"
-                    managed.event("failed", f"exited with {code} before it was ready; see the log")
+                    self._note(managed, "failed", f"exited with {code} before it was ready; see the log")
                     return
                 pause = min(30.0, 0.5 * 2 ** min(managed.restarts, 6))
                 managed.state = "crashed"
                 managed.next_start = time.monotonic() + pause
-                managed.event("crashed", f"exit code {code}; restarting in {pause:.1f} s")
+                self._note(managed, "crashed", f"exit code {code}; restarting in {pause:.1f} s")
                 return
         ready = self._fetch(managed, "/v2/health/ready", timeout=1.0)
         with self._lock:
@@ -289,10 +339,10 @@ class ServingManager:
                 return
             if ready and ready.get("ready"):
                 if managed.state != "ready":
-                    managed.event("ready", managed.url)
+                    self._note(managed, "ready", managed.url)
                 managed.state, managed.ever_ready, managed.failed_checks = "ready", True, 0
             elif managed.state == "ready":
                 managed.failed_checks += 1
                 if managed.failed_checks >= UNHEALTHY_CHECKS:
-                    managed.event("unhealthy", f"no answer to {UNHEALTHY_CHECKS} readiness probes; killing it")
+                    self._note(managed, "unhealthy", f"no answer to {UNHEALTHY_CHECKS} readiness probes; killing it")
                     process.kill()
