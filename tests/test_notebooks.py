@@ -72,10 +72,13 @@ def test_features_demo_trains_materializes_and_has_no_skew(tmp_path, monkeypatch
 
 @pytest.mark.slow
 def test_serving_demo_serves_shadows_logs_and_swaps(tmp_path, monkeypatch):
-    outputs, _ = run_demo("04_serving.ipynb", tmp_path, monkeypatch)
+    outputs, db_url = run_demo("04_serving.ipynb", tmp_path, monkeypatch)
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "same as in-process onnxruntime: True" in text
     assert "nv_inference_request_success" in text
     assert re.search(r"mean batch: (\d+\.\d)", text) and float(re.search(r"mean batch: (\d+\.\d)", text)[1]) > 1
     assert "shadow: " in text and "requests compared" in text
     assert "1 of 4 features drifted" in text and "now serving: 2" in text  # monthly_charges moved
+    (report,) = open_store(db_url).drift_reports(10)
+    assert report["deployment"] == "churn" and report["model_name"] == "churn" and report["model_version"] == "1"
+    assert report["drifted_columns"] == ["monthly_charges"]

@@ -243,6 +243,22 @@ class Served:
             raise LookupError(f"{self.name} keeps no request log (log_sample=0) or is not ready")
         return read_request_log(server["request_log"], shadow=shadow)
 
+    def drift(self, reference, *, save: bool = True, name: str | None = None, **options):
+        """Drift of what this deployment was asked (its request log) against ``reference`` —
+        the training data, a file, a dataset version or a stored profile — over the columns both
+        have.  With ``save`` the report is stored linked to the deployment and the primary version,
+        and shows in the Drift reports panel."""
+        from .. import api
+
+        report = api.drift(reference, self.request_log(), **options)
+        if save:
+            server = self.status().get("server") or {}
+            primary = server.get("roles", {}).get("primary", {})
+            model = f"{primary['name']}/{primary['version']}" if primary.get("name") else None
+            api.save_drift_report(report, name or f"{self.name}: requests", reference=_describe(reference),
+                                  current=server.get("request_log", ""), model=model, deployment=self.name)
+        return report
+
     def stop(self) -> dict:
         self.client.close()
         return self._control.stop(self.name)
@@ -258,6 +274,11 @@ class Served:
         roles = "; ".join(f"{role} v{r['version']} on {r['provider']}" for role, r in server.get("roles", {}).items())
         return (f"<b>{html.escape(self.name)}</b> {html.escape(summary['state'])} at "
                 f"<code>{html.escape(self.url)}</code> — {html.escape(roles or summary['model'])}")
+
+
+def _describe(reference) -> str:
+    """How a drift report names its reference: a path or hash as given, else the kind of object."""
+    return str(reference) if isinstance(reference, (str, os.PathLike)) else type(reference).__name__
 
 
 def serve(model: str, *, wait: bool = True, timeout: float = 120.0, **options) -> Served:
