@@ -288,6 +288,12 @@ async def test_deployments_start_watch_and_stop(jp_fetch, tmp_path):
         assert [d["name"] for d in listed["deployments"]] == ["tiny"]
         assert [e["kind"] for e in detail["history"]][:3] == ["requested", "started", "ready"]
         assert detail["history"][0]["payload"]["options"] == {"max_batch_size": 8, "log_sample": 0}
+        rolled = await post_json(jp_fetch, "deployments", "tiny", "rollout",
+                                 body={"canary": str(model), "canary_share": 0.5})
+        assert rolled["options"]["canary_share"] == 0.5
+        with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+            await post_json(jp_fetch, "deployments", "tiny", "rollout", body={"replicas": 2})
+        assert info.value.code == 400
         log = await get_json(jp_fetch, "deployments", "tiny", "log", lines="50")
         assert "serving tiny at" in log["log"]
         for body, message in (({}, "lacks model"), ({"model": str(model), "name": "tiny"}, "already being served"),

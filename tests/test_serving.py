@@ -581,6 +581,8 @@ def test_serve_magic_and_api_outside_a_lab(small_model):
         listing = shell.run_line_magic("serve", "--list")
         assert listing.loc[listing["name"] == "magic", "state"].item() == "ready"
         assert "ready" in served._repr_html_()
+        served.rollout(shadow=str(small_model))
+        assert set(served.status()["server"]["roles"]) == {"primary", "shadow"}
     finally:
         assert shell.run_line_magic("serve", "--stop magic") == "stopped"
 
@@ -624,3 +626,65 @@ def test_client_orders_a_frames_columns_as_registered(tracker, two_versions, tmp
             client.predict(frame.drop("d"))
     finally:
         server.stop()
+
+
+def test_rollout_changes_canary_and_shadow_while_serving(tracker, two_versions, tmp_path):
+    X = two_versions
+    server = Server(tmp_path, "churn@live", "--log-sample", "0", *registry_args(tracker),
+                    env={"MLOPS_LAB_SERVE_ADMIN_TOKEN": "admin-secret"})
+    admin = {"Authorization": "Bearer admin-secret"}
+
+    def rollout(body, headers=admin):
+        status, _, answer = server.request("POST", "/v2/deployment/rollout", json.dumps(body).encode(), headers)
+        return status, json.loads(answer)
+
+    def answered_by() -> set[str]:
+        return {server.infer("churn", row_request(X[i:i + 1], "input"))[1]["model_version"] for i in range(20)}
+
+    try:
+        assert rollout({"canary": "churn/2", "canary_share": 1.0}, {})[0] == 403
+        assert rollout({"canary": "churn/2", "canary_share": 1.0}, {"Authorization": "Bearer guess"})[0] == 403
+        for body, message in [({"canary": "churn/2", "canary_share": 2}, "between 0 and 1"),
+                              ({"canary_share": 0.5}, "needs a canary"),
+                              ({"canary": "churn/9", "canary_share": 0.5}, "9"),
+                              ({"canary": 5}, "model reference"),
+                              ({"replicas": 3}, "a rollout is")]:
+            status, answer = rollout(body)
+            assert status == 400 and message in answer["error"], body
+        assert answered_by() == {"1"}  # the refused changes changed nothing
+        assert rollout({"canary": "churn/2", "canary_share": 1.0, "shadow": "churn@candidate"})[0] == 200
+        assert answered_by() == {"2"}
+        roles = json.loads(server.request("GET", "/v2/deployment")[2])["roles"]
+        assert set(roles) == {"primary", "canary", "shadow"}
+        assert rollout({"canary": None, "canary_share": 0, "shadow": None})[0] == 200
+        assert answered_by() == {"1"}
+        assert set(json.loads(server.request("GET", "/v2/deployment")[2])["roles"]) == {"primary"}
+    finally:
+        assert server.stop() == 0
+
+
+def test_manager_rollout_is_recorded_and_survives_a_restart(small_model, tmp_path):
+    from mlops_lab.serving.manager import ServingError, ServingManager
+
+    other = tmp_path / "other.onnx"
+    other.write_bytes(mlp([16, 8, 4], seed=1))
+    manager = ServingManager(check_seconds=0.1)
+    try:
+        manager.start(str(small_model), name="small", log_sample=0.0)
+        first = manager.wait_ready("small")
+        with pytest.raises(ServingError, match="between 0 and 1"):
+            manager.rollout("small", canary=str(other), canary_share=3)
+        manager.rollout("small", canary=str(other), canary_share=0.25)
+        assert manager.get("small")["server"]["roles"]["canary"]["spec"] == str(other)
+        import os
+
+        os.kill(first["pid"], signal.SIGKILL)  # a restart keeps the rollout
+        deadline = time.time() + 30
+        while time.time() < deadline and not (manager.list()[0]["state"] == "ready" and manager.list()[0]["restarts"]):
+            time.sleep(0.1)
+        server = manager.get("small")["server"]
+        assert server["canary_share"] == 0.25 and server["roles"]["canary"]["spec"] == str(other)
+        (rollout,) = [e for e in manager.history("small") if e["kind"] == "rollout"]
+        assert rollout["user"] == "tester" and rollout["payload"]["canary_share"] == 0.25
+    finally:
+        manager.shutdown()

@@ -324,6 +324,12 @@ def test_serving_panel_starts_a_model_and_shows_a_crash_restart(lab, page, artif
     view.locator("text=restarted 1×").wait_for(timeout=10_000)
     view.locator("text=crashed by watcher").first.wait_for(timeout=10_000)
     assert "CPU" in view.locator(".jp-mlops-serving-roles").inner_text()
+    rollout = view.locator(".jp-mlops-serving-rollout")  # a canary, without a restart
+    rollout.locator("input").nth(0).fill(str(model))
+    rollout.locator("input").nth(1).fill("0.2")
+    rollout.locator("button").click()
+    view.locator(".jp-mlops-serving-roles td", has_text="canary (20%)").wait_for(timeout=30_000)
+    view.locator("text=rollout by").first.wait_for(timeout=10_000)
     page.screenshot(path=str(artifacts_dir / "serving-deployment.png"))
     page.locator('.jp-mlops-serving-list tr[data-deployment="scorer"] button').click()
     row.locator(".jp-mlops-serving-stopped").wait_for(timeout=60_000)

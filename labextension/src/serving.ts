@@ -82,12 +82,27 @@ export class ServingModel extends PollingModel<IDeployment[]> {
 /** One deployment in the main area: versions and providers, live statistics, events, log. */
 export class DeploymentView extends Widget {
   private _timer: number | null = null;
+  private _content = element('div', 'Loading…');
+  private _canary = element('input');
+  private _share = element('input');
+  private _shadow = element('input');
+  private _rolloutMessage = element('span', '', 'jp-mlops-message');
 
   constructor(readonly name: string) {
     super();
     this.addClass('jp-mlops-MainView');
     this.addClass('jp-mlops-DeploymentView');
-    this.node.textContent = 'Loading…';
+    // The rollout form stays put while the rest is redrawn every two seconds.
+    const form = element('div', '', 'jp-mlops-serving-rollout');
+    this._canary.placeholder = 'canary: churn/4 (empty: none)';
+    this._share.placeholder = 'share 0–1';
+    this._share.type = 'number';
+    this._share.step = '0.05';
+    this._shadow.placeholder = 'shadow: churn@candidate (empty: none)';
+    const apply = element('button', 'Apply rollout', 'jp-mlops-button jp-mod-styled');
+    apply.addEventListener('click', () => void this._rollout());
+    form.append(element('b', 'Rollout '), this._canary, this._share, this._shadow, apply, this._rolloutMessage);
+    this.node.append(form, this._content);
     void this._load();
     this._timer = window.setInterval(() => void this._load(), 2000);
   }
@@ -108,7 +123,29 @@ export class DeploymentView extends Widget {
       ]);
       this._render(detail, log.log);
     } catch (error) {
-      this.node.textContent = `Could not load ${this.name}: ${(error as Error).message}`;
+      this._content.textContent = `Could not load ${this.name}: ${(error as Error).message}`;
+    }
+  }
+
+  private async _rollout(): Promise<void> {
+    const canary = this._canary.value.trim();
+    const body = {
+      canary: canary || null,
+      canary_share: canary ? Number(this._share.value || '0') : 0,
+      shadow: this._shadow.value.trim() || null
+    };
+    this._rolloutMessage.textContent = 'Loading the new versions…';
+    this._rolloutMessage.classList.remove('jp-mlops-error');
+    try {
+      await requestAPI(`deployments/${encodeURIComponent(this.name)}/rollout`, {
+        method: 'POST',
+        body: JSON.stringify(body)
+      });
+      this._rolloutMessage.textContent = 'Applied.';
+      await this._load();
+    } catch (error) {
+      this._rolloutMessage.textContent = (error as Error).message;
+      this._rolloutMessage.classList.add('jp-mlops-error');
     }
   }
 
@@ -166,7 +203,7 @@ export class DeploymentView extends Widget {
       events.appendChild(element('li', `${when} ${event.kind} by ${event.user}: ${event.payload.detail ?? ''}`));
     }
     parts.push(element('h4', 'History'), events, element('h4', 'Log'), element('pre', log, 'jp-mlops-serving-log'));
-    this.node.replaceChildren(...parts);
+    this._content.replaceChildren(...parts);
   }
 }
 

@@ -301,6 +301,16 @@ class DeploymentHandler(BaseHandler):
         self.finish(await self.call(self.backend.serving.stop, name, user=self.username))
 
 
+class DeploymentRolloutHandler(BaseHandler):
+    @tornado.web.authenticated
+    async def post(self, name: str):
+        body = self.json_body()
+        unknown = set(body) - {"canary", "canary_share", "shadow"}
+        if unknown:
+            raise tornado.web.HTTPError(400, reason=f"a rollout takes canary, canary_share and shadow, not {sorted(unknown)}")
+        self.finish(await self.call(self.backend.serving.rollout, name, user=self.username, **body))
+
+
 class DeploymentLogHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self, name: str):
@@ -329,4 +339,5 @@ ROUTES = [
     ("deployments", DeploymentsHandler),
     (r"deployments/([^/]+)", DeploymentHandler),
     (r"deployments/([^/]+)/log", DeploymentLogHandler),
+    (r"deployments/([^/]+)/rollout", DeploymentRolloutHandler),
 ]

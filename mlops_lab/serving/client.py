@@ -169,6 +169,9 @@ class LabController:
     def log(self, name: str, lines: int = 200) -> str:
         return self._call("GET", f"/{quote(name)}/log?lines={lines}")["log"]
 
+    def rollout(self, name: str, **change) -> dict:
+        return self._call("POST", f"/{quote(name)}/rollout", change)
+
     def wait_ready(self, name: str, timeout: float = 120.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -233,6 +236,10 @@ class Served:
 
     def log(self, lines: int = 50) -> str:
         return self._control.log(self.name, lines)
+
+    def rollout(self, *, canary: str | None = None, canary_share: float = 0.0, shadow: str | None = None) -> dict:
+        """Set the canary (and its share of traffic) and the shadow without a restart; None removes."""
+        return self._control.rollout(self.name, canary=canary, canary_share=canary_share, shadow=shadow)
 
     def request_log(self, *, shadow: bool = False):
         """The requests answered so far, as a polars frame (the drift service's "current")."""

@@ -130,6 +130,8 @@ class Deployment:
         self.request_log: RequestLog | None = None
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self._changing = threading.Lock()  # one change of versions at a time: the watcher's or a rollout's
+        self._chosen: dict[str, str] = {}  # the version last chosen per role (installed a moment later)
 
     # ---- loading and swapping ----------------------------------------------------------------
 
@@ -139,12 +141,16 @@ class Deployment:
             runtime = self._runtime(spec)
             self.name = self.name or runtime.name
             self._install(role, runtime)
+            self._chosen[role] = runtime.version
         if self.options.log_sample > 0:
             from ..config import deployments_dir
 
             folder = self.options.log_dir or deployments_dir() / self.name / "requests"
             self.request_log = RequestLog(folder, sample=self.options.log_sample)
-        if any(not is_pinned(spec) for spec in self.specs.values()):
+        self._start_watcher()
+
+    def _start_watcher(self) -> None:
+        if self._watcher is None and any(not is_pinned(spec) for spec in self.specs.values()):
             self._watcher = threading.Thread(target=self._watch, name="alias-watcher", daemon=True)
             self._watcher.start()
 
@@ -178,25 +184,61 @@ class Deployment:
         log.info("%s: %s", kind, detail)
 
     def _watch(self) -> None:
-        # what this thread last chose per role (the loop installs it a moment later)
-        watched = {role: served.runtime.version for role, served in self.served.items()}
         while not self._stop.wait(self.options.watch_seconds):
-            for role, spec in list(self.specs.items()):
-                if is_pinned(spec):
-                    continue
-                try:
-                    from ..registry import Registry
-
-                    _, version = Registry(self.tracker).resolve(spec)
-                    if str(version) == watched[role]:
+            with self._changing:
+                for role, spec in list(self.specs.items()):
+                    if is_pinned(spec):
                         continue
-                    runtime = self._runtime(spec)
-                except Exception as exc:  # keep serving what runs now
-                    self.loop.call_soon_threadsafe(self.event, "watch-error", f"{role} {spec}: {exc}")
-                    continue
-                previous, watched[role] = watched[role], runtime.version
-                self.loop.call_soon_threadsafe(self._install, role, runtime)
-                self._record_swap(role, spec, previous, runtime.version)
+                    try:
+                        from ..registry import Registry
+
+                        _, version = Registry(self.tracker).resolve(spec)
+                        if str(version) == self._chosen.get(role):
+                            continue
+                        runtime = self._runtime(spec)
+                    except Exception as exc:  # keep serving what runs now
+                        self.loop.call_soon_threadsafe(self.event, "watch-error", f"{role} {spec}: {exc}")
+                        continue
+                    previous, self._chosen[role] = self._chosen.get(role), runtime.version
+                    self.loop.call_soon_threadsafe(self._install, role, runtime)
+                    self._record_swap(role, spec, previous, runtime.version)
+
+    def rollout(self, *, canary: str | None, canary_share: float, shadow: str | None) -> dict:
+        """Set the canary (and its share) and the shadow while serving; ``None`` removes a role.
+
+        Runs off the loop (it loads models): new versions are loaded and warmed up first, and only
+        if all of them load does anything change — then on the loop, in one step."""
+        if not isinstance(canary_share, (int, float)) or isinstance(canary_share, bool) or not 0 <= canary_share <= 1:
+            raise ValueError(f"canary_share must be between 0 and 1, got {canary_share!r}")
+        if canary_share and not canary:
+            raise ValueError("canary_share needs a canary version")
+        wanted = {"canary": canary, "shadow": shadow}
+        with self._changing:
+            runtimes = {role: self._runtime(spec) for role, spec in wanted.items()
+                        if spec and spec != self.specs.get(role)}  # raises before anything changes
+            for role in [role for role, spec in wanted.items() if not spec]:
+                self._chosen.pop(role, None)
+            for role, runtime in runtimes.items():
+                self._chosen[role] = runtime.version
+            done = threading.Event()
+            self.loop.call_soon_threadsafe(self._apply_rollout, wanted, runtimes, float(canary_share if canary else 0),
+                                           done)
+            done.wait(30)
+        self._start_watcher()
+        return {"canary": canary, "canary_share": self.canary_share, "shadow": shadow}
+
+    def _apply_rollout(self, wanted: dict, runtimes: dict, share: float, done: threading.Event) -> None:
+        for role, spec in wanted.items():
+            if not spec and role in self.served:
+                self.served.pop(role).batcher.close()
+                self.specs.pop(role, None)
+                self.event("removed", role)
+            elif spec:
+                self.specs[role] = spec
+        for role, runtime in runtimes.items():
+            self._install(role, runtime)
+        self.canary_share = share
+        done.set()
 
     def _record_swap(self, role: str, spec: str, previous: str, version: str) -> None:
         """The swap in the store's history of this deployment, beside the lab's own events."""

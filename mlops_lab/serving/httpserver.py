@@ -161,9 +161,11 @@ class Connection(asyncio.Protocol):
 class InferenceServer:
     """Routes of the Open Inference Protocol v2 onto one deployment."""
 
-    def __init__(self, deployment: Deployment, *, token: str | None = None, max_body_bytes: int = 64 << 20):
+    def __init__(self, deployment: Deployment, *, token: str | None = None, admin_token: str | None = None,
+                 max_body_bytes: int = 64 << 20):
         self.deployment = deployment
         self.token = f"Bearer {token}" if token else None
+        self.admin_token = f"Bearer {admin_token}" if admin_token else None  # for whoever runs the process
         self.max_body_bytes = max_body_bytes
         self.connections: set[Connection] = set()
         self.draining = False
@@ -171,6 +173,8 @@ class InferenceServer:
 
     def handle(self, method: bytes, url: bytes, headers: dict[str, str], body: bytes, reply: Reply) -> None:
         path = url.split(b"?", 1)[0].decode("latin-1").rstrip("/")
+        if path == "/v2/deployment/rollout":
+            return self._rollout(method, headers, body, reply)
         if self.token and path not in OPEN_PATHS and not hmac.compare_digest(
                 headers.get("authorization", ""), self.token):
             return reply.send(401, error_body("this server needs Authorization: Bearer <token>"),
@@ -275,6 +279,35 @@ class InferenceServer:
             f'mlops_lab_shadow_max_abs_diff{{model="{model}"}} {shadow.max_abs_diff}',
         ]
         return prometheus_text(list(deployment.stats.values()), pending, extra)
+
+    # ---- changes by whoever runs the process -------------------------------------------------
+
+    def _rollout(self, method: bytes, headers: dict[str, str], body: bytes, reply: Reply) -> None:
+        """``POST /v2/deployment/rollout {"canary", "canary_share", "shadow"}`` with the admin token."""
+        if self.admin_token is None or not hmac.compare_digest(headers.get("authorization", ""), self.admin_token):
+            raise ProtocolError(403, "changing the rollout needs the admin token of whoever started this server")
+        if method != b"POST":
+            raise ProtocolError(405, "rollout takes POST")
+        try:
+            change = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ProtocolError(400, f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(change, dict) or set(change) - {"canary", "canary_share", "shadow"}:
+            raise ProtocolError(400, "a rollout is an object with canary, canary_share and shadow")
+        for key in ("canary", "shadow"):
+            if change.get(key) is not None and not isinstance(change[key], str):
+                raise ProtocolError(400, f"{key} must be a model reference or null")
+
+        async def apply():
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(None, lambda: self.deployment.rollout(
+                    canary=change.get("canary"), canary_share=change.get("canary_share", 0.0),
+                    shadow=change.get("shadow")))
+            except (ValueError, LookupError, RuntimeError) as exc:  # nothing was changed
+                return reply.error(400, str(exc))
+            reply.send(200, orjson.dumps(result))
+
+        asyncio.ensure_future(apply())
 
     # ---- inference ---------------------------------------------------------------------------
 

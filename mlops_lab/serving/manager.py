@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import StoreLocation, current_user, deployments_dir, resolve
-from .process import TOKEN_ENV
+from .process import ADMIN_TOKEN_ENV, TOKEN_ENV
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 # the options of `mlops-lab serve` a deployment may set, with their types
@@ -61,6 +61,7 @@ class Managed:
     next_start: float = 0.0
     failed_checks: int = 0
     events: list[dict] = field(default_factory=list)
+    admin_token: str = field(default_factory=lambda: secrets.token_hex(16))  # rollout changes, ours only
 
     @property
     def url(self) -> str:
@@ -181,6 +182,38 @@ class ServingManager:
         self._record()
         return summary
 
+    def rollout(self, name: str, *, canary: str | None = None, canary_share: float = 0.0, shadow: str | None = None,
+                user: str | None = None) -> dict:
+        """Change the canary, its share and the shadow of a running deployment without a restart.
+
+        The serving process loads the new versions aside first; if one cannot be loaded nothing
+        changes.  Restarts keep the new rollout."""
+        change = _check_options({"canary": canary, "canary_share": canary_share, "shadow": shadow})
+        with self._lock:
+            managed = self._get(name)
+            if managed.state != "ready":
+                raise ServingError(f"{name} is {managed.state}; a rollout needs it ready")
+        body = {"canary": canary, "canary_share": change.get("canary_share", 0.0), "shadow": shadow}
+        request = urllib.request.Request(managed.url + "/v2/deployment/rollout", data=json.dumps(body).encode(),
+                                         method="POST", headers={"Authorization": f"Bearer {managed.admin_token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                result = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise ServingError(json.loads(exc.read() or b"{}").get("error", f"rollout refused ({exc.code})")) from None
+        except OSError as exc:
+            raise ServingError(f"{name} did not answer the rollout: {exc}") from None
+        with self._lock:
+            for key in ("canary", "canary_share", "shadow"):
+                managed.options.pop(key, None)
+            managed.options.update({k: v for k, v in change.items() if v})
+            detail = (f"canary {result['canary']} at {result['canary_share']:.0%}" if result["canary"] else "no canary") + \
+                (f", shadow {result['shadow']}" if result["shadow"] else ", no shadow")
+            self._note(managed, "rollout", detail, user or current_user(), **result)
+            summary = managed.summary()
+        self._record()
+        return summary
+
     def list(self) -> list[dict]:
         with self._lock:
             return [m.summary() for m in self._deployments.values()]
@@ -280,6 +313,7 @@ class ServingManager:
         env.pop(TOKEN_ENV, None)
         if managed.token:
             env[TOKEN_ENV] = managed.token  # not on the command line, where `ps` shows it
+        env[ADMIN_TOKEN_ENV] = managed.admin_token
         with managed.log_path.open("ab") as log:
             log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {managed.model}\n".encode())
             log.flush()

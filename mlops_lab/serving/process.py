@@ -17,6 +17,7 @@ import sys
 from .runtime import CPU, GPU, ModelLoadError
 
 TOKEN_ENV = "MLOPS_LAB_SERVE_TOKEN"
+ADMIN_TOKEN_ENV = "MLOPS_LAB_SERVE_ADMIN_TOKEN"  # rollout changes while serving (the lab sets it)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +79,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     app = InferenceServer(deployment, token=args.token or os.environ.get(TOKEN_ENV),
+                          admin_token=os.environ.get(ADMIN_TOKEN_ENV),
                           max_body_bytes=int(args.max_body_mb * (1 << 20)))
     try:
         server = loop.run_until_complete(
