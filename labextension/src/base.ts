@@ -24,6 +24,7 @@ export abstract class PollingModel<T> {
   private _error: string | null = null;
   private _timer: number | null = null;
   private _inFlight = false;
+  private _again = false;
   private _changed = new Signal<this, void>(this);
 
   constructor(
@@ -48,6 +49,7 @@ export abstract class PollingModel<T> {
 
   async refresh(): Promise<void> {
     if (this._inFlight) {
+      this._again = true; // what is being fetched may be stale (a new filter, say): fetch once more after
       return;
     }
     this._inFlight = true;
@@ -58,6 +60,10 @@ export abstract class PollingModel<T> {
       this._error = (error as Error).message;
     } finally {
       this._inFlight = false;
+    }
+    if (this._again) {
+      this._again = false;
+      return this.refresh();
     }
     this._changed.emit();
   }
