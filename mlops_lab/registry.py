@@ -62,12 +62,19 @@ class LoadedModel:
         return outputs[0]
 
 
-def _onnx_session(onnx_bytes: bytes):
+def onnx_providers(wanted: list[str] | None = None) -> list[str]:
+    """``wanted`` (default: CUDA, then CPU) as far as this onnxruntime has them; CPU at worst."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    return ort.InferenceSession(onnx_bytes, providers=providers)
+    return [p for p in (wanted or ["CUDAExecutionProvider", "CPUExecutionProvider"]) if p in available] \
+        or ["CPUExecutionProvider"]
+
+
+def _onnx_session(onnx_bytes: bytes):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(onnx_bytes, providers=onnx_providers())
 
 
 def _outputs_to_compare(estimator, rows: np.ndarray) -> list[np.ndarray]:
@@ -267,11 +274,17 @@ class Registry:
         sql.get_model(self.store, name)
         return self.store.events("model", name)
 
-    def load_model(self, uri: str) -> LoadedModel:
+    def onnx(self, uri: str) -> tuple[str, int, bytes, dict]:
+        """The name, version, ONNX bytes and signature behind a reference."""
         name, version = self.resolve(uri)
         row = sql.get_version(self.store, name, version)
-        session = _onnx_session(self.tracker.artifacts.get_bytes(row.onnx_hash))
-        return LoadedModel(name, version, json.loads(row.signature), session)
+        if not row.onnx_hash:
+            raise RegistryError(f"{name}/{version} has no ONNX form")
+        return name, version, self.tracker.artifacts.get_bytes(row.onnx_hash), json.loads(row.signature or "{}")
+
+    def load_model(self, uri: str) -> LoadedModel:
+        name, version, onnx_bytes, signature = self.onnx(uri)
+        return LoadedModel(name, version, signature, _onnx_session(onnx_bytes))
 
 
-__all__ = ["ConflictError", "LoadedModel", "Registry", "RegistryError", "STAGES"]
+__all__ = ["ConflictError", "LoadedModel", "Registry", "RegistryError", "STAGES", "onnx_providers"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import struct
 import threading
 import time
 import urllib.error
@@ -22,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import numpy as np
 
-from .protocol import DTYPES
+from .protocol import DTYPES, TensorSpec, tensor_from_bytes, tensor_to_bytes
 
 
 class ServingClient:
@@ -67,8 +66,8 @@ class ServingClient:
             spec = next((s for s in self.metadata()["inputs"] if s["name"] == name), None)
             if spec is None:
                 raise ValueError(f"{self.model} has no input {name!r}")
-            array = np.ascontiguousarray(array, dtype=DTYPES[spec["datatype"]])
-            raw = array.tobytes()
+            array = np.asarray(array, dtype=DTYPES[spec["datatype"]])
+            raw = tensor_to_bytes(array)
             described.append({"name": name, "shape": list(array.shape), "datatype": spec["datatype"],
                               "parameters": {"binary_data_size": len(raw)}})
             blobs.append(raw)
@@ -87,12 +86,9 @@ class ServingClient:
             if size is None:
                 outputs[output["name"]] = np.asarray(output["data"]).reshape(output["shape"])
                 continue
-            raw = body[offset:offset + size]
+            spec = TensorSpec(output["name"], output["datatype"], tuple(output["shape"]))
+            outputs[spec.name] = tensor_from_bytes(body[offset:offset + size], spec, spec.shape)
             offset += size
-            if output["datatype"] == "BYTES":
-                outputs[output["name"]] = _bytes_elements(raw, output["shape"])
-            else:
-                outputs[output["name"]] = np.frombuffer(raw, DTYPES[output["datatype"]]).reshape(output["shape"])
         return outputs
 
     def predict(self, rows) -> np.ndarray:
@@ -118,15 +114,6 @@ class ServingClient:
         if connection is not None:
             connection.close()
             self._local.connection = None
-
-
-def _bytes_elements(raw: bytes, shape: list[int]) -> np.ndarray:
-    items, offset = [], 0
-    while offset < len(raw):
-        (length,) = struct.unpack_from("<I", raw, offset)
-        items.append(raw[offset + 4:offset + 4 + length])
-        offset += 4 + length
-    return np.array(items, dtype=object).reshape(shape)
 
 
 # ---- who runs the deployments -------------------------------------------------------------------

@@ -75,19 +75,10 @@ def resolve_model(spec: str, tracker=None) -> ModelSource:
             raise ModelLoadError(f"no such model file: {spec}")
         payload = path.read_bytes()
         return ModelSource(path.stem, hashlib.sha256(payload).hexdigest()[:8], payload)
-    import json
-
     from ..registry import Registry
-    from ..store import registry as sql
 
-    registry = Registry(tracker)
-    name, version = registry.resolve(spec)
-    row = sql.get_version(registry.store, name, version)
-    if not row.onnx_hash:
-        raise ModelLoadError(f"{name}/{version} has no ONNX form to serve")
-    signature = json.loads(row.signature or "{}")
-    return ModelSource(name, str(version), registry.tracker.artifacts.get_bytes(row.onnx_hash),
-                       signature.get("input_columns"))
+    name, version, onnx_bytes, signature = Registry(tracker).onnx(spec)
+    return ModelSource(name, str(version), onnx_bytes, signature.get("input_columns"))
 
 
 @dataclass

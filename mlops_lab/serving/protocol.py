@@ -89,7 +89,9 @@ def _shape(tensor: dict, name: str) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def _from_binary(raw: memoryview, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarray:
+def tensor_from_bytes(raw, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarray:
+    """A tensor from the binary tensor extension's bytes (requests here, responses in the client)."""
+    raw = memoryview(raw)
     count = math.prod(shape)
     if spec.datatype == "BYTES":
         items, offset = [], 0
@@ -186,7 +188,7 @@ def decode_infer(body: bytes, header_length: str | None, inputs: list[TensorSpec
             if offset + size > len(binary):
                 raise _bad(f"input {name!r}: binary_data_size {size} runs past the end of the body "
                            f"({len(binary) - offset} bytes left)")
-            arrays[name] = _from_binary(binary[offset:offset + size], spec, shape)
+            arrays[name] = tensor_from_bytes(binary[offset:offset + size], spec, shape)
             offset += size
         elif "data" in tensor:
             arrays[name] = _from_json(tensor["data"], spec, shape)
@@ -231,7 +233,8 @@ def decode_infer(body: bytes, header_length: str | None, inputs: list[TensorSpec
     return InferRequest(arrays, rows.pop(), request_id, wanted, binary_outputs, timeout or None)
 
 
-def _to_bytes(array: np.ndarray) -> bytes:
+def tensor_to_bytes(array: np.ndarray) -> bytes:
+    """The binary tensor extension's bytes: raw little-endian values, or length-prefixed BYTES."""
     if array.dtype == object:
         parts = []
         for item in array.ravel():
@@ -253,7 +256,7 @@ def encode_infer(model: str, version: str, request: InferRequest, outputs: dict[
         array = outputs[name]
         entry = {"name": name, "datatype": datatype_of(array), "shape": list(array.shape)}
         if name in request.binary_outputs:
-            raw = _to_bytes(array)
+            raw = tensor_to_bytes(array)
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         elif array.dtype == object or array.dtype.kind in "SU":

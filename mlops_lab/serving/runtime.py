@@ -60,8 +60,9 @@ class ModelRuntime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        available = ort.get_available_providers()
-        wanted = [p for p in (providers or [GPU, CPU]) if p in available] or [CPU]
+        from ..registry import onnx_providers
+
+        wanted = onnx_providers(providers)
         try:
             self.session = ort.InferenceSession(onnx_bytes, options, providers=wanted)
         except Exception as exc:
