@@ -107,7 +107,7 @@ def main() -> None:
         from mlops_lab.tracking.search import runs_page
 
         store = open_store(url)
-        experiment = store.experiment_id("big")
+        experiment = store.runs.experiment_id("big")
         in_process = timed(lambda: runs_page(store, [experiment], "metrics.m0 > 0.3 and params.p1 = 'v4'",
                                              ["metrics.m2 DESC"], 100, 100), 51)
 

@@ -14,7 +14,8 @@ _API = {
     "search_runs", "flush", "drift", "drift_profile", "load_profile", "save_drift_report", "drift_reports",
     "load_drift_report", "performance", "runs", "compare", "register", "promote", "set_alias",
     "set_approval_policy", "request_approval", "approve", "reject", "load_model", "model_history", "validate_data",
-    "evaluate", "models", "checkout", "dataset_diff", "serve", "deployments", "predict",
+    "evaluate", "models", "checkout", "dataset_diff", "feature_store", "serve", "deployments", "stop_serving",
+    "predict",
 }
 
 

@@ -1,4 +1,4 @@
-"""The public Python API (``import mlops_lab as ml``): thin calls onto the process's tracker."""
+"""The public Python API (``import mlops_lab as ml``): thin calls onto the default workspace's services."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from .config import resolve
 from .store import RunRecord
-from .tracking import ActiveRun, Tracker, default_tracker, runs_frame, set_tracker
+from .tracking import ActiveRun
+from .workspace import Workspace, default_workspace, set_default_workspace
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -14,93 +15,91 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def set_store(db_url: str | None = None, artifacts: str | None = None) -> Tracker:
+def set_store(db_url: str | None = None, artifacts: str | None = None) -> Workspace:
     """Point this process at another store (the resolution order applies to what is not given)."""
-    tracker = Tracker(resolve(db_url, artifacts))
-    set_tracker(tracker)
-    return tracker
+    workspace = Workspace(resolve(db_url, artifacts))
+    set_default_workspace(workspace)
+    return workspace
+
+
+def _tracking():
+    return default_workspace().tracking
 
 
 def start_run(name: str | None = None, *, experiment: str | None = None, tags: dict | None = None,
               nested: bool = False, description: str | None = None) -> ActiveRun:
     """Start a run; use it as a context manager (``with ml.start_run() as run:``)."""
-    return default_tracker().start_run(name, experiment=experiment, tags=tags, nested=nested, description=description)
+    return _tracking().start_run(name, experiment=experiment, tags=tags, nested=nested, description=description)
 
 
 def resume_run(run_id: str) -> ActiveRun:
-    return default_tracker().resume_run(run_id)
+    return _tracking().resume_run(run_id)
 
 
 def end_run(status: str = "FINISHED") -> None:
-    default_tracker().end_run(status)
+    _tracking().end_run(status)
 
 
 def active_run() -> ActiveRun | None:
-    return default_tracker().active_run()
+    return _tracking().active_run()
 
 
 def log_param(key: str, value) -> None:
-    default_tracker().log_params({key: value})
+    _tracking().log_params({key: value})
 
 
 def log_params(params: dict) -> None:
-    default_tracker().log_params(params)
+    _tracking().log_params(params)
 
 
 def log_metric(key: str, value, step: int | None = None, timestamp: int | None = None) -> None:
-    default_tracker().log_metrics({key: value}, step=step, timestamp=timestamp)
+    _tracking().log_metrics({key: value}, step=step, timestamp=timestamp)
 
 
 def log_metrics(metrics: dict, step: int | None = None, timestamp: int | None = None) -> None:
-    default_tracker().log_metrics(metrics, step=step, timestamp=timestamp)
+    _tracking().log_metrics(metrics, step=step, timestamp=timestamp)
 
 
 def set_tag(key: str, value) -> None:
-    default_tracker().set_tags({key: value})
+    _tracking().set_tags({key: value})
 
 
 def set_tags(tags: dict) -> None:
-    default_tracker().set_tags(tags)
+    _tracking().set_tags(tags)
 
 
 def log_artifact(path, artifact_path: str | None = None) -> None:
-    default_tracker().log_artifact(path, artifact_path)
+    _tracking().log_artifact(path, artifact_path)
 
 
 def log_artifacts(folder, artifact_path: str | None = None) -> None:
     """Store a whole folder (one manifest, each file content-addressed)."""
-    default_tracker().log_artifact(folder, artifact_path)
+    _tracking().log_artifact(folder, artifact_path)
 
 
 def log_model(model, name: str = "model", *, input_example=None) -> None:
     """A fitted scikit-learn estimator (kept, and converted to ONNX) or an ONNX model."""
-    default_tracker().log_model(model, name, input_example=input_example)
+    _tracking().log_model(model, name, input_example=input_example)
 
 
 def log_dataset(data, name: str | None = None, *, direction: str = "input") -> None:
     """A pandas/polars frame or a file/folder: content hash, schema and row count, stored once."""
-    default_tracker().log_dataset(data, name, direction=direction)
+    _tracking().log_dataset(data, name, direction=direction)
 
 
 def get_run(run_id: str) -> RunRecord:
-    return default_tracker().get_run(run_id)
+    return _tracking().get_run(run_id)
 
 
 def flush() -> None:
     """Wait until everything logged so far is in the store."""
-    default_tracker().flush()
+    default_workspace().flush()
 
 
 def search_runs(experiment: str | list[str] | None = None, filter_string: str | None = None,
                 order_by: list[str] | str | None = None, max_results: int = 1000) -> pd.DataFrame:
     """Runs as a DataFrame, filtered with MLflow's grammar (``"metrics.acc > 0.9 and params.model = 'rf'"``)."""
-    tracker = default_tracker()
-    tracker.flush()
-    experiment_ids = None
-    if experiment is not None:
-        names = [experiment] if isinstance(experiment, str) else list(experiment)
-        experiment_ids = [i for i in map(tracker.find_experiment, names) if i is not None]
-    return runs_frame(tracker.store, experiment_ids, filter_string, order_by, max_results)
+    return _tracking().search_runs(experiment, filter_string, order_by, max_results)
 
 
 # ---- drift -----------------------------------------------------------------------------------
@@ -108,51 +107,42 @@ def search_runs(experiment: str | list[str] | None = None, filter_string: str | 
 def drift(reference, current, **options):
     """Compare ``current`` with ``reference`` (frames, file paths, dataset version hashes, or a
     reference ``Profile``); returns a report that renders as a widget.  See ``mlops_lab.monitoring``."""
-    from .monitoring import Profile, drift as compute
+    from .monitoring import drift as compute
 
-    tracker = default_tracker()
-    if isinstance(reference, Profile):
-        return compute(None, current, reference_profile=reference, artifacts=tracker.artifacts, **options)
-    return compute(reference, current, artifacts=tracker.artifacts, **options)
+    return compute(reference, current, artifacts=default_workspace().artifacts, **options)
 
 
 def drift_profile(reference, *, columns: list[str] | None = None, categorical: list[str] | None = None,
                   save: bool = False):
     """Profile a reference once; with ``save=True`` returns ``(profile, hash)`` after storing it."""
     from .monitoring import profile
-    from .monitoring.storage import save_profile
 
-    tracker = default_tracker()
-    result = profile(reference, columns=columns, categorical=categorical, artifacts=tracker.artifacts)
-    return (result, save_profile(tracker, result)) if save else result
+    workspace = default_workspace()
+    result = profile(reference, columns=columns, categorical=categorical, artifacts=workspace.artifacts)
+    return (result, workspace.drift_reports.save_profile(result)) if save else result
 
 
 def load_profile(digest: str):
-    from .monitoring.storage import load_profile as load
-
-    return load(default_tracker(), digest)
+    return default_workspace().drift_reports.load_profile(digest)
 
 
 def save_drift_report(report, name: str, *, reference: str = "", current: str = "", model: str | None = None,
                       deployment: str | None = None) -> str:
-    from .monitoring.storage import save_report
-
-    tracker = default_tracker()
-    active = tracker.active_run()
-    return save_report(tracker, report, name, reference=reference, current=current, model=model,
-                       deployment=deployment, run_id=active.id if active else None)
+    """Store a report (linked to the active run, if any); it shows in the Drift reports panel."""
+    workspace = default_workspace()
+    active = workspace.tracking.active_run()
+    return workspace.drift_reports.save(report, name, reference=reference, current=current, model=model,
+                                        deployment=deployment, run_id=active.id if active else None)
 
 
 def drift_reports(limit: int = 100) -> "pd.DataFrame":
     import pandas as pd
 
-    return pd.DataFrame(default_tracker().store.drift_reports(limit))
+    return pd.DataFrame(default_workspace().drift_reports.list(limit))
 
 
 def load_drift_report(report_id: str):
-    from .monitoring.storage import load_report
-
-    return load_report(default_tracker(), report_id)
+    return default_workspace().drift_reports.load(report_id)
 
 
 def performance(data, *, target: str, prediction: str, timestamp: str, period: str = "1d", task: str | None = None):
@@ -162,7 +152,7 @@ def performance(data, *, target: str, prediction: str, timestamp: str, period: s
     from .monitoring import performance as compute
 
     return pd.DataFrame(compute(data, target=target, prediction=prediction, timestamp=timestamp, period=period,
-                                task=task, artifacts=default_tracker().artifacts))
+                                task=task, artifacts=default_workspace().artifacts))
 
 
 def runs(experiment: str | list[str] | None = None, filter_string: str | None = None,
@@ -183,9 +173,7 @@ def compare(run_ids: list[str]):
 # ---- model registry --------------------------------------------------------------------------
 
 def _registry():
-    from .registry import Registry
-
-    return Registry(default_tracker())
+    return default_workspace().registry
 
 
 def register(name: str, run_id: str, model: str = "model", *, sample_rows=None, tolerance: float = 1e-4) -> int:
@@ -249,19 +237,29 @@ def models():
     return widget()
 
 
+# ---- data and features -----------------------------------------------------------------------
+
 def checkout(run_id: str, into) -> "Path":
     """Restore a run into a new folder: input data, its cell as a notebook, models, requirements."""
     from .tracking.checkout import checkout as restore
 
-    return restore(default_tracker(), run_id, into)
+    return restore(default_workspace(), run_id, into)
 
 
 def dataset_diff(left, right, *, key: str | list[str] | None = None) -> dict:
     """Schema, row, key and distribution changes between two dataset versions (hashes, files or frames)."""
     from .tracking.datadiff import dataset_diff as diff
 
-    return diff(default_tracker().artifacts, left, right, key=key)
+    return diff(default_workspace().artifacts, left, right, key=key)
 
+
+def feature_store(path=None, *, online: str = "sqlite"):
+    """The feature store: definitions beside runs, online values under ``path`` (default: the
+    per-user home) or in Redis (``online="redis://…"``).  See ``mlops_lab.features``."""
+    return default_workspace().features(path, online)
+
+
+# ---- serving ---------------------------------------------------------------------------------
 
 def serve(model: str, *, name: str | None = None, wait: bool = True, **options):
     """Serve ``model`` (``"churn@production"``, ``"churn/3"``, a ``.onnx`` file) on 127.0.0.1.
@@ -270,18 +268,25 @@ def serve(model: str, *, name: str | None = None, wait: bool = True, **options):
     options are those of ``mlops-lab serve``: ``canary``, ``canary_share``, ``shadow``,
     ``max_batch_size``, ``max_queue_delay_us``, ``max_queue_size``, ``timeout_us``, ``threads``,
     ``cpu``, ``log_sample``, ``token``.  Returns a handle with ``predict``, ``infer``, ``status``,
-    ``log``, ``request_log`` and ``stop``.
+    ``log``, ``request_log``, ``rollout``, ``drift`` and ``stop``.
     """
-    from .serving.client import serve as start
+    from .serving.client import start_serving
 
-    return start(model, name=name, wait=wait, **options)
+    return start_serving(default_workspace(), model, name=name, wait=wait, **options)
 
 
 def deployments() -> list[dict]:
     """The deployments this lab (or this process) runs, with their state."""
     from .serving.client import controller
 
-    return controller().list()
+    return controller(default_workspace()).list()
+
+
+def stop_serving(name: str) -> dict:
+    """Stop a deployment (it drains the requests in flight first)."""
+    from .serving.client import controller
+
+    return controller(default_workspace()).stop(name)
 
 
 def predict(model: str, source, destination, *, chunk_rows: int = 50_000, keep: list[str] | None = None) -> dict:
@@ -289,4 +294,4 @@ def predict(model: str, source, destination, *, chunk_rows: int = 50_000, keep: 
     from .serving.predict import predict_file
 
     return predict_file(model, source, destination, chunk_rows=chunk_rows, keep=keep,
-                        tracker=None if str(model).endswith(".onnx") else default_tracker())
+                        workspace=None if str(model).endswith(".onnx") else default_workspace())

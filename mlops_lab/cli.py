@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 
-from .config import ConfigError, resolve
+from .config import resolve
+from .errors import InvalidInputError, status_of
 
 
-def _tracker(args):
-    from .tracking import Tracker
+def _workspace(args):
+    from .workspace import Workspace
 
-    return Tracker(resolve(args.db_url, args.artifacts))
+    return Workspace(resolve(args.db_url, args.artifacts))
 
 
 def cmd_info(args) -> int:
@@ -46,8 +47,7 @@ def onnxruntime_conflict() -> str | None:
 
 
 def cmd_experiments_list(args) -> int:
-    tracker = _tracker(args)
-    rows = tracker.store.list_experiments()
+    rows = _workspace(args).store.runs.list_experiments()
     if args.json:
         print(json.dumps([e.model_dump() for e in rows], indent=2))
         return 0
@@ -57,20 +57,16 @@ def cmd_experiments_list(args) -> int:
     return 0
 
 
-def _search(args, tracker):
-    from .tracking import runs_frame
+def _search(args, workspace):
+    from .tracking import experiment_ids, runs_frame
 
-    experiment_ids = None
-    if args.experiment:
-        found = tracker.store.experiment_id(args.experiment)
-        if found is None:
-            raise LookupError(f"no experiment named {args.experiment!r}")
-        experiment_ids = [found]
-    return runs_frame(tracker.store, experiment_ids, args.filter, args.order_by, args.max_results)
+    runs = workspace.store.runs
+    ids = experiment_ids(runs, args.experiment or None, missing="raise")  # a mistyped name is an error here
+    return runs_frame(runs, ids, args.filter, args.order_by, args.max_results)
 
 
 def cmd_runs_list(args) -> int:
-    frame = _search(args, _tracker(args))
+    frame = _search(args, _workspace(args))
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
         return 0
@@ -84,22 +80,23 @@ def cmd_runs_list(args) -> int:
 
 
 def cmd_runs_show(args) -> int:
-    record = _tracker(args).get_run(args.run_id)
+    record = _workspace(args).store.runs.get_run(args.run_id)
     print(json.dumps(record.to_dict(), indent=2, default=str))
     return 0
 
 
 def cmd_runs_export(args) -> int:
-    tracker = _tracker(args)
+    workspace = _workspace(args)
+    runs = workspace.store.runs
     if args.run_ids:
         ids = args.run_ids
     else:
-        ids = list(_search(args, tracker)["run_id"])
+        ids = list(_search(args, workspace)["run_id"])
     records = []
     for run_id in ids:
-        record = tracker.get_run(run_id).to_dict()
+        record = runs.get_run(run_id).to_dict()
         record["metric_history"] = {
-            key: [{"step": s, "timestamp": t, "value": v} for s, t, v in tracker.store.metric_history(run_id, key)]
+            key: [{"step": s, "timestamp": t, "value": v} for s, t, v in runs.metric_history(run_id, key)]
             for key in record["metrics"]
         }
         records.append(record)
@@ -116,35 +113,29 @@ def cmd_runs_export(args) -> int:
 def cmd_checkout(args) -> int:
     from .tracking.checkout import checkout
 
-    notebook = checkout(_tracker(args), args.run_id, args.into or f"checkout-{args.run_id[:8]}")
+    notebook = checkout(_workspace(args), args.run_id, args.into or f"checkout-{args.run_id[:8]}")
     print(f"restored run {args.run_id} into {notebook.parent}; re-run {notebook.name}")
     return 0
 
 
 def _registry(args):
-    from .registry import Registry
-
-    return Registry(_tracker(args))
+    return _workspace(args).registry
 
 
 def cmd_models_list(args) -> int:
-    from .store import registry as sql
-
-    registry = _registry(args)
-    for model in sql.list_models(registry.store):
-        versions = sql.list_versions(registry.store, model.name)
-        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(sql.aliases(registry.store, model.name).items()))
+    models = _registry(args).models
+    for model in models.list_models():
+        versions = models.list_versions(model.name)
+        aliases = ", ".join(f"{a}→{v}" for a, v in sorted(models.aliases(model.name).items()))
         print(f"{model.name}: {len(versions)} versions, production {model.production_version or '-'}"
               + (f", aliases {aliases}" if aliases else ""))
     return 0
 
 
 def cmd_models_show(args) -> int:
-    from .store import registry as sql
-
     registry = _registry(args)
-    versions = [v.model_dump() for v in sql.list_versions(registry.store, args.name)]
-    print(json.dumps({"versions": versions, "aliases": sql.aliases(registry.store, args.name),
+    versions = [v.model_dump() for v in registry.models.list_versions(args.name)]
+    print(json.dumps({"versions": versions, "aliases": registry.models.aliases(args.name),
                       "history": registry.history(args.name)}, indent=2, default=str))
     return 0
 
@@ -179,7 +170,7 @@ def cmd_gate(args) -> int:
             thresholds.setdefault(metric, {})[kind] = value
         results.append(evaluate(registry, name, version, args.holdout, target=args.target, thresholds=thresholds))
     if not results:
-        raise ValueError("give --holdout (evaluation gate) and/or --reference (data gate)")
+        raise InvalidInputError("give --holdout (evaluation gate) and/or --reference (data gate)")
     for result in results:
         print(result.summary())
         for check in result.checks:
@@ -188,16 +179,16 @@ def cmd_gate(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from .serving.process import serve
+    from .serving.process import run_server
 
-    return serve(args)
+    return run_server(args)
 
 
 def cmd_predict(args) -> int:
     from .serving.predict import predict_file
 
     result = predict_file(args.model, args.input, args.output, chunk_rows=args.chunk_rows, keep=args.keep,
-                          tracker=None if args.model.endswith(".onnx") else _tracker(args),
+                          workspace=None if args.model.endswith(".onnx") else _workspace(args),
                           providers=["CPUExecutionProvider"] if args.cpu else None)
     print(f"{result['rows']:,} rows scored by {result['model']} on {result['provider']} in {result['chunks']} "
           f"chunk(s), {result['seconds']:.2f} s → {args.output}")
@@ -290,14 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .artifacts import ArtifactError
-    from .store import FilterError, NotFoundError, StoreError
-    from .store.registry import ConflictError
-
     try:
         return args.func(args)
-    except (ConfigError, FilterError, StoreError, NotFoundError, LookupError, ValueError, OSError, PermissionError,
-            ConflictError, ArtifactError) as exc:
+    except Exception as exc:
+        if status_of(exc) is None and not isinstance(exc, OSError):
+            raise  # a bug: the traceback is what a maintainer needs
         print(f"mlops-lab: error: {exc}", file=sys.stderr)
         return 2
 

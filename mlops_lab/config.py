@@ -11,11 +11,12 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from .errors import InvalidInputError
 
 CONFIG_FILE = "mlops_lab.toml"
 
 
-class ConfigError(ValueError):
+class ConfigError(InvalidInputError):
     """The configuration names something that cannot be used."""
 
 

@@ -4,7 +4,7 @@ sets, and an online store (SQLite by default, Redis for teams) that serving read
     customer = Entity("customer", join_keys=["customer_id"])
     activity = FeatureView("activity", entities=["customer"], source="activity.parquet",
                            timestamp="event_time", features=["orders_7d", "spend_7d"], ttl=timedelta(days=7))
-    fs = FeatureStore()
+    fs = ml.feature_store()            # or workspace.features(path, online="redis://…")
     fs.apply(customer, activity)
     training = fs.get_historical_features(labels, ["activity:orders_7d", "activity:spend_7d"])
     fs.materialize_incremental(datetime.now(timezone.utc))
@@ -17,18 +17,22 @@ TTL (polars ``join_asof``, backward); rows with no such value get nulls.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from .config import default_home
+from .errors import InvalidInputError
+from .store.features import open_online_store
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 
-class FeatureError(ValueError):
+class FeatureError(InvalidInputError):
     """A definition or a request the feature store cannot use; the message says what and why."""
 
 
@@ -60,79 +64,22 @@ def _scan(source: str) -> pl.LazyFrame:
     return pl.scan_parquet(source)
 
 
-class SQLiteOnlineStore:
-    """Online values in a local SQLite file: one row per (view, entity key)."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self.path = path
-        with self._connection() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS online (view TEXT, entity TEXT, event_time TEXT, "
-                         "vals TEXT, PRIMARY KEY (view, entity))")
-
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = sqlite3.connect(self.path, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-        return conn
-
-    def write(self, view: str, rows: list[tuple[str, str, str]]) -> None:
-        with self._connection() as conn:
-            conn.executemany("INSERT INTO online VALUES (?, ?, ?, ?) ON CONFLICT (view, entity) DO UPDATE SET "
-                             "event_time = excluded.event_time, vals = excluded.vals "
-                             "WHERE excluded.event_time >= online.event_time", [(view, *r) for r in rows])
-
-    def read(self, view: str, entities: list[str]) -> dict[str, str]:
-        marks = ",".join("?" * len(entities))
-        rows = self._connection().execute(f"SELECT entity, vals FROM online WHERE view = ? AND entity IN ({marks})",
-                                           [view, *entities]).fetchall()
-        return dict(rows)
-
-
-class RedisOnlineStore:
-    """Online values in Redis: one hash per view, field = entity key."""
-
-    def __init__(self, url: str):
-        import redis
-
-        self.client = redis.Redis.from_url(url)
-        self.client.ping()
-
-    def write(self, view: str, rows: list[tuple[str, str, str]]) -> None:
-        key = f"mlops_lab:features:{view}"
-        existing = self.client.hmget(f"{key}:time", [entity for entity, _, _ in rows]) if rows else []
-        newer = [(e, t, v) for (e, t, v), old in zip(rows, existing) if old is None or t >= old.decode()]
-        if newer:
-            pipe = self.client.pipeline()
-            pipe.hset(key, mapping={e: v for e, _, v in newer})
-            pipe.hset(f"{key}:time", mapping={e: t for e, t, _ in newer})
-            pipe.execute()
-
-    def read(self, view: str, entities: list[str]) -> dict[str, str]:
-        values = self.client.hmget(f"mlops_lab:features:{view}", entities)
-        return {e: v.decode() for e, v in zip(entities, values) if v is not None}
-
-
 class FeatureStore:
     """Definitions are registered in the run store (next to runs and models); the data stays where it
     is; online values go to a SQLite file under ``path`` or to Redis (``online="redis://…"``)."""
 
-    def __init__(self, path: str | Path | None = None, online: str = "sqlite", tracker=None):
-        from .tracking import default_tracker
-
-        self.tracker = tracker or default_tracker()
+    def __init__(self, workspace: "Workspace", path: str | Path | None = None, online: str = "sqlite"):
+        self.definition_store = workspace.store.features
+        self.user = workspace.user
         self.path = Path(path or default_home() / "features")
         self.path.mkdir(parents=True, exist_ok=True)
-        self.online = RedisOnlineStore(online) if online.startswith("redis://") else \
-            SQLiteOnlineStore(self.path / "online.db")
-        stored = self.tracker.store.definitions()
+        self.online = open_online_store(online, self.path)
+        stored = self.definition_store.definitions()
         self._definitions = {"entities": stored["entity"], "views": stored["view"], "services": stored["service"],
                              "materialized": {name: spec["end"] for name, spec in stored["materialized"].items()}}
 
     def _save(self, kind: str, name: str, spec: dict) -> None:
-        self.tracker.store.save_definition(kind, name, spec, self.tracker.user)
+        self.definition_store.save_definition(kind, name, spec, self.user)
 
     # ---- definitions -------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ import polars as pl
 from .monitoring import drift, load_frame
 from .monitoring.profile import is_numeric
 from .registry import Registry, RegistryError
-from .store import registry as sql
 
 LOWER_IS_BETTER = {"rmse", "mae"}
 THRESHOLD_KINDS = {"min", "max", "min_improvement", "min_relative_improvement", "max_regression"}
@@ -82,10 +81,10 @@ def data_checks(current: pl.DataFrame, reference: pl.DataFrame, *, max_null_incr
 
 
 def validate_data(registry: Registry, name: str, version: int, data, reference, **options) -> GateResult:
-    artifacts = registry.tracker.artifacts
+    artifacts = registry.artifacts
     checks = data_checks(load_frame(data, artifacts), load_frame(reference, artifacts), **options)
     result = GateResult("data", all(c.passed for c in checks), checks)
-    result.id = sql.add_gate_result(registry.store, name, version, "data", result.passed, result.to_dict(),
+    result.id = registry.models.add_gate_result(name, version, "data", result.passed, result.to_dict(),
                                     registry.user)
     return result
 
@@ -148,18 +147,18 @@ def evaluate(registry: Registry, name: str, candidate: int, holdout, *, target: 
     """Score the candidate and the Production version on the same pinned holdout; apply thresholds."""
     if not thresholds:
         raise RegistryError("an evaluation gate needs at least one threshold")
-    frame = load_frame(holdout, registry.tracker.artifacts)
+    frame = load_frame(holdout, registry.artifacts)
     if target not in frame.columns:
         raise RegistryError(f"the holdout data has no target column {target!r}")
     candidate_metrics = score(registry.load_model(f"{name}/{candidate}"), frame, target)
-    production = sql.get_model(registry.store, name).production_version
+    production = registry.models.get_model(name).production_version
     baseline = None
     if production is not None and production != candidate:
         baseline = score(registry.load_model(f"{name}/{production}"), frame, target)
     checks = threshold_checks(candidate_metrics, baseline, thresholds)
     result = GateResult("evaluation", all(c.passed for c in checks), checks,
                         {"candidate": candidate_metrics, "production": baseline, "production_version": production})
-    result.id = sql.add_gate_result(registry.store, name, candidate, "evaluation", result.passed, result.to_dict(),
+    result.id = registry.models.add_gate_result(name, candidate, "evaluation", result.passed, result.to_dict(),
                                     registry.user)
     return result
 

@@ -51,13 +51,13 @@ class TrackMagics(Magics):
             return self._switch(args, line)
         if args.mode is not None:
             raise UsageError("%%track takes options only; use the line form for %track on|off")
-        from .tracking import default_tracker
         from .tracking.cells import run_tracked_cell
+        from .workspace import default_workspace
 
         tags = _tags(args.tag)
         self._inside_cell = True
         try:
-            return run_tracked_cell(default_tracker(), self.shell, cell, experiment=args.experiment, name=args.name,
+            return run_tracked_cell(default_workspace().tracking, self.shell, cell, experiment=args.experiment, name=args.name,
                                     tags=tags)
         finally:
             self._inside_cell = False
@@ -75,11 +75,10 @@ class TrackMagics(Magics):
                 self.shell.input_transformers_cleanup.remove(self._auto_transform)
             print("mlops_lab: cell tracking off")
         else:
-            from .tracking import default_tracker
+            from .workspace import default_workspace
 
-            tracker = default_tracker()
             state = "on" if self.auto_args is not None else "off"
-            print(f"mlops_lab: tracking every cell is {state}; store {tracker.location.db_url}")
+            print(f"mlops_lab: tracking every cell is {state}; store {default_workspace().location.db_url}")
 
     @magic_arguments()
     @argument("model", nargs="?", help="name@alias, name@production, name/3 or a .onnx file")
@@ -107,9 +106,7 @@ class TrackMagics(Magics):
 
             return pd.DataFrame(api.deployments(), columns=["name", "model", "state", "url", "restarts"])
         if args.stop:
-            from .serving.client import controller
-
-            return controller().stop(args.stop)["state"]
+            return api.stop_serving(args.stop)["state"]
         if not args.model:
             raise UsageError("%serve needs a model (churn@production), --list or --stop NAME")
         options = {key: value for key, value in vars(args).items()

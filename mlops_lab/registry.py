@@ -16,15 +16,16 @@ import json
 import pickle
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .store import NotFoundError
-from .store import registry as sql
-from .store.registry import ConflictError
-from .tracking import Tracker, default_tracker
+from .errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from .tracking.capture import onnx_signature, sklearn_to_onnx
 from .tracking.values import check_key
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 STAGES = ("None", "Staging", "Production", "Archived")
 TRANSITIONS = {
@@ -38,7 +39,7 @@ DEFAULT_TOLERANCE = 1e-4
 _URI = re.compile(r"^(?P<name>[^@/]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_.\-]+))?$")
 
 
-class RegistryError(ValueError):
+class RegistryError(InvalidInputError):
     """A registry request that breaks a rule; the message names the rule."""
 
 
@@ -91,11 +92,13 @@ def _outputs_to_compare(estimator, rows: np.ndarray) -> list[np.ndarray]:
 
 
 class Registry:
-    def __init__(self, tracker: Tracker | None = None, user: str | None = None,
-                 default_required_approvals: int = DEFAULT_REQUIRED_APPROVALS):
-        self.tracker = tracker or default_tracker()
-        self.store = self.tracker.store
-        self.user = user or self.tracker.user
+    """The registry of a workspace, acting as its user (``workspace.registry``)."""
+
+    def __init__(self, workspace: "Workspace", default_required_approvals: int = DEFAULT_REQUIRED_APPROVALS):
+        self.workspace = workspace
+        self.models = workspace.store.models
+        self.artifacts = workspace.artifacts
+        self.user = workspace.user
         self.default_required_approvals = default_required_approvals
 
     # ---- versions ----------------------------------------------------------------------------
@@ -111,8 +114,8 @@ class Registry:
         check_key(name, "model")
         if "@" in name or "/" in name:
             raise RegistryError(f"model name {name!r} may not contain '@' or '/' (they address versions)")
-        self.tracker.flush()
-        record = self.store.get_run(run_id)
+        self.workspace.flush()
+        record = self.workspace.store.runs.get_run(run_id)
         logged = next((m for m in record.models if m["name"] == model), None)
         if logged is None:
             names = ", ".join(m["name"] for m in record.models) or "none"
@@ -120,16 +123,16 @@ class Registry:
         signature = json.loads(logged["signature"])
         onnx_hash, max_difference = logged["onnx_hash"], None
         if logged["flavor"] == "sklearn":
-            estimator = pickle.loads(self.tracker.artifacts.get_bytes(logged["model_hash"]))
+            estimator = pickle.loads(self.artifacts.get_bytes(logged["model_hash"]))
             if onnx_hash is None:
                 onnx_bytes = sklearn_to_onnx(estimator, getattr(estimator, "n_features_in_", None))
-                onnx_hash = self.tracker.artifacts.put_bytes(onnx_bytes)
+                onnx_hash = self.artifacts.put_bytes(onnx_bytes)
                 signature = {**onnx_signature(onnx_bytes), **{k: v for k, v in signature.items() if k == "input_columns"}}
-            max_difference = self._verify(estimator, self.tracker.artifacts.get_bytes(onnx_hash), sample_rows, tolerance)
+            max_difference = self._verify(estimator, self.artifacts.get_bytes(onnx_hash), sample_rows, tolerance)
         elif onnx_hash is None:
             raise RegistryError(f"model {model!r} of run {run_id} has no ONNX form: {logged['onnx_error']}")
         datasets = [{"name": d["name"], "hash": d["hash"], "direction": d["direction"]} for d in record.datasets]
-        return sql.add_version(self.store, {
+        return self.models.add_version({
             "name": name, "run_id": run_id, "source_model": model, "flavor": logged["flavor"],
             "model_hash": logged["model_hash"], "onnx_hash": onnx_hash, "signature": json.dumps(signature),
             "metrics": json.dumps({k: (v if v == v else None) for k, v in record.metrics.items()}),
@@ -170,25 +173,25 @@ class Registry:
             raise RegistryError(f"model reference {uri!r} must look like name, name/3, name@alias or name@production")
         name, version, alias = match["name"], match["version"], match["alias"]
         if version is not None:
-            return name, sql.get_version(self.store, name, int(version)).version
+            return name, self.models.get_version(name, int(version)).version
         if alias is None:
-            versions = sql.list_versions(self.store, name)
+            versions = self.models.list_versions(name)
             if not versions:
                 raise NotFoundError(f"model {name!r} has no versions")
             return name, versions[-1].version
         stage = next((s for s in STAGES if s.lower() == alias.lower()), None)
         if stage is not None:
-            in_stage = [v for v in sql.list_versions(self.store, name) if v.stage == stage]
+            in_stage = [v for v in self.models.list_versions(name) if v.stage == stage]
             if not in_stage:
                 raise NotFoundError(f"model {name!r} has no version in {stage}")
             return name, in_stage[-1].version
-        pointed = sql.aliases(self.store, name).get(alias)
+        pointed = self.models.aliases(name).get(alias)
         if pointed is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         return name, pointed
 
     def required_approvals(self, name: str) -> int:
-        policy = sql.get_model(self.store, name).required_approvals
+        policy = self.models.get_model(name).required_approvals
         return self.default_required_approvals if policy is None else policy
 
     def promote(self, name: str, version: int, stage: str, *, comment: str | None = None,
@@ -196,7 +199,7 @@ class Registry:
         """Move a version to a stage.  Production needs an approved request when the policy asks."""
         if stage not in STAGES:
             raise RegistryError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
-        current = sql.get_version(self.store, name, version)
+        current = self.models.get_version(name, version)
         if stage == current.stage:
             raise RegistryError(f"{name}/{version} is already in {stage}")
         if stage not in TRANSITIONS[current.stage]:
@@ -207,47 +210,47 @@ class Registry:
         if stage == "Production":
             needed = self.required_approvals(name)
             if needed:
-                approved = [r for r in sql.approvals_for(self.store, name, version)
+                approved = [r for r in self.models.approvals_for(name, version)
                             if r.stage == "Production" and r.status == "APPROVED"]
                 if not approved:
-                    raise PermissionError(f"{name}/{version} needs {needed} approval(s) by someone other than the "
+                    raise ForbiddenError(f"{name}/{version} needs {needed} approval(s) by someone other than the "
                                           "requester before Production: ml.request_approval, then ml.approve")
                 approval_id = approved[0].id
-        expected = sql.get_model(self.store, name).production_version
-        sql.set_stage(self.store, name, version, stage, self.user, comment, expected, archive_previous, approval_id)
+        expected = self.models.get_model(name).production_version
+        self.models.set_stage(name, version, stage, self.user, comment, expected, archive_previous, approval_id)
 
     def set_alias(self, name: str, alias: str, version: int | None, *, comment: str | None = None) -> None:
         check_key(alias, "alias")
         if alias.lower() in (s.lower() for s in STAGES) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", alias):
             raise RegistryError(f"alias {alias!r} must be letters, digits, '_', '.' or '-', and not a stage name")
-        sql.set_alias(self.store, name, alias, version, self.user, comment)
+        self.models.set_alias(name, alias, version, self.user, comment)
 
     def set_policy(self, name: str, required_approvals: int | None) -> None:
         if required_approvals is not None and (not isinstance(required_approvals, int) or required_approvals < 0):
             raise RegistryError(f"required_approvals must be a non-negative integer or None, got {required_approvals!r}")
-        sql.set_policy(self.store, name, required_approvals, self.user)
+        self.models.set_policy(name, required_approvals, self.user)
 
     def request_approval(self, name: str, version: int, *, stage: str = "Production",
                          comment: str | None = None) -> str:
-        return sql.request_approval(self.store, name, version, stage, self.user, comment)
+        return self.models.request_approval(name, version, stage, self.user, comment)
 
     def approve(self, request_id: str, *, comment: str | None = None) -> str:
-        request, _ = sql.approval(self.store, request_id)
-        return sql.vote(self.store, request_id, self.user, "approve", comment, self.required_approvals(request.name))
+        request, _ = self.models.approval(request_id)
+        return self.models.vote(request_id, self.user, "approve", comment, self.required_approvals(request.name))
 
     def reject(self, request_id: str, *, comment: str | None = None) -> str:
-        request, _ = sql.approval(self.store, request_id)
-        return sql.vote(self.store, request_id, self.user, "reject", comment, self.required_approvals(request.name))
+        request, _ = self.models.approval(request_id)
+        return self.models.vote(request_id, self.user, "reject", comment, self.required_approvals(request.name))
 
     # ---- reading -----------------------------------------------------------------------------
 
     def overview(self) -> list[dict]:
         """Every registered model with its versions' stages and its aliases: the Models panel's list."""
         result = []
-        for model in sql.list_models(self.store):
-            versions = sql.list_versions(self.store, model.name)
+        for model in self.models.list_models():
+            versions = self.models.list_versions(model.name)
             result.append({
-                **model.model_dump(), "aliases": sql.aliases(self.store, model.name),
+                **model.model_dump(), "aliases": self.models.aliases(model.name),
                 "versions": [{"version": v.version, "stage": v.stage, "run_id": v.run_id, "created_at": v.created_at,
                               "created_by": v.created_by} for v in versions],
             })
@@ -255,32 +258,32 @@ class Registry:
 
     def describe(self, name: str) -> dict:
         """One model in full: versions (with metrics and lineage), aliases, approvals, gates, history."""
-        model = sql.get_model(self.store, name)
+        model = self.models.get_model(name)
         approvals = []
-        for request in sql.approvals_for(self.store, name):
-            _, votes = sql.approval(self.store, request.id)
+        for request in self.models.approvals_for(name):
+            _, votes = self.models.approval(request.id)
             approvals.append({**request.model_dump(), "votes": [v.model_dump() for v in votes]})
         return {
             "model": {**model.model_dump(), "required_approvals_effective": self.required_approvals(name)},
             "versions": [{**v.model_dump(), "signature": json.loads(v.signature), "metrics": json.loads(v.metrics),
-                          "datasets": json.loads(v.datasets)} for v in sql.list_versions(self.store, name)],
-            "aliases": sql.aliases(self.store, name),
+                          "datasets": json.loads(v.datasets)} for v in self.models.list_versions(name)],
+            "aliases": self.models.aliases(name),
             "approvals": approvals,
-            "gates": sql.gate_results(self.store, name),
+            "gates": self.models.gate_results(name),
             "history": self.history(name),
         }
 
     def history(self, name: str) -> list[dict]:
-        sql.get_model(self.store, name)
-        return self.store.events("model", name)
+        self.models.get_model(name)
+        return self.workspace.store.events.events("model", name)
 
     def onnx(self, uri: str) -> tuple[str, int, bytes, dict]:
         """The name, version, ONNX bytes and signature behind a reference."""
         name, version = self.resolve(uri)
-        row = sql.get_version(self.store, name, version)
+        row = self.models.get_version(name, version)
         if not row.onnx_hash:
             raise RegistryError(f"{name}/{version} has no ONNX form")
-        return name, version, self.tracker.artifacts.get_bytes(row.onnx_hash), json.loads(row.signature or "{}")
+        return name, version, self.artifacts.get_bytes(row.onnx_hash), json.loads(row.signature or "{}")
 
     def load_model(self, uri: str) -> LoadedModel:
         name, version, onnx_bytes, signature = self.onnx(uri)

@@ -10,8 +10,9 @@ import html
 
 import numpy as np
 
-from .tracking import default_tracker
+from .errors import status_of
 from .tracking.compare import code_diff, compare_runs, metric_history
+from .workspace import default_workspace
 
 DIFF_COLOURS = {"replace": "#fff3cd", "delete": "#f8d7da", "insert": "#d4edda", "equal": "transparent"}
 
@@ -95,9 +96,9 @@ def compare(run_ids: list[str]):
     """A comparison of runs: differing values, metric curves, parallel coordinates, code diff."""
     import ipywidgets as widgets
 
-    tracker = default_tracker()
-    tracker.flush()
-    store = tracker.store
+    workspace = default_workspace()
+    workspace.flush()
+    store = workspace.store.runs
     comparison = compare_runs(store, list(run_ids))
     runs = comparison["runs"]
     only = widgets.Checkbox(value=True, description="only what differs")
@@ -140,8 +141,7 @@ def runs(experiment: str | list[str] | None = None, filter_string: str | None = 
     """Runs as a table with a filter box, and a param-vs-metric scatter."""
     import ipywidgets as widgets
 
-    from . import api
-
+    tracking = default_workspace().tracking
     box = widgets.Text(value=filter_string or "", description="filter", placeholder="metrics.acc > 0.9",
                        continuous_update=False, layout={"width": "480px"})
     table, message, chart = widgets.HTML(), widgets.HTML(), widgets.Output()
@@ -151,7 +151,7 @@ def runs(experiment: str | list[str] | None = None, filter_string: str | None = 
 
     def load(_=None):
         try:
-            frame = api.search_runs(experiment, box.value or None, order_by, max_results)
+            frame = tracking.search_runs(experiment, box.value or None, order_by, max_results)
         except ValueError as exc:
             message.value = f"<span style='color:#c0392b'>{html.escape(str(exc))}</span>"
             return
@@ -186,9 +186,9 @@ def models():
     history, and the same actions as the Models panel (as this kernel's user)."""
     import ipywidgets as widgets
 
-    from .registry import STAGES, Registry
+    from .registry import STAGES
 
-    registry = Registry(default_tracker())
+    registry = default_workspace().registry
     names = [m["name"] for m in registry.overview()]
     if not names:
         return widgets.HTML("<i>No registered models yet: ml.register(\"name\", run_id).</i>")
@@ -231,7 +231,9 @@ def models():
             try:
                 action()
                 message.value = html.escape(done())
-            except (ValueError, PermissionError, LookupError, RuntimeError) as exc:
+            except Exception as exc:
+                if status_of(exc) is None:  # a bug, not a refused request: let it show in full
+                    raise
                 message.value = f"<span style='color:#c0392b'>{html.escape(str(exc))}</span>"
             render()
         return handler

@@ -27,9 +27,9 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("MLOPS_LAB_USER", "tester")
     yield
     from mlops_lab.store import forget_stores
-    from mlops_lab.tracking import set_tracker
+    from mlops_lab.workspace import set_default_workspace
 
-    set_tracker(None)
+    set_default_workspace(None)
     forget_stores()
 
 
@@ -93,20 +93,27 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
-def tracker(db_url, tmp_path):
-    """The process's tracker, on the engine under test, used by the fluent API too."""
+def workspace(db_url, tmp_path):
+    """The process's workspace, on the engine under test, used by the fluent API too."""
     from mlops_lab.config import StoreLocation
-    from mlops_lab.tracking import Tracker, set_tracker
+    from mlops_lab.workspace import Workspace, set_default_workspace
 
-    t = Tracker(StoreLocation(db_url, str(tmp_path / "artifacts"), "test"))
-    set_tracker(t)
-    yield t
-    t.close()
+    ws = Workspace(StoreLocation(db_url, str(tmp_path / "artifacts"), "test"))
+    set_default_workspace(ws)
+    yield ws
+    ws.close()
 
 
 @pytest.fixture
-def store(tracker):
-    return tracker.store
+def tracker(workspace):
+    """The workspace's tracking service."""
+    return workspace.tracking
+
+
+@pytest.fixture
+def store(workspace):
+    """The workspace's stores, one per domain."""
+    return workspace.store
 
 
 @pytest.fixture(scope="session")

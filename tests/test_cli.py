@@ -32,13 +32,13 @@ def runs(tracker):
 
 
 def test_info_says_which_store_and_why(tracker):
-    out = cli("--db-url", tracker.store.url, "info").stdout
-    assert tracker.store.url in out and "explicit argument" in out
+    out = cli("--db-url", tracker.runs.url, "info").stdout
+    assert tracker.runs.url in out and "explicit argument" in out
 
 
 def test_experiments_and_runs(runs):
     tracker, ids = runs
-    url = ["--db-url", tracker.store.url]
+    url = ["--db-url", tracker.runs.url]
     assert "cli" in cli(*url, "experiments", "list").stdout
     listing = json.loads(cli(*url, "runs", "list", "--json", "-f", "metrics.acc > 0.65", "-o", "metrics.acc DESC").stdout)
     assert [r["run_name"] for r in listing] == ["r2", "r1"]
@@ -49,7 +49,7 @@ def test_experiments_and_runs(runs):
 def test_export_includes_metric_history(runs, tmp_path):
     tracker, ids = runs
     target = tmp_path / "export.json"
-    cli("--db-url", tracker.store.url, "runs", "export", "-e", "cli", "--output", str(target))
+    cli("--db-url", tracker.runs.url, "runs", "export", "-e", "cli", "--output", str(target))
     exported = json.loads(target.read_text())["runs"]
     assert len(exported) == 3
     history = exported[0]["metric_history"]["acc"]
@@ -58,7 +58,7 @@ def test_export_includes_metric_history(runs, tmp_path):
 
 def test_bad_input_exits_non_zero_with_a_message(runs, tmp_path):
     tracker, _ = runs
-    url = ["--db-url", tracker.store.url]
+    url = ["--db-url", tracker.runs.url]
     bad_filter = cli(*url, "runs", "list", "-f", "metrics.acc >", check=False)
     assert bad_filter.returncode == 2 and "ends early" in bad_filter.stderr
     unknown = cli(*url, "runs", "show", "nope", check=False)
@@ -81,7 +81,7 @@ def test_models_register_promote_list(tracker):
     with ml.start_run() as run:
         ml.log_model(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y))
     ml.flush()
-    url = ["--db-url", tracker.store.url, "--artifacts", tracker.artifacts.root]
+    url = ["--db-url", tracker.runs.url, "--artifacts", tracker.artifacts.root]
     assert "registered iris/1" in cli(*url, "models", "register", "iris", run.id).stdout
     assert "now in Staging" in cli(*url, "models", "promote", "iris/1", "Staging").stdout
     refused = cli(*url, "models", "promote", "iris@staging", "Production", check=False)

@@ -24,21 +24,21 @@ def test_downsample_keeps_ends_and_extremes():
     assert len(short_steps) == 10
 
 
-def test_metric_history_and_nan(tracker):
+def test_metric_history_and_nan(workspace, tracker):
     with ml.start_run() as run:
         for step in range(5000):
             ml.log_metric("loss", float("nan") if step == 10 else 1 / (step + 1), step=step)
     ml.flush()
-    curve = metric_history(tracker.store, run.id, "loss", max_points=300)
+    curve = metric_history(workspace.store.runs, run.id, "loss", max_points=300)
     assert curve["points"] == 5000 and len(curve["steps"]) <= 302 and curve["steps"][0] == 0
-    full = metric_history(tracker.store, run.id, "loss", max_points=10_000)
+    full = metric_history(workspace.store.runs, run.id, "loss", max_points=10_000)
     assert full["values"][10] == "NaN" and full["values"][0] == 1.0
-    assert metric_history(tracker.store, run.id, "absent")["points"] == 0
+    assert metric_history(workspace.store.runs, run.id, "absent")["points"] == 0
     with pytest.raises(NotFoundError):
-        metric_history(tracker.store, "0" * 32, "loss")
+        metric_history(workspace.store.runs, "0" * 32, "loss")
 
 
-def test_compare_aligns_and_flags_differences(tracker):
+def test_compare_aligns_and_flags_differences(workspace, tracker):
     ids = []
     for lr, seed in [(0.1, 1), (0.1, 2), (0.3, 1)]:
         with ml.start_run(f"lr{lr}-s{seed}") as run:
@@ -46,7 +46,7 @@ def test_compare_aligns_and_flags_differences(tracker):
             ml.log_metric("acc", 0.8 + lr)
         ids.append(run.id)
     ml.flush()
-    result = compare_runs(tracker.store, ids)
+    result = compare_runs(workspace.store.runs, ids)
     params = {row["key"]: row for row in result["params"]}
     assert params["model"]["differs"] is False and params["lr"]["differs"] is True
     assert params["lr"]["values"] == {ids[0]: "0.1", ids[1]: "0.1", ids[2]: "0.3"}
@@ -55,32 +55,30 @@ def test_compare_aligns_and_flags_differences(tracker):
     assert [r["name"] for r in result["runs"]] == ["lr0.1-s1", "lr0.1-s2", "lr0.3-s1"]
     assert result["packages"] == []  # one process: the same environment everywhere
     with pytest.raises(ValueError, match="1 to 50 run ids"):
-        compare_runs(tracker.store, [])
+        compare_runs(workspace.store.runs, [])
     with pytest.raises(ValueError, match="same run id twice"):
-        compare_runs(tracker.store, [ids[0], ids[0]])
+        compare_runs(workspace.store.runs, [ids[0], ids[0]])
     with pytest.raises(NotFoundError):
-        compare_runs(tracker.store, [ids[0], "f" * 32])
+        compare_runs(workspace.store.runs, [ids[0], "f" * 32])
 
 
-def test_code_diff_side_by_side(tracker):
-    from mlops_lab.tracking import default_tracker
-
-    t = default_tracker()
+def test_code_diff_side_by_side(workspace, tracker):
+    t = workspace.tracking
     a = t.start_run("a", source="x = 1\ny = 2\nprint(x + y)\n")
     t.end_run()
     b = t.start_run("b", source="x = 1\ny = 3\nprint(x + y)\nprint('done')\n")
     t.end_run()
     t.flush()
-    diff = code_diff(tracker.store, a.id, b.id)
+    diff = code_diff(workspace.store.runs, a.id, b.id)
     assert not diff["identical"]
     ops = [(r["op"], r["left"], r["right"]) for r in diff["rows"]]
     assert ops == [("equal", "x = 1", "x = 1"), ("replace", "y = 2", "y = 3"), ("equal", "print(x + y)", "print(x + y)"),
                    ("insert", None, "print('done')")]
     assert "-y = 2" in diff["unified"] and "+y = 3" in diff["unified"]
-    assert code_diff(tracker.store, a.id, a.id)["identical"]
+    assert code_diff(workspace.store.runs, a.id, a.id)["identical"]
 
 
-def test_artifacts_by_logical_path_only(tracker, tmp_path):
+def test_artifacts_by_logical_path_only(workspace, tracker, tmp_path):
     (tmp_path / "report.txt").write_text("hello")
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "roc.svg").write_text("<svg/>")
@@ -88,7 +86,7 @@ def test_artifacts_by_logical_path_only(tracker, tmp_path):
         ml.log_artifact(tmp_path / "report.txt")
         ml.log_artifacts(tmp_path / "plots", "plots")
     ml.flush()
-    store, blobs = tracker.store, tracker.artifacts
+    store, blobs = workspace.store.runs, workspace.artifacts
     assert artifact_bytes(store, blobs, run.id, "report.txt") == ("report.txt", b"hello")
     assert artifact_bytes(store, blobs, run.id, "plots/roc.svg")[1] == b"<svg/>"
     for hostile in ["../../etc/passwd", "/etc/passwd", "plots/../report.txt", "plots//roc.svg", "..", "a\\..\\b"]:
@@ -98,7 +96,7 @@ def test_artifacts_by_logical_path_only(tracker, tmp_path):
         artifact_bytes(store, blobs, run.id, "nope.txt")
 
 
-def test_notebook_widgets_render(tracker):
+def test_notebook_widgets_render(workspace, tracker):
     import ipywidgets
 
     from mlops_lab.widgets import code_diff_html, parallel_figure
@@ -116,7 +114,7 @@ def test_notebook_widgets_render(tracker):
     assert "depth" in tables and "&lt;b&gt;rf&lt;/b&gt;" not in tables  # same everywhere: hidden by default
     widget.children[0].value = False  # "only what differs" off
     assert "&lt;b&gt;rf&lt;/b&gt;" in widget.children[1].value  # shown, and escaped
-    comparison = compare_runs(tracker.store, ids)
+    comparison = compare_runs(workspace.store.runs, ids)
     figure = parallel_figure(comparison, "loss")
     assert [d.label for d in figure.data[0].dimensions] == ["depth", "loss"]
     page = code_diff_html({"left": {"name": "a<"}, "right": {"name": "b"}, "identical": False,

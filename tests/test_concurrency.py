@@ -49,13 +49,13 @@ def test_four_processes_logging_at_once_lose_no_point(db_url, tmp_path):
     store = open_store(db_url)
     total = 0
     for result in results:
-        record = store.get_run(result["run_id"])
+        record = store.runs.get_run(result["run_id"])
         assert record.info.status == "FINISHED"
-        assert store.count_metric_points(result["run_id"]) == result["logged"]
+        assert store.runs.count_metric_points(result["run_id"]) == result["logged"]
         assert record.metrics["a"] == result["logged"] - 2
         total += result["logged"]
     assert total > 1000  # it really did log for the whole time
-    print(f"{total} points from 4 processes in {SECONDS:.0f} s on {store.dialect}")
+    print(f"{total} points from 4 processes in {SECONDS:.0f} s on {store.db.dialect}")
 
 
 HANGER = textwrap.dedent("""
@@ -75,11 +75,11 @@ def test_a_killed_kernel_leaves_no_run_running(db_url, tmp_path):
                             stdout=subprocess.PIPE, text=True)
     run_id = proc.stdout.readline().strip()
     store = open_store(db_url)
-    assert store.get_run(run_id).info.status == "RUNNING"
+    assert store.runs.get_run(run_id).info.status == "RUNNING"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(0.1)
-    store.reap_stale_runs(force=True)
-    record = store.get_run(run_id)
+    store.runs.reap_stale_runs(force=True)
+    record = store.runs.get_run(run_id)
     assert record.info.status == "KILLED" and record.info.end_time is not None
     assert record.metrics == {"x": 1.0}  # what was written before the kill is kept

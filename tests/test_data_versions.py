@@ -9,10 +9,10 @@ from mlops_lab.artifacts import sha256_file
 from mlops_lab.tracking.capture import cached_file_hash
 
 
-def test_unchanged_files_are_not_read_again(tracker, tmp_path):
+def test_unchanged_files_are_not_read_again(workspace, tracker, tmp_path):
     path = tmp_path / "big.bin"
     path.write_bytes(os.urandom(1 << 20) * 8)
-    first = cached_file_hash(tracker.store, path)
+    first = cached_file_hash(workspace.store.file_state, path)
     assert first == sha256_file(path)
     # Same size and modification time, other bytes: the cache answers without reading the file,
     # which is how it makes the second hash of a large file cost a stat and a lookup.
@@ -20,13 +20,13 @@ def test_unchanged_files_are_not_read_again(tracker, tmp_path):
     with open(path, "r+b") as handle:
         handle.write(b"X")
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert cached_file_hash(tracker.store, path) == first
+    assert cached_file_hash(workspace.store.file_state, path) == first
     # A real change (a new modification time) is hashed again.
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    assert cached_file_hash(tracker.store, path) == sha256_file(path) != first
+    assert cached_file_hash(workspace.store.file_state, path) == sha256_file(path) != first
 
 
-def test_logged_files_use_the_cache(tracker, tmp_path):
+def test_logged_files_use_the_cache(workspace, tracker, tmp_path):
     data = tmp_path / "train.csv"
     data.write_text("a,b\n1,2\n")
     with ml.start_run() as run:
@@ -34,7 +34,7 @@ def test_logged_files_use_the_cache(tracker, tmp_path):
         ml.log_artifact(data, "copy.csv")
     record = ml.get_run(run.id)
     assert record.datasets[0]["hash"] == record.artifacts[0]["hash"] == sha256_file(data)
-    assert tracker.store.file_hash(str(data.resolve()), *(lambda s: (s.st_ino, s.st_mtime_ns, s.st_size))(data.stat()))
+    assert workspace.store.file_state.file_hash(str(data.resolve()), *(lambda s: (s.st_ino, s.st_mtime_ns, s.st_size))(data.stat()))
 
 
 CELL = """
@@ -72,7 +72,7 @@ def test_checkout_restores_a_run_that_re_runs_to_the_same_metrics(tracker, tmp_p
     assert (restored / "models" / "model.pkl").exists() and (restored / "models" / "model.onnx").exists()
     assert "scikit-learn==" in (restored / "requirements.txt").read_text()
 
-    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.store.url)
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.runs.url)
     monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
     notebook = nbformat.read(notebook_path, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",

@@ -212,7 +212,7 @@ def test_widget_and_html_render(tracker):
                    pl.DataFrame({"a": rng.normal(1, 1, size=500), "c": rng.choice(["x", "z"], 500)}))
     page = report._repr_html_()
     assert "<svg" in page and "Jensen–Shannon distance in base 2" in page and "<td>a</td>" in page
-    widget = __import__("mlops_lab.monitoring.widget", fromlist=["DriftWidget"]).DriftWidget(report)
+    widget = __import__("mlops_lab.monitoring.widget", fromlist=["drift_widget"]).drift_widget(report)
     assert isinstance(widget, ipywidgets.VBox) and len(widget.children) == 3
     from mlops_lab.monitoring.widget import column_figure
 

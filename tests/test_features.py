@@ -7,6 +7,8 @@ import uuid
 from datetime import datetime, timedelta
 
 import polars as pl
+
+import mlops_lab as ml
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,7 +26,7 @@ def write_source(tmp_path, rows) -> str:
 
 
 def make_store(tmp_path, source, ttl=None, online="sqlite") -> FeatureStore:
-    store = FeatureStore(tmp_path / f"fs-{uuid.uuid4().hex[:6]}", online=online)
+    store = ml.feature_store(tmp_path / f"fs-{uuid.uuid4().hex[:6]}", online=online)
     store.apply(Entity("customer", ["customer_id"]),
                 FeatureView("activity", ["customer"], source, "event_time", ["orders"], ttl=ttl))
     return store
@@ -73,7 +75,7 @@ def test_joins_never_leak_the_future_and_respect_the_ttl(tmp_path_factory, value
 
 def test_bad_definitions_and_requests(tmp_path):
     source = write_source(tmp_path, [(1, T0, 1)])
-    store = FeatureStore(tmp_path / "fs")
+    store = ml.feature_store(tmp_path / "fs")
     with pytest.raises(FeatureError, match="unknown entities"):
         store.apply(FeatureView("v", ["nobody"], source, "event_time", ["orders"]))
     store.apply(Entity("customer", ["customer_id"]))
@@ -125,11 +127,11 @@ def test_materialize_online_and_skew(tmp_path, online):
         store.get_online_features(["activity:orders"], [{"id": 1}])
 
 
-def test_definitions_are_registered_in_the_store(tmp_path, tracker):
+def test_definitions_are_registered_in_the_store(workspace, tmp_path, tracker):
     source = write_source(tmp_path, [(1, T0, 3)])
     make_store(tmp_path, source).materialize(T0, T0 + timedelta(days=1))
-    again = FeatureStore(tmp_path / "elsewhere")  # a new process would see the same definitions
+    again = ml.feature_store(tmp_path / "elsewhere")  # a new process would see the same definitions
     joined = again.get_historical_features(pl.DataFrame({"customer_id": [1], "event_time": [T0]}), ["activity:orders"])
     assert joined["orders"].to_list() == [3]
-    stored = tracker.store.definitions()
+    stored = workspace.store.features.definitions()
     assert set(stored["view"]) == {"activity"} and stored["materialized"]["activity"]["rows"] == 1

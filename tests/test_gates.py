@@ -15,11 +15,10 @@ from sklearn.tree import DecisionTreeClassifier
 import mlops_lab as ml
 from mlops_lab.gates import data_checks, threshold_checks
 from mlops_lab.registry import Registry, RegistryError
-from mlops_lab.store import registry as sql
 
 
 @pytest.fixture
-def models(tracker, tmp_path):
+def models(workspace, tracker, tmp_path):
     """Two versions of one model: a weak tree in Production, a better logistic regression candidate."""
     data = load_breast_cancer(as_frame=True)
     frame = data.frame.rename(columns=lambda c: c.replace(" ", "_"))
@@ -33,14 +32,14 @@ def models(tracker, tmp_path):
             ml.log_model(model.fit(train[features], train["target"]), input_example=train[features].head())
         ml.flush()
         versions.append(ml.register("cancer", run.id, sample_rows=train[features].head(50)))
-    registry = Registry(tracker, user="ci")
+    registry = workspace.as_user("ci").registry
     registry.set_policy("cancer", 0)
     registry.promote("cancer", versions[0], "Staging")
     registry.promote("cancer", versions[0], "Production")
     return registry, versions, holdout_path, train, holdout
 
 
-def test_evaluation_gate_compares_with_production(tracker, models):
+def test_evaluation_gate_compares_with_production(workspace, tracker, models):
     registry, (weak, strong), holdout_path, _, _ = models
     result = ml.evaluate("cancer", strong, str(holdout_path), target="target",
                          thresholds={"accuracy": {"min_improvement": 0.0, "min": 0.9}, "roc_auc": {"max_regression": 0.0}})
@@ -49,7 +48,7 @@ def test_evaluation_gate_compares_with_production(tracker, models):
     assert result.metrics["candidate"]["accuracy"] > result.metrics["production"]["accuracy"]
     backwards = ml.evaluate("cancer", weak, str(holdout_path), target="target", thresholds={"accuracy": {"min": 0.99}})
     assert not backwards.passed
-    stored = sql.gate_results(tracker.store, "cancer", strong)
+    stored = workspace.store.models.gate_results("cancer", strong)
     assert [r["passed"] for r in stored] == [True] and stored[0]["details"]["gate"] == "evaluation"
     assert any(e["kind"] == "gate" for e in ml.model_history("cancer"))
 
@@ -73,10 +72,10 @@ def test_data_gate_catches_schema_nulls_ranges_categories_and_drift():
     assert not checks["city: categories"].passed and "'z'" in checks["city: categories"].detail
 
 
-def test_data_gate_is_stored(tracker, models):
+def test_data_gate_is_stored(workspace, tracker, models):
     registry, (_, strong), _, train, holdout = models
     result = ml.validate_data("cancer", strong, holdout, train, check_drift=False)
-    assert result.gate == "data" and sql.gate_results(tracker.store, "cancer", strong)[0]["gate"] == "data"
+    assert result.gate == "data" and workspace.store.models.gate_results("cancer", strong)[0]["gate"] == "data"
 
 
 @pytest.mark.parametrize("thresholds, message", [
@@ -84,11 +83,11 @@ def test_data_gate_is_stored(tracker, models):
     ({"accuracy": {"at_least": 1}}, "unknown threshold"),
     ({"f1": {"min": 0.5}}, "metric 'f1' is not computed"),
 ])
-def test_bad_thresholds(tracker, models, thresholds, message):
+def test_bad_thresholds(workspace, tracker, models, thresholds, message):
     _, (_, strong), holdout_path, _, _ = models
     with pytest.raises(RegistryError, match=message):
         ml.evaluate("cancer", strong, str(holdout_path), target="target", thresholds=thresholds)
-    assert sql.gate_results(tracker.store, "cancer") == []
+    assert workspace.store.models.gate_results("cancer") == []
 
 
 def test_threshold_rules_for_errors_where_lower_is_better():
@@ -100,7 +99,7 @@ def test_threshold_rules_for_errors_where_lower_is_better():
 
 def test_cli_gate_exit_codes(tracker, models):
     _, (weak, strong), holdout_path, _, _ = models
-    base = [sys.executable, "-m", "mlops_lab.cli", "--db-url", tracker.store.url, "--artifacts", tracker.artifacts.root,
+    base = [sys.executable, "-m", "mlops_lab.cli", "--db-url", tracker.runs.url, "--artifacts", tracker.artifacts.root,
             "gate", "cancer", "--holdout", str(holdout_path), "--target", "target"]
     passed = subprocess.run([*base, "--candidate", str(strong), "--threshold", "accuracy:min_improvement=0"],
                             capture_output=True, text=True, timeout=120)

@@ -9,7 +9,7 @@ import pytest
 from IPython.core.error import UsageError
 
 import mlops_lab as ml
-from mlops_lab.tracking import default_tracker
+from mlops_lab.workspace import default_workspace
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_track_cell_records_params_metrics_model_data_stdout(ip, tmp_path, capsy
     [dataset] = run.datasets
     assert dataset["name"] == "train.csv" and dataset["num_rows"] == 5 and dataset["direction"] == "input"
     stdout = next(a for a in run.artifacts if a["path"] == "stdout.txt")
-    assert default_tracker().artifacts.get_bytes(stdout["hash"]) == b"trained on 5\n"
+    assert default_workspace().artifacts.get_bytes(stdout["hash"]) == b"trained on 5\n"
 
 
 def test_frames_read_from_the_namespace_are_dataset_versions(ip):

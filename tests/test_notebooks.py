@@ -34,18 +34,18 @@ def run_demo(name: str, tmp_path, monkeypatch) -> tuple[list, str]:
 def test_tracking_demo_runs_and_fills_the_store(tmp_path, monkeypatch):
     outputs, db_url = run_demo("01_tracking.ipynb", tmp_path, monkeypatch)
     store = open_store(db_url)
-    runs, params, metrics, tags = store.search_runs(order_by="attributes.start_time")
+    runs, params, metrics, tags = store.runs.search_runs(order_by="attributes.start_time")
     by_name = {r["name"]: r for r in runs}
     assert {"rf-baseline", "rf-deeper", "logreg", "gb-sweep", "gb-lr0.1"} <= set(by_name)
     assert all(r["status"] == "FINISHED" for r in runs)
-    baseline = store.get_run(by_name["rf-baseline"]["id"])
+    baseline = store.runs.get_run(by_name["rf-baseline"]["id"])
     assert baseline.params["n_estimators"] == "50" and baseline.params["max_depth"] == "4"
     assert 0.9 < baseline.metrics["accuracy"] <= 1 and baseline.tags["family"] == "forest"
     assert baseline.models[0]["onnx_hash"] and {d["name"] for d in baseline.datasets} >= {"X_train", "X_test"}
     assert [a["path"] for a in baseline.artifacts] == ["stdout.txt"]  # the cell printed its scores
-    child = store.get_run(by_name["gb-lr0.1"]["id"])
+    child = store.runs.get_run(by_name["gb-lr0.1"]["id"])
     assert child.info.parent_run_id == by_name["gb-sweep"]["id"]
-    assert len(store.metric_history(child.info.id, "test_log_loss")) == 60
+    assert len(store.runs.metric_history(child.info.id, "test_log_loss")) == 60
     # The last cells searched and printed the best run.
     printed = "".join(o.get("text", "") for o in outputs)
     assert "model: [('model'" in printed and "data:" in printed
@@ -57,7 +57,7 @@ def test_drift_demo_finds_the_shift(tmp_path, monkeypatch):
     printed = "".join(o.get("text", "") for o in outputs)
     assert "dataset drift: 3 of 5 features drifted" in printed
     store = open_store(db_url)
-    [report] = store.drift_reports()
+    [report] = store.drift_reports.list()
     assert report["name"] == "weekly check" and set(report["drifted_columns"]) == {"age", "income", "plan"}
 
 
@@ -66,7 +66,7 @@ def test_features_demo_trains_materializes_and_has_no_skew(tmp_path, monkeypatch
     outputs, db_url = run_demo("03_features.ipynb", tmp_path, monkeypatch)
     assert "'mismatches': 0" in "".join(o.get("text", "") for o in outputs)
     store = open_store(db_url)
-    runs, params, metrics, _ = store.search_runs()
+    runs, params, metrics, _ = store.runs.search_runs()
     assert runs[0]["name"] == "logreg-on-features" and "accuracy" in metrics[runs[0]["id"]]
 
 
@@ -79,6 +79,6 @@ def test_serving_demo_serves_shadows_logs_and_swaps(tmp_path, monkeypatch):
     assert re.search(r"mean batch: (\d+\.\d)", text) and float(re.search(r"mean batch: (\d+\.\d)", text)[1]) > 1
     assert "shadow: " in text and "requests compared" in text
     assert "1 of 4 features drifted" in text and "now serving: 2" in text  # monthly_charges moved
-    (report,) = open_store(db_url).drift_reports(10)
+    (report,) = open_store(db_url).drift_reports.list(10)
     assert report["deployment"] == "churn" and report["model_name"] == "churn" and report["model_version"] == "1"
     assert report["drifted_columns"] == ["monthly_charges"]

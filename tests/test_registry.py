@@ -15,7 +15,6 @@ from sklearn.linear_model import LogisticRegression
 import mlops_lab as ml
 from mlops_lab.registry import ConflictError, Registry, RegistryError
 from mlops_lab.store import NotFoundError
-from mlops_lab.store import registry as sql
 
 
 @pytest.fixture
@@ -28,18 +27,18 @@ def iris_run(tracker):
     return run.id, X
 
 
-def registry_as(tracker, user: str) -> Registry:
-    return Registry(tracker, user=user)
+def registry_as(workspace, user: str) -> Registry:
+    return workspace.as_user(user).registry
 
 
-def test_register_checks_onnx_and_keeps_lineage(tracker, iris_run):
+def test_register_checks_onnx_and_keeps_lineage(workspace, tracker, iris_run):
     run_id, X = iris_run
     version = ml.register("iris", run_id, sample_rows=X[:50])
     assert version == 1 and ml.register("iris", run_id) == 2
     model = ml.load_model("iris/1")
     assert model.predict(X[:5]).tolist() == LogisticRegression(max_iter=500).fit(X, load_iris(return_X_y=True)[1]).predict(X[:5]).tolist()
     assert "CPUExecutionProvider" in model.providers
-    saved = sql.get_version(tracker.store, "iris", 1)
+    saved = workspace.store.models.get_version("iris", 1)
     assert saved.run_id == run_id and saved.max_difference is not None and saved.max_difference <= 1e-4
     assert '"accuracy": 0.97' in saved.metrics
 
@@ -52,9 +51,9 @@ def test_registration_refused_when_onnx_disagrees(tracker, iris_run):
         ml.load_model("strict")
 
 
-def test_stages_aliases_and_history(tracker, iris_run):
+def test_stages_aliases_and_history(workspace, tracker, iris_run):
     run_id, _ = iris_run
-    alice, bob = registry_as(tracker, "alice"), registry_as(tracker, "bob")
+    alice, bob = registry_as(workspace, "alice"), registry_as(workspace, "bob")
     v1, v2 = alice.register("iris", run_id), alice.register("iris", run_id)
     alice.set_policy("iris", 0)  # no approvals needed for this part
     alice.promote("iris", v1, "Staging", comment="offline eval ok")
@@ -62,7 +61,7 @@ def test_stages_aliases_and_history(tracker, iris_run):
     alice.promote("iris", v2, "Staging")
     alice.promote("iris", v2, "Production", comment="better")  # v1 archived by default
     assert alice.resolve("iris@production") == ("iris", v2)
-    assert [v.stage for v in sql.list_versions(tracker.store, "iris")] == ["Archived", "Production"]
+    assert [v.stage for v in workspace.store.models.list_versions("iris")] == ["Archived", "Production"]
     bob.set_alias("iris", "champion", v2)
     bob.set_alias("iris", "challenger", v1)
     assert ml.load_model("iris@champion").version == v2 and alice.resolve("iris@challenger") == ("iris", v1)
@@ -74,9 +73,9 @@ def test_stages_aliases_and_history(tracker, iris_run):
     assert ("stage", "alice", "Archived") in history  # the replaced version's move is recorded too
 
 
-def test_production_needs_approvals_by_others(tracker, iris_run):
+def test_production_needs_approvals_by_others(workspace, tracker, iris_run):
     run_id, _ = iris_run
-    alice, bob, carol = (registry_as(tracker, u) for u in ("alice", "bob", "carol"))
+    alice, bob, carol = (registry_as(workspace, u) for u in ("alice", "bob", "carol"))
     version = alice.register("iris", run_id)
     alice.set_policy("iris", 2)
     alice.promote("iris", version, "Staging")
@@ -114,15 +113,15 @@ def test_production_needs_approvals_by_others(tracker, iris_run):
     (lambda r: r.set_policy("iris", -1), RegistryError, "non-negative"),
     (lambda r: r.approve("0" * 32), NotFoundError, "no approval request"),
 ])
-def test_bad_requests_change_nothing(tracker, iris_run, call, error, message):
+def test_bad_requests_change_nothing(workspace, tracker, iris_run, call, error, message):
     run_id, _ = iris_run
-    registry = registry_as(tracker, "alice")
+    registry = registry_as(workspace, "alice")
     registry.register("iris", run_id)
     before = len(registry.history("iris"))
     with pytest.raises(error, match=message):
         call(registry)
     assert len(registry.history("iris")) == before
-    assert sql.get_version(tracker.store, "iris", 1).stage == "None"
+    assert workspace.store.models.get_version("iris", 1).stage == "None"
 
 
 def test_unknown_logged_model_name(tracker, iris_run):
@@ -131,8 +130,8 @@ def test_unknown_logged_model_name(tracker, iris_run):
         ml.register("iris", run_id, "nope")
 
 
-def _ready_for_race(tracker, run_id) -> tuple[int, int]:
-    registry = registry_as(tracker, "alice")
+def _ready_for_race(workspace, run_id) -> tuple[int, int]:
+    registry = registry_as(workspace, "alice")
     v1, v2 = registry.register("race", run_id), registry.register("race", run_id)
     registry.set_policy("race", 0)
     registry.promote("race", v1, "Staging")
@@ -140,19 +139,19 @@ def _ready_for_race(tracker, run_id) -> tuple[int, int]:
     return v1, v2
 
 
-def test_two_promotions_at_once_threads(tracker, iris_run):
+def test_two_promotions_at_once_threads(workspace, tracker, iris_run):
     run_id, _ = iris_run
-    v1, v2 = _ready_for_race(tracker, run_id)
-    registry = registry_as(tracker, "alice")
+    v1, v2 = _ready_for_race(workspace, run_id)
+    registry = registry_as(workspace, "alice")
     # Both read "no version in Production" before either writes: the slow path of a real race.
-    expected = registry.store
+    models = registry.models
     barrier = threading.Barrier(2)
     outcomes = {}
 
     def promote(version):
         barrier.wait()
         try:
-            sql.set_stage(expected, "race", version, "Production", "alice", None, None, True, None)
+            models.set_stage("race", version, "Production", "alice", None, None, True, None)
             outcomes[version] = "won"
         except ConflictError as exc:
             outcomes[version] = str(exc)
@@ -171,21 +170,20 @@ def test_two_promotions_at_once_threads(tracker, iris_run):
     assert stages.count("Production") == 1
 
 
-def test_two_promotions_at_once_processes(tracker, iris_run, tmp_path):
+def test_two_promotions_at_once_processes(workspace, tracker, iris_run, tmp_path):
     run_id, _ = iris_run
-    v1, v2 = _ready_for_race(tracker, run_id)
+    v1, v2 = _ready_for_race(workspace, run_id)
     script = textwrap.dedent("""
         import sys, time
         from mlops_lab.config import StoreLocation
+        from mlops_lab.errors import ConflictError
         from mlops_lab.store import open_store
-        from mlops_lab.store import registry as sql
-        from mlops_lab.store.registry import ConflictError
         store = open_store(sys.argv[1])
         start = float(sys.argv[3])
         while time.time() < start:
             pass
         try:
-            sql.set_stage(store, "race", int(sys.argv[2]), "Production", "bot", None, None, True, None)
+            store.models.set_stage("race", int(sys.argv[2]), "Production", "bot", None, None, True, None)
             print("won")
         except ConflictError:
             print("conflict")
@@ -193,7 +191,7 @@ def test_two_promotions_at_once_processes(tracker, iris_run, tmp_path):
     import time
 
     start = time.time() + 2
-    procs = [subprocess.Popen([sys.executable, "-c", script, tracker.store.url, str(v), str(start)],
+    procs = [subprocess.Popen([sys.executable, "-c", script, tracker.runs.url, str(v), str(start)],
                               stdout=subprocess.PIPE, text=True) for v in (v1, v2)]
     results = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert results == ["conflict", "won"]

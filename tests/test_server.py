@@ -17,7 +17,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 @pytest.fixture
 def jp_server_config(tracker, monkeypatch):
     # The server resolves the store as a kernel would: here through the environment.
-    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.store.url)
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.runs.url)
     monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
     return {"ServerApp": {"jpserver_extensions": {"mlops_lab": True}}}
 
@@ -56,7 +56,7 @@ async def test_run_detail_info_and_experiments(jp_fetch, logged_runs, tracker):
     assert detail["info"]["name"] == "run-0" and detail["params"] == {"model": "lr"}
     assert detail["metric_summaries"]["acc"] == {"last_step": 0, "min": 0.8, "max": 0.8, "count": 1}
     info = await get_json(jp_fetch, "info")
-    assert info["db_url"] == tracker.store.url and "MLOPS_LAB_DB_URL" in info["source"]
+    assert info["db_url"] == tracker.runs.url and "MLOPS_LAB_DB_URL" in info["source"]
     experiments = await get_json(jp_fetch, "experiments")
     assert "rest" in [e["name"] for e in experiments["experiments"]]
 
@@ -150,7 +150,7 @@ async def signed_in(jp_fetch) -> dict:
     return {"Cookie": "; ".join(cookies)}
 
 
-async def test_models_panel_api_with_approvals(jp_fetch, tracker):
+async def test_models_panel_api_with_approvals(workspace, jp_fetch, tracker):
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
@@ -175,7 +175,7 @@ async def test_models_panel_api_with_approvals(jp_fetch, tracker):
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:  # the requester cannot approve
         await post_json(jp_fetch, "approvals", request, body={"decision": "approve"}, headers=me)
     assert info.value.code == 403 and "cannot approve it themselves" in json.loads(info.value.response.body)["error"]
-    assert Registry(tracker, user="second-user").approve(request) == "APPROVED"
+    assert workspace.as_user("second-user").registry.approve(request) == "APPROVED"
     detail = await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"})
     assert detail["model"]["production_version"] == version
     detail = await post_json(jp_fetch, "models", "iris", "aliases", body={"alias": "champion", "version": version})
@@ -232,7 +232,7 @@ async def test_polling_while_a_kernel_writes(jp_fetch, tracker, tmp_path):
         "            ml.log_metric('loss', 1 / (step + 1))\n"
         "            time.sleep(0.001)\n"
         "    i += 1\n"
-    ), tracker.store.url, tracker.artifacts.root])
+    ), tracker.runs.url, tracker.artifacts.root])
     seen_counts: dict[str, int] = {}
     polls = 0
     try:

@@ -379,7 +379,7 @@ def registry_args(tracker) -> list[str]:
     return ["--db-url", tracker.location.db_url, "--artifacts", tracker.location.artifacts]
 
 
-def test_alias_change_hot_swaps_without_dropping_requests(tracker, two_versions, tmp_path):
+def test_alias_change_hot_swaps_without_dropping_requests(workspace, tracker, two_versions, tmp_path):
     X = two_versions
     server = Server(tmp_path, "churn@live", "--watch-seconds", "0.2", *registry_args(tracker))
     payload = row_request(X[:2], "input")
@@ -406,7 +406,7 @@ def test_alias_change_hot_swaps_without_dropping_requests(tracker, two_versions,
         assert not failures and versions[0] == "1" and versions[-1] == "2"
         described = json.loads(server.request("GET", "/v2/deployment")[2])
         assert any(e["event"] == "swapped" and "1 → 2" in e["detail"] for e in described["events"])
-        swaps = [e["payload"] for e in tracker.store.events("deployment", "churn") if e["kind"] == "swapped"]
+        swaps = [e["payload"] for e in workspace.store.events.events("deployment", "churn") if e["kind"] == "swapped"]
         assert [(s["previous"], s["version"]) for s in swaps] == [("1", "2")]  # recorded once, in the store
     finally:
         assert server.stop() == 0
@@ -497,8 +497,9 @@ def test_cli_predict(small_model, tmp_path):
 
 def test_manager_restarts_a_crashed_server_and_stops_it(small_model, tmp_path):
     from mlops_lab.serving.manager import ServingError, ServingManager
+    from mlops_lab.workspace import default_workspace
 
-    manager = ServingManager(check_seconds=0.1)
+    manager = ServingManager(default_workspace(), check_seconds=0.1)
     try:
         manager.start(str(small_model), name="small", log_sample=0.0)
         first = manager.wait_ready("small")
@@ -542,8 +543,9 @@ def test_manager_restarts_a_crashed_server_and_stops_it(small_model, tmp_path):
 ])
 def test_manager_refuses_bad_requests(call, message):
     from mlops_lab.serving.manager import ServingManager
+    from mlops_lab.workspace import default_workspace
 
-    manager = ServingManager()
+    manager = ServingManager(default_workspace())
     try:
         with pytest.raises((ValueError, LookupError), match=message):
             call(manager)
@@ -554,8 +556,9 @@ def test_manager_refuses_bad_requests(call, message):
 
 def test_a_server_that_fails_to_start_is_not_restarted(tmp_path):
     from mlops_lab.serving.manager import ServingError, ServingManager
+    from mlops_lab.workspace import default_workspace
 
-    manager = ServingManager(check_seconds=0.1)
+    manager = ServingManager(default_workspace(), check_seconds=0.1)
     try:
         manager.start(str(tmp_path / "missing.onnx"), name="broken")
         with pytest.raises(ServingError, match="failed"):
@@ -665,10 +668,11 @@ def test_rollout_changes_canary_and_shadow_while_serving(tracker, two_versions, 
 
 def test_manager_rollout_is_recorded_and_survives_a_restart(small_model, tmp_path):
     from mlops_lab.serving.manager import ServingError, ServingManager
+    from mlops_lab.workspace import default_workspace
 
     other = tmp_path / "other.onnx"
     other.write_bytes(mlp([16, 8, 4], seed=1))
-    manager = ServingManager(check_seconds=0.1)
+    manager = ServingManager(default_workspace(), check_seconds=0.1)
     try:
         manager.start(str(small_model), name="small", log_sample=0.0)
         first = manager.wait_ready("small")

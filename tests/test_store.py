@@ -10,14 +10,15 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from mlops_lab.store import Batch, StoreError, now_ms, open_store
-from mlops_lab.store.sql import HOST, SCHEMA_REVISION, Store
+from mlops_lab.store import Batch, Database, Store, StoreError, now_ms, open_store
+from mlops_lab.store.engine import SCHEMA_REVISION
+from mlops_lab.store.file_state import HOST
 
 
 def make_run(store: Store, run_id: str = "a" * 32, *, pid: int = 1, host: str = HOST, heartbeat: int | None = None) -> str:
-    experiment = store.get_or_create_experiment("exp", "tester")
+    experiment = store.runs.get_or_create_experiment("exp", "tester")
     now = now_ms()
-    store.write(Batch(runs=[{
+    store.runs.write(Batch(runs=[{
         "id": run_id, "experiment_id": experiment, "name": "r", "status": "RUNNING", "user": "tester",
         "start_time": now, "host": host, "pid": pid, "heartbeat_at": heartbeat or now,
     }]))
@@ -33,7 +34,7 @@ def test_schema_matches_migrations_head_and_models(db_url):
 
     assert head_revision() == SCHEMA_REVISION
     store = open_store(db_url)
-    with store.engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
 
@@ -52,54 +53,54 @@ def test_migrations_build_the_same_schema_from_empty(db_url):
         assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_REVISION
     engine.dispose()
-    store = Store(db_url)  # opens without touching the schema
-    assert store.list_experiments() == []
+    store = Store.sql(Database(db_url))  # opens without touching the schema
+    assert store.runs.list_experiments() == []
 
 
 def test_reopen_keeps_data(db_url):
-    store = Store(db_url)
+    store = Store.sql(Database(db_url))
     run_id = make_run(store)
     store.dispose()
-    again = Store(db_url)
-    assert again.get_run(run_id).info.name == "r"
+    again = Store.sql(Database(db_url))
+    assert again.runs.get_run(run_id).info.name == "r"
 
 
 def test_latest_metric_follows_step_not_arrival(store):
     run_id = make_run(store)
     points = [(5, 0.5), (1, 0.1), (9, 0.9), (3, 0.3)]
     for step, value in points:  # separate batches, out of order
-        store.write(Batch(metrics=[{"run_id": run_id, "key": "m", "value": value, "step": step, "timestamp": 1}]))
-    record = store.get_run(run_id)
+        store.runs.write(Batch(metrics=[{"run_id": run_id, "key": "m", "value": value, "step": step, "timestamp": 1}]))
+    record = store.runs.get_run(run_id)
     assert record.metrics == {"m": 0.9}
-    history = store.metric_history(run_id, "m")
+    history = store.runs.metric_history(run_id, "m")
     assert [s for s, _, _ in history] == [1, 3, 5, 9]
-    with store.engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         row = conn.execute(sa.text("SELECT min_value, max_value, count FROM latest_metric")).one()
     assert tuple(row) == (0.1, 0.9, 4)
 
 
 def test_nan_and_infinity_round_trip(store):
     run_id = make_run(store)
-    store.write(Batch(metrics=[
+    store.runs.write(Batch(metrics=[
         {"run_id": run_id, "key": "nan", "value": None, "step": 0, "timestamp": 1},
         {"run_id": run_id, "key": "inf", "value": math.inf, "step": 0, "timestamp": 1},
         {"run_id": run_id, "key": "ninf", "value": -math.inf, "step": 0, "timestamp": 1},
     ]))
-    metrics = store.get_run(run_id).metrics
+    metrics = store.runs.get_run(run_id).metrics
     assert math.isnan(metrics["nan"]) and metrics["inf"] == math.inf and metrics["ninf"] == -math.inf
-    assert store.get_run(run_id).to_dict()["metrics"] == {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity"}
+    assert store.runs.get_run(run_id).to_dict()["metrics"] == {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity"}
 
 
 def test_a_failing_batch_changes_nothing(store):
     run_id = make_run(store)
-    store.write(Batch(params=[{"run_id": run_id, "key": "p", "value": "1", "value_num": 1.0}]))
+    store.runs.write(Batch(params=[{"run_id": run_id, "key": "p", "value": "1", "value_num": 1.0}]))
     bad = Batch(
         metrics=[{"run_id": run_id, "key": "m", "value": 1.0, "step": 0, "timestamp": 1}],
         tags=[{"run_id": "f" * 32, "key": "t", "value": "x"}],  # no such run: foreign key fails
     )
     with pytest.raises(sa.exc.IntegrityError):
-        store.write(bad)
-    record = store.get_run(run_id)
+        store.runs.write(bad)
+    record = store.runs.get_run(run_id)
     assert record.params == {"p": "1"} and record.metrics == {} and record.tags == {}
 
 
@@ -109,11 +110,11 @@ def test_killed_process_runs_are_marked_on_next_access(store):
     killed = make_run(store, "b" * 32, pid=dead_pid)
     silent = make_run(store, "c" * 32, host="elsewhere", heartbeat=now_ms() - 3600_000)
     alive = make_run(store, "d" * 32, pid=__import__("os").getpid())
-    store.reap_stale_runs(force=True)
-    assert store.get_run(killed).info.status == "KILLED"
-    assert store.get_run(silent).info.status == "KILLED"
-    assert store.get_run(alive).info.status == "RUNNING"
-    events = store.events("run", killed)
+    store.runs.reap_stale_runs(force=True)
+    assert store.runs.get_run(killed).info.status == "KILLED"
+    assert store.runs.get_run(silent).info.status == "KILLED"
+    assert store.runs.get_run(alive).info.status == "RUNNING"
+    events = store.events.events("run", killed)
     assert events[-1]["payload"]["to"] == "KILLED"
 
 
@@ -122,7 +123,7 @@ def test_corrupt_sqlite_file_is_refused_and_left_alone(tmp_path):
     garbage = b"this is not a database" * 100
     path.write_bytes(garbage)
     with pytest.raises(StoreError, match="not corrupt|not a database"):
-        Store(f"sqlite:///{path}")
+        Store.sql(Database(f"sqlite:///{path}"))
     assert path.read_bytes() == garbage
 
 
@@ -133,7 +134,7 @@ def test_foreign_database_is_refused_and_left_alone(tmp_path):
         conn.execute(sa.text("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)"))
         conn.execute(sa.text("INSERT INTO customers VALUES (1, 'ada')"))
     with pytest.raises(StoreError, match="another application.*customers"):
-        Store(f"sqlite:///{path}")
+        Store.sql(Database(f"sqlite:///{path}"))
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT name FROM customers")).scalar() == "ada"
         assert sa.inspect(conn).get_table_names() == ["customers"]
@@ -141,15 +142,15 @@ def test_foreign_database_is_refused_and_left_alone(tmp_path):
 
 def test_unsupported_url_is_a_clear_error():
     with pytest.raises(StoreError, match="unsupported database"):
-        Store("mysql://root@localhost/test")
+        Database("mysql://root@localhost/test")
 
 
-def test_events_are_append_only_history(tracker):
+def test_events_are_append_only_history(workspace, tracker):
     with tracker.start_run("r") as run:
         tracker.set_tags({"stage": "a"})
         tracker.set_tags({"stage": "b"})
     tracker.flush()
-    kinds = [(e["kind"], e["payload"]) for e in tracker.store.events("run", run.id)]
+    kinds = [(e["kind"], e["payload"]) for e in workspace.store.events.events("run", run.id)]
     assert kinds[0][0] == "created"
     assert [p for k, p in kinds if k == "tags"] == [{"stage": "a"}, {"stage": "b"}]
     assert kinds[-1] == ("status", {"from": "RUNNING", "to": "FINISHED", "error": None})
@@ -171,8 +172,8 @@ def test_upgrade_from_the_first_schema_keeps_data(db_url):
             "VALUES ('" + "e" * 32 + "', 1, 'kept', 'FINISHED', 'me', 1, 'h', 1, 1)"))
         assert "drift_report" not in sa.inspect(conn).get_table_names()
     engine.dispose()
-    store = Store(db_url)
-    assert store.get_run("e" * 32).info.name == "kept"
-    with store.engine.connect() as conn:
+    store = Store.sql(Database(db_url))
+    assert store.runs.get_run("e" * 32).info.name == "kept"
+    with store.db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_REVISION
         assert "drift_report" in sa.inspect(conn).get_table_names()

@@ -26,7 +26,7 @@ def test_run_lifecycle_params_metrics_tags(tracker):
     assert record.params == {"lr": "0.01", "model": "rf"}
     assert record.metrics["loss"] == pytest.approx(0.2) and record.metrics["f1"] == pytest.approx(0.8)
     assert record.tags == {"team": "ds", "note": "first"}
-    history = tracker.store.metric_history(run.id, "loss")  # get_run flushed
+    history = tracker.runs.metric_history(run.id, "loss")  # get_run flushed
     assert [s for s, _, _ in history] == [0, 1, 2, 3, 4]  # steps count up per key by default
     assert record.environment["python"] and "numpy" in record.environment["packages"]
 
@@ -72,7 +72,7 @@ def test_explicit_steps_and_timestamps(tracker):
         ml.log_metric("m", 3.0, step=10, timestamp=1_000)
         ml.log_metric("m", 1.0, step=2, timestamp=2_000)
     ml.flush()
-    assert tracker.store.metric_history(run.id, "m") == [(2, 2000, 1.0), (10, 1000, 3.0)]
+    assert tracker.runs.metric_history(run.id, "m") == [(2, 2000, 1.0), (10, 1000, 3.0)]
     assert ml.get_run(run.id).metrics["m"] == 3.0
 
 
@@ -114,7 +114,7 @@ def test_bad_input_is_refused_and_nothing_stored_changes(tracker, call, message)
         assert message in str(info.value)
     after = ml.get_run(run.id)
     assert (after.params, after.metrics, after.tags) == (before.params, before.metrics, before.tags)
-    assert tracker.store.count_metric_points(run.id) == 1
+    assert tracker.runs.count_metric_points(run.id) == 1
 
 
 def test_params_cannot_change_within_a_run(tracker):

@@ -18,7 +18,7 @@ def lab(tracker, tmp_path):
     require_chromium()
     root = tmp_path / "notebooks"
     root.mkdir()
-    server = LabServer(root, {"MLOPS_LAB_DB_URL": tracker.store.url, "MLOPS_LAB_ARTIFACTS": tracker.artifacts.root})
+    server = LabServer(root, {"MLOPS_LAB_DB_URL": tracker.runs.url, "MLOPS_LAB_ARTIFACTS": tracker.artifacts.root})
     yield server
     server.stop()
 
@@ -192,7 +192,7 @@ def test_a_notebook_s_runs_appear_and_compare(lab, page, artifacts_dir, tracker,
     import nbformat
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.store.url)
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.runs.url)
     monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
     notebook_path = tmp_path / "01_tracking.ipynb"
     shutil.copy(Path(__file__).parent.parent / "demo_notebooks" / "01_tracking.ipynb", notebook_path)

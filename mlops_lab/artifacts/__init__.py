@@ -12,12 +12,13 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from ..errors import UnavailableError
 
 CHUNK = 1 << 20
 _HEX = set("0123456789abcdef")
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(UnavailableError):
     """A blob is missing, corrupt, or a path is not allowed."""
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from .stats import binned_shares, decile_edges
+from ..errors import InvalidInputError
 
 
 # Columns worked on at once: sorting and searching release the GIL, and each column in flight
@@ -25,7 +26,7 @@ from .stats import binned_shares, decile_edges
 WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
-class DriftError(ValueError):
+class DriftError(InvalidInputError):
     """Drift cannot be computed on this input; the message names the column and the problem."""
 
 

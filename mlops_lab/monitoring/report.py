@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..jsonsafe import json_number
 from . import stats
 from .profile import (
     WORKERS, CategoricalProfile, DriftError, NumericProfile, Profile, build_profile, is_numeric, is_vector, profile_column,
@@ -47,7 +48,7 @@ class ColumnDrift:
     def to_dict(self) -> dict:
         return {
             "column": self.column, "kind": self.kind, "role": self.role, "method": self.method, "drift": self.drift,
-            "score": stats._finite(self.score), "statistics": [s.to_dict() for s in self.statistics],
+            "score": json_number(self.score), "statistics": [s.to_dict() for s in self.statistics],
             "reference_rows": self.reference_rows, "current_rows": self.current_rows,
             "reference_nulls": self.reference_nulls, "current_nulls": self.current_nulls, "plot": self.plot,
         }
@@ -138,13 +139,13 @@ class DriftReport:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        from .widget import DriftWidget
+        from .widget import drift_widget
 
-        display(DriftWidget(self))
+        display(drift_widget(self))
 
 
 def _number(value):
-    """The inverse of ``stats._finite``: JSON strings back to floats."""
+    """The inverse of ``json_number``: JSON strings back to floats."""
     return float(value) if isinstance(value, str) else value
 
 
@@ -283,7 +284,10 @@ def drift(reference, current, *, columns: list[str] | None = None, categorical: 
           target: str | None = None, prediction: str | None = None, timestamp: str | None = None,
           period: str = "1d", alpha: float = 0.05, correction: str | None = None, drift_share: float = 0.5,
           reference_profile: Profile | None = None, artifacts=None) -> DriftReport:
-    """Compare ``current`` with ``reference`` column by column; see the module docstring."""
+    """Compare ``current`` with ``reference`` (data, or a stored ``Profile``) column by column; see the
+    module docstring."""
+    if isinstance(reference, Profile):
+        reference, reference_profile = None, reference
     if correction not in (None, "bonferroni", "bh"):
         raise DriftError(f"correction must be None, 'bonferroni' or 'bh', got {correction!r}")
     if not 0 < alpha < 1:

@@ -14,6 +14,8 @@ import numpy as np
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from ..jsonsafe import json_number
+
 PSI_SHARE_FLOOR = 1e-4
 PSI_BANDS = (0.1, 0.25)  # below: no change; between: moderate; above: significant
 EXACT_KS_LIMIT = 1_000  # the larger sample size up to which the KS p-value is exact
@@ -31,14 +33,8 @@ class Statistic:
     detail: str = ""
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "value": _finite(self.value), "p_value": _finite(self.p_value),
+        return {"name": self.name, "value": json_number(self.value), "p_value": json_number(self.p_value),
                 "threshold": self.threshold, "drift": self.drift, "detail": self.detail}
-
-
-def _finite(value: float | None):
-    if value is None or math.isfinite(value):
-        return value
-    return "Infinity" if value > 0 else ("-Infinity" if value < 0 else "NaN")
 
 
 # ---- numeric ---------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ charts of the column you pick (overlaid histogram and ECDF) and of drift over ti
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-from .report import ColumnDrift, DriftReport
+if TYPE_CHECKING:  # the report imports this module to render itself; types only, so no cycle
+    from .report import ColumnDrift, DriftReport
 
 METHOD_LABELS = {
     "ks": "KS p-value", "wasserstein": "Wasserstein (ref. std)", "chi_square": "chi-square p-value",
@@ -13,7 +15,7 @@ METHOD_LABELS = {
 }
 
 
-def _sparkline(column: ColumnDrift, width: int = 120, height: int = 28) -> str:
+def _sparkline(column: "ColumnDrift", width: int = 120, height: int = 28) -> str:
     plot = column.plot
     ref, cur = plot.get("reference"), plot.get("current")
     if not ref:
@@ -30,13 +32,13 @@ def _sparkline(column: ColumnDrift, width: int = 120, height: int = 28) -> str:
     return f'<svg width="{width}" height="{height}" role="img" aria-label="histogram">{"".join(bars)}</svg>'
 
 
-def _value(column: ColumnDrift) -> str:
+def _value(column: "ColumnDrift") -> str:
     statistic = column.statistic(column.method)
     shown = statistic.p_value if statistic.p_value is not None else statistic.value
     return f"{shown:.4g}"
 
 
-def report_html(report: DriftReport) -> str:
+def report_html(report: "DriftReport") -> str:
     rows = []
     for c in report.columns:
         badge = ('<b style="color:#c0392b">drift</b>' if c.drift else '<span style="color:#2e7d32">ok</span>')
@@ -60,7 +62,7 @@ def report_html(report: DriftReport) -> str:
         f"{''.join(f'<p>{n}</p>' for n in notes)}</div>")
 
 
-def column_figure(column: ColumnDrift):
+def column_figure(column: "ColumnDrift"):
     """Overlaid histogram and ECDF (numeric) or category shares (categorical)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -88,7 +90,7 @@ def column_figure(column: ColumnDrift):
     return figure
 
 
-def over_time_figure(report: DriftReport):
+def over_time_figure(report: "DriftReport"):
     import plotly.graph_objects as go
 
     periods = [row["period"] for row in report.over_time or []]
@@ -100,7 +102,7 @@ def over_time_figure(report: DriftReport):
     return figure
 
 
-def DriftWidget(report: DriftReport):
+def drift_widget(report: "DriftReport"):
     """The report as an ipywidget: the table, then the chosen column's charts."""
     import ipywidgets as widgets
 

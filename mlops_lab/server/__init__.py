@@ -7,7 +7,8 @@ server's root directory), so the sidebar and every notebook agree without config
 from __future__ import annotations
 
 from ..config import resolve
-from .handlers import ROUTES, LabBackend
+from ..workspace import Workspace
+from .handlers import ROUTES
 
 
 def _load_jupyter_server_extension(serverapp) -> None:
@@ -15,7 +16,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
 
     location = resolve(start_dir=serverapp.root_dir)
     web_app = serverapp.web_app
-    web_app.settings["mlops_lab"] = LabBackend(location)
+    # Opened lazily: a broken store cannot stop the server starting; handlers act as the signed-in user.
+    web_app.settings["mlops_lab"] = Workspace(location, user="server")
     base_url = web_app.settings["base_url"]
     web_app.add_handlers(".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler)
                                  for path, handler in ROUTES])
@@ -24,6 +26,6 @@ def _load_jupyter_server_extension(serverapp) -> None:
 
 def _unload_jupyter_server_extension(serverapp) -> None:
     """Stop the serving processes this server started (each drains its requests first)."""
-    backend = serverapp.web_app.settings.get("mlops_lab")
-    if backend is not None and backend._serving is not None:
-        backend._serving.shutdown()
+    workspace = serverapp.web_app.settings.get("mlops_lab")
+    if workspace is not None:
+        workspace.close()

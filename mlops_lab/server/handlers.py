@@ -1,4 +1,4 @@
-"""REST handlers: each parses its request, calls the backend on a worker thread, writes JSON."""
+"""REST handlers: each parses its request, calls a service of the workspace on a worker thread, writes JSON."""
 
 from __future__ import annotations
 
@@ -9,85 +9,27 @@ import re
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
-from ..artifacts import ArtifactError, ArtifactStore
-from ..config import StoreLocation
-from ..store import FilterError, NotFoundError, StoreError, open_store
-from ..store.registry import ConflictError
+from ..errors import InvalidInputError, error_body, status_of
+from ..tracking import experiment_ids
 from ..tracking.compare import artifact_bytes, code_diff, compare_runs, metric_history
 from ..tracking.search import runs_page
+from ..workspace import Workspace
 
 MAX_PAGE = 1000
 
 
-class LabBackend:
-    """What the handlers need, opened lazily so a broken store cannot stop the server starting."""
-
-    def __init__(self, location: StoreLocation):
-        self.location = location
-        self._store = None
-        self._artifacts = None
-        self._tracker = None
-        self._serving = None
-
-    @property
-    def store(self):
-        if self._store is None:
-            self._store = open_store(self.location.db_url)
-        return self._store
-
-    @property
-    def artifacts(self) -> ArtifactStore:
-        if self._artifacts is None:
-            self._artifacts = ArtifactStore(self.location.artifacts)
-        return self._artifacts
-
-    @property
-    def tracker(self):
-        if self._tracker is None:
-            from ..tracking import Tracker
-
-            self._tracker = Tracker(self.location)
-        return self._tracker
-
-    def registry(self, user: str):
-        """The registry acting as the lab's signed-in user: approvals are by who clicks."""
-        from ..registry import Registry
-
-        return Registry(self.tracker, user=user)
-
-    @property
-    def serving(self):
-        """The lab's serving processes; started on first use, stopped when the server stops."""
-        if self._serving is None:
-            from ..serving.manager import ServingManager
-
-            self._serving = ServingManager(self.location)
-        return self._serving
-
-    def drift_report(self, report_id: str) -> dict:
-        record = self.store.drift_report(report_id)
-        return {"record": record, "report": json.loads(self.artifacts.get_bytes(record["blob_hash"]))}
-
-
 class BaseHandler(APIHandler):
     @property
-    def backend(self) -> LabBackend:
-        return self.settings["mlops_lab"]
+    def workspace(self) -> Workspace:
+        """The server's workspace, acting as the signed-in user: approvals are by who clicks."""
+        return self.settings["mlops_lab"].as_user(self.username)
 
     async def call(self, function, *args, **kwargs):
-        """Run a blocking service call off the event loop; map its errors to HTTP answers."""
+        """Run a blocking service call off the event loop; its errors become HTTP answers (``http_error``)."""
         try:
             return await asyncio.to_thread(function, *args, **kwargs)
-        except NotFoundError as exc:
-            raise tornado.web.HTTPError(404, reason=str(exc)[:200], log_message=str(exc)) from exc
-        except PermissionError as exc:
-            raise tornado.web.HTTPError(403, reason=str(exc)[:200], log_message=str(exc)) from exc
-        except ConflictError as exc:
-            raise tornado.web.HTTPError(409, reason=str(exc)[:200], log_message=str(exc)) from exc
-        except (FilterError, ValueError) as exc:
-            raise tornado.web.HTTPError(400, reason=str(exc)[:200], log_message=str(exc)) from exc
-        except (StoreError, ArtifactError) as exc:
-            raise tornado.web.HTTPError(503, reason=str(exc)[:200]) from exc
+        except Exception as exc:
+            raise http_error(exc) from exc
 
     def write_error(self, status_code: int, **kwargs) -> None:
         self.set_header("Content-Type", "application/json")
@@ -104,12 +46,12 @@ class BaseHandler(APIHandler):
         try:
             body = json.loads(self.request.body or b"{}")
         except ValueError:
-            raise tornado.web.HTTPError(400, reason="the request body is not JSON") from None
+            raise http_error(InvalidInputError("the request body is not JSON")) from None
         if not isinstance(body, dict):
-            raise tornado.web.HTTPError(400, reason="the request body must be a JSON object")
+            raise http_error(InvalidInputError("the request body must be a JSON object"))
         missing = [key for key in required if key not in body]
         if missing:
-            raise tornado.web.HTTPError(400, reason=f"the request body lacks {', '.join(missing)}")
+            raise http_error(InvalidInputError(f"the request body lacks {', '.join(missing)}"))
         return body
 
     def int_argument(self, name: str, default: int, low: int, high: int) -> int:
@@ -117,23 +59,33 @@ class BaseHandler(APIHandler):
         try:
             value = int(raw)
         except ValueError:
-            raise tornado.web.HTTPError(400, reason=f"{name} must be an integer, got {raw[:50]!r}") from None
+            raise http_error(InvalidInputError(f"{name} must be an integer, got {raw[:50]!r}")) from None
         if not low <= value <= high:
-            raise tornado.web.HTTPError(400, reason=f"{name} must be from {low} to {high}, got {value}")
+            raise http_error(InvalidInputError(f"{name} must be from {low} to {high}, got {value}"))
         return value
+
+
+def http_error(exc: Exception) -> Exception:
+    """The one mapping from the error vocabulary to HTTP: a refused request keeps its status and
+    message; anything else is a bug and stays a 500 with its traceback in the server's log."""
+    status = status_of(exc)
+    if status is None:
+        return exc
+    message = error_body(exc, status)["error"]
+    return tornado.web.HTTPError(status, reason=message[:200].replace("\n", " "), log_message=message)
 
 
 class InfoHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
-        location = self.backend.location
+        location = self.settings["mlops_lab"].location
         self.finish({"db_url": location.db_url, "artifacts": location.artifacts, "source": location.source})
 
 
 class ExperimentsHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
-        experiments = await self.call(lambda: self.backend.store.list_experiments())
+        experiments = await self.call(lambda: self.workspace.store.runs.list_experiments())
         self.finish({"experiments": [e.model_dump() for e in experiments]})
 
 
@@ -147,12 +99,9 @@ class RunsHandler(BaseHandler):
         experiment = self.get_argument("experiment", None)
 
         def page():
-            store = self.backend.store
-            ids = None
-            if experiment:
-                found = store.experiment_id(experiment)
-                ids = [] if found is None else [found]
-            return runs_page(store, ids, filter_string, order_by, limit, offset)
+            runs = self.workspace.store.runs
+            # an experiment not there yet lists no runs: the panel may be waiting for it
+            return runs_page(runs, experiment_ids(runs, experiment or None), filter_string, order_by, limit, offset)
 
         self.finish(await self.call(page))
 
@@ -160,7 +109,7 @@ class RunsHandler(BaseHandler):
 class RunHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self, run_id: str):
-        record = await self.call(lambda: self.backend.store.get_run(run_id))
+        record = await self.call(lambda: self.workspace.store.runs.get_run(run_id))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(record.to_dict(), default=str))
 
@@ -170,45 +119,40 @@ class MetricHistoryHandler(BaseHandler):
     async def get(self, run_id: str):
         key = self.get_argument("key")
         max_points = self.int_argument("max_points", 1000, 10, 100_000)
-        self.finish(await self.call(metric_history, self.backend.store, run_id, key, max_points))
+        self.finish(await self.call(metric_history, self.workspace.store.runs, run_id, key, max_points))
 
 
 class CompareHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
         run_ids = [i for i in self.get_argument("runs", "").split(",") if i]
-        self.finish(await self.call(compare_runs, self.backend.store, run_ids))
+        self.finish(await self.call(compare_runs, self.workspace.store.runs, run_ids))
 
 
 class DatasetDiffHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
-        from ..monitoring import DriftError
         from ..tracking.datadiff import dataset_diff
 
         left, right = self.get_argument("left"), self.get_argument("right")
         key = self.get_arguments("key") or None
         for digest in (left, right):
             if not re.fullmatch(r"[0-9a-f]{64}", digest):  # hashes only: never a path on the server
-                raise tornado.web.HTTPError(400, reason=f"not a dataset version hash: {digest[:80]!r}")
-        try:
-            result = await self.call(dataset_diff, self.backend.artifacts, left, right, key=key)
-        except DriftError as exc:
-            raise tornado.web.HTTPError(400, reason=str(exc)[:200], log_message=str(exc)) from exc
-        self.finish(result)
+                raise http_error(InvalidInputError(f"not a dataset version hash: {digest[:80]!r}"))
+        self.finish(await self.call(dataset_diff, self.workspace.artifacts, left, right, key=key))
 
 
 class CodeDiffHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
         left, right = self.get_argument("left"), self.get_argument("right")
-        self.finish(await self.call(code_diff, self.backend.store, left, right))
+        self.finish(await self.call(code_diff, self.workspace.store.runs, left, right))
 
 
 class ArtifactHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self, run_id: str, path: str):
-        name, data = await self.call(artifact_bytes, self.backend.store, self.backend.artifacts, run_id, path)
+        name, data = await self.call(artifact_bytes, self.workspace.store.runs, self.workspace.artifacts, run_id, path)
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("Content-Disposition", f'attachment; filename="{name.rsplit("/", 1)[-1]}"')
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -218,20 +162,20 @@ class ArtifactHandler(BaseHandler):
 class ModelsHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
-        self.finish({"models": await self.call(lambda: self.backend.registry(self.username).overview())})
+        self.finish({"models": await self.call(lambda: self.workspace.registry.overview())})
 
 
 class ModelHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self, name: str):
-        self.finish(await self.call(lambda: self.backend.registry(self.username).describe(name)))
+        self.finish(await self.call(lambda: self.workspace.registry.describe(name)))
 
 
 class StageHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self, name: str, version: str):
         body = self.json_body("stage")
-        registry = self.backend.registry(self.username)
+        registry = self.workspace.registry
         await self.call(registry.promote, name, int(version), body["stage"], comment=body.get("comment"))
         self.finish(await self.call(registry.describe, name))
 
@@ -240,7 +184,7 @@ class AliasHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self, name: str):
         body = self.json_body("alias", "version")
-        registry = self.backend.registry(self.username)
+        registry = self.workspace.registry
         await self.call(registry.set_alias, name, body["alias"], body["version"], comment=body.get("comment"))
         self.finish(await self.call(registry.describe, name))
 
@@ -249,7 +193,7 @@ class ApprovalRequestHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self, name: str, version: str):
         body = self.json_body()
-        registry = self.backend.registry(self.username)
+        registry = self.workspace.registry
         request_id = await self.call(registry.request_approval, name, int(version), comment=body.get("comment"))
         self.finish({"request": request_id})
 
@@ -258,9 +202,9 @@ class ApprovalVoteHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self, request_id: str):
         body = self.json_body("decision")
-        registry = self.backend.registry(self.username)
+        registry = self.workspace.registry
         if body["decision"] not in ("approve", "reject"):
-            raise tornado.web.HTTPError(400, reason="decision must be 'approve' or 'reject'")
+            raise http_error(InvalidInputError("decision must be 'approve' or 'reject'"))
         vote = registry.approve if body["decision"] == "approve" else registry.reject
         self.finish({"status": await self.call(vote, request_id, comment=body.get("comment"))})
 
@@ -269,36 +213,36 @@ class DriftReportsHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
         limit = self.int_argument("limit", 100, 1, MAX_PAGE)
-        self.finish({"reports": await self.call(lambda: self.backend.store.drift_reports(limit))})
+        self.finish({"reports": await self.call(lambda: self.workspace.drift_reports.list(limit))})
 
 
 class DriftReportHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self, report_id: str):
-        self.finish(await self.call(self.backend.drift_report, report_id))
+        self.finish(await self.call(self.workspace.drift_reports.record, report_id))
 
 
 class DeploymentsHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
-        self.finish({"deployments": await self.call(self.backend.serving.list)})
+        self.finish({"deployments": await self.call(self.workspace.serving.list)})
 
     @tornado.web.authenticated
     async def post(self):
         body = self.json_body("model")
         model = body.pop("model")
         body.pop("user", None)  # who asks is the signed-in user, not what the body says
-        self.finish(await self.call(self.backend.serving.start, model, user=self.username, **body))
+        self.finish(await self.call(self.workspace.serving.start, model, user=self.username, **body))
 
 
 class DeploymentHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self, name: str):
-        self.finish(await self.call(self.backend.serving.get, name))
+        self.finish(await self.call(self.workspace.serving.get, name))
 
     @tornado.web.authenticated
     async def delete(self, name: str):
-        self.finish(await self.call(self.backend.serving.stop, name, user=self.username))
+        self.finish(await self.call(self.workspace.serving.stop, name, user=self.username))
 
 
 class DeploymentRolloutHandler(BaseHandler):
@@ -307,15 +251,15 @@ class DeploymentRolloutHandler(BaseHandler):
         body = self.json_body()
         unknown = set(body) - {"canary", "canary_share", "shadow"}
         if unknown:
-            raise tornado.web.HTTPError(400, reason=f"a rollout takes canary, canary_share and shadow, not {sorted(unknown)}")
-        self.finish(await self.call(self.backend.serving.rollout, name, user=self.username, **body))
+            raise http_error(InvalidInputError(f"a rollout takes canary, canary_share and shadow, not {sorted(unknown)}"))
+        self.finish(await self.call(self.workspace.serving.rollout, name, user=self.username, **body))
 
 
 class DeploymentLogHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self, name: str):
         lines = self.int_argument("lines", 200, 1, 5000)
-        self.finish({"log": await self.call(self.backend.serving.log, name, lines)})
+        self.finish({"log": await self.call(self.workspace.serving.log, name, lines)})
 
 
 ROUTES = [

@@ -19,9 +19,15 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from ..errors import InvalidInputError, error_from_response
 from .protocol import DTYPES, TensorSpec, tensor_from_bytes, tensor_to_bytes
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 
 class ServingClient:
@@ -56,7 +62,7 @@ class ServingClient:
         if self._metadata is None:
             response, body = self._request("GET", f"/v2/models/{quote(self.model)}")
             if response.status != 200:
-                raise RuntimeError(f"metadata of {self.model}: {response.status} {body.decode(errors='replace')}")
+                raise error_from_response(response.status, body)
             self._metadata = json.loads(body)
         return self._metadata
 
@@ -65,7 +71,7 @@ class ServingClient:
         for name, array in inputs.items():
             spec = next((s for s in self.metadata()["inputs"] if s["name"] == name), None)
             if spec is None:
-                raise ValueError(f"{self.model} has no input {name!r}")
+                raise InvalidInputError(f"{self.model} has no input {name!r}")
             array = np.asarray(array, dtype=DTYPES[spec["datatype"]])
             raw = tensor_to_bytes(array)
             described.append({"name": name, "shape": list(array.shape), "datatype": spec["datatype"],
@@ -77,7 +83,7 @@ class ServingClient:
                                        {"Inference-Header-Content-Length": str(len(header)),
                                         "Content-Type": "application/octet-stream"})
         if response.status != 200:
-            raise RuntimeError(f"{self.model}: {response.status} {body.decode(errors='replace')}")
+            raise error_from_response(response.status, body)
         length = int(response.getheader("Inference-Header-Content-Length") or len(body))
         answer = json.loads(body[:length])
         outputs, offset = {}, length
@@ -98,12 +104,12 @@ class ServingClient:
         metadata = self.metadata()
         inputs = metadata["inputs"]
         if len(inputs) != 1:
-            raise ValueError(f"{self.model} takes {len(inputs)} inputs: use infer() with a dict")
+            raise InvalidInputError(f"{self.model} takes {len(inputs)} inputs: use infer() with a dict")
         columns = (metadata.get("parameters") or {}).get("input_columns")
         if columns and hasattr(rows, "columns"):
             missing = [c for c in columns if c not in list(rows.columns)]
             if missing:
-                raise ValueError(f"{self.model} needs columns {missing}")
+                raise InvalidInputError(f"{self.model} needs columns {missing}")
             rows = rows[columns]
         values = rows.to_numpy() if hasattr(rows, "to_numpy") else np.asarray(rows)
         return next(iter(self.infer({inputs[0]["name"]: values}).values()))
@@ -134,12 +140,7 @@ class LabController:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            try:
-                detail = json.loads(detail).get("message") or detail
-            except ValueError:
-                pass
-            raise (LookupError if exc.code == 404 else ValueError)(f"{exc.code}: {detail}") from None
+            raise error_from_response(exc.code, exc.read()) from None
 
     def start(self, model: str, **options) -> dict:
         return self._call("POST", "", {"model": model, **options})
@@ -166,7 +167,7 @@ class LabController:
             if summary["state"] == "ready":
                 return summary
             if summary["state"] in ("failed", "stopped"):
-                raise ValueError(f"{name} is {summary['state']}: {self.log(name, 5)}")
+                raise InvalidInputError(f"{name} is {summary['state']}: {self.log(name, 5)}")
             time.sleep(0.1)
         raise TimeoutError(f"{name} was not ready within {timeout:.0f} s")
 
@@ -185,31 +186,21 @@ def lab_server() -> dict | None:
     return info if info.get("url") else None
 
 
-_local_manager = None
-
-
-def controller():
-    """The lab's deployments when this is a kernel of a lab, else this process's own manager."""
+def controller(workspace: "Workspace"):
+    """The lab's deployments when this is a kernel of a lab, else the workspace's own manager."""
     info = lab_server()
     if info is not None:
         return LabController(info["url"], info.get("token", ""))
-    global _local_manager
-    if _local_manager is None:
-        import atexit
-
-        from .manager import ServingManager
-
-        _local_manager = ServingManager()
-        atexit.register(_local_manager.shutdown)
-    return _local_manager
+    return workspace.serving
 
 
-class Served:
+class DeploymentHandle:
     """A running deployment, seen from a notebook: predict with it, watch it, stop it."""
 
-    def __init__(self, summary: dict, control, token: str | None = None):
+    def __init__(self, summary: dict, control, workspace: "Workspace", token: str | None = None):
         self.name, self.url = summary["name"], summary["url"]
         self._control = control
+        self._workspace = workspace
         self.client = ServingClient(self.url, self.name, token)
 
     def predict(self, rows) -> np.ndarray:
@@ -234,7 +225,7 @@ class Served:
 
         server = self.status().get("server") or {}
         if not server.get("request_log"):
-            raise LookupError(f"{self.name} keeps no request log (log_sample=0) or is not ready")
+            raise InvalidInputError(f"{self.name} keeps no request log (log_sample=0) or is not ready")
         return read_request_log(server["request_log"], shadow=shadow)
 
     def drift(self, reference, *, save: bool = True, name: str | None = None, **options):
@@ -242,15 +233,16 @@ class Served:
         the training data, a file, a dataset version or a stored profile — over the columns both
         have.  With ``save`` the report is stored linked to the deployment and the primary version,
         and shows in the Drift reports panel."""
-        from .. import api
+        from ..monitoring import drift
 
-        report = api.drift(reference, self.request_log(), **options)
+        report = drift(reference, self.request_log(), artifacts=self._workspace.artifacts, **options)
         if save:
             server = self.status().get("server") or {}
             primary = server.get("roles", {}).get("primary", {})
             model = f"{primary['name']}/{primary['version']}" if primary.get("name") else None
-            api.save_drift_report(report, name or f"{self.name}: requests", reference=_describe(reference),
-                                  current=server.get("request_log", ""), model=model, deployment=self.name)
+            self._workspace.drift_reports.save(report, name or f"{self.name}: requests", reference=_describe(reference),
+                                               current=server.get("request_log", ""), model=model,
+                                               deployment=self.name)
         return report
 
     def stop(self) -> dict:
@@ -275,9 +267,11 @@ def _describe(reference) -> str:
     return str(reference) if isinstance(reference, (str, os.PathLike)) else type(reference).__name__
 
 
-def serve(model: str, *, wait: bool = True, timeout: float = 120.0, **options) -> Served:
-    control = controller()
+def start_serving(workspace: "Workspace", model: str, *, wait: bool = True, timeout: float = 120.0,
+                  **options) -> DeploymentHandle:
+    """Start a deployment (through the lab when there is one) and, with ``wait``, wait until it is ready."""
+    control = controller(workspace)
     summary = control.start(model, **options)
     if wait:
         summary = control.wait_ready(summary["name"], timeout)
-    return Served(summary, control, options.get("token"))
+    return DeploymentHandle(summary, control, workspace, options.get("token"))

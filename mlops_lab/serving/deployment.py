@@ -22,6 +22,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from .metrics import VersionStats
 from .protocol import ProtocolError
 from .request_log import RequestLog
 from .runtime import ModelLoadError, ModelRuntime
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 log = logging.getLogger("mlops_lab.serving")
 ROLES = ("primary", "canary", "shadow")
@@ -67,7 +71,7 @@ def is_pinned(spec: str) -> bool:
     return spec.endswith(".onnx") or "/" in spec
 
 
-def resolve_model(spec: str, tracker=None) -> ModelSource:
+def resolve_model(spec: str, workspace: "Workspace | None" = None) -> ModelSource:
     """The ONNX bytes behind a registry reference or a ``.onnx`` file."""
     if spec.endswith(".onnx"):
         path = Path(spec).expanduser()
@@ -75,14 +79,14 @@ def resolve_model(spec: str, tracker=None) -> ModelSource:
             raise ModelLoadError(f"no such model file: {spec}")
         payload = path.read_bytes()
         return ModelSource(path.stem, hashlib.sha256(payload).hexdigest()[:8], payload)
-    from ..registry import Registry
-
-    name, version, onnx_bytes, signature = Registry(tracker).onnx(spec)
+    if workspace is None:
+        raise ModelLoadError(f"{spec!r} is a registry reference: serving it needs a store (or give a .onnx file)")
+    name, version, onnx_bytes, signature = workspace.registry.onnx(spec)
     return ModelSource(name, str(version), onnx_bytes, signature.get("input_columns"))
 
 
 @dataclass
-class Served:
+class ServedVersion:
     role: str
     spec: str
     runtime: ModelRuntime
@@ -102,7 +106,8 @@ class ShadowSummary:
 
 class Deployment:
     def __init__(self, primary: str, *, loop, options: ServeOptions | None = None, canary: str | None = None,
-                 canary_share: float = 0.0, shadow: str | None = None, tracker=None, name: str | None = None):
+                 canary_share: float = 0.0, shadow: str | None = None, workspace: "Workspace | None" = None,
+                 name: str | None = None):
         self.options = options or ServeOptions()
         self.options.check()
         if not 0.0 <= canary_share <= 1.0:
@@ -110,10 +115,10 @@ class Deployment:
         if canary_share and not canary:
             raise ValueError("canary_share needs a canary version")
         self.loop = loop
-        self.tracker = tracker
+        self.workspace = workspace
         self.specs = {role: spec for role, spec in zip(ROLES, (primary, canary, shadow)) if spec}
         self.canary_share = canary_share if canary else 0.0
-        self.served: dict[str, Served] = {}
+        self.served: dict[str, ServedVersion] = {}
         self.stats: dict[tuple[str, str], VersionStats] = {}
         self.shadow = ShadowSummary()
         self.events: deque[dict] = deque(maxlen=200)
@@ -146,7 +151,7 @@ class Deployment:
             self._watcher.start()
 
     def _runtime(self, spec: str) -> ModelRuntime:
-        source = resolve_model(spec, self.tracker)
+        source = resolve_model(spec, self.workspace)
         runtime = ModelRuntime(source.name, source.version, source.onnx, providers=self.options.providers,
                                intra_op_threads=self.options.intra_op_threads,
                                max_batch_size=self.options.max_batch_size, input_columns=source.input_columns)
@@ -163,7 +168,7 @@ class Deployment:
         batcher = Batcher(runtime, stats, self.loop, max_queue_delay_us=self.options.max_queue_delay_us,
                           max_queue_size=self.options.max_queue_size)
         old = self.served.get(role)
-        self.served[role] = Served(role, self.specs[role], runtime, batcher, stats)
+        self.served[role] = ServedVersion(role, self.specs[role], runtime, batcher, stats)
         if old is not None:
             old.batcher.close()
             self.event("swapped", f"{role}: {self.name}/{old.runtime.version} → {runtime.version}")
@@ -181,9 +186,7 @@ class Deployment:
                     if is_pinned(spec):
                         continue
                     try:
-                        from ..registry import Registry
-
-                        _, version = Registry(self.tracker).resolve(spec)
+                        _, version = self.workspace.registry.resolve(spec)
                         if str(version) == self._chosen.get(role):
                             continue
                         runtime = self._runtime(spec)
@@ -233,15 +236,13 @@ class Deployment:
 
     def _record_swap(self, role: str, spec: str, previous: str, version: str) -> None:
         """The swap in the store's history of this deployment, beside the lab's own events."""
-        import json
-
-        from ..store import Batch, now_ms
+        from ..store.events import event_row
 
         try:
-            self.tracker.store.write(Batch(events=[{
-                "entity_type": "deployment", "entity_id": self.name, "kind": "swapped", "user": "server",
-                "time": now_ms(), "payload": json.dumps({"detail": f"{role}: {previous} → {version}", "role": role,
-                                                         "spec": spec, "previous": previous, "version": version})}]))
+            self.workspace.store.events.add([event_row(
+                "deployment", self.name, "swapped", "server",
+                {"detail": f"{role}: {previous} → {version}", "role": role, "spec": spec, "previous": previous,
+                 "version": version})])
         except Exception:  # serving goes on; the process log has the swap
             log.exception("could not record the swap of %s in the store", role)
 
@@ -256,7 +257,7 @@ class Deployment:
 
     # ---- routing ------------------------------------------------------------------------------
 
-    def route(self, model: str, version: str | None) -> tuple[Served, Served | None]:
+    def route(self, model: str, version: str | None) -> tuple[ServedVersion, ServedVersion | None]:
         """The version that answers, and the shadow that gets a copy (only for routed requests)."""
         if model != self.name:
             raise ProtocolError(404, f"unknown model {model!r}; this server serves {self.name!r}")

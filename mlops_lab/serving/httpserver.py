@@ -21,7 +21,7 @@ import orjson
 
 from .. import __version__
 from .batcher import Job
-from .deployment import Deployment, Served
+from .deployment import Deployment, ServedVersion
 from .metrics import label, prometheus_text
 from .protocol import HEADER_LENGTH, InferRequest, ProtocolError, decode_infer, encode_infer, error_body
 
@@ -232,7 +232,7 @@ class InferenceServer:
         return {"name": "mlops-lab", "version": __version__,
                 "extensions": ["binary_tensor_data", "statistics", "model_repository"]}
 
-    def _model_metadata(self, served: Served, version: str | None) -> dict:
+    def _model_metadata(self, served: ServedVersion, version: str | None) -> dict:
         runtime = served.runtime
         metadata = {"name": self.deployment.name, "versions": [version] if version else self.deployment.versions(),
                     "platform": "onnxruntime_onnx", "inputs": [s.as_dict() for s in runtime.inputs],
@@ -241,7 +241,7 @@ class InferenceServer:
             metadata["parameters"] = {"input_columns": runtime.input_columns}
         return metadata
 
-    def _model_config(self, served: Served) -> dict:
+    def _model_config(self, served: ServedVersion) -> dict:
         runtime, options = served.runtime, self.deployment.options
 
         def tensor(spec):
@@ -364,7 +364,7 @@ class InferenceServer:
             job.finished = True
             job.done(None, ProtocolError(503, f"no answer within the request's timeout of {timeout_us} µs"))
 
-    def _mirror(self, shadow: Served, request: InferRequest, pair: list, arrived: int, logged: bool) -> None:
+    def _mirror(self, shadow: ServedVersion, request: InferRequest, pair: list, arrived: int, logged: bool) -> None:
         def done(outputs, error):
             shadow.stats.request_done(time.perf_counter_ns() - arrived, None if error is None else "model")
             if error is not None:

@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,8 +27,17 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import StoreLocation, current_user, deployments_dir, resolve
-from .process import ADMIN_TOKEN_ENV, TOKEN_ENV
+from typing import TYPE_CHECKING
+
+from ..config import deployments_dir
+from ..errors import InvalidInputError, NotFoundError
+from ..net import free_port
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
+TOKEN_ENV = "MLOPS_LAB_SERVE_TOKEN"
+ADMIN_TOKEN_ENV = "MLOPS_LAB_SERVE_ADMIN_TOKEN"  # rollout changes while serving (the manager sets it)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 # the options of `mlops-lab serve` a deployment may set, with their types
@@ -40,12 +48,12 @@ WATCHER = "watcher"  # the user recorded on what the manager does by itself
 log = logging.getLogger("mlops_lab.serving")
 
 
-class ServingError(ValueError):
+class ServingError(InvalidInputError):
     """A deployment request that cannot be carried out; the message says why."""
 
 
 @dataclass
-class Managed:
+class ManagedProcess:
     name: str
     model: str
     options: dict
@@ -84,12 +92,6 @@ class Managed:
                 "log": str(self.log_path), "events": self.events[-20:]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _check_options(options: dict) -> dict:
     checked = {}
     for key, value in options.items():
@@ -121,13 +123,13 @@ def default_name(model: str) -> str:
 
 
 class ServingManager:
-    def __init__(self, location: StoreLocation | None = None, *, check_seconds: float = 0.5):
-        self.location = location or resolve()
+    def __init__(self, workspace: "Workspace", *, check_seconds: float = 0.5):
+        self.workspace = workspace
+        self.location = workspace.location
         self.root = deployments_dir(self.location)
         self.check_seconds = check_seconds
-        self._deployments: dict[str, Managed] = {}
+        self._deployments: dict[str, ManagedProcess] = {}
         self._unrecorded: list[dict] = []  # events waiting to be written to the store
-        self._store = None
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="serving-watcher", daemon=True)
@@ -152,10 +154,10 @@ class ServingManager:
                 raise ServingError(f"{name} is already being served at {current.url}; stop it first")
             folder = self.root / name
             folder.mkdir(parents=True, exist_ok=True)
-            port = current.port if current is not None else _free_port()
-            managed = Managed(name, model, options, port, token, folder)
+            port = current.port if current is not None else free_port()
+            managed = ManagedProcess(name, model, options, port, token, folder)
             self._deployments[name] = managed
-            self._note(managed, "requested", model, user or current_user(), model=model, options=options)
+            self._note(managed, "requested", model, user or self.workspace.user, model=model, options=options)
             self._launch(managed)
             summary = managed.summary()
         self._record()
@@ -167,7 +169,7 @@ class ServingManager:
             managed = self._get(name)
             managed.state = "stopped"
             process = managed.process
-            self._note(managed, "stop", "", user or current_user())
+            self._note(managed, "stop", "", user or self.workspace.user)
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -209,7 +211,7 @@ class ServingManager:
             managed.options.update({k: v for k, v in change.items() if v})
             detail = (f"canary {result['canary']} at {result['canary_share']:.0%}" if result["canary"] else "no canary") + \
                 (f", shadow {result['shadow']}" if result["shadow"] else ", no shadow")
-            self._note(managed, "rollout", detail, user or current_user(), **result)
+            self._note(managed, "rollout", detail, user or self.workspace.user, **result)
             summary = managed.summary()
         self._record()
         return summary
@@ -229,7 +231,7 @@ class ServingManager:
 
     def history(self, name: str) -> list[dict]:
         """Every recorded change of ``name``, oldest first, from the store (any lab's)."""
-        return self._open_store().events("deployment", name)
+        return self.workspace.store.events.events("deployment", name)
 
     def log(self, name: str, lines: int = 200) -> str:
         with self._lock:
@@ -260,19 +262,12 @@ class ServingManager:
 
     # ---- the record in the store --------------------------------------------------------------
 
-    def _note(self, managed: Managed, kind: str, detail: str = "", user: str = WATCHER, **facts) -> None:
+    def _note(self, managed: ManagedProcess, kind: str, detail: str = "", user: str = WATCHER, **facts) -> None:
         """Remember an event (under the lock); :meth:`_record` writes it outside the lock."""
         entry = managed.event(kind, detail, user)
         self._unrecorded.append({"entity_type": "deployment", "entity_id": managed.name, "kind": kind, "user": user,
                                  "time": int(entry["time"] * 1000),
                                  "payload": json.dumps({"detail": detail, **facts})})
-
-    def _open_store(self):
-        if self._store is None:
-            from ..store import open_store
-
-            self._store = open_store(self.location.db_url)
-        return self._store
 
     def _record(self) -> None:
         with self._lock:
@@ -280,23 +275,19 @@ class ServingManager:
         if not events:
             return
         try:
-            from ..store import Batch
-
-            self._open_store().write(Batch(events=events))
+            self.workspace.store.events.add(events)
         except Exception:  # serving goes on without its history; the log says so
             log.exception("could not record %d deployment events in the store", len(events))
 
     # ---- processes ---------------------------------------------------------------------------
 
-    def _get(self, name: str) -> Managed:
+    def _get(self, name: str) -> ManagedProcess:
         managed = self._deployments.get(name)
         if managed is None:
-            from ..store import NotFoundError
-
             raise NotFoundError(f"no deployment named {name!r}")
         return managed
 
-    def _command(self, managed: Managed) -> list[str]:
+    def _command(self, managed: ManagedProcess) -> list[str]:
         command = [sys.executable, "-m", "mlops_lab.serving", managed.model, "--name", managed.name,
                    "--port", str(managed.port), "--parent-pid", str(os.getpid()), "--db-url", self.location.db_url,
                    "--artifacts", self.location.artifacts]
@@ -308,7 +299,7 @@ class ServingManager:
                 command += [flag, str(value)]
         return command
 
-    def _launch(self, managed: Managed) -> None:
+    def _launch(self, managed: ManagedProcess) -> None:
         env = dict(os.environ)
         env.pop(TOKEN_ENV, None)
         if managed.token:
@@ -323,7 +314,7 @@ class ServingManager:
         managed.failed_checks = 0
         self._note(managed, "started", f"pid {managed.process.pid} on port {managed.port}")
 
-    def _fetch(self, managed: Managed, path: str, timeout: float = 2.0):
+    def _fetch(self, managed: ManagedProcess, path: str, timeout: float = 2.0):
         request = urllib.request.Request(managed.url + path)
         if managed.token:
             request.add_header("Authorization", f"Bearer {managed.token}")
@@ -344,7 +335,7 @@ class ServingManager:
                     managed.event("watch-error", repr(exc))
             self._record()
 
-    def _check(self, managed: Managed) -> None:
+    def _check(self, managed: ManagedProcess) -> None:
         with self._lock:
             if managed.state in ("stopped", "failed"):
                 return

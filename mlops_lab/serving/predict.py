@@ -19,11 +19,12 @@ from .deployment import resolve_model
 from .protocol import DTYPES
 from .request_log import columns_of
 from .runtime import ModelRuntime
+from ..errors import InvalidInputError
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
-class PredictError(ValueError):
+class PredictError(InvalidInputError):
     """Input that cannot be scored by this model; the message says what to change."""
 
 
@@ -71,7 +72,7 @@ def _feeds(frame: pl.DataFrame, runtime: ModelRuntime, keep: list[str]) -> dict[
 
 
 def predict_file(model: str, source: str | os.PathLike, destination: str | os.PathLike, *, chunk_rows: int = 50_000,
-                 keep: list[str] | None = None, tracker=None, providers: list[str] | None = None) -> dict:
+                 keep: list[str] | None = None, workspace=None, providers: list[str] | None = None) -> dict:
     """Score ``source`` into ``destination``; returns rows, chunks and seconds."""
     source, destination = Path(source), Path(destination)
     if not source.is_file():
@@ -81,7 +82,7 @@ def predict_file(model: str, source: str | os.PathLike, destination: str | os.Pa
     out_format = _format(destination)
     _format(source)
     started = time.perf_counter()
-    found = resolve_model(model, tracker)
+    found = resolve_model(model, workspace)
     runtime = ModelRuntime(found.name, found.version, found.onnx, providers=providers, max_batch_size=chunk_rows,
                            input_columns=found.input_columns, warm_up=False)
     partial = destination.with_name(f".{destination.name}.partial")

@@ -14,10 +14,9 @@ import os
 import signal
 import sys
 
+from .manager import ADMIN_TOKEN_ENV, TOKEN_ENV
 from .runtime import CPU, GPU, ModelLoadError
 
-TOKEN_ENV = "MLOPS_LAB_SERVE_TOKEN"
-ADMIN_TOKEN_ENV = "MLOPS_LAB_SERVE_ADMIN_TOKEN"  # rollout changes while serving (the lab sets it)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +52,7 @@ def _event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def serve(args: argparse.Namespace) -> int:
+def run_server(args: argparse.Namespace) -> int:
     from ..config import resolve
     from .deployment import Deployment, ServeOptions
     from .httpserver import Connection, InferenceServer
@@ -66,14 +65,14 @@ def serve(args: argparse.Namespace) -> int:
         watch_seconds=args.watch_seconds)
     loop = _event_loop()
     asyncio.set_event_loop(loop)
-    tracker = None
+    workspace = None
     if not all(spec.endswith(".onnx") for spec in filter(None, (args.model, args.canary, args.shadow))):
-        from ..tracking import Tracker
+        from ..workspace import Workspace
 
-        tracker = Tracker(resolve(args.db_url, args.artifacts))
+        workspace = Workspace(resolve(args.db_url, args.artifacts))
     try:
         deployment = Deployment(args.model, loop=loop, options=options, canary=args.canary,
-                                canary_share=args.canary_share, shadow=args.shadow, tracker=tracker, name=args.name)
+                                canary_share=args.canary_share, shadow=args.shadow, workspace=workspace, name=args.name)
         deployment.load()
     except (ModelLoadError, ValueError, LookupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -119,4 +118,4 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.add_argument("--db-url", help="the store's database URL")
     parser.add_argument("--artifacts", help="the store's artifact location")
-    return serve(parser.parse_args(argv))
+    return run_server(parser.parse_args(argv))

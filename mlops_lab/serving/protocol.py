@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..errors import MlopsLabError
 import orjson
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -29,12 +31,11 @@ DTYPES = {
 DATATYPE_OF = {dtype: name for name, dtype in DTYPES.items() if name != "BYTES"}
 
 
-class ProtocolError(Exception):
+class ProtocolError(MlopsLabError):
     """A request the server answers with ``{"error": message}`` and ``status``."""
 
     def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status=status)
         self.message = message
 
 

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from .protocol import DTYPES, TensorSpec
+from ..errors import UnavailableError
 
 log = logging.getLogger("mlops_lab.serving")
 
@@ -29,7 +30,7 @@ GPU = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UnavailableError):
     """A model that cannot be served; the message says why."""
 
 

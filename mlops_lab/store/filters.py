@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select
 
+from ..errors import InvalidInputError
 from .models import LatestMetric, Param, Run, Tag
 
 # Core columns, not ORM attributes: building a statement from them costs a fraction as much.
 RUN, PARAM, METRIC, TAG = (model.__table__.c for model in (Run, Param, LatestMetric, Tag))
 
 
-class FilterError(ValueError):
+class FilterError(InvalidInputError):
     """A filter or order_by string that does not parse; the message says where and why."""
 
 

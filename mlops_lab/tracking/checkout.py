@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..artifacts import ArtifactError
-from .client import Tracker
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 SUFFIX = {"arrow": ".arrow", "folder": ""}
 
 
-def checkout(tracker: Tracker, run_id: str, into: str | Path) -> Path:
+def checkout(workspace: "Workspace", run_id: str, into: str | Path) -> Path:
     """Write the run into the folder ``into`` (new or empty); returns the notebook's path."""
-    record = tracker.get_run(run_id)
+    workspace.flush()
+    record = workspace.store.runs.get_run(run_id)
     folder = Path(into).expanduser()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise FileExistsError(f"{folder} is not an empty folder; checkout writes only into a new or empty one")
     folder.mkdir(parents=True, exist_ok=True)
-    blobs = tracker.artifacts
+    blobs = workspace.artifacts
     for dataset in record.datasets:
         if dataset["direction"] != "input":
             continue

@@ -1,7 +1,8 @@
 """The tracking service: runs, and what is logged to them.
 
-``Tracker`` is plain Python over the store; the fluent functions in ``mlops_lab.api`` and the
-``%%track`` magic are doors onto the process's default tracker.
+``Tracker`` is plain Python over a workspace's run store and artifacts (``workspace.tracking``);
+the fluent functions in ``mlops_lab.api`` and the ``%%track`` magic are doors onto the default
+workspace's tracker.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from ..artifacts import ArtifactStore
-from ..config import StoreLocation, current_user, resolve
-from ..store import Batch, NotFoundError, RunRecord, StoreError, now_ms, open_store
-from ..store.sql import HEARTBEAT_SECONDS, HOST, TERMINAL_STATUSES
+from ..errors import ConflictError, InvalidInputError, NotFoundError
+from ..store import Batch, RunRecord, StoreError, now_ms
+from ..store.file_state import HOST
+from ..store.runs import HEARTBEAT_SECONDS, TERMINAL_STATUSES
 from . import capture, environment
+from .search import experiment_ids, runs_frame
 from .values import (
     check_key, check_metric_value, check_step, check_timestamp, param_number, param_text, tag_text,
 )
 from .writer import BatchWriter
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 DEFAULT_EXPERIMENT = "Default"
 _ADJECTIVES = ["brisk", "calm", "clever", "bold", "eager", "gentle", "keen", "lucky", "merry", "quiet", "swift", "wise"]
@@ -79,12 +85,15 @@ class ActiveRun:
 
 
 class Tracker:
-    def __init__(self, location: StoreLocation | None = None):
-        self.location = location or resolve()
-        self.store = open_store(self.location.db_url)
-        self.artifacts = ArtifactStore(self.location.artifacts)
-        self.user = current_user()
-        self.writer = BatchWriter(self.store, heartbeat=self._heartbeat, heartbeat_seconds=HEARTBEAT_SECONDS)
+    """Runs of one workspace: validated on the caller's thread, written in batches by a background thread."""
+
+    def __init__(self, workspace: "Workspace"):
+        self.location = workspace.location
+        self.runs = workspace.store.runs
+        self.file_state = workspace.store.file_state
+        self.artifacts = workspace.artifacts
+        self.user = workspace.user
+        self.writer = BatchWriter(self.runs, heartbeat=self._heartbeat, heartbeat_seconds=HEARTBEAT_SECONDS)
         self._experiments: dict[str, int] = {}
         self._local = threading.local()
         self._all_active: dict[str, ActiveRun] = {}
@@ -106,16 +115,7 @@ class Tracker:
     def experiment_id(self, name: str) -> int:
         check_key(name, "experiment")
         if name not in self._experiments:
-            self._experiments[name] = self.store.get_or_create_experiment(name, self.user)
-        return self._experiments[name]
-
-    def find_experiment(self, name: str) -> int | None:
-        """The id of an existing experiment, without creating it."""
-        if name not in self._experiments:
-            found = self.store.experiment_id(name)
-            if found is None:
-                return None
-            self._experiments[name] = found
+            self._experiments[name] = self.runs.get_or_create_experiment(name, self.user)
         return self._experiments[name]
 
     def start_run(self, name: str | None = None, *, experiment: str | None = None, tags: dict | None = None,
@@ -127,7 +127,7 @@ class Tracker:
             check_key(name, "run")
         parent = self.active_run()
         if parent is not None and not nested and parent_run_id is None:
-            raise RuntimeError(
+            raise ConflictError(
                 f"run {parent.name!r} ({parent.id}) is still active: end it first, or pass nested=True to start a child run"
             )
         if parent_run_id is None and parent is not None:
@@ -173,7 +173,7 @@ class Tracker:
 
     def end_run(self, status: str = "FINISHED", *, run: ActiveRun | None = None, error: str | None = None) -> None:
         if status not in TERMINAL_STATUSES:
-            raise ValueError(f"status must be one of {', '.join(TERMINAL_STATUSES)}, got {status!r}")
+            raise InvalidInputError(f"status must be one of {', '.join(TERMINAL_STATUSES)}, got {status!r}")
         run = run or self.active_run()
         if run is None:
             return
@@ -220,7 +220,7 @@ class Tracker:
         """The run to log to: the given one, the active one, or (as MLflow does) a new one."""
         if run is not None:
             if run.id not in self._all_active:
-                raise RuntimeError(f"run {run.name!r} ({run.id}) has ended; resume it with ml.resume_run({run.id!r})")
+                raise ConflictError(f"run {run.name!r} ({run.id}) has ended; resume it with ml.resume_run({run.id!r})")
             return run
         return self.active_run() or self.start_run()
 
@@ -239,7 +239,7 @@ class Tracker:
         for key, text in rows:
             old = run.params.get(key)
             if old is not None and old != text:
-                raise ValueError(
+                raise InvalidInputError(
                     f"param {key!r} was already logged as {old!r} in run {run.name!r}; params cannot change "
                     f"(got {text!r}). Log it under another name, or start a new run."
                 )
@@ -302,7 +302,7 @@ class Tracker:
                 digest, size = artifacts.put_dir(source)
                 kind = "dir"
             else:
-                digest = artifacts.put_file(source, capture.cached_file_hash(self.store, source.resolve()))
+                digest = artifacts.put_file(source, capture.cached_file_hash(self.file_state, source.resolve()))
                 size, kind = source.stat().st_size, "file"
             return Batch(artifacts=[{"run_id": run.id, "path": name, "hash": digest, "size": size, "kind": kind}])
 
@@ -330,7 +330,7 @@ class Tracker:
             check_key(name, "dataset")
         run = self._current(run)
         self.writer.defer(capture.dataset_job(run.id, data, self.artifacts, name=name, direction=direction, source=source,
-                                              store=self.store))
+                                              store=self.file_state))
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -341,7 +341,13 @@ class Tracker:
         if not isinstance(run_id, str) or not run_id:
             raise TypeError(f"run id must be a non-empty string, got {run_id!r}")
         self.flush()
-        return self.store.get_run(run_id)
+        return self.runs.get_run(run_id)
+
+    def search_runs(self, experiment: str | list[str] | None = None, filter_string: str | None = None,
+                    order_by: list[str] | str | None = None, max_results: int = 1000):
+        """Runs as a DataFrame (after what this process logged is written); unknown experiments match nothing."""
+        self.flush()
+        return runs_frame(self.runs, experiment_ids(self.runs, experiment), filter_string, order_by, max_results)
 
     def close(self) -> None:
         """End this process's open runs (FINISHED) and write everything still queued."""
@@ -357,30 +363,7 @@ class Tracker:
 
 def _check_artifact_path(name: str) -> None:
     if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/") or "\x00" in name:
-        raise ValueError(f"artifact path {name!r} must be a relative path inside the run (no '..', no leading '/')")
+        raise InvalidInputError(f"artifact path {name!r} must be a relative path inside the run (no '..', no leading '/')")
 
 
-_default: Tracker | None = None
-_default_lock = threading.Lock()
-
-
-def default_tracker() -> Tracker:
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Tracker()
-    return _default
-
-
-def set_tracker(tracker: Tracker | None) -> Tracker | None:
-    """Use another store from now on (``ml.set_store``); the old tracker is flushed and closed."""
-    global _default
-    with _default_lock:
-        old, _default = _default, tracker
-    if old is not None and old is not tracker:
-        old.close()
-    return old
-
-
-__all__ = ["ActiveRun", "NotFoundError", "Tracker", "default_tracker", "set_tracker"]
+__all__ = ["ActiveRun", "NotFoundError", "Tracker"]

@@ -8,8 +8,9 @@ import json
 import numpy as np
 
 from ..artifacts import ArtifactError, ArtifactStore
-from ..store import NotFoundError, Store
-from ..store.sql import json_number
+from ..errors import InvalidInputError, NotFoundError
+from ..jsonsafe import json_number
+from ..store.runs import RunStore
 
 MAX_COMPARE = 50
 
@@ -33,10 +34,10 @@ def downsample(steps: np.ndarray, values: np.ndarray, max_points: int) -> tuple[
     return steps[index], values[index]
 
 
-def metric_history(store: Store, run_id: str, key: str, max_points: int = 1000) -> dict:
-    steps, values = store.metric_arrays(run_id, key)
+def metric_history(runs: RunStore, run_id: str, key: str, max_points: int = 1000) -> dict:
+    steps, values = runs.metric_arrays(run_id, key)
     if not len(steps):
-        store.get_run(run_id)  # an unknown run is a 404, a run without the metric an empty curve
+        runs.get_run(run_id)  # an unknown run is a 404, a run without the metric an empty curve
     kept_steps, kept_values = downsample(steps, values, max_points)
     return {"run_id": run_id, "key": key, "points": len(steps), "steps": kept_steps.tolist(),
             "values": [json_number(v) for v in kept_values.tolist()]}
@@ -52,13 +53,13 @@ def _aligned(per_run: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def compare_runs(store: Store, run_ids: list[str]) -> dict:
+def compare_runs(runs: RunStore, run_ids: list[str]) -> dict:
     """Params, metrics, tags, data, environment and code of several runs, side by side."""
     if not run_ids or len(run_ids) > MAX_COMPARE:
-        raise ValueError(f"compare takes 1 to {MAX_COMPARE} run ids, got {len(run_ids)}")
+        raise InvalidInputError(f"compare takes 1 to {MAX_COMPARE} run ids, got {len(run_ids)}")
     if len(set(run_ids)) != len(run_ids):
-        raise ValueError("compare got the same run id twice")
-    records = {run_id: store.get_run(run_id) for run_id in run_ids}
+        raise InvalidInputError("compare got the same run id twice")
+    records = {run_id: runs.get_run(run_id) for run_id in run_ids}
     runs = []
     for run_id, record in records.items():
         info = record.info
@@ -95,9 +96,9 @@ def _package_differences(records: dict) -> list[dict]:
     return [row for row in _aligned(per_run) if row["differs"]]
 
 
-def code_diff(store: Store, run_a: str, run_b: str, context: int = 3) -> dict:
+def code_diff(runs: RunStore, run_a: str, run_b: str, context: int = 3) -> dict:
     """The two runs' cell code, aligned line by line for a side-by-side view, and a unified diff."""
-    a, b = store.get_run(run_a).info, store.get_run(run_b).info
+    a, b = runs.get_run(run_a).info, runs.get_run(run_b).info
     left, right = (a.source or "").splitlines(), (b.source or "").splitlines()
     rows = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=left, b=right, autojunk=False).get_opcodes():
@@ -115,15 +116,15 @@ def code_diff(store: Store, run_a: str, run_b: str, context: int = 3) -> dict:
             "identical": left == right, "rows": rows, "unified": unified}
 
 
-def artifact_bytes(store: Store, artifacts: ArtifactStore, run_id: str, path: str) -> tuple[str, bytes]:
+def artifact_bytes(runs: RunStore, artifacts: ArtifactStore, run_id: str, path: str) -> tuple[str, bytes]:
     """A run's artifact by its logical path (a file, or a file inside a logged folder).
 
     Paths are names in the store, never joined to a folder on disk, so ``../`` cannot reach out;
     they are still refused early, with a clear message.
     """
     if not path or path.startswith("/") or "\\" in path or any(part in ("", ".", "..") for part in path.split("/")):
-        raise ValueError(f"artifact path {path!r} must be a relative path inside the run, without '..'")
-    record = store.get_run(run_id)
+        raise InvalidInputError(f"artifact path {path!r} must be a relative path inside the run, without '..'")
+    record = runs.get_run(run_id)
     by_path = {a["path"]: a for a in record.artifacts}
     if path in by_path and by_path[path]["kind"] == "file":
         return path, artifacts.get_bytes(by_path[path]["hash"])

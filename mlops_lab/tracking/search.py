@@ -1,10 +1,13 @@
-"""Search results as a DataFrame, one row per run, in MLflow's column layout."""
+"""Searching runs: experiment names to ids, and results as a DataFrame (MLflow's column layout)
+or as a page of JSON rows for the lab's panels."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..store import Store
+from ..errors import NotFoundError
+from ..jsonsafe import json_number
+from ..store.runs import RunStore
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -14,12 +17,32 @@ ATTRIBUTES = [("run_id", "id"), ("experiment", "experiment"), ("run_name", "name
               ("user", "user"), ("parent_run_id", "parent_run_id"), ("notebook_path", "notebook_path"),
               ("git_commit", "git_commit")]
 
-def runs_frame(store: Store, experiment_ids: list[int] | None = None, filter_string: str | None = None,
+
+def experiment_ids(runs: RunStore, experiment: str | list[str] | None, *, missing: str = "skip") -> list[int] | None:
+    """The ids of the named experiments (None: every experiment).
+
+    An unknown name matches no runs (``missing="skip"``, as MLflow's ``search_runs`` does and as a
+    panel watching for an experiment that is not there yet needs), or raises ``NotFoundError``
+    (``missing="raise"``: a person at a shell who mistyped the name)."""
+    if experiment is None:
+        return None
+    names = [experiment] if isinstance(experiment, str) else list(experiment)
+    ids = []
+    for name in names:
+        found = runs.experiment_id(name)
+        if found is None and missing == "raise":
+            raise NotFoundError(f"no experiment named {name!r}")
+        if found is not None:
+            ids.append(found)
+    return ids
+
+
+def runs_frame(runs_store: RunStore, experiment_ids: list[int] | None = None, filter_string: str | None = None,
                order_by: list[str] | str | None = None, max_results: int = 1000) -> "pd.DataFrame":
     import numpy as np
     import pandas as pd  # only searches pay for pandas, not every tracked cell
 
-    runs, params, metrics, tags = store.search_runs(experiment_ids, filter_string, order_by, max_results)
+    runs, params, metrics, tags = runs_store.search_runs(experiment_ids, filter_string, order_by, max_results)
     ids = [run["id"] for run in runs]
     starts = np.fromiter((run["start_time"] for run in runs), dtype="float64", count=len(runs))
     ends = np.fromiter((np.nan if run["end_time"] is None else run["end_time"] for run in runs), dtype="float64",
@@ -38,12 +61,10 @@ def runs_frame(store: Store, experiment_ids: list[int] | None = None, filter_str
     return pd.DataFrame(columns, copy=False)
 
 
-def runs_page(store: Store, experiment_ids: list[int] | None = None, filter_string: str | None = None,
+def runs_page(runs_store: RunStore, experiment_ids: list[int] | None = None, filter_string: str | None = None,
               order_by: list[str] | str | None = None, limit: int = 100, offset: int = 0) -> dict:
     """A page of runs for the lab's panels: plain JSON, NaN/inf spelled out."""
-    from ..store.sql import json_number
-
-    runs, params, metrics, tags = store.search_runs(experiment_ids, filter_string, order_by, limit, offset)
+    runs, params, metrics, tags = runs_store.search_runs(experiment_ids, filter_string, order_by, limit, offset)
     rows = []
     for run in runs:
         run_id = run["id"]

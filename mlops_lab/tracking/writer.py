@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import OperationalError
 
-from ..store import Batch, Store, StoreError
+from ..store import Batch, StoreError
+from ..store.runs import RunStore
 
 log = logging.getLogger("mlops_lab")
 
@@ -24,7 +25,7 @@ Job = Callable[[], Batch | None]
 
 
 class BatchWriter:
-    def __init__(self, store: Store, interval: float = 0.25, max_rows: int = 20_000,
+    def __init__(self, store: RunStore, interval: float = 0.25, max_rows: int = 20_000,
                  heartbeat: Callable[[], Batch | None] | None = None, heartbeat_seconds: float = 15):
         self.store = store
         self.interval = interval

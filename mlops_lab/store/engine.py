@@ -1,0 +1,163 @@
+"""The database under every domain store: engine, schema and migrations, and transactions.
+
+    db = Database("sqlite:///runs.db")
+    with db.writing() as conn:      # one write transaction (SQLite takes its lock up front)
+        ...
+    with db.reading() as conn:      # one read transaction
+        ...
+
+Every domain store (runs, registry, drift reports, features, file state, events) opens one of
+these per public method and passes the connection to its helpers.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event, func
+from sqlalchemy.exc import DatabaseError
+from sqlmodel import SQLModel
+
+from ..errors import UnavailableError
+from . import models  # noqa: F401  (registers every table on SQLModel.metadata)
+
+# The Alembic revision the models describe; tests check it equals the migrations' head.
+SCHEMA_REVISION = "0006"
+
+
+class StoreError(UnavailableError):
+    """The store cannot be opened or used; the message says which store and why."""
+
+
+class Database:
+    """One database, SQLite (WAL) or PostgreSQL.  Thread-safe."""
+
+    def __init__(self, db_url: str):
+        self.url = db_url
+        self.dialect = sa.engine.make_url(db_url).get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StoreError(f"unsupported database {db_url!r}: use sqlite:///PATH or postgresql+psycopg://…")
+        self.engine = self._make_engine(db_url)
+        self._ensure_schema()
+
+    def _make_engine(self, db_url: str) -> sa.Engine:
+        if self.dialect == "sqlite":
+            path = sa.engine.make_url(db_url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(db_url, connect_args={"timeout": 60, "check_same_thread": False})
+
+            @event.listens_for(engine, "connect")
+            def _on_connect(dbapi_connection, _record):
+                dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA busy_timeout=60000")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA cache_size=-65536")  # 64 MB of pages per connection, not 2 MB
+                cursor.close()
+
+            @event.listens_for(engine, "begin")
+            def _on_begin(connection):
+                # A writer takes the lock up front: a deferred transaction that later writes can
+                # fail at once with "database is locked" instead of waiting its turn.
+                write = connection.get_execution_options().get("write", False)
+                connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+            return engine
+        if db_url.startswith("postgresql://"):
+            db_url = "postgresql+psycopg://" + db_url.removeprefix("postgresql://")
+        return sa.create_engine(db_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+    # ---- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self):
+        """A connection in a write transaction (``with db.writing() as conn``): all of it lands or none."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def reading(self):
+        """A connection in a read transaction: what it reads is one consistent snapshot."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # ---- schema ------------------------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        try:
+            with self.writing() as conn:
+                if self.dialect == "postgresql":
+                    # Two processes opening a fresh database must not both create the tables.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(7245001)"))
+                tables = set(sa.inspect(conn).get_table_names())
+                if "alembic_version" in tables:
+                    revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+                    if revision == SCHEMA_REVISION:
+                        return
+                elif not tables:
+                    SQLModel.metadata.create_all(conn)
+                    conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+                    conn.execute(sa.text("INSERT INTO alembic_version VALUES (:v)"), {"v": SCHEMA_REVISION})
+                    return
+                else:
+                    raise StoreError(
+                        f"{self.url} holds tables of another application ({', '.join(sorted(tables)[:5])}); "
+                        "mlops_lab will not write into it: point MLOPS_LAB_DB_URL at a new or mlops_lab database"
+                    )
+            self._upgrade(revision)
+        except DatabaseError as exc:
+            raise StoreError(f"cannot open store {self.url}: {exc.orig or exc}. Is it a database file, and not corrupt?") from exc
+
+    def _upgrade(self, revision: str | None) -> None:
+        from . import migrations
+
+        migrations.upgrade(self.engine, from_revision=revision)
+
+    # ---- statements that differ by engine -----------------------------------------------------
+
+    def insert(self, model):
+        """An INSERT that can say ON CONFLICT (each engine has its own)."""
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        return insert(model.__table__)
+
+    def json_object(self, *pairs):
+        """``{k1: v1, …}`` from alternating keys and values; the function differs by engine."""
+        return func.json_object(*pairs) if self.dialect == "sqlite" else func.json_build_object(*pairs)
+
+    def json_group(self, key, value):
+        """An aggregate building ``{key: value}`` from rows; the function differs by engine."""
+        if self.dialect == "sqlite":
+            if isinstance(value.type, sa.Float):  # SQLite writes infinity as a bare Inf, not JSON
+                value = sa.case((value > 1.7e308, "Infinity"), (value < -1.7e308, "-Infinity"), else_=value)
+            return func.json_group_object(key, value)
+        return func.json_object_agg(key, value)
+
+    def compiled(self, statement, values: dict | None = None) -> tuple[str, tuple | dict]:
+        """SQL text and parameters in the driver's own form, to run without SQLAlchemy's per-row work;
+        ``values`` fill the statement's named ``bindparam``s."""
+        compiled = statement.compile(dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
+        params = {**compiled.params, **(values or {})}
+        if compiled.positiontup is not None:  # SQLite's "?" placeholders take a tuple in order
+            return str(compiled), tuple(params[name] for name in compiled.positiontup)
+        return str(compiled), params
+
+    def raw_rows(self, sql: str, parameters: tuple | dict) -> list[tuple]:
+        """Plain tuples straight from the driver: for results of many thousands of rows."""
+        with self.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                cursor.execute(sql, parameters)
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,174 @@
+"""The workspace: where data lives, who is acting, and the services built on them — one object.
+
+    ws = Workspace()                     # the resolution order of mlops_lab.config
+    run = ws.tracking.start_run("baseline", experiment="churn")
+    ws.registry.register("churn", run.id)
+    ws.drift_reports.list()
+    ws.features().get_online_features([...], [...])
+    ws.serving.start("churn@production")
+
+A kernel uses ``default_workspace()``; the lab's server keeps one in its settings and acts for
+each signed-in user through ``as_user(name)``; the CLI builds one from its arguments.  Services
+are created on first use, so opening a workspace costs nothing until something is asked of it;
+``as_user`` copies share the store, artifacts, tracker and serving processes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import StoreLocation, current_user, resolve
+
+if TYPE_CHECKING:
+    from .artifacts import ArtifactStore
+    from .features import FeatureStore
+    from .monitoring.storage import DriftReports
+    from .registry import Registry
+    from .serving.manager import ServingManager
+    from .store import Store
+    from .tracking.client import Tracker
+
+
+class _Shared:
+    """What every user's view of one workspace shares: connections, the tracker, serving processes."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.store: Store | None = None
+        self.artifacts: ArtifactStore | None = None
+        self.tracking: Tracker | None = None
+        self.serving: ServingManager | None = None
+
+
+class Workspace:
+    def __init__(self, location: StoreLocation | None = None, *, user: str | None = None,
+                 _shared: _Shared | None = None):
+        self.location = location or resolve()
+        self.user = user or current_user()
+        self._shared = _shared or _Shared()
+
+    def __repr__(self) -> str:
+        return f"<Workspace {self.location.db_url} as {self.user!r}>"
+
+    def as_user(self, user: str) -> "Workspace":
+        """The same workspace acting as ``user`` (the lab's signed-in user, say)."""
+        return Workspace(self.location, user=user, _shared=self._shared)
+
+    # ---- storage -----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> "Store":
+        shared = self._shared
+        if shared.store is None:
+            with shared.lock:
+                if shared.store is None:
+                    from .store import open_store
+
+                    shared.store = open_store(self.location.db_url)
+        return shared.store
+
+    @property
+    def artifacts(self) -> "ArtifactStore":
+        shared = self._shared
+        if shared.artifacts is None:
+            with shared.lock:
+                if shared.artifacts is None:
+                    from .artifacts import ArtifactStore
+
+                    shared.artifacts = ArtifactStore(self.location.artifacts)
+        return shared.artifacts
+
+    # ---- services ----------------------------------------------------------------------------
+
+    @property
+    def tracking(self) -> "Tracker":
+        """Runs and what is logged to them (one tracker, with its background writer, per workspace)."""
+        shared = self._shared
+        if shared.tracking is None:
+            with shared.lock:
+                if shared.tracking is None:
+                    from .tracking.client import Tracker
+
+                    shared.tracking = Tracker(self)
+        return shared.tracking
+
+    @property
+    def registry(self) -> "Registry":
+        """The model registry, acting as this workspace's user."""
+        from .registry import Registry
+
+        return Registry(self)
+
+    @property
+    def drift_reports(self) -> "DriftReports":
+        """Stored drift reports and reference profiles."""
+        from .monitoring.storage import DriftReports
+
+        return DriftReports(self)
+
+    def features(self, path: str | Path | None = None, online: str = "sqlite") -> "FeatureStore":
+        """The feature store: definitions in this workspace's store, online values under ``path``
+        (default: the per-user home) or in Redis (``online="redis://…"``)."""
+        from .features import FeatureStore
+
+        return FeatureStore(self, path, online)
+
+    @property
+    def serving(self) -> "ServingManager":
+        """The serving processes this workspace runs (started on first use)."""
+        shared = self._shared
+        if shared.serving is None:
+            with shared.lock:
+                if shared.serving is None:
+                    from .serving.manager import ServingManager
+
+                    shared.serving = ServingManager(self)
+        return shared.serving
+
+    # ---- life ---------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait until everything this process logged is in the store (nothing to do if it logged nothing)."""
+        if self._shared.tracking is not None:
+            self._shared.tracking.flush()
+
+    def close(self) -> None:
+        """End open runs, write what is queued, stop serving processes this workspace started."""
+        shared = self._shared
+        if shared.tracking is not None:
+            shared.tracking.close()
+        if shared.serving is not None:
+            shared.serving.shutdown()
+
+
+_default: Workspace | None = None
+_default_lock = threading.Lock()
+
+
+def default_workspace() -> Workspace:
+    """This process's workspace (a kernel's, a script's): the resolution order, the OS user."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Workspace()
+    return _default
+
+
+def set_default_workspace(workspace: Workspace | None) -> Workspace | None:
+    """Use another workspace from now on (``ml.set_store``); the old one's runs are ended and flushed."""
+    global _default
+    with _default_lock:
+        old, _default = _default, workspace
+    if old is not None and old is not workspace and old._shared.tracking is not None:
+        old._shared.tracking.close()
+    return old
+
+
+@atexit.register
+def _close_default() -> None:
+    if _default is not None:
+        _default.close()
