@@ -3,10 +3,7 @@
 ``import mlops_lab as ml`` is cheap: the API and its dependencies load on first use.
 """
 
-try:
-    from ._version import __version__
-except ImportError:  # running from a source tree that was never built
-    __version__ = "0.0.0"
+from .version import __version__
 
 _API = {
     "set_store", "start_run", "resume_run", "end_run", "active_run", "log_param", "log_params", "log_metric",

@@ -21,7 +21,7 @@ def cmd_info(args) -> int:
     print(f"database:  {location.db_url}")
     print(f"artifacts: {location.artifacts}")
     print(f"because:   {location.source}")
-    from . import __version__
+    from .version import __version__
 
     print(f"version:   {__version__}")
     problem = onnxruntime_conflict()

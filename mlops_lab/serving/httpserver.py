@@ -19,7 +19,7 @@ from http import HTTPStatus
 import httptools
 import orjson
 
-from .. import __version__
+from ..version import __version__
 from .batcher import Job
 from .deployment import Deployment, ServedVersion
 from .metrics import label, prometheus_text
