@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # What the build of the wheel itself needs, installed first so the project installs without build isolation.
 BUILD_DEPS := "hatchling>=1.5" "hatch-jupyter-builder>=0.9" "hatch-nodejs-version>=0.3.2" editables "jupyterlab>=4.6,<5"
-SOURCES := $(wildcard labextension/src/*.ts labextension/style/*) package.json tsconfig.json pyproject.toml
+SOURCES := $(wildcard labextension/src/*.ts labextension/src/*/*.ts labextension/style/*) package.json tsconfig.json pyproject.toml
 
-.PHONY: demo test setup lab build clean bench
+.PHONY: demo test lint format setup lab build clean bench
 
 setup: $(VENV)/.installed
 
@@ -28,7 +28,18 @@ build: setup
 demo: setup
 	$(BIN)/jupyter lab --notebook-dir=demo_notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
-test: setup
+# Formatting and lint are part of the tests: ruff for Python, prettier and eslint for the front end.
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/jlpm lint
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	$(BIN)/jlpm lint:fix
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -23,7 +23,7 @@ from measure import MEASURE
 HERE = Path(__file__).parent
 EVIDENTLY_VENV = HERE / ".venv-evidently"
 
-OURS = MEASURE + textwrap.dedent('''
+OURS = MEASURE + textwrap.dedent("""
     import json, sys
     import polars as pl
     from mlops_lab.monitoring import drift, profile
@@ -39,9 +39,9 @@ OURS = MEASURE + textwrap.dedent('''
     assert again.to_dict()["columns"] == report.to_dict()["columns"]
     print(json.dumps({"seconds": first.seconds, "extra_mb": first.extra_mb, "profile_seconds": profiling.seconds,
                       "with_profile_seconds": second.seconds, "drifted": sorted(c.column for c in report.columns if c.drift)}))
-''')
+""")
 
-THEIRS = MEASURE + textwrap.dedent('''
+THEIRS = MEASURE + textwrap.dedent("""
     import json, sys
     import pandas as pd
     from evidently import Report
@@ -63,9 +63,9 @@ THEIRS = MEASURE + textwrap.dedent('''
     import evidently
     print(json.dumps({"seconds": run.seconds, "extra_mb": run.extra_mb, "drifted": sorted(set(drifted)),
                       "version": evidently.__version__}))
-''')
+""")
 
-WIDE = MEASURE + textwrap.dedent('''
+WIDE = MEASURE + textwrap.dedent("""
     import json, sys
     import polars as pl
     from mlops_lab.monitoring import drift
@@ -73,7 +73,7 @@ WIDE = MEASURE + textwrap.dedent('''
     with Peak() as run:
         report = drift(ref, cur)
     print(json.dumps({"seconds": run.seconds, "extra_mb": run.extra_mb, "columns": len(report.columns)}))
-''')
+""")
 
 
 def make_data(folder: Path, rows: int, numeric: int, categorical: int, seed: int = 0) -> tuple[Path, Path]:
@@ -135,21 +135,31 @@ def main() -> None:
     print(f"{'':32} {'mlops_lab':>12} {'Evidently':>12} {'ratio':>8}")
     if theirs:
         ratio = theirs["seconds"] / ours["seconds"]
-        print(f"{'time':32} {ours['seconds']:>11.2f}s {theirs['seconds']:>11.2f}s {ratio:>7.1f}x  "
-              f"(goal >= 50x: {'met' if ratio >= 50 else 'NOT MET'}; Evidently {theirs['version']})")
-        print(f"{'peak memory above loaded data':32} {ours['extra_mb']:>10.0f}MB {theirs['extra_mb']:>10.0f}MB "
-              f"          (goal <= 200 MB: {'met' if ours['extra_mb'] <= 200 else 'NOT MET'})")
+        print(
+            f"{'time':32} {ours['seconds']:>11.2f}s {theirs['seconds']:>11.2f}s {ratio:>7.1f}x  "
+            f"(goal >= 50x: {'met' if ratio >= 50 else 'NOT MET'}; Evidently {theirs['version']})"
+        )
+        print(
+            f"{'peak memory above loaded data':32} {ours['extra_mb']:>10.0f}MB {theirs['extra_mb']:>10.0f}MB "
+            f"          (goal <= 200 MB: {'met' if ours['extra_mb'] <= 200 else 'NOT MET'})"
+        )
         print(f"{'drifted columns':32} {len(ours['drifted']):>12} {len(theirs['drifted']):>12}")
         if ours["drifted"] != theirs["drifted"]:
-            print(f"  differ: only ours {sorted(set(ours['drifted']) - set(theirs['drifted']))}, "
-                  f"only Evidently {sorted(set(theirs['drifted']) - set(ours['drifted']))}")
+            print(
+                f"  differ: only ours {sorted(set(ours['drifted']) - set(theirs['drifted']))}, "
+                f"only Evidently {sorted(set(theirs['drifted']) - set(ours['drifted']))}"
+            )
     else:
         print(f"{'time':32} {ours['seconds']:>11.2f}s  (Evidently skipped)")
         print(f"{'peak memory above loaded data':32} {ours['extra_mb']:>10.0f}MB")
-    print(f"\nprofiling the reference once: {ours['profile_seconds']:.2f} s; a check against the stored profile: "
-          f"{ours['with_profile_seconds']:.2f} s (the first check: {ours['seconds']:.2f} s)")
-    print(f"{args.rows:,} rows x {wide['columns']} numeric columns: {wide['seconds']:.2f} s, "
-          f"peak {wide['extra_mb']:.0f} MB above the loaded data")
+    print(
+        f"\nprofiling the reference once: {ours['profile_seconds']:.2f} s; a check against the stored profile: "
+        f"{ours['with_profile_seconds']:.2f} s (the first check: {ours['seconds']:.2f} s)"
+    )
+    print(
+        f"{args.rows:,} rows x {wide['columns']} numeric columns: {wide['seconds']:.2f} s, "
+        f"peak {wide['extra_mb']:.0f} MB above the loaded data"
+    )
 
 
 if __name__ == "__main__":

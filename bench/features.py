@@ -24,12 +24,13 @@ from measure import MEASURE
 
 HERE = Path(__file__).parent
 
-OURS = MEASURE + textwrap.dedent('''
+OURS = MEASURE + textwrap.dedent("""
     import json, sys
     import polars as pl
-    from mlops_lab.features import Entity, FeatureStore, FeatureView
+    import mlops_lab as ml
+    from mlops_lab.features import Entity, FeatureView
     folder, features, entities = sys.argv[1:4]
-    store = FeatureStore(folder + "/fs")
+    store = ml.feature_store(folder + "/fs")
     store.apply(Entity("customer", ["customer_id"]),
                 FeatureView("activity", ["customer"], features, "event_time", ["f1", "f2", "f3"]))
     rows = pl.read_parquet(entities)
@@ -37,9 +38,9 @@ OURS = MEASURE + textwrap.dedent('''
         joined = store.get_historical_features(rows, ["activity:f1", "activity:f2", "activity:f3"])
     print(json.dumps({"seconds": run.seconds, "extra_mb": run.extra_mb, "rows": joined.height,
                       "checksum": float(joined["f1"].fill_null(0).sum())}))
-''')
+""")
 
-PANDAS = MEASURE + textwrap.dedent('''
+PANDAS = MEASURE + textwrap.dedent("""
     import json, sys
     import pandas as pd
     folder, features, entities = sys.argv[1:4]
@@ -50,9 +51,9 @@ PANDAS = MEASURE + textwrap.dedent('''
                                by="customer_id", direction="backward")
     print(json.dumps({"seconds": run.seconds, "extra_mb": run.extra_mb, "rows": len(joined),
                       "checksum": float(joined["f1"].fillna(0).sum())}))
-''')
+""")
 
-FEAST = MEASURE + textwrap.dedent('''
+FEAST = MEASURE + textwrap.dedent("""
     import json, sys, os
     from datetime import timedelta
     import pandas as pd
@@ -75,7 +76,7 @@ FEAST = MEASURE + textwrap.dedent('''
         joined = store.get_historical_features(entity_df=rows, features=["activity:f1", "activity:f2", "activity:f3"]).to_df()
     print(json.dumps({"seconds": run.seconds, "extra_mb": run.extra_mb, "rows": len(joined),
                       "checksum": float(joined["f1"].fillna(0).sum())}))
-''')
+""")
 
 
 def make_data(folder: Path, entities: int, feature_rows: int) -> tuple[str, str]:
@@ -86,15 +87,21 @@ def make_data(folder: Path, entities: int, feature_rows: int) -> tuple[str, str]
     customers = max(1, feature_rows // 100)
     start = np.datetime64("2026-01-01T00:00:00", "us")
     span = 365 * 24 * 3600 * 1_000_000
-    values = pl.DataFrame({
-        "customer_id": rng.integers(0, customers, feature_rows),
-        "event_time": start + rng.integers(0, span, feature_rows).astype("timedelta64[us]"),
-        "f1": rng.random(feature_rows), "f2": rng.random(feature_rows), "f3": rng.random(feature_rows),
-    })
-    rows = pl.DataFrame({
-        "customer_id": rng.integers(0, customers, entities),
-        "event_time": start + rng.integers(0, span, entities).astype("timedelta64[us]"),
-    })
+    values = pl.DataFrame(
+        {
+            "customer_id": rng.integers(0, customers, feature_rows),
+            "event_time": start + rng.integers(0, span, feature_rows).astype("timedelta64[us]"),
+            "f1": rng.random(feature_rows),
+            "f2": rng.random(feature_rows),
+            "f3": rng.random(feature_rows),
+        }
+    )
+    rows = pl.DataFrame(
+        {
+            "customer_id": rng.integers(0, customers, entities),
+            "event_time": start + rng.integers(0, span, entities).astype("timedelta64[us]"),
+        }
+    )
     features_path, entities_path = str(folder / "features.parquet"), str(folder / "entities.parquet")
     values.write_parquet(features_path)
     rows.write_parquet(entities_path)
@@ -109,20 +116,30 @@ def side(python: str, script: str, *args) -> dict | str:
 
 
 def online_p50(folder: Path, online: str, entities: int = 100_000) -> float:
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
     import numpy as np
     import polars as pl
 
-    from mlops_lab.features import Entity, FeatureStore, FeatureView
+    import mlops_lab as ml
+    from mlops_lab.features import Entity, FeatureView
 
     rng = np.random.default_rng(1)
     path = folder / f"online-{online.split(':')[0]}.parquet"
-    pl.DataFrame({"customer_id": np.arange(entities), "event_time": [datetime(2026, 1, 1)] * entities,
-                  "f1": rng.random(entities), "f2": rng.random(entities), "f3": rng.random(entities)}).write_parquet(path)
-    store = FeatureStore(folder / f"fs-{online.split(':')[0]}", online=online)
-    store.apply(Entity("customer", ["customer_id"]),
-                FeatureView("activity", ["customer"], str(path), "event_time", ["f1", "f2", "f3"]))
+    pl.DataFrame(
+        {
+            "customer_id": np.arange(entities),
+            "event_time": [datetime(2026, 1, 1)] * entities,
+            "f1": rng.random(entities),
+            "f2": rng.random(entities),
+            "f3": rng.random(entities),
+        }
+    ).write_parquet(path)
+    store = ml.feature_store(folder / f"fs-{online.split(':')[0]}", online=online)
+    store.apply(
+        Entity("customer", ["customer_id"]),
+        FeatureView("activity", ["customer"], str(path), "event_time", ["f1", "f2", "f3"]),
+    )
     store.materialize(datetime(2025, 1, 1), datetime(2027, 1, 1))
     times = []
     for _ in range(300):
@@ -134,8 +151,7 @@ def online_p50(folder: Path, online: str, entities: int = 100_000) -> float:
 
 
 def rehash_ms(folder: Path, size: int = 1 << 30) -> tuple[float, float]:
-    from mlops_lab.config import StoreLocation
-    from mlops_lab.tracking import Tracker
+    from mlops_lab.store import open_store
     from mlops_lab.tracking.capture import cached_file_hash
 
     path = folder / "big.bin"
@@ -143,12 +159,12 @@ def rehash_ms(folder: Path, size: int = 1 << 30) -> tuple[float, float]:
     with open(path, "wb") as handle:
         for _ in range(size // len(block)):
             handle.write(block)
-    tracker = Tracker(StoreLocation(f"sqlite:///{folder / 'state.db'}", str(folder / "artifacts"), "bench"))
+    file_state = open_store(f"sqlite:///{folder / 'state.db'}").file_state
     start = time.perf_counter()
-    cached_file_hash(tracker.store, path)
+    cached_file_hash(file_state, path)
     first = time.perf_counter() - start
     start = time.perf_counter()
-    cached_file_hash(tracker.store, path)
+    cached_file_hash(file_state, path)
     return first * 1000, (time.perf_counter() - start) * 1000
 
 
@@ -163,8 +179,11 @@ def main() -> None:
         ours = side(sys.executable, OURS, folder, features, entities)
         pandas = side(sys.executable, PANDAS, folder, features, entities)
         feast_python = HERE / ".venv-feast" / "bin" / "python"
-        feast = side(str(feast_python), FEAST, folder, features, entities) if feast_python.exists() else \
-            "bench/.venv-feast not found (pip install feast there to compare)"
+        feast = (
+            side(str(feast_python), FEAST, folder, features, entities)
+            if feast_python.exists()
+            else "bench/.venv-feast not found (pip install feast there to compare)"
+        )
         sqlite_ms = online_p50(folder, "sqlite")
         try:
             redis_ms = online_p50(folder, "redis://127.0.0.1:6379/14")
@@ -177,14 +196,22 @@ def main() -> None:
     print(f"{'mlops_lab':12} {ours['seconds']:>8.2f}s {ours['extra_mb']:>15.0f} MB")
     for label, result in (("Feast", feast), ("pandas", pandas)):
         if isinstance(result, dict):
-            agree = "same values" if abs(result["checksum"] - ours["checksum"]) < 1e-6 * max(1, abs(ours["checksum"])) \
+            agree = (
+                "same values"
+                if abs(result["checksum"] - ours["checksum"]) < 1e-6 * max(1, abs(ours["checksum"]))
                 else f"checksums differ ({result['checksum']:.6g} vs {ours['checksum']:.6g})"
-            print(f"{label:12} {result['seconds']:>8.2f}s {result['extra_mb']:>15.0f} MB  "
-                  f"{result['seconds'] / ours['seconds']:.1f}x  ({agree})")
+            )
+            print(
+                f"{label:12} {result['seconds']:>8.2f}s {result['extra_mb']:>15.0f} MB  "
+                f"{result['seconds'] / ours['seconds']:.1f}x  ({agree})"
+            )
         else:
             print(f"{label:12} not measured: {result}")
-    print(f"\nonline lookup of 100 entities (p50): SQLite {sqlite_ms:.2f} ms, Redis "
-          + (f"{redis_ms:.2f} ms" if isinstance(redis_ms, float) else redis_ms) + "  (goal <= 2 ms)")
+    print(
+        f"\nonline lookup of 100 entities (p50): SQLite {sqlite_ms:.2f} ms, Redis "
+        + (f"{redis_ms:.2f} ms" if isinstance(redis_ms, float) else redis_ms)
+        + "  (goal <= 2 ms)"
+    )
     print(f"hashing a 1 GB file: first {first_hash:.0f} ms, second (unchanged) {second_hash:.2f} ms  (goal <= 50 ms)")
 
 

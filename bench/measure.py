@@ -3,7 +3,7 @@ peak memory above what the process held when the block began (from /proc, every 
 
 import textwrap
 
-MEASURE = textwrap.dedent('''
+MEASURE = textwrap.dedent("""
     import os, threading, time
     def rss():
         with open("/proc/self/statm") as f:
@@ -20,4 +20,4 @@ MEASURE = textwrap.dedent('''
             self.seconds = time.perf_counter() - self.t
             self.stop = True; self.thread.join(); self.peak = max(self.peak, rss())
             self.extra_mb = (self.peak - self.base) / 2**20
-''')
+""")

@@ -28,12 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from mlops_lab.net import free_port
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # the models the tests use
 PYTHON = sys.executable
 
 
 # ---- load generator (its own process) ---------------------------------------------------------
+
 
 class _Client(asyncio.Protocol):
     def __init__(self, request: bytes, shared: dict):
@@ -66,7 +69,7 @@ class _Client(asyncio.Protocol):
         self.shared["latencies"].append(time.perf_counter() - self.started)
         if status != 200:
             self.shared["errors"] += 1
-        del self.buffer[:end + 4 + length]
+        del self.buffer[: end + 4 + length]
         self._send()
 
     def connection_lost(self, exc):
@@ -77,16 +80,29 @@ class _Client(asyncio.Protocol):
 
 async def _load(port: int, request: bytes, clients: int, limit: int, seconds: float) -> dict:
     loop = asyncio.get_running_loop()
-    shared = {"sent": 0, "limit": limit, "deadline": time.perf_counter() + seconds, "latencies": [],
-              "errors": 0, "open": clients, "done": loop.create_future()}
+    shared = {
+        "sent": 0,
+        "limit": limit,
+        "deadline": time.perf_counter() + seconds,
+        "latencies": [],
+        "errors": 0,
+        "open": clients,
+        "done": loop.create_future(),
+    }
     start = time.perf_counter()
     for _ in range(clients):
         await loop.create_connection(lambda: _Client(request, shared), "127.0.0.1", port)
     await shared["done"]
     elapsed = time.perf_counter() - start
     lat = np.array(shared["latencies"]) * 1000
-    return {"requests": len(lat), "errors": shared["errors"], "seconds": elapsed, "rps": len(lat) / elapsed,
-            "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))}
+    return {
+        "requests": len(lat),
+        "errors": shared["errors"],
+        "seconds": elapsed,
+        "rps": len(lat) / elapsed,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+    }
 
 
 def load_main(args) -> None:
@@ -98,34 +114,63 @@ def load_main(args) -> None:
 
 
 def run_load(port: int, request_file: str, clients: int, limit: int, seconds: float) -> dict:
-    out = subprocess.run([PYTHON, __file__, "load", "--port", str(port), "--request", request_file,
-                          "--clients", str(clients), "--limit", str(limit), "--seconds", str(seconds)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            PYTHON,
+            __file__,
+            "load",
+            "--port",
+            str(port),
+            "--request",
+            request_file,
+            "--clients",
+            str(clients),
+            "--limit",
+            str(limit),
+            "--seconds",
+            str(seconds),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
 # ---- requests --------------------------------------------------------------------------------
 
+
 def http_request(path: str, body: bytes, extra: str = "") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    ).encode() + body
 
 
 def json_request(model: str, x: np.ndarray) -> bytes:
-    body = json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
-                                   "data": x.ravel().tolist()}]}).encode()
+    body = json.dumps(
+        {"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+    ).encode()
     return http_request(f"/v2/models/{model}/infer", body)
 
 
 def binary_request(model: str, x: np.ndarray) -> bytes:
     raw = x.astype(np.float32).tobytes()
-    header = json.dumps({"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32",
-                                     "parameters": {"binary_data_size": len(raw)}}],
-                         "outputs": [{"name": "y", "parameters": {"binary_data": True}}]}).encode()
-    return http_request(f"/v2/models/{model}/infer", header + raw, f"Inference-Header-Content-Length: {len(header)}\r\n")
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "shape": list(x.shape), "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}
+            ],
+            "outputs": [{"name": "y", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    return http_request(
+        f"/v2/models/{model}/infer", header + raw, f"Inference-Header-Content-Length: {len(header)}\r\n"
+    )
 
 
 # ---- servers (each its own process) ------------------------------------------------------------
+
 
 def session(model_path: str, threads: int, gpu: bool):
     import onnxruntime as ort
@@ -149,14 +194,14 @@ def plain_main(args) -> None:
         outputs = []
         feeds = {t["name"]: np.asarray(t["data"], dtype=np.float32).reshape(t["shape"]) for t in body["inputs"]}
         for out, value in zip(sess.get_outputs(), sess.run(None, feeds)):
-            outputs.append({"name": out.name, "datatype": "FP32", "shape": list(value.shape),
-                            "data": value.ravel().tolist()})
+            outputs.append(
+                {"name": out.name, "datatype": "FP32", "shape": list(value.shape), "data": value.ravel().tolist()}
+            )
         return web.json_response({"model_name": name, "outputs": outputs})
 
     app = web.Application(client_max_size=64 << 20)
     app.router.add_post(f"/v2/models/{name}/infer", infer)
-    web.run_app(app, host="127.0.0.1", port=args.port, print=lambda *a: print("ready", flush=True),
-                access_log=None)
+    web.run_app(app, host="127.0.0.1", port=args.port, print=lambda *a: print("ready", flush=True), access_log=None)
 
 
 def ceiling_main(args) -> None:
@@ -169,16 +214,10 @@ def ceiling_main(args) -> None:
     def init(self, *a, **kw):
         real_init(self, *a, **kw)
         answers = self.run(self.example(max(1, self.max_batch_size) * 4))
-        self.run = lambda feeds: {k: v[:len(next(iter(feeds.values())))] for k, v in answers.items()}
+        self.run = lambda feeds: {k: v[: len(next(iter(feeds.values())))] for k, v in answers.items()}
 
     runtime.ModelRuntime.__init__ = init
     sys.exit(main(sys.argv[2:]))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(command: list[str], port: int) -> subprocess.Popen:
@@ -190,7 +229,7 @@ def start(command: list[str], port: int) -> subprocess.Popen:
             return process
         except OSError:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {' '.join(command)}")
+                raise RuntimeError(f"server exited: {' '.join(command)}") from None
             time.sleep(0.1)
     raise RuntimeError("server did not start")
 
@@ -205,8 +244,16 @@ def stats_of(port: int, model: str) -> dict:
 def measure(kind: str, model_path: str, requests: dict[str, bytes], args, tmp: Path) -> dict:
     port = free_port()
     name = Path(model_path).stem
-    ours = ["--port", str(port), "--threads", str(args.threads), "--log-sample", "0",
-            "--max-batch-size", str(args.max_batch_size)] + ([] if args.gpu else ["--cpu"])
+    ours = [
+        "--port",
+        str(port),
+        "--threads",
+        str(args.threads),
+        "--log-sample",
+        "0",
+        "--max-batch-size",
+        str(args.max_batch_size),
+    ] + ([] if args.gpu else ["--cpu"])
     command = {
         "plain": [PYTHON, __file__, "plain", "--model", model_path, "--port", str(port), "--threads", str(args.threads)]
         + (["--gpu"] if args.gpu else []),
@@ -235,7 +282,9 @@ def measure(kind: str, model_path: str, requests: dict[str, bytes], args, tmp: P
     return results
 
 
-def in_process_rows_per_s(model_path: str, width: int, batch: int, threads: int, gpu: bool, seconds: float = 2.0) -> float:
+def in_process_rows_per_s(
+    model_path: str, width: int, batch: int, threads: int, gpu: bool, seconds: float = 2.0
+) -> float:
     """onnxruntime alone, in this process, at ``batch`` rows a call: the most any server could give."""
     sess = session(model_path, threads, gpu)
     x = np.random.default_rng(1).standard_normal((batch, width)).astype(np.float32)
@@ -264,8 +313,10 @@ def main() -> None:
 
     shapes = {"small": [16, 64, 64, 4], "large": [512, 2048, 2048, 10]}
     rng = np.random.default_rng(0)
-    print(f"{args.clients} clients × {args.rows} row(s) per request, loopback, {os.cpu_count()} cores; "
-          f"onnxruntime threads {args.threads}; {'GPU' if args.gpu else 'CPU'}")
+    print(
+        f"{args.clients} clients × {args.rows} row(s) per request, loopback, {os.cpu_count()} cores; "
+        f"onnxruntime threads {args.threads}; {'GPU' if args.gpu else 'CPU'}"
+    )
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
         for model in args.models.split(","):
@@ -278,18 +329,22 @@ def main() -> None:
             print(f"  {'server':18} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6} {'errors':>6}")
             for kind, by_encoding in table.items():
                 for encoding, r in by_encoding.items():
-                    print(f"  {kind + ' ' + encoding:18} {r['rps']:9.0f} {r['rps'] * args.rows:10.0f} {r['p50_ms']:8.2f} "
-                          f"{r['p99_ms']:8.2f} {r.get('mean_batch', 1.0):6.1f} {r['errors']:6d}")
+                    print(
+                        f"  {kind + ' ' + encoding:18} {r['rps']:9.0f} {r['rps'] * args.rows:10.0f} {r['p50_ms']:8.2f} "
+                        f"{r['p99_ms']:8.2f} {r.get('mean_batch', 1.0):6.1f} {r['errors']:6d}"
+                    )
             plain = table["plain"]["json"]
             for encoding in ("json", "binary"):
                 ours, ceiling = table["ours"][encoding], table["ceiling"][encoding]
                 batch = max(1, round(ours["mean_batch"] * args.rows))
                 compute = in_process_rows_per_s(str(path), shapes[model][0], batch, args.threads, args.gpu)
-                print(f"  ours {encoding}: {ours['rps'] / plain['rps']:.2f}× plain req/s (goal ≥ 2×), "
-                      f"p99 {ours['p99_ms']:.2f} vs {plain['p99_ms']:.2f} ms; "
-                      f"{100 * ours['rps'] / ceiling['rps']:.0f}% of its HTTP ceiling (goal ≥ 80%); "
-                      f"rows/s {100 * ours['rps'] * args.rows / compute:.0f}% of in-process onnxruntime at "
-                      f"batch {batch} ({compute:,.0f} rows/s)")
+                print(
+                    f"  ours {encoding}: {ours['rps'] / plain['rps']:.2f}× plain req/s (goal ≥ 2×), "
+                    f"p99 {ours['p99_ms']:.2f} vs {plain['p99_ms']:.2f} ms; "
+                    f"{100 * ours['rps'] / ceiling['rps']:.0f}% of its HTTP ceiling (goal ≥ 80%); "
+                    f"rows/s {100 * ours['rps'] * args.rows / compute:.0f}% of in-process onnxruntime at "
+                    f"batch {batch} ({compute:,.0f} rows/s)"
+                )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ MLFLOW_VENV = HERE / ".venv-mlflow"
 
 # One script, run by each side's Python: `SIDE` picks the API.  Every timing includes making the
 # data durable (mlops_lab's flush; MLflow writes synchronously), so the two measure the same work.
-WORKLOAD = textwrap.dedent('''
+WORKLOAD = textwrap.dedent("""
     import json, os, statistics, sys, time
     side, root, runs, points = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     db = f"sqlite:///{root}/store.db"
@@ -84,9 +84,9 @@ WORKLOAD = textwrap.dedent('''
     out["empty_run_ms"] = statistics.median(times) * 1000
     flush()
     print(json.dumps(out))
-''')
+""")
 
-TRACK_CELL = textwrap.dedent('''
+TRACK_CELL = textwrap.dedent("""
     import json, statistics, sys, time
     from IPython.core.interactiveshell import InteractiveShell
     import mlops_lab as ml
@@ -104,7 +104,7 @@ TRACK_CELL = textwrap.dedent('''
     plain, tracked = median_ms("pass"), median_ms("%%track\\npass")
     ml.flush()
     print(json.dumps({"plain_cell_ms": plain, "tracked_cell_ms": tracked}))
-''')
+""")
 
 
 def ensure_mlflow() -> Path:
@@ -119,8 +119,13 @@ def ensure_mlflow() -> Path:
 def side(python: str, name: str, runs: int, points: int) -> dict:
     with tempfile.TemporaryDirectory() as root:
         env = {**os.environ, "MLFLOW_ENABLE_ASYNC_LOGGING": "false", "GIT_PYTHON_REFRESH": "quiet"}
-        result = subprocess.run([python, "-c", WORKLOAD, name, root, str(runs), str(points)],
-                                capture_output=True, text=True, env=env, timeout=3600)
+        result = subprocess.run(
+            [python, "-c", WORKLOAD, name, root, str(runs), str(points)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3600,
+        )
         if result.returncode != 0:
             raise SystemExit(f"{name} side failed:\n{result.stderr[-3000:]}")
         return json.loads(result.stdout.strip().splitlines()[-1])
@@ -144,24 +149,38 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=10_000)
     args = parser.parse_args()
     mlflow_python = str(ensure_mlflow())
-    version = subprocess.run([mlflow_python, "-c", "import mlflow; print(mlflow.__version__)"],
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        [mlflow_python, "-c", "import mlflow; print(mlflow.__version__)"], capture_output=True, text=True
+    ).stdout.strip()
 
     ours = side(sys.executable, "mlops_lab", args.runs, args.points)
     theirs = side(mlflow_python, "mlflow", args.runs, args.points)
     with tempfile.TemporaryDirectory() as root:
-        cells = json.loads(subprocess.run([sys.executable, "-c", TRACK_CELL, root], capture_output=True, text=True,
-                                          check=True).stdout.strip().splitlines()[-1])
+        cells = json.loads(
+            subprocess.run([sys.executable, "-c", TRACK_CELL, root], capture_output=True, text=True, check=True)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
     import_ours = import_seconds(sys.executable, "mlops_lab")
     import_mlflow = import_seconds(mlflow_python, "mlflow")
 
     rows = [
         (f"{args.points:,} log_metric calls, one run", ours["log_metric_s"], theirs["log_metric_s"], "s", 20),
         (f"create {args.runs:,} runs x 10 params x 5 metrics", ours["create_runs_s"], theirs["create_runs_s"], "s", 5),
-        (f"filtered, ordered search ({ours['search_found']} / {theirs['search_found']} runs)",
-         ours["search_s"], theirs["search_s"], "s", 10),
-        (f"broad search, same order ({ours['broad_search_found']} / {theirs['broad_search_found']} runs)",
-         ours["broad_search_s"], theirs["broad_search_s"], "s", None),
+        (
+            f"filtered, ordered search ({ours['search_found']} / {theirs['search_found']} runs)",
+            ours["search_s"],
+            theirs["search_s"],
+            "s",
+            10,
+        ),
+        (
+            f"broad search, same order ({ours['broad_search_found']} / {theirs['broad_search_found']} runs)",
+            ours["broad_search_s"],
+            theirs["broad_search_s"],
+            "s",
+            None,
+        ),
         ("empty start_run/end (median)", ours["empty_run_ms"], theirs["empty_run_ms"], "ms", None),
         ("import time", import_ours, import_mlflow, "s", None),
     ]
@@ -172,11 +191,17 @@ def main() -> None:
         verdict = "" if goal is None else (f">= {goal}x  {'met' if ratio >= goal else 'NOT MET'}")
         print(f"{label:52} {mine:>10.4f}{unit:>2} {anchor:>10.4f}{unit:>2} {ratio:>7.1f}x  {verdict}")
     added = cells["tracked_cell_ms"] - cells["plain_cell_ms"]
-    print(f"\nempty start_run/end: {ours['empty_run_ms']:.2f} ms (goal <= 5 ms: {'met' if ours['empty_run_ms'] <= 5 else 'NOT MET'})")
-    print(f"%%track on an empty cell adds {added:.2f} ms (plain {cells['plain_cell_ms']:.2f} ms, tracked "
-          f"{cells['tracked_cell_ms']:.2f} ms; goal <= 20 ms: {'met' if added <= 20 else 'NOT MET'})")
-    print(f"import mlops_lab: {import_ours:.3f} s (goal <= 0.5 s: {'met' if import_ours <= 0.5 else 'NOT MET'}); "
-          f"import mlflow: {import_mlflow:.3f} s")
+    print(
+        f"\nempty start_run/end: {ours['empty_run_ms']:.2f} ms (goal <= 5 ms: {'met' if ours['empty_run_ms'] <= 5 else 'NOT MET'})"
+    )
+    print(
+        f"%%track on an empty cell adds {added:.2f} ms (plain {cells['plain_cell_ms']:.2f} ms, tracked "
+        f"{cells['tracked_cell_ms']:.2f} ms; goal <= 20 ms: {'met' if added <= 20 else 'NOT MET'})"
+    )
+    print(
+        f"import mlops_lab: {import_ours:.3f} s (goal <= 0.5 s: {'met' if import_ours <= 0.5 else 'NOT MET'}); "
+        f"import mlflow: {import_mlflow:.3f} s"
+    )
     if ours["search_found"] != theirs["search_found"] or ours["broad_search_found"] != theirs["broad_search_found"]:
         print(f"WARNING: the searches found different counts ({ours['search_found']} vs {theirs['search_found']})")
 

@@ -26,8 +26,14 @@ def _tracking():
     return default_workspace().tracking
 
 
-def start_run(name: str | None = None, *, experiment: str | None = None, tags: dict | None = None,
-              nested: bool = False, description: str | None = None) -> ActiveRun:
+def start_run(
+    name: str | None = None,
+    *,
+    experiment: str | None = None,
+    tags: dict | None = None,
+    nested: bool = False,
+    description: str | None = None,
+) -> ActiveRun:
     """Start a run; use it as a context manager (``with ml.start_run() as run:``)."""
     return _tracking().start_run(name, experiment=experiment, tags=tags, nested=nested, description=description)
 
@@ -96,13 +102,18 @@ def flush() -> None:
     default_workspace().flush()
 
 
-def search_runs(experiment: str | list[str] | None = None, filter_string: str | None = None,
-                order_by: list[str] | str | None = None, max_results: int = 1000) -> pd.DataFrame:
+def search_runs(
+    experiment: str | list[str] | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | str | None = None,
+    max_results: int = 1000,
+) -> pd.DataFrame:
     """Runs as a DataFrame, filtered with MLflow's grammar (``"metrics.acc > 0.9 and params.model = 'rf'"``)."""
     return _tracking().search_runs(experiment, filter_string, order_by, max_results)
 
 
 # ---- drift -----------------------------------------------------------------------------------
+
 
 def drift(reference, current, **options):
     """Compare ``current`` with ``reference`` (frames, file paths, dataset version hashes, or a
@@ -112,8 +123,9 @@ def drift(reference, current, **options):
     return compute(reference, current, artifacts=default_workspace().artifacts, **options)
 
 
-def drift_profile(reference, *, columns: list[str] | None = None, categorical: list[str] | None = None,
-                  save: bool = False):
+def drift_profile(
+    reference, *, columns: list[str] | None = None, categorical: list[str] | None = None, save: bool = False
+):
     """Profile a reference once; with ``save=True`` returns ``(profile, hash)`` after storing it."""
     from .monitoring import profile
 
@@ -126,13 +138,27 @@ def load_profile(digest: str):
     return default_workspace().drift_reports.load_profile(digest)
 
 
-def save_drift_report(report, name: str, *, reference: str = "", current: str = "", model: str | None = None,
-                      deployment: str | None = None) -> str:
+def save_drift_report(
+    report,
+    name: str,
+    *,
+    reference: str = "",
+    current: str = "",
+    model: str | None = None,
+    deployment: str | None = None,
+) -> str:
     """Store a report (linked to the active run, if any); it shows in the Drift reports panel."""
     workspace = default_workspace()
     active = workspace.tracking.active_run()
-    return workspace.drift_reports.save(report, name, reference=reference, current=current, model=model,
-                                        deployment=deployment, run_id=active.id if active else None)
+    return workspace.drift_reports.save(
+        report,
+        name,
+        reference=reference,
+        current=current,
+        model=model,
+        deployment=deployment,
+        run_id=active.id if active else None,
+    )
 
 
 def drift_reports(limit: int = 100) -> "pd.DataFrame":
@@ -151,12 +177,25 @@ def performance(data, *, target: str, prediction: str, timestamp: str, period: s
 
     from .monitoring import performance as compute
 
-    return pd.DataFrame(compute(data, target=target, prediction=prediction, timestamp=timestamp, period=period,
-                                task=task, artifacts=default_workspace().artifacts))
+    return pd.DataFrame(
+        compute(
+            data,
+            target=target,
+            prediction=prediction,
+            timestamp=timestamp,
+            period=period,
+            task=task,
+            artifacts=default_workspace().artifacts,
+        )
+    )
 
 
-def runs(experiment: str | list[str] | None = None, filter_string: str | None = None,
-         order_by: list[str] | str | None = None, max_results: int = 100):
+def runs(
+    experiment: str | list[str] | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | str | None = None,
+    max_results: int = 100,
+):
     """A widget: runs with a filter box, and a param-vs-metric scatter."""
     from .widgets import runs as widget
 
@@ -171,6 +210,7 @@ def compare(run_ids: list[str]):
 
 
 # ---- model registry --------------------------------------------------------------------------
+
 
 def _registry():
     return default_workspace().registry
@@ -239,6 +279,7 @@ def models():
 
 # ---- data and features -----------------------------------------------------------------------
 
+
 def checkout(run_id: str, into) -> "Path":
     """Restore a run into a new folder: input data, its cell as a notebook, models, requirements."""
     from .tracking.checkout import checkout as restore
@@ -260,6 +301,7 @@ def feature_store(path=None, *, online: str = "sqlite"):
 
 
 # ---- serving ---------------------------------------------------------------------------------
+
 
 def serve(model: str, *, name: str | None = None, wait: bool = True, **options):
     """Serve ``model`` (``"churn@production"``, ``"churn/3"``, a ``.onnx`` file) on 127.0.0.1.
@@ -293,5 +335,11 @@ def predict(model: str, source, destination, *, chunk_rows: int = 50_000, keep: 
     """Score a parquet/CSV file with a registered version (or a ``.onnx`` file), chunk by chunk."""
     from .serving.predict import predict_file
 
-    return predict_file(model, source, destination, chunk_rows=chunk_rows, keep=keep,
-                        workspace=None if str(model).endswith(".onnx") else default_workspace())
+    return predict_file(
+        model,
+        source,
+        destination,
+        chunk_rows=chunk_rows,
+        keep=keep,
+        workspace=None if str(model).endswith(".onnx") else default_workspace(),
+    )

@@ -42,8 +42,10 @@ def onnxruntime_conflict() -> str | None:
             pass
     if len(installed) < 2:
         return None
-    return (f"both {installed[0]} and {installed[1]} are installed and overwrite each other's files; "
-            "keep one: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu")
+    return (
+        f"both {installed[0]} and {installed[1]} are installed and overwrite each other's files; "
+        "keep one: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+    )
 
 
 def cmd_experiments_list(args) -> int:
@@ -73,8 +75,9 @@ def cmd_runs_list(args) -> int:
     if frame.empty:
         print("no runs")
         return 0
-    columns = ["run_id", "run_name", "status", "start_time", "duration_s"] + \
-        [c for c in frame.columns if c.startswith(("metrics.", "params."))][:8]
+    columns = ["run_id", "run_name", "status", "start_time", "duration_s"] + [
+        c for c in frame.columns if c.startswith(("metrics.", "params."))
+    ][:8]
     print(frame[columns].to_string(index=False))
     return 0
 
@@ -127,16 +130,27 @@ def cmd_models_list(args) -> int:
     for model in models.list_models():
         versions = models.list_versions(model.name)
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(models.aliases(model.name).items()))
-        print(f"{model.name}: {len(versions)} versions, production {model.production_version or '-'}"
-              + (f", aliases {aliases}" if aliases else ""))
+        print(
+            f"{model.name}: {len(versions)} versions, production {model.production_version or '-'}"
+            + (f", aliases {aliases}" if aliases else "")
+        )
     return 0
 
 
 def cmd_models_show(args) -> int:
     registry = _registry(args)
     versions = [v.model_dump() for v in registry.models.list_versions(args.name)]
-    print(json.dumps({"versions": versions, "aliases": registry.models.aliases(args.name),
-                      "history": registry.history(args.name)}, indent=2, default=str))
+    print(
+        json.dumps(
+            {
+                "versions": versions,
+                "aliases": registry.models.aliases(args.name),
+                "history": registry.history(args.name),
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return 0
 
 
@@ -187,11 +201,19 @@ def cmd_serve(args) -> int:
 def cmd_predict(args) -> int:
     from .serving.predict import predict_file
 
-    result = predict_file(args.model, args.input, args.output, chunk_rows=args.chunk_rows, keep=args.keep,
-                          workspace=None if args.model.endswith(".onnx") else _workspace(args),
-                          providers=["CPUExecutionProvider"] if args.cpu else None)
-    print(f"{result['rows']:,} rows scored by {result['model']} on {result['provider']} in {result['chunks']} "
-          f"chunk(s), {result['seconds']:.2f} s → {args.output}")
+    result = predict_file(
+        args.model,
+        args.input,
+        args.output,
+        chunk_rows=args.chunk_rows,
+        keep=args.keep,
+        workspace=None if args.model.endswith(".onnx") else _workspace(args),
+        providers=["CPUExecutionProvider"] if args.cpu else None,
+    )
+    print(
+        f"{result['rows']:,} rows scored by {result['model']} on {result['provider']} in {result['chunks']} "
+        f"chunk(s), {result['seconds']:.2f} s → {args.output}"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
 from .errors import InvalidInputError
 
 CONFIG_FILE = "mlops_lab.toml"

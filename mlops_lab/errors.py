@@ -57,8 +57,9 @@ class UnavailableError(MlopsLabError, RuntimeError):
     status = 503
 
 
-_BY_STATUS = {cls.status: cls for cls in (InvalidInputError, ForbiddenError, NotFoundError, ConflictError,
-                                          UnavailableError)}
+_BY_STATUS = {
+    cls.status: cls for cls in (InvalidInputError, ForbiddenError, NotFoundError, ConflictError, UnavailableError)
+}
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -96,4 +97,3 @@ def error_from_response(status: int, body: bytes | str) -> MlopsLabError:
         status = int(parsed.get("status") or status)
     cls = _BY_STATUS.get(status) or (InvalidInputError if 400 <= status < 500 else UnavailableError)
     return cls(message or f"HTTP {status}", status=status)
-

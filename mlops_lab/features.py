@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,8 +75,12 @@ class FeatureStore:
         self.path.mkdir(parents=True, exist_ok=True)
         self.online = open_online_store(online, self.path)
         stored = self.definition_store.definitions()
-        self._definitions = {"entities": stored["entity"], "views": stored["view"], "services": stored["service"],
-                             "materialized": {name: spec["end"] for name, spec in stored["materialized"].items()}}
+        self._definitions = {
+            "entities": stored["entity"],
+            "views": stored["view"],
+            "services": stored["service"],
+            "materialized": {name: spec["end"] for name, spec in stored["materialized"].items()},
+        }
 
     def _save(self, kind: str, name: str, spec: dict) -> None:
         self.definition_store.save_definition(kind, name, spec, self.user)
@@ -119,8 +123,10 @@ class FeatureStore:
         if missing:
             raise FeatureError(f"feature view {view.name!r}: {view.source} has no column(s) {missing}")
         if not schema[view.timestamp].is_temporal():
-            raise FeatureError(f"feature view {view.name!r}: timestamp column {view.timestamp!r} is "
-                               f"{schema[view.timestamp]}, not a date or time")
+            raise FeatureError(
+                f"feature view {view.name!r}: timestamp column {view.timestamp!r} is "
+                f"{schema[view.timestamp]}, not a date or time"
+            )
 
     def _keys(self, entities: list[str]) -> list[str]:
         return [k for e in entities for k in self._definitions["entities"][e]["join_keys"]]
@@ -169,21 +175,33 @@ class FeatureStore:
             clash = [f for f in wanted if f in result.columns]
             if clash:
                 raise FeatureError(f"feature name(s) {clash} clash with columns already in the result")
-            values = (_scan(view["source"]).select([*keys, pl.col(view["timestamp"]).alias("__feature_time"), *wanted])
-                      .collect().sort("__feature_time"))
+            values = (
+                _scan(view["source"])
+                .select([*keys, pl.col(view["timestamp"]).alias("__feature_time"), *wanted])
+                .collect()
+                .sort("__feature_time")
+            )
             for key in keys:  # one key type on both sides, or join_asof refuses
                 mine, theirs = result.schema[key], values.schema[key]
                 if mine.is_numeric() != theirs.is_numeric():
-                    raise FeatureError(f"join key {key!r} is {mine} in the entity frame but {theirs} in view "
-                                       f"{view_name!r}; cast one side")
+                    raise FeatureError(
+                        f"join key {key!r} is {mine} in the entity frame but {theirs} in view "
+                        f"{view_name!r}; cast one side"
+                    )
                 values = values.with_columns(pl.col(key).cast(mine))
             ts_type = result.schema[timestamp]
             values = values.with_columns(pl.col("__feature_time").cast(ts_type))
             tolerance = timedelta(seconds=view["ttl"]) if view["ttl"] else None
             # Both sides are sorted by time above; polars cannot verify it within groups, so it is told.
-            result = result.join_asof(values, left_on=timestamp, right_on="__feature_time", by=keys,
-                                      strategy="backward", tolerance=tolerance,
-                                      check_sortedness=False).drop("__feature_time")
+            result = result.join_asof(
+                values,
+                left_on=timestamp,
+                right_on="__feature_time",
+                by=keys,
+                strategy="backward",
+                tolerance=tolerance,
+                check_sortedness=False,
+            ).drop("__feature_time")
         return result.sort("__row").drop("__row")
 
     # ---- online ------------------------------------------------------------------------------
@@ -200,11 +218,21 @@ class FeatureStore:
             frame = _scan(view["source"]).select([*keys, ts, *view["features"]])
             ts_type = frame.collect_schema()[ts]
             bounds = [pl.lit(b).cast(ts_type) for b in (_naive_or_aware(start, ts_type), _naive_or_aware(end, ts_type))]
-            latest = (frame.filter((pl.col(ts) >= bounds[0]) & (pl.col(ts) < bounds[1]))
-                      .sort(ts).group_by(keys).last().collect())
-            rows = [(json.dumps([row[k] for k in keys], default=str), str(row[ts]),
-                     json.dumps({f: row[f] for f in view["features"]}, default=str))
-                    for row in latest.iter_rows(named=True)]
+            latest = (
+                frame.filter((pl.col(ts) >= bounds[0]) & (pl.col(ts) < bounds[1]))
+                .sort(ts)
+                .group_by(keys)
+                .last()
+                .collect()
+            )
+            rows = [
+                (
+                    json.dumps([row[k] for k in keys], default=str),
+                    str(row[ts]),
+                    json.dumps({f: row[f] for f in view["features"]}, default=str),
+                )
+                for row in latest.iter_rows(named=True)
+            ]
             self.online.write(name, rows)
             written[name] = len(rows)
             self._definitions["materialized"][name] = end.isoformat()
@@ -241,11 +269,18 @@ class FeatureStore:
         frame = pl.DataFrame(entity_rows).with_columns(pl.lit(at).alias("event_time"))
         offline = self.get_historical_features(frame, features)
         report = {}
-        for view_name, wanted in self._grouped(features).items():
+        for wanted in self._grouped(features).values():
             for feature in wanted:
-                mismatched = [i for i, (a, b) in enumerate(zip(online[feature], offline[feature].to_list()))
-                              if not (a == b or (a is None and b is None))]
-                report[feature] = {"rows": len(entity_rows), "mismatches": len(mismatched), "rows_mismatched": mismatched[:20]}
+                mismatched = [
+                    i
+                    for i, (a, b) in enumerate(zip(online[feature], offline[feature].to_list()))
+                    if not (a == b or (a is None and b is None))
+                ]
+                report[feature] = {
+                    "rows": len(entity_rows),
+                    "mismatches": len(mismatched),
+                    "rows_mismatched": mismatched[:20],
+                }
         return report
 
 
@@ -253,7 +288,7 @@ def _naive_or_aware(moment: datetime, dtype) -> datetime:
     """Compare like with like: a naive column gets a naive UTC bound, a zoned one an aware bound."""
     zone = getattr(dtype, "time_zone", None)
     if zone is None and moment.tzinfo is not None:
-        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+        return moment.astimezone(UTC).replace(tzinfo=None)
     if zone is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     return moment

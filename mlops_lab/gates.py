@@ -38,18 +38,32 @@ class GateResult:
     id: str | None = None
 
     def to_dict(self) -> dict:
-        return {"gate": self.gate, "passed": self.passed, "metrics": self.metrics,
-                "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks]}
+        return {
+            "gate": self.gate,
+            "passed": self.passed,
+            "metrics": self.metrics,
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks],
+        }
 
     def summary(self) -> str:
         failed = [c.name for c in self.checks if not c.passed]
-        return f"{self.gate} gate {'passed' if self.passed else 'FAILED'}" + (f": {', '.join(failed)}" if failed else "")
+        return f"{self.gate} gate {'passed' if self.passed else 'FAILED'}" + (
+            f": {', '.join(failed)}" if failed else ""
+        )
 
 
 # ---- data validation -------------------------------------------------------------------------
 
-def data_checks(current: pl.DataFrame, reference: pl.DataFrame, *, max_null_increase: float = 0.05,
-                range_margin: float = 0.1, allow_new_categories: bool = False, check_drift: bool = True) -> list[Check]:
+
+def data_checks(
+    current: pl.DataFrame,
+    reference: pl.DataFrame,
+    *,
+    max_null_increase: float = 0.05,
+    range_margin: float = 0.1,
+    allow_new_categories: bool = False,
+    check_drift: bool = True,
+) -> list[Check]:
     checks = []
     missing = [c for c in reference.columns if c not in current.columns]
     checks.append(Check("columns", not missing, f"missing: {missing}" if missing else "all reference columns present"))
@@ -59,24 +73,45 @@ def data_checks(current: pl.DataFrame, reference: pl.DataFrame, *, max_null_incr
             checks.append(Check(f"{column}: dtype", False, f"{cur.dtype}, reference {ref.dtype}"))
             continue
         ref_nulls, cur_nulls = ref.null_count() / max(len(ref), 1), cur.null_count() / max(len(cur), 1)
-        checks.append(Check(f"{column}: nulls", cur_nulls <= ref_nulls + max_null_increase,
-                            f"{cur_nulls:.1%} null, reference {ref_nulls:.1%} (+{max_null_increase:.0%} allowed)"))
+        checks.append(
+            Check(
+                f"{column}: nulls",
+                cur_nulls <= ref_nulls + max_null_increase,
+                f"{cur_nulls:.1%} null, reference {ref_nulls:.1%} (+{max_null_increase:.0%} allowed)",
+            )
+        )
         if is_numeric(ref.dtype) and ref.drop_nulls().len() and cur.drop_nulls().len():
             low, high = float(ref.min()), float(ref.max())
             slack = (high - low) * range_margin
             seen_low, seen_high = float(cur.min()), float(cur.max())
-            checks.append(Check(f"{column}: range", low - slack <= seen_low and seen_high <= high + slack,
-                                f"[{seen_low:.4g}, {seen_high:.4g}], reference [{low:.4g}, {high:.4g}] "
-                                f"±{range_margin:.0%}"))
+            checks.append(
+                Check(
+                    f"{column}: range",
+                    low - slack <= seen_low and seen_high <= high + slack,
+                    f"[{seen_low:.4g}, {seen_high:.4g}], reference [{low:.4g}, {high:.4g}] ±{range_margin:.0%}",
+                )
+            )
         elif not is_numeric(ref.dtype):
-            new = sorted(set(cur.drop_nulls().cast(pl.String).unique()) - set(ref.drop_nulls().cast(pl.String).unique()))
-            checks.append(Check(f"{column}: categories", allow_new_categories or not new,
-                                f"new: {new[:10]}" if new else "no new categories"))
+            new = sorted(
+                set(cur.drop_nulls().cast(pl.String).unique()) - set(ref.drop_nulls().cast(pl.String).unique())
+            )
+            checks.append(
+                Check(
+                    f"{column}: categories",
+                    allow_new_categories or not new,
+                    f"new: {new[:10]}" if new else "no new categories",
+                )
+            )
     if check_drift and not missing:
         report = drift(reference, current)
         for column in report.features:
-            checks.append(Check(f"{column.column}: distribution", not column.drift,
-                                f"{column.method} {column.score:.4g} ({'drift' if column.drift else 'no drift'})"))
+            checks.append(
+                Check(
+                    f"{column.column}: distribution",
+                    not column.drift,
+                    f"{column.method} {column.score:.4g} ({'drift' if column.drift else 'no drift'})",
+                )
+            )
     return checks
 
 
@@ -84,12 +119,12 @@ def validate_data(registry: Registry, name: str, version: int, data, reference, 
     artifacts = registry.artifacts
     checks = data_checks(load_frame(data, artifacts), load_frame(reference, artifacts), **options)
     result = GateResult("data", all(c.passed for c in checks), checks)
-    result.id = registry.models.add_gate_result(name, version, "data", result.passed, result.to_dict(),
-                                    registry.user)
+    result.id = registry.models.add_gate_result(name, version, "data", result.passed, result.to_dict(), registry.user)
     return result
 
 
 # ---- evaluation ------------------------------------------------------------------------------
+
 
 def score(model, frame: pl.DataFrame, target: str) -> dict[str, float]:
     """The model's metrics on a labelled frame: classification or regression, by the outputs."""
@@ -108,8 +143,10 @@ def score(model, frame: pl.DataFrame, target: str) -> dict[str, float]:
         if len(outputs) > 1 and np.asarray(outputs[1]).ndim == 2 and np.asarray(outputs[1]).shape[1] == 2:
             result["roc_auc"] = float(metrics.roc_auc_score(y, np.asarray(outputs[1])[:, 1]))
         return result
-    return {"rmse": float(np.sqrt(metrics.mean_squared_error(y, predicted))),
-            "mae": float(metrics.mean_absolute_error(y, predicted))}
+    return {
+        "rmse": float(np.sqrt(metrics.mean_squared_error(y, predicted))),
+        "mae": float(metrics.mean_absolute_error(y, predicted)),
+    }
 
 
 def threshold_checks(candidate: dict, baseline: dict | None, thresholds: dict[str, dict]) -> list[Check]:
@@ -137,13 +174,19 @@ def threshold_checks(candidate: dict, baseline: dict | None, thresholds: dict[st
                     passed = gain >= limit * abs(baseline[metric])
                 else:  # max_regression
                     passed = -gain <= limit
-                checks.append(Check(f"{metric}: {kind} {limit}", passed,
-                                    f"candidate {value:.4g}, Production {baseline[metric]:.4g}, change {gain:+.4g}"))
+                checks.append(
+                    Check(
+                        f"{metric}: {kind} {limit}",
+                        passed,
+                        f"candidate {value:.4g}, Production {baseline[metric]:.4g}, change {gain:+.4g}",
+                    )
+                )
     return checks
 
 
-def evaluate(registry: Registry, name: str, candidate: int, holdout, *, target: str,
-             thresholds: dict[str, dict]) -> GateResult:
+def evaluate(
+    registry: Registry, name: str, candidate: int, holdout, *, target: str, thresholds: dict[str, dict]
+) -> GateResult:
     """Score the candidate and the Production version on the same pinned holdout; apply thresholds."""
     if not thresholds:
         raise RegistryError("an evaluation gate needs at least one threshold")
@@ -156,10 +199,15 @@ def evaluate(registry: Registry, name: str, candidate: int, holdout, *, target: 
     if production is not None and production != candidate:
         baseline = score(registry.load_model(f"{name}/{production}"), frame, target)
     checks = threshold_checks(candidate_metrics, baseline, thresholds)
-    result = GateResult("evaluation", all(c.passed for c in checks), checks,
-                        {"candidate": candidate_metrics, "production": baseline, "production_version": production})
-    result.id = registry.models.add_gate_result(name, candidate, "evaluation", result.passed, result.to_dict(),
-                                    registry.user)
+    result = GateResult(
+        "evaluation",
+        all(c.passed for c in checks),
+        checks,
+        {"candidate": candidate_metrics, "production": baseline, "production_version": production},
+    )
+    result.id = registry.models.add_gate_result(
+        name, candidate, "evaluation", result.passed, result.to_dict(), registry.user
+    )
     return result
 
 
@@ -170,5 +218,6 @@ def parse_threshold(text: str) -> tuple[str, str, float]:
         kind, value = rest.split("=", 1)
         return metric.strip(), kind.strip(), float(value)
     except ValueError:
-        raise RegistryError(f"threshold {text!r} must look like metric:kind=value, e.g. accuracy:max_regression=0.01") \
-            from None
+        raise RegistryError(
+            f"threshold {text!r} must look like metric:kind=value, e.g. accuracy:max_regression=0.01"
+        ) from None

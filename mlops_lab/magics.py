@@ -1,21 +1,21 @@
 """``%%track``, ``%track on|off`` and ``%serve``: doors onto ``mlops_lab.tracking.cells`` and ``ml.serve``.
 
-    %load_ext mlops_lab
-    %%track --experiment churn --name rf-200 --tag team=ds
-    n_estimators = 200
-    model = RandomForestClassifier(n_estimators=n_estimators).fit(X, y)
-    acc = model.score(X_test, y_test)
+%load_ext mlops_lab
+%%track --experiment churn --name rf-200 --tag team=ds
+n_estimators = 200
+model = RandomForestClassifier(n_estimators=n_estimators).fit(X, y)
+acc = model.score(X_test, y_test)
 
-    %serve churn@production --canary churn@candidate --canary-share 0.1
+%serve churn@production --canary churn@candidate --canary-share 0.1
 """
 
 from __future__ import annotations
 
 import shlex
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.core.error import UsageError
 
 
 def _tags(pairs: list[str] | None) -> dict:
@@ -57,8 +57,9 @@ class TrackMagics(Magics):
         tags = _tags(args.tag)
         self._inside_cell = True
         try:
-            return run_tracked_cell(default_workspace().tracking, self.shell, cell, experiment=args.experiment, name=args.name,
-                                    tags=tags)
+            return run_tracked_cell(
+                default_workspace().tracking, self.shell, cell, experiment=args.experiment, name=args.name, tags=tags
+            )
         finally:
             self._inside_cell = False
 
@@ -109,8 +110,11 @@ class TrackMagics(Magics):
             return api.stop_serving(args.stop)["state"]
         if not args.model:
             raise UsageError("%serve needs a model (churn@production), --list or --stop NAME")
-        options = {key: value for key, value in vars(args).items()
-                   if key not in ("model", "stop", "list", "cpu") and value is not None}
+        options = {
+            key: value
+            for key, value in vars(args).items()
+            if key not in ("model", "stop", "list", "cpu") and value is not None
+        }
         if args.cpu:
             options["cpu"] = True
         return api.serve(args.model, **options)

@@ -68,8 +68,9 @@ def onnx_providers(wanted: list[str] | None = None) -> list[str]:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    return [p for p in (wanted or ["CUDAExecutionProvider", "CPUExecutionProvider"]) if p in available] \
-        or ["CPUExecutionProvider"]
+    return [p for p in (wanted or ["CUDAExecutionProvider", "CPUExecutionProvider"]) if p in available] or [
+        "CPUExecutionProvider"
+    ]
 
 
 def _onnx_session(onnx_bytes: bytes):
@@ -103,8 +104,9 @@ class Registry:
 
     # ---- versions ----------------------------------------------------------------------------
 
-    def register(self, name: str, run_id: str, model: str = "model", *, sample_rows=None,
-                 tolerance: float = DEFAULT_TOLERANCE) -> int:
+    def register(
+        self, name: str, run_id: str, model: str = "model", *, sample_rows=None, tolerance: float = DEFAULT_TOLERANCE
+    ) -> int:
         """A new version of ``name`` from the model ``model`` logged in ``run_id``.
 
         A scikit-learn model without an ONNX form is converted now; then the ONNX model must
@@ -127,17 +129,29 @@ class Registry:
             if onnx_hash is None:
                 onnx_bytes = sklearn_to_onnx(estimator, getattr(estimator, "n_features_in_", None))
                 onnx_hash = self.artifacts.put_bytes(onnx_bytes)
-                signature = {**onnx_signature(onnx_bytes), **{k: v for k, v in signature.items() if k == "input_columns"}}
+                signature = {
+                    **onnx_signature(onnx_bytes),
+                    **{k: v for k, v in signature.items() if k == "input_columns"},
+                }
             max_difference = self._verify(estimator, self.artifacts.get_bytes(onnx_hash), sample_rows, tolerance)
         elif onnx_hash is None:
             raise RegistryError(f"model {model!r} of run {run_id} has no ONNX form: {logged['onnx_error']}")
         datasets = [{"name": d["name"], "hash": d["hash"], "direction": d["direction"]} for d in record.datasets]
-        return self.models.add_version({
-            "name": name, "run_id": run_id, "source_model": model, "flavor": logged["flavor"],
-            "model_hash": logged["model_hash"], "onnx_hash": onnx_hash, "signature": json.dumps(signature),
-            "metrics": json.dumps({k: (v if v == v else None) for k, v in record.metrics.items()}),
-            "datasets": json.dumps(datasets), "max_difference": max_difference,
-        }, self.user)
+        return self.models.add_version(
+            {
+                "name": name,
+                "run_id": run_id,
+                "source_model": model,
+                "flavor": logged["flavor"],
+                "model_hash": logged["model_hash"],
+                "onnx_hash": onnx_hash,
+                "signature": json.dumps(signature),
+                "metrics": json.dumps({k: (v if v == v else None) for k, v in record.metrics.items()}),
+                "datasets": json.dumps(datasets),
+                "max_difference": max_difference,
+            },
+            self.user,
+        )
 
     def _verify(self, estimator, onnx_bytes: bytes, sample_rows, tolerance: float) -> float:
         n_features = getattr(estimator, "n_features_in_", None)
@@ -145,8 +159,7 @@ class Registry:
             if not n_features:
                 raise RegistryError("the model does not say how many features it takes: pass sample_rows")
             sample_rows = np.random.default_rng(0).normal(size=(64, int(n_features)))
-        rows = np.asarray(sample_rows.to_numpy() if hasattr(sample_rows, "to_numpy") else sample_rows,
-                          dtype=np.float32)
+        rows = np.asarray(sample_rows.to_numpy() if hasattr(sample_rows, "to_numpy") else sample_rows, dtype=np.float32)
         session = _onnx_session(onnx_bytes)
         produced = session.run(None, {session.get_inputs()[0].name: rows})
         expected = _outputs_to_compare(estimator, rows)
@@ -160,8 +173,10 @@ class Registry:
             else:
                 largest = max(largest, float(np.mean(want != got)))  # share of differing labels
         if largest > tolerance:
-            raise RegistryError(f"the ONNX model disagrees with the source model: largest difference {largest:.6g} "
-                                f"on {len(rows)} sample rows, above the tolerance {tolerance:g}; nothing was registered")
+            raise RegistryError(
+                f"the ONNX model disagrees with the source model: largest difference {largest:.6g} "
+                f"on {len(rows)} sample rows, above the tolerance {tolerance:g}; nothing was registered"
+            )
         return largest
 
     # ---- stages, aliases, approvals ----------------------------------------------------------
@@ -194,8 +209,9 @@ class Registry:
         policy = self.models.get_model(name).required_approvals
         return self.default_required_approvals if policy is None else policy
 
-    def promote(self, name: str, version: int, stage: str, *, comment: str | None = None,
-                archive_previous: bool = True) -> None:
+    def promote(
+        self, name: str, version: int, stage: str, *, comment: str | None = None, archive_previous: bool = True
+    ) -> None:
         """Move a version to a stage.  Production needs an approved request when the policy asks."""
         if stage not in STAGES:
             raise RegistryError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
@@ -204,17 +220,24 @@ class Registry:
             raise RegistryError(f"{name}/{version} is already in {stage}")
         if stage not in TRANSITIONS[current.stage]:
             allowed = ", ".join(sorted(TRANSITIONS[current.stage]))
-            raise RegistryError(f"{name}/{version} cannot go from {current.stage} to {stage}; from {current.stage} "
-                                f"it can go to {allowed}")
+            raise RegistryError(
+                f"{name}/{version} cannot go from {current.stage} to {stage}; from {current.stage} "
+                f"it can go to {allowed}"
+            )
         approval_id = None
         if stage == "Production":
             needed = self.required_approvals(name)
             if needed:
-                approved = [r for r in self.models.approvals_for(name, version)
-                            if r.stage == "Production" and r.status == "APPROVED"]
+                approved = [
+                    r
+                    for r in self.models.approvals_for(name, version)
+                    if r.stage == "Production" and r.status == "APPROVED"
+                ]
                 if not approved:
-                    raise ForbiddenError(f"{name}/{version} needs {needed} approval(s) by someone other than the "
-                                          "requester before Production: ml.request_approval, then ml.approve")
+                    raise ForbiddenError(
+                        f"{name}/{version} needs {needed} approval(s) by someone other than the "
+                        "requester before Production: ml.request_approval, then ml.approve"
+                    )
                 approval_id = approved[0].id
         expected = self.models.get_model(name).production_version
         self.models.set_stage(name, version, stage, self.user, comment, expected, archive_previous, approval_id)
@@ -227,11 +250,14 @@ class Registry:
 
     def set_policy(self, name: str, required_approvals: int | None) -> None:
         if required_approvals is not None and (not isinstance(required_approvals, int) or required_approvals < 0):
-            raise RegistryError(f"required_approvals must be a non-negative integer or None, got {required_approvals!r}")
+            raise RegistryError(
+                f"required_approvals must be a non-negative integer or None, got {required_approvals!r}"
+            )
         self.models.set_policy(name, required_approvals, self.user)
 
-    def request_approval(self, name: str, version: int, *, stage: str = "Production",
-                         comment: str | None = None) -> str:
+    def request_approval(
+        self, name: str, version: int, *, stage: str = "Production", comment: str | None = None
+    ) -> str:
         return self.models.request_approval(name, version, stage, self.user, comment)
 
     def approve(self, request_id: str, *, comment: str | None = None) -> str:
@@ -249,11 +275,22 @@ class Registry:
         result = []
         for model in self.models.list_models():
             versions = self.models.list_versions(model.name)
-            result.append({
-                **model.model_dump(), "aliases": self.models.aliases(model.name),
-                "versions": [{"version": v.version, "stage": v.stage, "run_id": v.run_id, "created_at": v.created_at,
-                              "created_by": v.created_by} for v in versions],
-            })
+            result.append(
+                {
+                    **model.model_dump(),
+                    "aliases": self.models.aliases(model.name),
+                    "versions": [
+                        {
+                            "version": v.version,
+                            "stage": v.stage,
+                            "run_id": v.run_id,
+                            "created_at": v.created_at,
+                            "created_by": v.created_by,
+                        }
+                        for v in versions
+                    ],
+                }
+            )
         return result
 
     def describe(self, name: str) -> dict:
@@ -265,8 +302,15 @@ class Registry:
             approvals.append({**request.model_dump(), "votes": [v.model_dump() for v in votes]})
         return {
             "model": {**model.model_dump(), "required_approvals_effective": self.required_approvals(name)},
-            "versions": [{**v.model_dump(), "signature": json.loads(v.signature), "metrics": json.loads(v.metrics),
-                          "datasets": json.loads(v.datasets)} for v in self.models.list_versions(name)],
+            "versions": [
+                {
+                    **v.model_dump(),
+                    "signature": json.loads(v.signature),
+                    "metrics": json.loads(v.metrics),
+                    "datasets": json.loads(v.datasets),
+                }
+                for v in self.models.list_versions(name)
+            ],
             "aliases": self.models.aliases(name),
             "approvals": approvals,
             "gates": self.models.gate_results(name),

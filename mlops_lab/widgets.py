@@ -25,11 +25,15 @@ def _table(rows: list[dict], runs: list[dict], only_differences: bool, title: st
     body = []
     for row in shown:
         style = ' style="background:#fff3cd"' if row["differs"] else ""
-        cells = "".join(f"<td>{html.escape('' if row['values'].get(r['run_id']) is None else str(row['values'][r['run_id']]))}</td>"
-                        for r in runs)
+        cells = "".join(
+            f"<td>{html.escape('' if row['values'].get(r['run_id']) is None else str(row['values'][r['run_id']]))}</td>"
+            for r in runs
+        )
         body.append(f"<tr{style}><td><b>{html.escape(row['key'])}</b></td>{cells}</tr>")
-    return (f"<h4>{html.escape(title)}</h4><table class='mlops-compare'><thead><tr><th></th>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    return (
+        f"<h4>{html.escape(title)}</h4><table class='mlops-compare'><thead><tr><th></th>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def _smooth(values: np.ndarray, weight: float) -> np.ndarray:
@@ -51,8 +55,14 @@ def curves_figure(store, runs: list[dict], key: str, smoothing: float = 0.0, log
         curve = metric_history(store, run["run_id"], key)
         values = np.array([float(v) for v in curve["values"]], dtype=float)
         figure.add_scatter(x=curve["steps"], y=_smooth(values, smoothing), mode="lines", name=run["name"])
-    figure.update_layout(title=f"{key} by step", xaxis_title="step", yaxis_title=key, height=380,
-                         yaxis_type="log" if log_y else "linear", margin={"t": 50, "b": 40})
+    figure.update_layout(
+        title=f"{key} by step",
+        xaxis_title="step",
+        yaxis_title=key,
+        height=380,
+        yaxis_type="log" if log_y else "linear",
+        margin={"t": 50, "b": 40},
+    )
     return figure
 
 
@@ -72,8 +82,11 @@ def parallel_figure(comparison: dict, metric: str):
     colour = [float(target["values"].get(i) or np.nan) for i in run_ids] if target else None
     if target:
         dimensions.append({"label": metric, "values": colour})
-    figure = go.Figure(go.Parcoords(dimensions=dimensions, line={"color": colour, "colorscale": "Viridis",
-                                                                  "showscale": True} if colour else {}))
+    figure = go.Figure(
+        go.Parcoords(
+            dimensions=dimensions, line={"color": colour, "colorscale": "Viridis", "showscale": True} if colour else {}
+        )
+    )
     figure.update_layout(title=f"params → {metric}", height=380)
     return figure
 
@@ -84,10 +97,14 @@ def code_diff_html(diff: dict) -> str:
         colour = DIFF_COLOURS[row["op"]]
         left = html.escape(row["left"]) if row["left"] is not None else ""
         right = html.escape(row["right"]) if row["right"] is not None else ""
-        rows.append(f"<tr style='background:{colour}'><td>{row['left_line'] or ''}</td><td><pre>{left}</pre></td>"
-                    f"<td>{row['right_line'] or ''}</td><td><pre>{right}</pre></td></tr>")
-    head = (f"<tr><th></th><th>{html.escape(diff['left']['name'])}</th><th></th>"
-            f"<th>{html.escape(diff['right']['name'])}</th></tr>")
+        rows.append(
+            f"<tr style='background:{colour}'><td>{row['left_line'] or ''}</td><td><pre>{left}</pre></td>"
+            f"<td>{row['right_line'] or ''}</td><td><pre>{right}</pre></td></tr>"
+        )
+    head = (
+        f"<tr><th></th><th>{html.escape(diff['left']['name'])}</th><th></th>"
+        f"<th>{html.escape(diff['right']['name'])}</th></tr>"
+    )
     note = "<p><i>identical code</i></p>" if diff["identical"] else ""
     return f"{note}<table class='mlops-code-diff'>{head}{''.join(rows)}</table>"
 
@@ -105,9 +122,17 @@ def compare(run_ids: list[str]):
     tables = widgets.HTML()
 
     def render_tables(_=None):
-        tables.value = "".join(_table(comparison[part], runs, only.value, title) for part, title in (
-            ("params", "params"), ("metrics", "metrics (latest)"), ("tags", "tags"), ("datasets", "data versions"),
-            ("environment", "environment"), ("packages", "packages")))
+        tables.value = "".join(
+            _table(comparison[part], runs, only.value, title)
+            for part, title in (
+                ("params", "params"),
+                ("metrics", "metrics (latest)"),
+                ("tags", "tags"),
+                ("datasets", "data versions"),
+                ("environment", "environment"),
+                ("packages", "packages"),
+            )
+        )
 
     only.observe(render_tables, names="value")
     render_tables()
@@ -131,19 +156,32 @@ def compare(run_ids: list[str]):
         render_charts()
         children += [widgets.HBox([metric, smoothing, log_y]), charts]
     if len(runs) >= 2:
-        children.append(widgets.HTML(f"<h4>code: {html.escape(runs[0]['name'])} ↔ {html.escape(runs[1]['name'])}</h4>"
-                                     + code_diff_html(code_diff(store, runs[0]["run_id"], runs[1]["run_id"]))))
+        children.append(
+            widgets.HTML(
+                f"<h4>code: {html.escape(runs[0]['name'])} ↔ {html.escape(runs[1]['name'])}</h4>"
+                + code_diff_html(code_diff(store, runs[0]["run_id"], runs[1]["run_id"]))
+            )
+        )
     return widgets.VBox(children)
 
 
-def runs(experiment: str | list[str] | None = None, filter_string: str | None = None,
-         order_by: list[str] | str | None = None, max_results: int = 100):
+def runs(
+    experiment: str | list[str] | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | str | None = None,
+    max_results: int = 100,
+):
     """Runs as a table with a filter box, and a param-vs-metric scatter."""
     import ipywidgets as widgets
 
     tracking = default_workspace().tracking
-    box = widgets.Text(value=filter_string or "", description="filter", placeholder="metrics.acc > 0.9",
-                       continuous_update=False, layout={"width": "480px"})
+    box = widgets.Text(
+        value=filter_string or "",
+        description="filter",
+        placeholder="metrics.acc > 0.9",
+        continuous_update=False,
+        layout={"width": "480px"},
+    )
     table, message, chart = widgets.HTML(), widgets.HTML(), widgets.Output()
     x_axis = widgets.Dropdown(description="x")
     y_axis = widgets.Dropdown(description="y")
@@ -191,7 +229,7 @@ def models():
     registry = default_workspace().registry
     names = [m["name"] for m in registry.overview()]
     if not names:
-        return widgets.HTML("<i>No registered models yet: ml.register(\"name\", run_id).</i>")
+        return widgets.HTML('<i>No registered models yet: ml.register("name", run_id).</i>')
     picker = widgets.Dropdown(options=names, description="model")
     body = widgets.HTML()
     version = widgets.Dropdown(description="version")
@@ -208,22 +246,32 @@ def models():
         rows = []
         for v in reversed(detail["versions"]):
             pointed = ", ".join(a for a, n in aliases.items() if n == v["version"])
-            gates = " ".join(f"{g['gate']} {'✓' if g['passed'] else '✗'}" for g in detail["gates"]
-                             if g["version"] == v["version"])
+            gates = " ".join(
+                f"{g['gate']} {'✓' if g['passed'] else '✗'}" for g in detail["gates"] if g["version"] == v["version"]
+            )
             metrics = ", ".join(f"{k} {val:.4g}" for k, val in v["metrics"].items() if val is not None)
-            rows.append(f"<tr><td>{v['version']}</td><td><b>{html.escape(v['stage'])}</b></td><td>{html.escape(pointed)}</td>"
-                        f"<td>{html.escape(metrics)}</td><td>{html.escape(gates)}</td><td><code>{v['run_id']}</code></td>"
-                        f"<td>{html.escape(v['created_by'])}</td></tr>")
+            rows.append(
+                f"<tr><td>{v['version']}</td><td><b>{html.escape(v['stage'])}</b></td><td>{html.escape(pointed)}</td>"
+                f"<td>{html.escape(metrics)}</td><td>{html.escape(gates)}</td><td><code>{v['run_id']}</code></td>"
+                f"<td>{html.escape(v['created_by'])}</td></tr>"
+            )
         history = "".join(
             f"<tr><td>{e['time']}</td><td>{html.escape(e['user'])}</td><td>{html.escape(e['kind'])}</td>"
-            f"<td>{html.escape(json_payload(e['payload']))}</td></tr>" for e in reversed(detail["history"]))
-        body.value = (f"<table><tr><th>version</th><th>stage</th><th>aliases</th><th>metrics</th><th>gates</th>"
-                      f"<th>run</th><th>by</th></tr>{''.join(rows)}</table><h4>history</h4><table>{history}</table>")
+            f"<td>{html.escape(json_payload(e['payload']))}</td></tr>"
+            for e in reversed(detail["history"])
+        )
+        body.value = (
+            f"<table><tr><th>version</th><th>stage</th><th>aliases</th><th>metrics</th><th>gates</th>"
+            f"<th>run</th><th>by</th></tr>{''.join(rows)}</table><h4>history</h4><table>{history}</table>"
+        )
         chosen = version.value
         version.options = [v["version"] for v in reversed(detail["versions"])]
         version.value = chosen if chosen in version.options else version.options[0]
-        request.options = [(f"v{a['version']} → {a['stage']} by {a['requested_by']}", a["id"])
-                           for a in detail["approvals"] if a["status"] == "PENDING"]
+        request.options = [
+            (f"v{a['version']} → {a['stage']} by {a['requested_by']}", a["id"])
+            for a in detail["approvals"]
+            if a["status"] == "PENDING"
+        ]
         request.value = request.options[0][1] if request.options else None
 
     def act(action, done):
@@ -236,18 +284,35 @@ def models():
                     raise
                 message.value = f"<span style='color:#c0392b'>{html.escape(str(exc))}</span>"
             render()
+
         return handler
 
-    move.on_click(act(lambda: registry.promote(picker.value, version.value, stage.value, comment=comment.value or None),
-                      lambda: f"version {version.value} moved to {stage.value}"))
-    ask.on_click(act(lambda: registry.request_approval(picker.value, version.value, comment=comment.value or None),
-                     lambda: f"approval for version {version.value} requested"))
+    move.on_click(
+        act(
+            lambda: registry.promote(picker.value, version.value, stage.value, comment=comment.value or None),
+            lambda: f"version {version.value} moved to {stage.value}",
+        )
+    )
+    ask.on_click(
+        act(
+            lambda: registry.request_approval(picker.value, version.value, comment=comment.value or None),
+            lambda: f"approval for version {version.value} requested",
+        )
+    )
     approve.on_click(act(lambda: registry.approve(request.value, comment=comment.value or None), lambda: "approved"))
     reject.on_click(act(lambda: registry.reject(request.value, comment=comment.value or None), lambda: "rejected"))
     picker.observe(render, names="value")
     render()
-    return widgets.VBox([picker, body, widgets.HBox([version, stage, comment]), widgets.HBox([move, ask]),
-                         widgets.HBox([request, approve, reject]), message])
+    return widgets.VBox(
+        [
+            picker,
+            body,
+            widgets.HBox([version, stage, comment]),
+            widgets.HBox([move, ask]),
+            widgets.HBox([request, approve, reject]),
+            message,
+        ]
+    )
 
 
 def json_payload(payload: dict) -> str:

@@ -44,8 +44,9 @@ class _Shared:
 
 
 class Workspace:
-    def __init__(self, location: StoreLocation | None = None, *, user: str | None = None,
-                 _shared: _Shared | None = None):
+    def __init__(
+        self, location: StoreLocation | None = None, *, user: str | None = None, _shared: _Shared | None = None
+    ):
         self.location = location or resolve()
         self.user = user or current_user()
         self._shared = _shared or _Shared()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,18 @@ from pathlib import Path
 
 import pytest
 
+from mlops_lab.net import free_port
+
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class LabServer:
@@ -36,17 +38,32 @@ class LabServer:
         notification = state / "settings" / "@jupyterlab" / "apputils-extension"
         notification.mkdir(parents=True)
         (notification / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-        self.log = open(state / "server.log", "w")
+        self.log = open(state / "server.log", "w")  # noqa: SIM115 (open while the server runs; closed in stop)
         self.log_path = state / "server.log"
         self.process = subprocess.Popen(
-            [python, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-             f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={root}",
-             f"--LabApp.user_settings_dir={state / 'settings'}", f"--LabApp.workspaces_dir={state / 'workspaces'}",
-             "--LabServerApp.open_browser=False", "--ServerApp.allow_root=True"],
-            env={**os.environ, **env, "JUPYTER_CONFIG_DIR": str(state / "config"),
-                 "JUPYTER_RUNTIME_DIR": str(state / "runtime")},
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                python,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.port={self.port}",
+                "--ServerApp.port_retries=0",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={root}",
+                f"--LabApp.user_settings_dir={state / 'settings'}",
+                f"--LabApp.workspaces_dir={state / 'workspaces'}",
+                "--LabServerApp.open_browser=False",
+                "--ServerApp.allow_root=True",
+            ],
+            env={
+                **os.environ,
+                **env,
+                "JUPYTER_CONFIG_DIR": str(state / "config"),
+                "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self._wait()
 
@@ -71,9 +88,12 @@ class LabServer:
         """Call the lab's REST API as the browser would (with the token)."""
         import json
 
-        request = urllib.request.Request(f"{self.url}/{prefix}{path}", method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.url}/{prefix}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.token}"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
@@ -88,15 +108,35 @@ class LabServer:
         kernel = self.api("POST", "api/kernels", {"name": "python3"}, prefix="")
 
         async def run() -> str:
-            ws = await websocket_connect(f"ws://127.0.0.1:{self.port}/api/kernels/{kernel['id']}/channels"
-                                         f"?token={self.token}")
+            ws = await websocket_connect(
+                f"ws://127.0.0.1:{self.port}/api/kernels/{kernel['id']}/channels?token={self.token}"
+            )
             msg_id = uuid.uuid4().hex
-            ws.write_message(json.dumps({
-                "header": {"msg_id": msg_id, "session": uuid.uuid4().hex, "username": "test",
-                           "msg_type": "execute_request", "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": True}}))
+            ws.write_message(
+                json.dumps(
+                    {
+                        "header": {
+                            "msg_id": msg_id,
+                            "session": uuid.uuid4().hex,
+                            "username": "test",
+                            "msg_type": "execute_request",
+                            "version": "5.3",
+                        },
+                        "parent_header": {},
+                        "metadata": {},
+                        "channel": "shell",
+                        "buffers": [],
+                        "content": {
+                            "code": code,
+                            "silent": False,
+                            "store_history": False,
+                            "user_expressions": {},
+                            "allow_stdin": False,
+                            "stop_on_error": True,
+                        },
+                    }
+                )
+            )
             out = []
             try:
                 while True:
@@ -116,8 +156,11 @@ class LabServer:
         try:
             return asyncio.run(run())
         finally:
-            request = urllib.request.Request(f"{self.url}/api/kernels/{kernel['id']}", method="DELETE",
-                                             headers={"Authorization": f"token {self.token}"})
+            request = urllib.request.Request(
+                f"{self.url}/api/kernels/{kernel['id']}",
+                method="DELETE",
+                headers={"Authorization": f"token {self.token}"},
+            )
             urllib.request.urlopen(request, timeout=30).close()
 
     def stop(self) -> None:

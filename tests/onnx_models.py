@@ -22,8 +22,12 @@ def mlp(widths: list[int], *, seed: int = 0) -> bytes:
             nodes.append(helper.make_node("Relu", [f"g{i}"], [out]))
         current = out
     graph = helper.make_graph(
-        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", widths[0]])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", widths[-1]])], inits)
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", widths[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", widths[-1]])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -38,9 +42,12 @@ def lookup() -> bytes:
 
     table = numpy_helper.from_array(np.arange(10, dtype=np.float32) * 10, "table")
     graph = helper.make_graph(
-        [helper.make_node("Gather", ["table", "idx"], ["value"], axis=0)], "lookup",
+        [helper.make_node("Gather", ["table", "idx"], ["value"], axis=0)],
+        "lookup",
         [helper.make_tensor_value_info("idx", TensorProto.INT64, ["N", 1])],
-        [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N", 1])], [table])
+        [helper.make_tensor_value_info("value", TensorProto.FLOAT, ["N", 1])],
+        [table],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.checker.check_model(model)

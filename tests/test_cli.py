@@ -40,7 +40,9 @@ def test_experiments_and_runs(runs):
     tracker, ids = runs
     url = ["--db-url", tracker.runs.url]
     assert "cli" in cli(*url, "experiments", "list").stdout
-    listing = json.loads(cli(*url, "runs", "list", "--json", "-f", "metrics.acc > 0.65", "-o", "metrics.acc DESC").stdout)
+    listing = json.loads(
+        cli(*url, "runs", "list", "--json", "-f", "metrics.acc > 0.65", "-o", "metrics.acc DESC").stdout
+    )
     assert [r["run_name"] for r in listing] == ["r2", "r1"]
     shown = json.loads(cli(*url, "runs", "show", ids[0]).stdout)
     assert shown["params"] == {"depth": "0"} and shown["info"]["status"] == "FINISHED"
@@ -91,5 +93,7 @@ def test_models_register_promote_list(tracker):
     assert shown["versions"][0]["stage"] == "Staging" and shown["history"][-1]["payload"]["to"] == "Staging"
     illegal = cli(*url, "models", "promote", "iris/1", "None", check=False)
     assert illegal.returncode == 0  # Staging → None is allowed; then None → Production is not:
-    assert "cannot go from None to Production" in cli(*url, "models", "promote", "iris/1", "Production",
-                                                       check=False).stderr
+    assert (
+        "cannot go from None to Production"
+        in cli(*url, "models", "promote", "iris/1", "Production", check=False).stderr
+    )

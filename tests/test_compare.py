@@ -72,8 +72,12 @@ def test_code_diff_side_by_side(workspace, tracker):
     diff = code_diff(workspace.store.runs, a.id, b.id)
     assert not diff["identical"]
     ops = [(r["op"], r["left"], r["right"]) for r in diff["rows"]]
-    assert ops == [("equal", "x = 1", "x = 1"), ("replace", "y = 2", "y = 3"), ("equal", "print(x + y)", "print(x + y)"),
-                   ("insert", None, "print('done')")]
+    assert ops == [
+        ("equal", "x = 1", "x = 1"),
+        ("replace", "y = 2", "y = 3"),
+        ("equal", "print(x + y)", "print(x + y)"),
+        ("insert", None, "print('done')"),
+    ]
     assert "-y = 2" in diff["unified"] and "+y = 3" in diff["unified"]
     assert code_diff(workspace.store.runs, a.id, a.id)["identical"]
 
@@ -117,8 +121,14 @@ def test_notebook_widgets_render(workspace, tracker):
     comparison = compare_runs(workspace.store.runs, ids)
     figure = parallel_figure(comparison, "loss")
     assert [d.label for d in figure.data[0].dimensions] == ["depth", "loss"]
-    page = code_diff_html({"left": {"name": "a<"}, "right": {"name": "b"}, "identical": False,
-                           "rows": [{"op": "replace", "left": "<script>", "right": "x", "left_line": 1, "right_line": 1}]})
+    page = code_diff_html(
+        {
+            "left": {"name": "a<"},
+            "right": {"name": "b"},
+            "identical": False,
+            "rows": [{"op": "replace", "left": "<script>", "right": "x", "left_line": 1, "right_line": 1}],
+        }
+    )
     assert "&lt;script&gt;" in page and "<script>" not in page
 
     listing = ml.runs(filter_string="params.depth > 4")

@@ -39,8 +39,15 @@ def test_four_processes_logging_at_once_lose_no_point(db_url, tmp_path):
     open_store(db_url)  # create the schema once, as the first kernel would
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    procs = [subprocess.Popen([sys.executable, str(script), db_url, str(tmp_path / "artifacts"), str(SECONDS), str(i)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), db_url, str(tmp_path / "artifacts"), str(SECONDS), str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=SECONDS + 120)
@@ -71,8 +78,9 @@ HANGER = textwrap.dedent("""
 
 
 def test_a_killed_kernel_leaves_no_run_running(db_url, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", HANGER, db_url, str(tmp_path / "artifacts")],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HANGER, db_url, str(tmp_path / "artifacts")], stdout=subprocess.PIPE, text=True
+    )
     run_id = proc.stdout.readline().strip()
     store = open_store(db_url)
     assert store.runs.get_run(run_id).info.status == "RUNNING"

@@ -34,7 +34,9 @@ def test_logged_files_use_the_cache(workspace, tracker, tmp_path):
         ml.log_artifact(data, "copy.csv")
     record = ml.get_run(run.id)
     assert record.datasets[0]["hash"] == record.artifacts[0]["hash"] == sha256_file(data)
-    assert workspace.store.file_state.file_hash(str(data.resolve()), *(lambda s: (s.st_ino, s.st_mtime_ns, s.st_size))(data.stat()))
+    assert workspace.store.file_state.file_hash(
+        str(data.resolve()), *(lambda s: (s.st_ino, s.st_mtime_ns, s.st_size))(data.stat())
+    )
 
 
 CELL = """
@@ -48,17 +50,18 @@ accuracy = model.score(frame[["a", "b"]], frame["y"])
 
 
 def test_checkout_restores_a_run_that_re_runs_to_the_same_metrics(tracker, tmp_path, monkeypatch):
+    import nbformat
     import numpy as np
     import pandas as pd
     from IPython.core.interactiveshell import InteractiveShell
-    import nbformat
     from nbclient import NotebookClient
 
     work = tmp_path / "work"
     work.mkdir()
     rng = np.random.default_rng(0)
-    pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300),
-                  "y": rng.integers(0, 2, 300)}).to_csv(work / "train.csv", index=False)
+    pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300), "y": rng.integers(0, 2, 300)}).to_csv(
+        work / "train.csv", index=False
+    )
     monkeypatch.chdir(work)
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "mlops_lab")
@@ -67,16 +70,22 @@ def test_checkout_restores_a_run_that_re_runs_to_the_same_metrics(tracker, tmp_p
 
     restored = tmp_path / "restored"
     notebook_path = ml.checkout(original.run_id, restored)
-    assert sorted(p.name for p in restored.iterdir()) == ["forest.ipynb", "models", "requirements.txt", "run.json",
-                                                          "train.csv"]
+    assert sorted(p.name for p in restored.iterdir()) == [
+        "forest.ipynb",
+        "models",
+        "requirements.txt",
+        "run.json",
+        "train.csv",
+    ]
     assert (restored / "models" / "model.pkl").exists() and (restored / "models" / "model.onnx").exists()
     assert "scikit-learn==" in (restored / "requirements.txt").read_text()
 
     monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.runs.url)
     monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
     notebook = nbformat.read(notebook_path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(restored)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(restored)}}
+    ).execute()
     rerun = ml.search_runs("repro-reproduced").iloc[0]
     assert rerun["metrics.accuracy"] == original["metrics.accuracy"]
     assert rerun["tags.reproduces"] == original.run_id
@@ -96,10 +105,10 @@ def test_dataset_diff_schema_rows_keys_and_drift(tracker):
     from mlops_lab.monitoring import DriftError
 
     rng = np.random.default_rng(1)
-    old = pd.DataFrame({"id": range(1000), "x": rng.normal(size=1000), "city": rng.choice(["a", "b"], 1000),
-                        "gone": 1})
-    new = pd.DataFrame({"id": range(100, 1150), "x": rng.normal(1.0, 1, size=1050),
-                        "city": rng.choice(["a", "b"], 1050), "extra": 2.0})
+    old = pd.DataFrame({"id": range(1000), "x": rng.normal(size=1000), "city": rng.choice(["a", "b"], 1000), "gone": 1})
+    new = pd.DataFrame(
+        {"id": range(100, 1150), "x": rng.normal(1.0, 1, size=1050), "city": rng.choice(["a", "b"], 1050), "extra": 2.0}
+    )
     new["gone"] = "1"  # same column, another dtype
     with ml.start_run() as run:
         ml.log_dataset(old, "v1")

@@ -12,11 +12,12 @@ from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
 import mlops_lab as ml
-from mlops_lab.monitoring import DriftError, DriftReport, drift, profile
-from mlops_lab.monitoring import stats
+from mlops_lab.monitoring import DriftError, DriftReport, drift, profile, stats
 
 
-@pytest.mark.parametrize("n, m, decimals", [(20, 30, 1), (500, 700, 2), (900, 1000, None), (5000, 4000, None), (3, 3, 0)])
+@pytest.mark.parametrize(
+    "n, m, decimals", [(20, 30, 1), (500, 700, 2), (900, 1000, None), (5000, 4000, None), (3, 3, 0)]
+)
 def test_ks_and_wasserstein_equal_scipy(n, m, decimals):
     rng = np.random.default_rng(n)
     a, b = rng.normal(size=n), rng.normal(0.2, 1.3, size=m)
@@ -41,10 +42,13 @@ def test_psi_matches_the_direct_formula():
     cur_share = np.clip(np.histogram(cur, bins)[0] / len(cur), 1e-4, None)
     expected = np.sum((cur_share - ref_share) * np.log(cur_share / ref_share))
     # np.histogram's bins are closed on the left, ours on the right: equal for continuous data.
-    result = stats.psi_from_shares(stats.binned_shares(ref, stats.decile_edges(ref)),
-                                   stats.binned_shares(cur, stats.decile_edges(ref)))
+    result = stats.psi_from_shares(
+        stats.binned_shares(ref, stats.decile_edges(ref)), stats.binned_shares(cur, stats.decile_edges(ref))
+    )
     assert result.value == pytest.approx(expected, rel=1e-9)
-    assert result.detail == ("moderate" if 0.1 <= expected < 0.25 else "significant" if expected >= 0.25 else "no change")
+    assert result.detail == (
+        "moderate" if 0.1 <= expected < 0.25 else "significant" if expected >= 0.25 else "no change"
+    )
 
 
 def test_chi_square_js_and_categorical_psi_equal_direct_computations():
@@ -122,8 +126,14 @@ def test_target_prediction_and_over_time():
     n = 3 * 1440  # three days of one row a minute
     ref = pl.DataFrame({"x": rng.normal(size=n), "label": rng.integers(0, 2, n), "score": rng.random(n)})
     times = pl.datetime_range(pl.datetime(2026, 1, 1), pl.datetime(2026, 1, 3, 23, 59), "1m", eager=True)[:n]
-    cur = pl.DataFrame({"x": np.concatenate([rng.normal(size=1440), rng.normal(1.0, 1, size=n - 1440)]),
-                        "label": rng.integers(0, 2, n), "score": rng.random(n) ** 2, "ts": times})
+    cur = pl.DataFrame(
+        {
+            "x": np.concatenate([rng.normal(size=1440), rng.normal(1.0, 1, size=n - 1440)]),
+            "label": rng.integers(0, 2, n),
+            "score": rng.random(n) ** 2,
+            "ts": times,
+        }
+    )
     report = drift(ref, cur, target="label", prediction="score", categorical=["label"], timestamp="ts")
     assert report.column("label").role == "target" and report.column("score").role == "prediction"
     assert report.column("score").drift and [c.column for c in report.features] == ["x"]
@@ -142,19 +152,27 @@ def test_embeddings_with_mmd():
     assert result.kind == "embedding" and result.drift and result.statistic("mmd").p_value < 0.05
 
 
-@pytest.mark.parametrize("reference, current, kwargs, message", [
-    (pl.DataFrame({"x": []}, schema={"x": pl.Float64}), pl.DataFrame({"x": [1.0]}), {}, "reference data is empty"),
-    (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": []}, schema={"x": pl.Float64}), {}, "current data is empty"),
-    (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": ["a"]}), {}, "Float64 in the reference but String"),
-    (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"y": [1.0]}), {}, "share no column"),
-    (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [1.0]}), {"columns": ["y"]}, "'y' is missing from the reference"),
-    (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [None]}, schema={"x": pl.Float64}), {}, "no non-null values"),
-    (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [1.0]}), {"correction": "magic"}, "correction must be"),
-    (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [1.0]}), {"target": "t"}, "target column 't'"),
-    (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [1.0]}), {"timestamp": "ts"}, "timestamp column 'ts'"),
-    ("/no/such/file.parquet", pl.DataFrame({"x": [1.0]}), {}, "no such file"),
-    ([1, 2, 3], pl.DataFrame({"x": [1.0]}), {}, "drift takes pandas or polars frames"),
-])
+@pytest.mark.parametrize(
+    "reference, current, kwargs, message",
+    [
+        (pl.DataFrame({"x": []}, schema={"x": pl.Float64}), pl.DataFrame({"x": [1.0]}), {}, "reference data is empty"),
+        (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": []}, schema={"x": pl.Float64}), {}, "current data is empty"),
+        (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": ["a"]}), {}, "Float64 in the reference but String"),
+        (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"y": [1.0]}), {}, "share no column"),
+        (
+            pl.DataFrame({"x": [1.0]}),
+            pl.DataFrame({"x": [1.0]}),
+            {"columns": ["y"]},
+            "'y' is missing from the reference",
+        ),
+        (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [None]}, schema={"x": pl.Float64}), {}, "no non-null values"),
+        (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [1.0]}), {"correction": "magic"}, "correction must be"),
+        (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [1.0]}), {"target": "t"}, "target column 't'"),
+        (pl.DataFrame({"x": [1.0]}), pl.DataFrame({"x": [1.0]}), {"timestamp": "ts"}, "timestamp column 'ts'"),
+        ("/no/such/file.parquet", pl.DataFrame({"x": [1.0]}), {}, "no such file"),
+        ([1, 2, 3], pl.DataFrame({"x": [1.0]}), {}, "drift takes pandas or polars frames"),
+    ],
+)
 def test_bad_input_gives_a_clear_error(reference, current, kwargs, message):
     with pytest.raises(DriftError, match=message):
         drift(reference, current, **kwargs)
@@ -208,8 +226,10 @@ def test_widget_and_html_render(tracker):
     import ipywidgets
 
     rng = np.random.default_rng(6)
-    report = drift(pl.DataFrame({"a": rng.normal(size=500), "c": rng.choice(["x", "y"], 500)}),
-                   pl.DataFrame({"a": rng.normal(1, 1, size=500), "c": rng.choice(["x", "z"], 500)}))
+    report = drift(
+        pl.DataFrame({"a": rng.normal(size=500), "c": rng.choice(["x", "y"], 500)}),
+        pl.DataFrame({"a": rng.normal(1, 1, size=500), "c": rng.choice(["x", "z"], 500)}),
+    )
     page = report._repr_html_()
     assert "<svg" in page and "Jensen–Shannon distance in base 2" in page and "<td>a</td>" in page
     widget = __import__("mlops_lab.monitoring.widget", fromlist=["drift_widget"]).drift_widget(report)
@@ -236,8 +256,12 @@ def test_performance_per_period_for_classification_and_regression():
     assert rows[0]["roc_auc"] > 0.95 > 0.6 > rows[1]["roc_auc"] and rows[0]["accuracy"] > rows[1]["accuracy"]
     late = performance(frame, target="label_late", prediction="score", timestamp="ts")
     assert late[0]["rows"] == 1430  # rows without a label yet are left out
-    reg = performance(pl.DataFrame({"ts": times, "y": np.arange(n, dtype=float), "p": np.arange(n) + 2.0}),
-                      target="y", prediction="p", timestamp="ts")
+    reg = performance(
+        pl.DataFrame({"ts": times, "y": np.arange(n, dtype=float), "p": np.arange(n) + 2.0}),
+        target="y",
+        prediction="p",
+        timestamp="ts",
+    )
     assert reg[0]["rmse"] == pytest.approx(2.0) and reg[0]["mae"] == pytest.approx(2.0)
     with pytest.raises(DriftError, match="'missing' is not in the data"):
         performance(frame, target="missing", prediction="score", timestamp="ts")

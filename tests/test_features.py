@@ -7,12 +7,11 @@ import uuid
 from datetime import datetime, timedelta
 
 import polars as pl
-
-import mlops_lab as ml
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import mlops_lab as ml
 from mlops_lab.features import Entity, FeatureError, FeatureService, FeatureStore, FeatureView
 
 T0 = datetime(2026, 1, 1)
@@ -20,28 +19,44 @@ T0 = datetime(2026, 1, 1)
 
 def write_source(tmp_path, rows) -> str:
     path = tmp_path / f"activity-{uuid.uuid4().hex[:6]}.parquet"
-    pl.DataFrame(rows, schema={"customer_id": pl.Int64, "event_time": pl.Datetime("us"), "orders": pl.Int64},
-                 orient="row").write_parquet(path)
+    pl.DataFrame(
+        rows, schema={"customer_id": pl.Int64, "event_time": pl.Datetime("us"), "orders": pl.Int64}, orient="row"
+    ).write_parquet(path)
     return str(path)
 
 
 def make_store(tmp_path, source, ttl=None, online="sqlite") -> FeatureStore:
     store = ml.feature_store(tmp_path / f"fs-{uuid.uuid4().hex[:6]}", online=online)
-    store.apply(Entity("customer", ["customer_id"]),
-                FeatureView("activity", ["customer"], source, "event_time", ["orders"], ttl=ttl))
+    store.apply(
+        Entity("customer", ["customer_id"]),
+        FeatureView("activity", ["customer"], source, "event_time", ["orders"], ttl=ttl),
+    )
     return store
 
 
 def test_point_in_time_values_ties_ttl_and_missing_entities(tmp_path):
-    source = write_source(tmp_path, [
-        (1, T0, 10), (1, T0 + timedelta(days=2), 20), (2, T0 + timedelta(days=1), 5),
-    ])
+    source = write_source(
+        tmp_path,
+        [
+            (1, T0, 10),
+            (1, T0 + timedelta(days=2), 20),
+            (2, T0 + timedelta(days=1), 5),
+        ],
+    )
     store = make_store(tmp_path, source, ttl=timedelta(days=3))
-    entities = pl.DataFrame({
-        "customer_id": [1, 1, 1, 2, 3, 1],
-        "event_time": [T0 - timedelta(hours=1), T0 + timedelta(days=1), T0 + timedelta(days=2),
-                       T0 + timedelta(days=10), T0 + timedelta(days=1), T0 + timedelta(days=4)],
-    })
+    entities = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2, 3, 1],
+            "event_time": [
+                T0 - timedelta(hours=1),
+                T0 + timedelta(days=1),
+                T0 + timedelta(days=2),
+                T0 + timedelta(days=10),
+                T0 + timedelta(days=1),
+                T0 + timedelta(days=4),
+            ],
+        }
+    )
     joined = store.get_historical_features(entities, ["activity:orders"])
     # before any value; the earlier value; a tie takes the value at that instant; past the TTL;
     # an unknown entity; within the TTL of the second value — and the input order is kept.
@@ -64,11 +79,18 @@ def test_joins_never_leak_the_future_and_respect_the_ttl(tmp_path_factory, value
             seen.add((key, hour))
             unique.append((key, T0 + timedelta(hours=hour), value))
     store = make_store(tmp_path, write_source(tmp_path, unique), ttl=timedelta(hours=ttl) if ttl else None)
-    entities = pl.DataFrame({"customer_id": [k for k, _ in rows], "event_time": [T0 + timedelta(hours=h) for _, h in rows]})
+    entities = pl.DataFrame(
+        {"customer_id": [k for k, _ in rows], "event_time": [T0 + timedelta(hours=h) for _, h in rows]}
+    )
     joined = store.get_historical_features(entities, ["activity:orders"])["orders"].to_list()
     for (key, hour), got in zip(rows, joined):
-        eligible = [(t, v) for k, t, v in unique if k == key and t <= T0 + timedelta(hours=hour)
-                    and (ttl is None or T0 + timedelta(hours=hour) - t <= timedelta(hours=ttl))]
+        eligible = [
+            (t, v)
+            for k, t, v in unique
+            if k == key
+            and t <= T0 + timedelta(hours=hour)
+            and (ttl is None or T0 + timedelta(hours=hour) - t <= timedelta(hours=ttl))
+        ]
         expected = max(eligible)[1] if eligible else None
         assert got == expected
 
@@ -113,8 +135,9 @@ def test_materialize_online_and_skew(tmp_path, online):
     store = make_store(tmp_path, source, online=online)
     store.apply(FeatureService("churn", ["activity:orders"]))
     assert store.materialize(T0, T0 + timedelta(days=1, hours=12)) == {"activity": 2}
-    assert store.get_online_features("churn", [{"customer_id": 1}, {"customer_id": 2}, {"customer_id": 9}])["orders"] \
-        == [10, 5, None]
+    assert store.get_online_features("churn", [{"customer_id": 1}, {"customer_id": 2}, {"customer_id": 9}])[
+        "orders"
+    ] == [10, 5, None]
     assert store.materialize_incremental(T0 + timedelta(days=3)) == {"activity": 1}
     assert store.get_online_features(["activity:orders"], [{"customer_id": 1}])["orders"] == [20]
     store.materialize(T0, T0 + timedelta(days=1))  # an older window does not overwrite newer values

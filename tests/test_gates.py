@@ -14,7 +14,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import mlops_lab as ml
 from mlops_lab.gates import data_checks, threshold_checks
-from mlops_lab.registry import Registry, RegistryError
+from mlops_lab.registry import RegistryError
 
 
 @pytest.fixture
@@ -41,8 +41,13 @@ def models(workspace, tracker, tmp_path):
 
 def test_evaluation_gate_compares_with_production(workspace, tracker, models):
     registry, (weak, strong), holdout_path, _, _ = models
-    result = ml.evaluate("cancer", strong, str(holdout_path), target="target",
-                         thresholds={"accuracy": {"min_improvement": 0.0, "min": 0.9}, "roc_auc": {"max_regression": 0.0}})
+    result = ml.evaluate(
+        "cancer",
+        strong,
+        str(holdout_path),
+        target="target",
+        thresholds={"accuracy": {"min_improvement": 0.0, "min": 0.9}, "roc_auc": {"max_regression": 0.0}},
+    )
     assert result.passed, result.checks
     assert result.metrics["production_version"] == weak
     assert result.metrics["candidate"]["accuracy"] > result.metrics["production"]["accuracy"]
@@ -55,8 +60,12 @@ def test_evaluation_gate_compares_with_production(workspace, tracker, models):
 
 def test_data_gate_catches_schema_nulls_ranges_categories_and_drift():
     rng = np.random.default_rng(0)
-    reference = pd.DataFrame({"x": rng.normal(size=2000), "city": rng.choice(["a", "b"], 2000), "n": rng.integers(0, 5, 2000)})
-    good = pd.DataFrame({"x": rng.normal(size=2000), "city": rng.choice(["a", "b"], 2000), "n": rng.integers(0, 5, 2000)})
+    reference = pd.DataFrame(
+        {"x": rng.normal(size=2000), "city": rng.choice(["a", "b"], 2000), "n": rng.integers(0, 5, 2000)}
+    )
+    good = pd.DataFrame(
+        {"x": rng.normal(size=2000), "city": rng.choice(["a", "b"], 2000), "n": rng.integers(0, 5, 2000)}
+    )
     import polars as pl
 
     assert all(c.passed for c in data_checks(pl.from_pandas(good), pl.from_pandas(reference)))
@@ -65,8 +74,10 @@ def test_data_gate_catches_schema_nulls_ranges_categories_and_drift():
     bad["x"] = bad["x"] * 10
     bad.loc[0, "city"] = "z"
     bad = bad.drop(columns=["n"])
-    checks = {c.name: c for c in data_checks(pl.from_pandas(bad).with_columns(pl.col("x").fill_nan(None)),
-                                              pl.from_pandas(reference))}
+    checks = {
+        c.name: c
+        for c in data_checks(pl.from_pandas(bad).with_columns(pl.col("x").fill_nan(None)), pl.from_pandas(reference))
+    }
     assert not checks["columns"].passed and "n" in checks["columns"].detail
     assert not checks["x: nulls"].passed and not checks["x: range"].passed
     assert not checks["city: categories"].passed and "'z'" in checks["city: categories"].detail
@@ -78,11 +89,14 @@ def test_data_gate_is_stored(workspace, tracker, models):
     assert result.gate == "data" and workspace.store.models.gate_results("cancer", strong)[0]["gate"] == "data"
 
 
-@pytest.mark.parametrize("thresholds, message", [
-    ({}, "at least one threshold"),
-    ({"accuracy": {"at_least": 1}}, "unknown threshold"),
-    ({"f1": {"min": 0.5}}, "metric 'f1' is not computed"),
-])
+@pytest.mark.parametrize(
+    "thresholds, message",
+    [
+        ({}, "at least one threshold"),
+        ({"accuracy": {"at_least": 1}}, "unknown threshold"),
+        ({"f1": {"min": 0.5}}, "metric 'f1' is not computed"),
+    ],
+)
 def test_bad_thresholds(workspace, tracker, models, thresholds, message):
     _, (_, strong), holdout_path, _, _ = models
     with pytest.raises(RegistryError, match=message):
@@ -99,14 +113,36 @@ def test_threshold_rules_for_errors_where_lower_is_better():
 
 def test_cli_gate_exit_codes(tracker, models):
     _, (weak, strong), holdout_path, _, _ = models
-    base = [sys.executable, "-m", "mlops_lab.cli", "--db-url", tracker.runs.url, "--artifacts", tracker.artifacts.root,
-            "gate", "cancer", "--holdout", str(holdout_path), "--target", "target"]
-    passed = subprocess.run([*base, "--candidate", str(strong), "--threshold", "accuracy:min_improvement=0"],
-                            capture_output=True, text=True, timeout=120)
+    base = [
+        sys.executable,
+        "-m",
+        "mlops_lab.cli",
+        "--db-url",
+        tracker.runs.url,
+        "--artifacts",
+        tracker.artifacts.root,
+        "gate",
+        "cancer",
+        "--holdout",
+        str(holdout_path),
+        "--target",
+        "target",
+    ]
+    passed = subprocess.run(
+        [*base, "--candidate", str(strong), "--threshold", "accuracy:min_improvement=0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert passed.returncode == 0 and "evaluation gate passed" in passed.stdout
-    failed = subprocess.run([*base, "--candidate", str(weak), "--threshold", "accuracy:min=0.99"],
-                            capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(
+        [*base, "--candidate", str(weak), "--threshold", "accuracy:min=0.99"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert failed.returncode == 1 and "FAIL accuracy >= 0.99" in failed.stdout
-    malformed = subprocess.run([*base, "--candidate", str(strong), "--threshold", "accuracy"],
-                               capture_output=True, text=True, timeout=120)
+    malformed = subprocess.run(
+        [*base, "--candidate", str(strong), "--threshold", "accuracy"], capture_output=True, text=True, timeout=120
+    )
     assert malformed.returncode == 2 and "metric:kind=value" in malformed.stderr

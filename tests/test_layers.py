@@ -36,14 +36,14 @@ def module_name(path: Path) -> str:
 
 
 # Alembic's scripts (env.py, versions/) are run by Alembic, not imported; the migrations package is.
-MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")
-           if "versions" not in p.parts and p.name != "env.py"}
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py") if "versions" not in p.parts and p.name != "env.py"}
 
 
 def is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imports_of(name: str) -> set[str]:
@@ -85,8 +85,13 @@ def layer(name: str) -> str:
     if name in DOOR_MODULES:
         return "doors"
     top = name.split(".")[1] if "." in name else ""
-    for label, members in (("foundation", FOUNDATION), ("storage", STORAGE), ("services", SERVICES),
-                           ("workspace", WORKSPACE), ("doors", DOORS)):
+    for label, members in (
+        ("foundation", FOUNDATION),
+        ("storage", STORAGE),
+        ("services", SERVICES),
+        ("workspace", WORKSPACE),
+        ("doors", DOORS),
+    ):
         if top in members:
             return label
     return "face"  # mlops_lab/__init__: entry points and the lazy public API

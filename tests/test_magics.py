@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-
 import pytest
 from IPython.core.error import UsageError
 
@@ -142,6 +141,9 @@ def test_frames_the_cell_makes_before_reading_are_not_inputs(ip):
 
     ip.user_ns["frame"] = pd.DataFrame({"a": [1, 2]})  # left over from an earlier cell
     ip.user_ns["raw"] = pd.DataFrame({"a": [3, 4]})
-    ip.run_cell_magic("track", "", "import pandas as pd\nframe = pd.DataFrame({'a': [5]})\ntotal = frame['a'].sum()\n"
-                                   "raw = raw.dropna()")
+    ip.run_cell_magic(
+        "track",
+        "",
+        "import pandas as pd\nframe = pd.DataFrame({'a': [5]})\ntotal = frame['a'].sum()\nraw = raw.dropna()",
+    )
     assert [d["name"] for d in latest_run().datasets] == ["raw"]  # read then rebound: an input

@@ -24,7 +24,9 @@ def run_demo(name: str, tmp_path, monkeypatch) -> tuple[list, str]:
     notebook_path = tmp_path / name
     shutil.copy(DEMOS / name, notebook_path)
     notebook = nbformat.read(notebook_path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert [o for o in outputs if o.output_type == "error"] == []
     return outputs, db_url

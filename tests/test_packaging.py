@@ -16,7 +16,9 @@ ROOT = Path(__file__).parent.parent
 
 def run(*args, cwd=None, timeout=900):
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, args))} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    )
     return result.stdout + result.stderr
 
 
@@ -26,8 +28,9 @@ def test_wheel_from_a_clean_tree_installs_a_working_lab(tmp_path):
     require_chromium()
     # The tree as git sees it (tracked and new files), with no build output and no node_modules.
     source = tmp_path / "src"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split("\0")
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
     for name in filter(None, files):
         if (ROOT / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
@@ -47,12 +50,15 @@ def test_wheel_from_a_clean_tree_installs_a_working_lab(tmp_path):
     run(sys.executable, "-m", "venv", str(venv))
     run(str(venv / "bin" / "pip"), "install", "-q", str(wheel))
     assert "mlops-lab v" in run(str(venv / "bin" / "jupyter"), "labextension", "list")
-    assert "mlops_lab enabled" in run(str(venv / "bin" / "jupyter"), "server", "extension", "list").replace("\x1b[32m", "").replace("\x1b[0m", "")
+    assert "mlops_lab enabled" in run(str(venv / "bin" / "jupyter"), "server", "extension", "list").replace(
+        "\x1b[32m", ""
+    ).replace("\x1b[0m", "")
 
     root = tmp_path / "notebooks"
     root.mkdir()
-    server = LabServer(root, {"MLOPS_LAB_DB_URL": f"sqlite:///{tmp_path / 'fresh.db'}"},
-                       python=str(venv / "bin" / "python"))
+    server = LabServer(
+        root, {"MLOPS_LAB_DB_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}, python=str(venv / "bin" / "python")
+    )
     try:
         from playwright.sync_api import sync_playwright
 

@@ -7,7 +7,6 @@ import sys
 import textwrap
 import threading
 
-import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
@@ -36,7 +35,10 @@ def test_register_checks_onnx_and_keeps_lineage(workspace, tracker, iris_run):
     version = ml.register("iris", run_id, sample_rows=X[:50])
     assert version == 1 and ml.register("iris", run_id) == 2
     model = ml.load_model("iris/1")
-    assert model.predict(X[:5]).tolist() == LogisticRegression(max_iter=500).fit(X, load_iris(return_X_y=True)[1]).predict(X[:5]).tolist()
+    assert (
+        model.predict(X[:5]).tolist()
+        == LogisticRegression(max_iter=500).fit(X, load_iris(return_X_y=True)[1]).predict(X[:5]).tolist()
+    )
     assert "CPUExecutionProvider" in model.providers
     saved = workspace.store.models.get_version("iris", 1)
     assert saved.run_id == run_id and saved.max_difference is not None and saved.max_difference <= 1e-4
@@ -98,21 +100,24 @@ def test_production_needs_approvals_by_others(workspace, tracker, iris_run):
     assert bob.reject(rejected, comment="no") == "REJECTED"
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda r: r.promote("iris", 99, "Staging"), NotFoundError, "no version 99"),
-    (lambda r: r.promote("ghost", 1, "Staging"), NotFoundError, "no version 1"),
-    (lambda r: r.promote("iris", 1, "Production"), RegistryError, "cannot go from None to Production"),
-    (lambda r: r.promote("iris", 1, "Live"), RegistryError, "stage must be one of"),
-    (lambda r: r.promote("iris", 1, "None"), RegistryError, "already in None"),
-    (lambda r: r.set_alias("iris", "production", 1), RegistryError, "not a stage name"),
-    (lambda r: r.set_alias("iris", "bad alias!", 1), RegistryError, "letters, digits"),
-    (lambda r: r.set_alias("iris", "champion", 7), NotFoundError, "no version 7"),
-    (lambda r: r.resolve("iris@@x"), RegistryError, "must look like"),
-    (lambda r: r.register("a/b", "0" * 32), RegistryError, "may not contain"),
-    (lambda r: r.register("iris", "0" * 32), NotFoundError, "no run with id"),
-    (lambda r: r.set_policy("iris", -1), RegistryError, "non-negative"),
-    (lambda r: r.approve("0" * 32), NotFoundError, "no approval request"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda r: r.promote("iris", 99, "Staging"), NotFoundError, "no version 99"),
+        (lambda r: r.promote("ghost", 1, "Staging"), NotFoundError, "no version 1"),
+        (lambda r: r.promote("iris", 1, "Production"), RegistryError, "cannot go from None to Production"),
+        (lambda r: r.promote("iris", 1, "Live"), RegistryError, "stage must be one of"),
+        (lambda r: r.promote("iris", 1, "None"), RegistryError, "already in None"),
+        (lambda r: r.set_alias("iris", "production", 1), RegistryError, "not a stage name"),
+        (lambda r: r.set_alias("iris", "bad alias!", 1), RegistryError, "letters, digits"),
+        (lambda r: r.set_alias("iris", "champion", 7), NotFoundError, "no version 7"),
+        (lambda r: r.resolve("iris@@x"), RegistryError, "must look like"),
+        (lambda r: r.register("a/b", "0" * 32), RegistryError, "may not contain"),
+        (lambda r: r.register("iris", "0" * 32), NotFoundError, "no run with id"),
+        (lambda r: r.set_policy("iris", -1), RegistryError, "non-negative"),
+        (lambda r: r.approve("0" * 32), NotFoundError, "no approval request"),
+    ],
+)
 def test_bad_requests_change_nothing(workspace, tracker, iris_run, call, error, message):
     run_id, _ = iris_run
     registry = registry_as(workspace, "alice")
@@ -191,8 +196,12 @@ def test_two_promotions_at_once_processes(workspace, tracker, iris_run, tmp_path
     import time
 
     start = time.time() + 2
-    procs = [subprocess.Popen([sys.executable, "-c", script, tracker.runs.url, str(v), str(start)],
-                              stdout=subprocess.PIPE, text=True) for v in (v1, v2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, tracker.runs.url, str(v), str(start)], stdout=subprocess.PIPE, text=True
+        )
+        for v in (v1, v2)
+    ]
     results = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert results == ["conflict", "won"]
     stages = [e["payload"]["to"] for e in ml.model_history("race") if e["kind"] == "stage"]
@@ -204,7 +213,7 @@ def test_models_widget_shows_and_acts(tracker, iris_run):
 
     run_id, _ = iris_run
     assert "No registered models" in ml.models().value
-    version = ml.register("iris", run_id)
+    ml.register("iris", run_id)
     widget = ml.models()
     assert isinstance(widget, ipywidgets.VBox)
     body, controls, buttons, approvals, message = widget.children[1:]

@@ -61,13 +61,16 @@ async def test_run_detail_info_and_experiments(jp_fetch, logged_runs, tracker):
     assert "rest" in [e["name"] for e in experiments["experiments"]]
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"filter": "metrics.acc >"}, "ends early"),
-    ({"filter": "params.x = 'a'; DROP TABLE run"}, "unexpected character"),
-    ({"limit": "lots"}, "limit must be an integer"),
-    ({"limit": "100000"}, "limit must be from 1 to 1000"),
-    ({"offset": "-1"}, "offset must be from 0"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"filter": "metrics.acc >"}, "ends early"),
+        ({"filter": "params.x = 'a'; DROP TABLE run"}, "unexpected character"),
+        ({"limit": "lots"}, "limit must be an integer"),
+        ({"limit": "100000"}, "limit must be from 1 to 1000"),
+        ({"offset": "-1"}, "offset must be from 0"),
+    ],
+)
 async def test_bad_requests_are_400_with_a_message(jp_fetch, logged_runs, params, message):
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:
         await jp_fetch("mlops-lab", "api", "runs", params=params)
@@ -124,13 +127,16 @@ async def test_artifact_paths_cannot_escape(jp_fetch, logged_runs, path):
     assert b"root:" not in (info.value.response.body or b"")
 
 
-@pytest.mark.parametrize("route, params, code", [
-    (("compare",), {"runs": ""}, 400),
-    (("compare",), {"runs": ",".join(["a" * 32] * 2)}, 400),
-    (("compare",), {"runs": "f" * 32}, 404),
-    (("code-diff",), {"left": "f" * 32}, 400),
-    (("runs", "f" * 32, "metric-history"), {"key": "acc"}, 404),
-])
+@pytest.mark.parametrize(
+    "route, params, code",
+    [
+        (("compare",), {"runs": ""}, 400),
+        (("compare",), {"runs": ",".join(["a" * 32] * 2)}, 400),
+        (("compare",), {"runs": "f" * 32}, 404),
+        (("code-diff",), {"left": "f" * 32}, 400),
+        (("runs", "f" * 32, "metric-history"), {"key": "acc"}, 404),
+    ],
+)
 async def test_bad_compare_requests(jp_fetch, logged_runs, route, params, code):
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:
         await jp_fetch("mlops-lab", "api", *route, params=params)
@@ -154,8 +160,6 @@ async def test_models_panel_api_with_approvals(workspace, jp_fetch, tracker):
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    from mlops_lab.registry import Registry
-
     X, y = load_iris(return_X_y=True)
     with ml.start_run() as run:
         ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
@@ -164,19 +168,29 @@ async def test_models_panel_api_with_approvals(workspace, jp_fetch, tracker):
     me = await signed_in(jp_fetch)
     listed = (await get_json(jp_fetch, "models"))["models"]
     assert listed[0]["name"] == "iris" and listed[0]["versions"][0]["stage"] == "None"
-    detail = await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage",
-                             body={"stage": "Staging", "comment": "from the panel"})
+    detail = await post_json(
+        jp_fetch,
+        "models",
+        "iris",
+        "versions",
+        str(version),
+        "stage",
+        body={"stage": "Staging", "comment": "from the panel"},
+    )
     assert detail["versions"][0]["stage"] == "Staging"
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:  # Production needs an approval
         await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"})
     assert info.value.code == 403 and "needs 1 approval" in json.loads(info.value.response.body)["error"]
-    request = (await post_json(jp_fetch, "models", "iris", "versions", str(version), "approvals", body={},
-                               headers=me))["request"]
+    request = (await post_json(jp_fetch, "models", "iris", "versions", str(version), "approvals", body={}, headers=me))[
+        "request"
+    ]
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:  # the requester cannot approve
         await post_json(jp_fetch, "approvals", request, body={"decision": "approve"}, headers=me)
     assert info.value.code == 403 and "cannot approve it themselves" in json.loads(info.value.response.body)["error"]
     assert workspace.as_user("second-user").registry.approve(request) == "APPROVED"
-    detail = await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"})
+    detail = await post_json(
+        jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"}
+    )
     assert detail["model"]["production_version"] == version
     detail = await post_json(jp_fetch, "models", "iris", "aliases", body={"alias": "champion", "version": version})
     assert detail["aliases"] == {"champion": version}
@@ -220,19 +234,27 @@ async def test_polling_while_a_kernel_writes(jp_fetch, tracker, tmp_path):
     import subprocess
     import sys
 
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "import mlops_lab as ml\n"
-        "ml.set_store(sys.argv[1], sys.argv[2])\n"
-        "deadline = time.monotonic() + 6\n"
-        "i = 0\n"
-        "while time.monotonic() < deadline:\n"
-        "    with ml.start_run(f'live-{i}', experiment='live'):\n"
-        "        for step in range(50):\n"
-        "            ml.log_metric('loss', 1 / (step + 1))\n"
-        "            time.sleep(0.001)\n"
-        "    i += 1\n"
-    ), tracker.runs.url, tracker.artifacts.root])
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\n"
+                "import mlops_lab as ml\n"
+                "ml.set_store(sys.argv[1], sys.argv[2])\n"
+                "deadline = time.monotonic() + 6\n"
+                "i = 0\n"
+                "while time.monotonic() < deadline:\n"
+                "    with ml.start_run(f'live-{i}', experiment='live'):\n"
+                "        for step in range(50):\n"
+                "            ml.log_metric('loss', 1 / (step + 1))\n"
+                "            time.sleep(0.001)\n"
+                "    i += 1\n"
+            ),
+            tracker.runs.url,
+            tracker.artifacts.root,
+        ]
+    )
     seen_counts: dict[str, int] = {}
     polls = 0
     try:
@@ -288,16 +310,20 @@ async def test_deployments_start_watch_and_stop(jp_fetch, tmp_path):
         assert [d["name"] for d in listed["deployments"]] == ["tiny"]
         assert [e["kind"] for e in detail["history"]][:3] == ["requested", "started", "ready"]
         assert detail["history"][0]["payload"]["options"] == {"max_batch_size": 8, "log_sample": 0}
-        rolled = await post_json(jp_fetch, "deployments", "tiny", "rollout",
-                                 body={"canary": str(model), "canary_share": 0.5})
+        rolled = await post_json(
+            jp_fetch, "deployments", "tiny", "rollout", body={"canary": str(model), "canary_share": 0.5}
+        )
         assert rolled["options"]["canary_share"] == 0.5
         with pytest.raises(tornado.httpclient.HTTPClientError) as info:
             await post_json(jp_fetch, "deployments", "tiny", "rollout", body={"replicas": 2})
         assert info.value.code == 400
         log = await get_json(jp_fetch, "deployments", "tiny", "log", lines="50")
         assert "serving tiny at" in log["log"]
-        for body, message in (({}, "lacks model"), ({"model": str(model), "name": "tiny"}, "already being served"),
-                              ({"model": str(model), "name": "x", "bogus": 1}, "unknown serving option")):
+        for body, message in (
+            ({}, "lacks model"),
+            ({"model": str(model), "name": "tiny"}, "already being served"),
+            ({"model": str(model), "name": "x", "bogus": 1}, "unknown serving option"),
+        ):
             with pytest.raises(tornado.httpclient.HTTPClientError) as info:
                 await post_json(jp_fetch, "deployments", body=body)
             assert info.value.code == 400 and message in info.value.response.reason

@@ -19,15 +19,16 @@ import onnxruntime as ort
 import polars as pl
 import pytest
 
-from .onnx_models import lookup, mlp
-
 import mlops_lab as ml
 from mlops_lab.serving.protocol import ProtocolError, TensorSpec, decode_infer, encode_infer
+
+from .onnx_models import lookup, mlp
 
 pytestmark = pytest.mark.timeout(180)
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
 
 class Server:
     """``python -m mlops_lab.serving …`` on a free port; its log goes to a file."""
@@ -36,8 +37,13 @@ class Server:
         import os
 
         self.log = tmp_path / f"server-{time.monotonic_ns()}.log"
-        self.process = subprocess.Popen([sys.executable, "-m", "mlops_lab.serving", *args], stdout=subprocess.PIPE,
-                                        stderr=self.log.open("wb"), text=True, env={**os.environ, **(env or {})})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mlops_lab.serving", *args],
+            stdout=subprocess.PIPE,
+            stderr=self.log.open("wb"),
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         line = self.process.stdout.readline()
         match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         assert match, f"no address in {line!r}; log: {self.log.read_text()}"
@@ -53,8 +59,9 @@ class Server:
             connection.close()
 
     def infer(self, model: str, payload: dict, path_suffix: str = "", headers: dict | None = None):
-        status, _, body = self.request("POST", f"/v2/models/{model}{path_suffix}/infer", json.dumps(payload).encode(),
-                                       headers)
+        status, _, body = self.request(
+            "POST", f"/v2/models/{model}{path_suffix}/infer", json.dumps(payload).encode(), headers
+        )
         return status, json.loads(body)
 
     def stop(self) -> int:
@@ -95,43 +102,71 @@ OUTS = [TensorSpec("y", "FP32", (-1, 2))]
 def test_binary_and_json_inputs_decode_to_the_same_tensor():
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
     as_json = json.dumps(row_request(x)).encode()
-    header = json.dumps({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32",
-                                     "parameters": {"binary_data_size": 24}}]}).encode()
+    header = json.dumps(
+        {"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "parameters": {"binary_data_size": 24}}]}
+    ).encode()
     decoded_json = decode_infer(as_json, None, SPECS, OUTS, 64)
     decoded_binary = decode_infer(header + x.tobytes(), str(len(header)), SPECS, OUTS, 64)
     assert decoded_json.rows == decoded_binary.rows == 2
     np.testing.assert_array_equal(decoded_json.inputs["x"], decoded_binary.inputs["x"])
     body, length = encode_infer("m", "1", decoded_json, {"y": np.ones((2, 2), np.float32)})
-    assert length is None and json.loads(body)["outputs"][0] == {"name": "y", "datatype": "FP32", "shape": [2, 2],
-                                                                 "data": [1.0, 1.0, 1.0, 1.0]}
+    assert length is None and json.loads(body)["outputs"][0] == {
+        "name": "y",
+        "datatype": "FP32",
+        "shape": [2, 2],
+        "data": [1.0, 1.0, 1.0, 1.0],
+    }
 
 
 def binary_body(declared: int, sent: int, width: int = 3) -> tuple[bytes, str]:
-    header = json.dumps({"inputs": [{"name": "x", "shape": [1, width], "datatype": "FP32",
-                                     "parameters": {"binary_data_size": declared}}]}).encode()
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "shape": [1, width], "datatype": "FP32", "parameters": {"binary_data_size": declared}}
+            ]
+        }
+    ).encode()
     return header + b"\0" * sent, str(len(header))
 
 
-@pytest.mark.parametrize("body, header_length, message", [
-    (b"{not json", None, "not valid JSON"),
-    (b"[]", None, "JSON object"),
-    (b'{"inputs": []}', None, "non-empty"),
-    (b'{"inputs": [{"name": "z", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}', None, "unknown input 'z'"),
-    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}', None, "expects FP32"),
-    (b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}', None, "does not fit"),
-    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}]}', None, "data has 2"),
-    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": ["a", "b", "c"]}]}', None, "not FP32"),
-    (b'{"inputs": [{"name": "x", "shape": [1, -3], "datatype": "FP32", "data": [1]}]}', None, "non-negative"),
-    (b'{"inputs": [{"name": "x", "shape": [100, 3], "datatype": "FP32", "data": []}]}', None, "max_batch_size"),
-    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32"}]}', None, "neither"),
-    (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}], "outputs": [{"name": "q"}]}',
-     None, "unknown output 'q'"),
-    (*binary_body(12, 8), "runs past the end"),
-    (*binary_body(8, 8), "needs 12 bytes"),
-    (*binary_body(12, 16), "4 bytes after"),
-    (b'{"inputs": []}', "9999", "Inference-Header-Content-Length is 9999"),
-    (b'{"inputs": []}', "abc", "must be an integer"),
-])
+@pytest.mark.parametrize(
+    "body, header_length, message",
+    [
+        (b"{not json", None, "not valid JSON"),
+        (b"[]", None, "JSON object"),
+        (b'{"inputs": []}', None, "non-empty"),
+        (
+            b'{"inputs": [{"name": "z", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}',
+            None,
+            "unknown input 'z'",
+        ),
+        (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}', None, "expects FP32"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
+            None,
+            "does not fit",
+        ),
+        (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}]}', None, "data has 2"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": ["a", "b", "c"]}]}',
+            None,
+            "not FP32",
+        ),
+        (b'{"inputs": [{"name": "x", "shape": [1, -3], "datatype": "FP32", "data": [1]}]}', None, "non-negative"),
+        (b'{"inputs": [{"name": "x", "shape": [100, 3], "datatype": "FP32", "data": []}]}', None, "max_batch_size"),
+        (b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32"}]}', None, "neither"),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}], "outputs": [{"name": "q"}]}',
+            None,
+            "unknown output 'q'",
+        ),
+        (*binary_body(12, 8), "runs past the end"),
+        (*binary_body(8, 8), "needs 12 bytes"),
+        (*binary_body(12, 16), "4 bytes after"),
+        (b'{"inputs": []}', "9999", "Inference-Header-Content-Length is 9999"),
+        (b'{"inputs": []}', "abc", "must be an integer"),
+    ],
+)
 def test_malformed_requests_are_refused_with_the_reason(body, header_length, message):
     with pytest.raises(ProtocolError, match=re.escape(message)) as error:
         decode_infer(body, header_length, SPECS, OUTS, 64)
@@ -140,12 +175,14 @@ def test_malformed_requests_are_refused_with_the_reason(body, header_length, mes
 
 # ---- a real server process -------------------------------------------------------------------------
 
+
 def test_answers_match_onnxruntime_and_describe_the_model(server, small_model):
     x = np.random.default_rng(1).standard_normal((3, 16)).astype(np.float32)
     status, answer = server.infer("small", row_request(x) | {"id": "r-1"})
     assert status == 200 and answer["id"] == "r-1" and answer["model_name"] == "small"
-    np.testing.assert_allclose(np.array(answer["outputs"][0]["data"]).reshape(3, 4), expected(small_model, x),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(answer["outputs"][0]["data"]).reshape(3, 4), expected(small_model, x), rtol=1e-5, atol=1e-6
+    )
     for path in ("/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/small", "/v2/models/small/ready"):
         assert server.request("GET", path)[0] == 200, path
     metadata = json.loads(server.request("GET", "/v2/models/small")[2])
@@ -165,8 +202,12 @@ def test_standard_triton_client_works_unchanged(server, small_model):
     for binary in (True, False):
         tensor = triton.InferInput("x", list(x.shape), "FP32")
         tensor.set_data_from_numpy(x, binary_data=binary)
-        result = client.infer("small", [tensor], outputs=[triton.InferRequestedOutput("y", binary_data=binary)],
-                              request_compression_algorithm="gzip" if binary else None)
+        result = client.infer(
+            "small",
+            [tensor],
+            outputs=[triton.InferRequestedOutput("y", binary_data=binary)],
+            request_compression_algorithm="gzip" if binary else None,
+        )
         np.testing.assert_allclose(result.as_numpy("y"), expected(small_model, x), rtol=1e-5, atol=1e-6)
     stats = client.get_inference_statistics("small")["model_stats"][0]
     assert stats["inference_stats"]["success"]["count"] >= 2 and stats["inference_count"] >= 10
@@ -176,27 +217,61 @@ def test_standard_triton_client_works_unchanged(server, small_model):
         client.infer("small", [bad])
 
 
-@pytest.mark.parametrize("method, path, body, headers, status, message", [
-    ("POST", "/v2/models/small/infer", b"{oops", {}, 400, "not valid JSON"),
-    ("POST", "/v2/models/small/infer", json.dumps(row_request(np.zeros((1, 15), np.float32))).encode(), {}, 400,
-     "does not fit"),
-    ("POST", "/v2/models/small/infer", json.dumps(row_request(np.zeros((1, 16)), datatype="INT32")).encode(), {},
-     400, "expects FP32"),
-    ("POST", "/v2/models/small/infer", binary_body(64, 10, 16)[0],
-     {"Inference-Header-Content-Length": binary_body(64, 10, 16)[1]}, 400, "runs past the end"),
-    ("POST", "/v2/models/small/infer", b'{"inputs": []}', {"Inference-Header-Content-Length": "500"}, 400,
-     "but the body has"),
-    ("POST", "/v2/models/other/infer", b"{}", {}, 404, "unknown model 'other'"),
-    ("POST", "/v2/models/small/versions/99/infer", b"{}", {}, 404, "version '99'"),
-    ("GET", "/v2/models/small/infer", None, {}, 405, "POST"),
-    ("GET", "/nowhere", None, {}, 404, "no such endpoint"),
-    ("POST", "/v2/models/small/infer", b"x" * (2 << 20), {}, 413, "larger than"),
-    ("POST", "/v2/models/small/infer", gzip.compress(b" " * (2 << 20)), {"Content-Encoding": "gzip"}, 413,
-     "decompressed body"),
-    ("POST", "/v2/models/small/infer", b"not gzip", {"Content-Encoding": "gzip"}, 400, "cannot be decompressed"),
-])
-def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(server, method, path, body, headers, status,
-                                                                     message):
+@pytest.mark.parametrize(
+    "method, path, body, headers, status, message",
+    [
+        ("POST", "/v2/models/small/infer", b"{oops", {}, 400, "not valid JSON"),
+        (
+            "POST",
+            "/v2/models/small/infer",
+            json.dumps(row_request(np.zeros((1, 15), np.float32))).encode(),
+            {},
+            400,
+            "does not fit",
+        ),
+        (
+            "POST",
+            "/v2/models/small/infer",
+            json.dumps(row_request(np.zeros((1, 16)), datatype="INT32")).encode(),
+            {},
+            400,
+            "expects FP32",
+        ),
+        (
+            "POST",
+            "/v2/models/small/infer",
+            binary_body(64, 10, 16)[0],
+            {"Inference-Header-Content-Length": binary_body(64, 10, 16)[1]},
+            400,
+            "runs past the end",
+        ),
+        (
+            "POST",
+            "/v2/models/small/infer",
+            b'{"inputs": []}',
+            {"Inference-Header-Content-Length": "500"},
+            400,
+            "but the body has",
+        ),
+        ("POST", "/v2/models/other/infer", b"{}", {}, 404, "unknown model 'other'"),
+        ("POST", "/v2/models/small/versions/99/infer", b"{}", {}, 404, "version '99'"),
+        ("GET", "/v2/models/small/infer", None, {}, 405, "POST"),
+        ("GET", "/nowhere", None, {}, 404, "no such endpoint"),
+        ("POST", "/v2/models/small/infer", b"x" * (2 << 20), {}, 413, "larger than"),
+        (
+            "POST",
+            "/v2/models/small/infer",
+            gzip.compress(b" " * (2 << 20)),
+            {"Content-Encoding": "gzip"},
+            413,
+            "decompressed body",
+        ),
+        ("POST", "/v2/models/small/infer", b"not gzip", {"Content-Encoding": "gzip"}, 400, "cannot be decompressed"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(
+    server, method, path, body, headers, status, message
+):
     got, _, answer = server.request(method, path, body, headers)
     assert got == status and message in json.loads(answer)["error"]
     x = np.ones((1, 16), np.float32)
@@ -210,7 +285,7 @@ def test_malformed_http_is_answered_and_does_not_hurt_others(server):
         raw.sendall(b"BLAH /v2 HTTP/1.1\r\nContent-Length: zz\r\n\r\n")
         assert raw.recv(1000).startswith(b"HTTP/1.1 400")
     with socket.create_connection(("127.0.0.1", server.port)) as raw:  # a body cut short, then a hang-up
-        raw.sendall(b"POST /v2/models/small/infer HTTP/1.1\r\nContent-Length: 500\r\n\r\n{\"inputs\"")
+        raw.sendall(b'POST /v2/models/small/infer HTTP/1.1\r\nContent-Length: 500\r\n\r\n{"inputs"')
     assert server.request("GET", "/v2/health/ready")[0] == 200
 
 
@@ -220,7 +295,7 @@ def test_concurrent_rows_are_batched_and_each_gets_its_own_answer(server, small_
     before = json.loads(server.request("GET", "/v2/models/small/stats")[2])["model_stats"][0]
 
     def one(i):
-        status, answer = server.infer("small", row_request(rows[i:i + 1]))
+        status, answer = server.infer("small", row_request(rows[i : i + 1]))
         assert status == 200
         return np.array(answer["outputs"][0]["data"], dtype=np.float32)
 
@@ -231,8 +306,14 @@ def test_concurrent_rows_are_batched_and_each_gets_its_own_answer(server, small_
     executions = after["execution_count"] - before["execution_count"]
     assert after["inference_count"] - before["inference_count"] == 256 and executions < 256  # batches formed
     metrics = server.request("GET", "/metrics")[2].decode()
-    for name in ("nv_inference_request_success", "nv_inference_request_failure", "nv_inference_count",
-                 "nv_inference_exec_count", "nv_inference_queue_duration_us", "nv_inference_compute_infer_duration_us"):
+    for name in (
+        "nv_inference_request_success",
+        "nv_inference_request_failure",
+        "nv_inference_count",
+        "nv_inference_exec_count",
+        "nv_inference_queue_duration_us",
+        "nv_inference_compute_infer_duration_us",
+    ):
         assert f'{name}{{model="small"' in metrics
 
 
@@ -241,6 +322,7 @@ def test_a_request_the_model_fails_on_does_not_fail_its_batch(tmp_path):
     model.write_bytes(lookup())
     server = Server(tmp_path, str(model), "--log-sample", "0", "--max-queue-delay-us", "20000")
     try:
+
         def one(i):
             index = 30 if i % 7 == 0 else i % 10  # 30 is out of the table: onnxruntime fails on it
             status, answer = server.infer("lookup", row_request(np.array([[index]]), "idx", "INT64"))
@@ -248,7 +330,7 @@ def test_a_request_the_model_fails_on_does_not_fail_its_batch(tmp_path):
 
         with ThreadPoolExecutor(16) as pool:
             results = list(pool.map(one, range(64)))
-        for i, index, status, answer in results:
+        for _, index, status, answer in results:
             if index == 30:
                 assert status == 400 and "model failed on this request" in answer["error"]
             else:
@@ -270,6 +352,7 @@ def test_overload_is_refused_quickly_and_timeouts_are_kept(slow_model, tmp_path)
     server = Server(tmp_path, str(slow_model), "--log-sample", "0", "--max-queue-size", "2", "--max-batch-size", "1")
     x = np.zeros((1, 512), np.float32)
     try:
+
         def one(_):
             started = time.perf_counter()
             status, answer = server.infer("slow", row_request(x))
@@ -284,8 +367,9 @@ def test_overload_is_refused_quickly_and_timeouts_are_kept(slow_model, tmp_path)
         assert max(r[1] for r in refused) < max(r[1] for r in results if r[0] == 200)
         # per-request timeouts (Triton's parameters.timeout, microseconds)
         with ThreadPoolExecutor(8) as pool:
-            timed = list(pool.map(lambda _: server.infer("slow", row_request(x) | {"parameters": {"timeout": 1000}}),
-                                  range(8)))
+            timed = list(
+                pool.map(lambda _: server.infer("slow", row_request(x) | {"parameters": {"timeout": 1000}}), range(8))
+            )
         assert any(status == 503 and "time" in answer["error"] for status, answer in timed)
         assert server.infer("slow", row_request(x))[0] == 200  # still serving
     finally:
@@ -340,7 +424,7 @@ def test_request_log_feeds_the_drift_service(small_model, tmp_path):
     rng = np.random.default_rng(4)
     shifted = rng.standard_normal((300, 16)).astype(np.float32) + 2.0
     for start in range(0, 300, 30):
-        assert server.infer("small", row_request(shifted[start:start + 30]))[0] == 200
+        assert server.infer("small", row_request(shifted[start : start + 30]))[0] == 200
     assert server.stop() == 0  # the log is flushed on the way out
     from mlops_lab.serving.request_log import read_request_log
 
@@ -355,6 +439,7 @@ def test_request_log_feeds_the_drift_service(small_model, tmp_path):
 
 # ---- the registry: versions, canary, shadow, hot swap ----------------------------------------------
 
+
 @pytest.fixture
 def two_versions(tracker):
     """``churn`` v1 and v2: logistic regressions that disagree on some rows."""
@@ -366,7 +451,9 @@ def two_versions(tracker):
     with ml.start_run("v1") as run1:
         ml.log_model(LogisticRegression(C=0.001).fit(X, y), "model", input_example=pl.DataFrame(X, schema=list("abcd")))
     with ml.start_run("v2") as run2:
-        ml.log_model(LogisticRegression(C=100).fit(X, 1 - y), "model", input_example=pl.DataFrame(X, schema=list("abcd")))
+        ml.log_model(
+            LogisticRegression(C=100).fit(X, 1 - y), "model", input_example=pl.DataFrame(X, schema=list("abcd"))
+        )
     ml.flush()
     ml.register("churn", run1.id)
     ml.register("churn", run2.id)
@@ -415,11 +502,22 @@ def test_alias_change_hot_swaps_without_dropping_requests(workspace, tracker, tw
 def test_canary_gets_its_share_and_shadow_is_compared_not_returned(tracker, two_versions, tmp_path):
     X = two_versions
     folder = tmp_path / "requests"
-    server = Server(tmp_path, "churn@live", "--canary", "churn/2", "--canary-share", "0.3", "--shadow",
-                    "churn@candidate", "--log-dir", str(folder), *registry_args(tracker))
+    server = Server(
+        tmp_path,
+        "churn@live",
+        "--canary",
+        "churn/2",
+        "--canary-share",
+        "0.3",
+        "--shadow",
+        "churn@candidate",
+        "--log-dir",
+        str(folder),
+        *registry_args(tracker),
+    )
     answered = []
     for i in range(200):
-        status, answer = server.infer("churn", row_request(X[i:i + 1], "input"))
+        status, answer = server.infer("churn", row_request(X[i : i + 1], "input"))
         assert status == 200
         answered.append(answer["model_version"])
     share = answered.count("2") / len(answered)
@@ -440,15 +538,24 @@ def test_canary_gets_its_share_and_shadow_is_compared_not_returned(tracker, two_
 
 
 def test_a_version_that_cannot_be_served_is_refused_at_start(tracker, two_versions, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "mlops_lab.serving", "churn@nowhere", *registry_args(tracker)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_lab.serving", "churn@nowhere", *registry_args(tracker)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "no alias 'nowhere'" in result.stderr
-    result = subprocess.run([sys.executable, "-m", "mlops_lab.serving", str(tmp_path / "missing.onnx")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_lab.serving", str(tmp_path / "missing.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "no such model file" in result.stderr
 
 
 # ---- batch inference ------------------------------------------------------------------------------
+
 
 def test_predict_scores_files_in_chunks(small_model, tmp_path):
     rng = np.random.default_rng(6)
@@ -483,17 +590,40 @@ def test_predict_refuses_bad_input_and_leaves_outputs_alone(small_model, tmp_pat
 
 def test_cli_predict(small_model, tmp_path):
     pl.DataFrame({f"f{i}": np.ones(10) for i in range(16)}).write_parquet(tmp_path / "in.parquet")
-    result = subprocess.run([sys.executable, "-m", "mlops_lab.cli", "predict", str(small_model),
-                             str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops_lab.cli",
+            "predict",
+            str(small_model),
+            str(tmp_path / "in.parquet"),
+            str(tmp_path / "out.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "10 rows scored" in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "mlops_lab.cli", "predict", str(small_model),
-                          str(tmp_path / "nope.parquet"), str(tmp_path / "out.parquet")],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlops_lab.cli",
+            "predict",
+            str(small_model),
+            str(tmp_path / "nope.parquet"),
+            str(tmp_path / "out.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "no such file" in bad.stderr
 
 
 # ---- the manager the lab runs ----------------------------------------------------------------------
+
 
 def test_manager_restarts_a_crashed_server_and_stops_it(small_model, tmp_path):
     from mlops_lab.serving.manager import ServingError, ServingManager
@@ -524,23 +654,33 @@ def test_manager_restarts_a_crashed_server_and_stops_it(small_model, tmp_path):
         stopped = manager.stop("small")
         assert stopped["state"] == "stopped" and stopped["last_exit"] == 0
         recorded = [(e["kind"], e["user"]) for e in manager.history("small")]  # in the store, with who
-        assert recorded == [("requested", "tester"), ("started", "watcher"), ("ready", "watcher"),
-                            ("crashed", "watcher"), ("started", "watcher"), ("ready", "watcher"),
-                            ("stop", "tester"), ("stopped", "watcher")]
+        assert recorded == [
+            ("requested", "tester"),
+            ("started", "watcher"),
+            ("ready", "watcher"),
+            ("crashed", "watcher"),
+            ("started", "watcher"),
+            ("ready", "watcher"),
+            ("stop", "tester"),
+            ("stopped", "watcher"),
+        ]
     finally:
         manager.shutdown()
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m: m.start(""), "model must be"),
-    (lambda m: m.start("--help"), "model must be"),
-    (lambda m: m.start("x.onnx", name="../evil"), "deployment name"),
-    (lambda m: m.start("x.onnx", canary_share=2.0), "between 0 and 1"),
-    (lambda m: m.start("x.onnx", max_batch_size="lots"), "must be a number"),
-    (lambda m: m.start("x.onnx", rm_rf=True), "unknown serving option"),
-    (lambda m: m.start("x.onnx", canary="--cpu"), "model reference"),
-    (lambda m: m.stop("never-started"), "no deployment named"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.start(""), "model must be"),
+        (lambda m: m.start("--help"), "model must be"),
+        (lambda m: m.start("x.onnx", name="../evil"), "deployment name"),
+        (lambda m: m.start("x.onnx", canary_share=2.0), "between 0 and 1"),
+        (lambda m: m.start("x.onnx", max_batch_size="lots"), "must be a number"),
+        (lambda m: m.start("x.onnx", rm_rf=True), "unknown serving option"),
+        (lambda m: m.start("x.onnx", canary="--cpu"), "model reference"),
+        (lambda m: m.stop("never-started"), "no deployment named"),
+    ],
+)
 def test_manager_refuses_bad_requests(call, message):
     from mlops_lab.serving.manager import ServingManager
     from mlops_lab.workspace import default_workspace
@@ -596,8 +736,15 @@ def test_request_log_rotates_samples_and_refuses_bad_rates(tmp_path):
     log = RequestLog(tmp_path, flush_seconds=3600, max_files=2)
     try:
         for i in range(3):
-            log.record("1", "primary", f"r{i}", 100, {"x": np.full((2, 3), i, np.float32)},
-                       {"label": np.array([i, i])}, ["a", "b", "c"])
+            log.record(
+                "1",
+                "primary",
+                f"r{i}",
+                100,
+                {"x": np.full((2, 3), i, np.float32)},
+                {"label": np.array([i, i])},
+                ["a", "b", "c"],
+            )
             assert log.flush() is not None
         assert len(list(tmp_path.glob("requests-*.parquet"))) == 2  # the oldest file rotated away
         frame = read_request_log(tmp_path)
@@ -633,8 +780,14 @@ def test_client_orders_a_frames_columns_as_registered(tracker, two_versions, tmp
 
 def test_rollout_changes_canary_and_shadow_while_serving(tracker, two_versions, tmp_path):
     X = two_versions
-    server = Server(tmp_path, "churn@live", "--log-sample", "0", *registry_args(tracker),
-                    env={"MLOPS_LAB_SERVE_ADMIN_TOKEN": "admin-secret"})
+    server = Server(
+        tmp_path,
+        "churn@live",
+        "--log-sample",
+        "0",
+        *registry_args(tracker),
+        env={"MLOPS_LAB_SERVE_ADMIN_TOKEN": "admin-secret"},
+    )
     admin = {"Authorization": "Bearer admin-secret"}
 
     def rollout(body, headers=admin):
@@ -642,16 +795,18 @@ def test_rollout_changes_canary_and_shadow_while_serving(tracker, two_versions, 
         return status, json.loads(answer)
 
     def answered_by() -> set[str]:
-        return {server.infer("churn", row_request(X[i:i + 1], "input"))[1]["model_version"] for i in range(20)}
+        return {server.infer("churn", row_request(X[i : i + 1], "input"))[1]["model_version"] for i in range(20)}
 
     try:
         assert rollout({"canary": "churn/2", "canary_share": 1.0}, {})[0] == 403
         assert rollout({"canary": "churn/2", "canary_share": 1.0}, {"Authorization": "Bearer guess"})[0] == 403
-        for body, message in [({"canary": "churn/2", "canary_share": 2}, "between 0 and 1"),
-                              ({"canary_share": 0.5}, "needs a canary"),
-                              ({"canary": "churn/9", "canary_share": 0.5}, "9"),
-                              ({"canary": 5}, "model reference"),
-                              ({"replicas": 3}, "a rollout is")]:
+        for body, message in [
+            ({"canary": "churn/2", "canary_share": 2}, "between 0 and 1"),
+            ({"canary_share": 0.5}, "needs a canary"),
+            ({"canary": "churn/9", "canary_share": 0.5}, "9"),
+            ({"canary": 5}, "model reference"),
+            ({"replicas": 3}, "a rollout is"),
+        ]:
             status, answer = rollout(body)
             assert status == 400 and message in answer["error"], body
         assert answered_by() == {"1"}  # the refused changes changed nothing

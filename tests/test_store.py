@@ -15,13 +15,28 @@ from mlops_lab.store.engine import SCHEMA_REVISION
 from mlops_lab.store.file_state import HOST
 
 
-def make_run(store: Store, run_id: str = "a" * 32, *, pid: int = 1, host: str = HOST, heartbeat: int | None = None) -> str:
+def make_run(
+    store: Store, run_id: str = "a" * 32, *, pid: int = 1, host: str = HOST, heartbeat: int | None = None
+) -> str:
     experiment = store.runs.get_or_create_experiment("exp", "tester")
     now = now_ms()
-    store.runs.write(Batch(runs=[{
-        "id": run_id, "experiment_id": experiment, "name": "r", "status": "RUNNING", "user": "tester",
-        "start_time": now, "host": host, "pid": pid, "heartbeat_at": heartbeat or now,
-    }]))
+    store.runs.write(
+        Batch(
+            runs=[
+                {
+                    "id": run_id,
+                    "experiment_id": experiment,
+                    "name": "r",
+                    "status": "RUNNING",
+                    "user": "tester",
+                    "start_time": now,
+                    "host": host,
+                    "pid": pid,
+                    "heartbeat_at": heartbeat or now,
+                }
+            ]
+        )
+    )
     return run_id
 
 
@@ -81,11 +96,15 @@ def test_latest_metric_follows_step_not_arrival(store):
 
 def test_nan_and_infinity_round_trip(store):
     run_id = make_run(store)
-    store.runs.write(Batch(metrics=[
-        {"run_id": run_id, "key": "nan", "value": None, "step": 0, "timestamp": 1},
-        {"run_id": run_id, "key": "inf", "value": math.inf, "step": 0, "timestamp": 1},
-        {"run_id": run_id, "key": "ninf", "value": -math.inf, "step": 0, "timestamp": 1},
-    ]))
+    store.runs.write(
+        Batch(
+            metrics=[
+                {"run_id": run_id, "key": "nan", "value": None, "step": 0, "timestamp": 1},
+                {"run_id": run_id, "key": "inf", "value": math.inf, "step": 0, "timestamp": 1},
+                {"run_id": run_id, "key": "ninf", "value": -math.inf, "step": 0, "timestamp": 1},
+            ]
+        )
+    )
     metrics = store.runs.get_run(run_id).metrics
     assert math.isnan(metrics["nan"]) and metrics["inf"] == math.inf and metrics["ninf"] == -math.inf
     assert store.runs.get_run(run_id).to_dict()["metrics"] == {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity"}
@@ -167,9 +186,12 @@ def test_upgrade_from_the_first_schema_keeps_data(db_url):
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0001")
         conn.execute(sa.text("INSERT INTO experiment (name, created_at, created_by) VALUES ('old', 1, 'me')"))
-        conn.execute(sa.text(
-            "INSERT INTO run (id, experiment_id, name, status, \"user\", start_time, host, pid, heartbeat_at) "
-            "VALUES ('" + "e" * 32 + "', 1, 'kept', 'FINISHED', 'me', 1, 'h', 1, 1)"))
+        conn.execute(
+            sa.text(
+                'INSERT INTO run (id, experiment_id, name, status, "user", start_time, host, pid, heartbeat_at) '
+                "VALUES ('" + "e" * 32 + "', 1, 'kept', 'FINISHED', 'me', 1, 'h', 1, 1)"
+            )
+        )
         assert "drift_report" not in sa.inspect(conn).get_table_names()
     engine.dispose()
     store = Store.sql(Database(db_url))

@@ -42,18 +42,15 @@ def test_nested_runs_and_parent_ending_children(tracker):
 
 
 def test_second_top_level_run_is_refused(tracker):
-    with ml.start_run("one"):
-        with pytest.raises(RuntimeError, match="still active.*nested=True"):
-            ml.start_run("two")
+    with ml.start_run("one"), pytest.raises(RuntimeError, match="still active.*nested=True"):
+        ml.start_run("two")
 
 
 def test_failed_and_interrupted_runs(tracker):
-    with pytest.raises(ZeroDivisionError):
-        with ml.start_run("boom") as failing:
-            1 / 0
-    with pytest.raises(KeyboardInterrupt):
-        with ml.start_run("stop") as stopped:
-            raise KeyboardInterrupt
+    with pytest.raises(ZeroDivisionError), ml.start_run("boom") as failing:
+        1 / 0  # noqa: B018 (the error is the point)
+    with pytest.raises(KeyboardInterrupt), ml.start_run("stop") as stopped:
+        raise KeyboardInterrupt
     assert ml.get_run(failing.id).info.status == "FAILED"
     assert "ZeroDivisionError" in ml.get_run(failing.id).info.error
     assert ml.get_run(stopped.id).info.status == "KILLED"
@@ -87,22 +84,25 @@ def test_nan_and_inf_policy(tracker):
     assert math.isnan(frame["metrics.loss"][0]) and frame["metrics.grad"][0] == math.inf
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: ml.log_metric("acc", "high"), "metric 'acc' must be a number, got str 'high'"),
-    (lambda: ml.log_metric("acc", [1, 2]), "metric 'acc' must be a number"),
-    (lambda: ml.log_metric("acc", 1.0, step=1.5), "step of metric 'acc' must be an integer"),
-    (lambda: ml.log_metric("acc", 1.0, timestamp=-5), "timestamp of metric 'metrics' is out of range"),
-    (lambda: ml.log_metric("", 1.0), "must be non-empty"),
-    (lambda: ml.log_metric(3, 1.0), "metric name must be a string"),
-    (lambda: ml.log_metric("a\nb", 1.0), "control character"),
-    (lambda: ml.log_param("big", "x" * 9000), "param 'big' is 9000 characters; at most 8000"),
-    (lambda: ml.log_param("k" * 300, 1), "at most 250"),
-    (lambda: ml.log_params(["lr", 1]), "params must be a dict"),
-    (lambda: ml.set_tag("t", "y" * 9000), "tag 't' is 9000 characters"),
-    (lambda: ml.log_artifact("/nonexistent/file.txt"), "does not exist"),
-    (lambda: ml.log_dataset(object()), "log_dataset takes a pandas or polars frame"),
-    (lambda: ml.log_model(object()), "log_model takes a fitted scikit-learn estimator"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: ml.log_metric("acc", "high"), "metric 'acc' must be a number, got str 'high'"),
+        (lambda: ml.log_metric("acc", [1, 2]), "metric 'acc' must be a number"),
+        (lambda: ml.log_metric("acc", 1.0, step=1.5), "step of metric 'acc' must be an integer"),
+        (lambda: ml.log_metric("acc", 1.0, timestamp=-5), "timestamp of metric 'metrics' is out of range"),
+        (lambda: ml.log_metric("", 1.0), "must be non-empty"),
+        (lambda: ml.log_metric(3, 1.0), "metric name must be a string"),
+        (lambda: ml.log_metric("a\nb", 1.0), "control character"),
+        (lambda: ml.log_param("big", "x" * 9000), "param 'big' is 9000 characters; at most 8000"),
+        (lambda: ml.log_param("k" * 300, 1), "at most 250"),
+        (lambda: ml.log_params(["lr", 1]), "params must be a dict"),
+        (lambda: ml.set_tag("t", "y" * 9000), "tag 't' is 9000 characters"),
+        (lambda: ml.log_artifact("/nonexistent/file.txt"), "does not exist"),
+        (lambda: ml.log_dataset(object()), "log_dataset takes a pandas or polars frame"),
+        (lambda: ml.log_model(object()), "log_model takes a fitted scikit-learn estimator"),
+    ],
+)
 def test_bad_input_is_refused_and_nothing_stored_changes(tracker, call, message):
     with ml.start_run("keep") as run:
         ml.log_params({"lr": 0.1})
@@ -191,7 +191,8 @@ def test_log_model_onnx_and_unfitted(tracker):
     from sklearn.linear_model import LinearRegression
 
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])], "relu",
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])],
     )
@@ -240,7 +241,11 @@ def test_search_runs_filters_orders_and_limits(tracker):
     frame = ml.search_runs(order_by="params.depth DESC", max_results=2)
     assert list(frame["run_name"]) == ["run3", "run2"]  # numeric params sort as numbers
     assert set(ml.search_runs(filter_string="params.depth >= 4")["run_name"]) == {"run3", "run2"}
-    assert set(ml.search_runs(filter_string="tags.fold = '1' or metrics.acc > 0.9")["run_name"]) == {"run1", "run3", "other"}
+    assert set(ml.search_runs(filter_string="tags.fold = '1' or metrics.acc > 0.9")["run_name"]) == {
+        "run1",
+        "run3",
+        "other",
+    }
     assert len(ml.search_runs(filter_string="attributes.status = 'FINISHED' and params.model IN ('lr', 'gb')")) == 2
     assert len(ml.search_runs(filter_string="params.model LIKE 'r%'")) == 2
     assert len(ml.search_runs(filter_string="attributes.run_name ILIKE 'RUN%'")) == 4
@@ -249,18 +254,21 @@ def test_search_runs_filters_orders_and_limits(tracker):
     assert {"metrics.acc", "params.model", "tags.fold"} <= set(frame.columns)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("metrics.acc >", "ends early"),
-    ("acc > 0.5", "expected a field such as metrics.acc"),
-    ("metrics.acc > 'high'", "compares with"),
-    ("tags.x > 3", "tags.x compares with a quoted string"),
-    ("foo.acc = 1", "unknown entity 'foo'"),
-    ("attributes.color = 'red'", "unknown attribute 'color'"),
-    ("metrics.acc > 0.5 and", "ends early"),
-    ("(metrics.acc > 0.5", "expected ')'"),
-    ("metrics.acc > 0.5; DROP TABLE run", "unexpected character ';'"),
-    ("params.x IN 'a'", "IN needs a parenthesised list"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("metrics.acc >", "ends early"),
+        ("acc > 0.5", "expected a field such as metrics.acc"),
+        ("metrics.acc > 'high'", "compares with"),
+        ("tags.x > 3", "tags.x compares with a quoted string"),
+        ("foo.acc = 1", "unknown entity 'foo'"),
+        ("attributes.color = 'red'", "unknown attribute 'color'"),
+        ("metrics.acc > 0.5 and", "ends early"),
+        ("(metrics.acc > 0.5", "expected ')'"),
+        ("metrics.acc > 0.5; DROP TABLE run", "unexpected character ';'"),
+        ("params.x IN 'a'", "IN needs a parenthesised list"),
+    ],
+)
 def test_malformed_filters_are_clear_errors(tracker, bad, message):
     with ml.start_run():
         ml.log_metric("acc", 0.9)

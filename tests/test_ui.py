@@ -125,7 +125,9 @@ def test_drift_panel_lists_reports_and_opens_one(lab, page, artifacts_dir):
     assert "Jensen–Shannon distance (base 2)" in page.locator(".jp-mlops-drift-table").inner_text()
     page.locator(".jp-mlops-drift-chart .main-svg").first.wait_for(timeout=15_000)  # the first column's charts
     page.locator('.jp-mlops-drift-table tr[data-column="plan"]').click()
-    page.wait_for_function("document.querySelector('.jp-mlops-drift-chart').innerText.includes('student')", timeout=10_000)
+    page.wait_for_function(
+        "document.querySelector('.jp-mlops-drift-chart').innerText.includes('student')", timeout=10_000
+    )
     page.screenshot(path=str(artifacts_dir / "drift-report.png"))
 
 
@@ -173,12 +175,15 @@ def test_runs_table_renders_only_the_rows_in_view(lab, page, tracker):
     assert "400 latest runs" in page.locator("#mlops-lab-runs .jp-mlops-message").inner_text()
     assert 10 < rows.count() < 100  # a window of rows, not 400
     page.locator("#mlops-lab-runs .jp-mlops-scroll").evaluate("node => node.scrollTop = node.scrollHeight")
-    page.wait_for_function("[...document.querySelectorAll('.jp-mlops-runs tr[data-run-id]')]"
-                           ".some(row => row.innerText.includes('many-000'))", timeout=10_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.jp-mlops-runs tr[data-run-id]')]"
+        ".some(row => row.innerText.includes('many-000'))",
+        timeout=10_000,
+    )
     page.locator(".jp-mlops-columns summary").click()
     page.locator('.jp-mlops-columns input[data-column="params.same"]').check()
     assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["score", "same"]
-    page.locator('#mlops-lab-runs .jp-mlops-toggle input').check()
+    page.locator("#mlops-lab-runs .jp-mlops-toggle input").check()
     assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["score"]  # 'same' never differs
 
 
@@ -197,7 +202,9 @@ def test_a_notebook_s_runs_appear_and_compare(lab, page, artifacts_dir, tracker,
     notebook_path = tmp_path / "01_tracking.ipynb"
     shutil.copy(Path(__file__).parent.parent / "demo_notebooks" / "01_tracking.ipynb", notebook_path)
     notebook = nbformat.read(notebook_path, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     page.goto(f"{lab.url}/lab?token={lab.token}")
     page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').click(timeout=60_000)
@@ -257,7 +264,9 @@ def test_models_panel_promotion_with_a_second_user_s_approval(lab, tracker, arti
         view.locator(f'tr[data-version="{version}"] .jp-mlops-request').click()
         view.locator(".jp-mlops-approval", has_text="PENDING").wait_for(timeout=10_000)
         view.locator(".jp-mlops-approve").click()  # asking and approving oneself is refused
-        view.locator(".jp-mlops-message.jp-mlops-error", has_text="cannot approve it themselves").wait_for(timeout=10_000)
+        view.locator(".jp-mlops-message.jp-mlops-error", has_text="cannot approve it themselves").wait_for(
+            timeout=10_000
+        )
 
         second = open_model(reviewer)
         second.locator(".jp-mlops-approve").click()
@@ -346,7 +355,8 @@ def test_a_notebook_serves_through_the_lab(lab, tmp_path):
     out = lab.run_in_kernel(
         "import numpy as np, mlops_lab as ml\n"
         f"served = ml.serve({str(model)!r}, name='from-kernel', log_sample=0)\n"
-        "print(type(served._control).__name__, served.predict(np.ones((3, 8), np.float32)).shape)\n")
+        "print(type(served._control).__name__, served.predict(np.ones((3, 8), np.float32)).shape)\n"
+    )
     assert out.split() == ["LabController", "(3,", "2)"]
     listed = {d["name"]: d for d in lab.api("GET", "deployments")["deployments"]}
     assert listed["from-kernel"]["state"] == "ready"  # the kernel was shut down; the lab still serves

@@ -1,9 +1,7 @@
+/** What every panel and view shares: a model that fetches and signals, and the widgets that render one. */
 import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
-
-/** Shows a widget in the main area, in a closable tab. */
-export type OpenInMain = (content: Widget, id: string, label: string) => void;
 
 /** A DOM element with text (never HTML) and a class. */
 export function element<K extends keyof HTMLElementTagNameMap>(
@@ -19,9 +17,27 @@ export function element<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-/** Data fetched from the server and refreshed on a timer while someone looks at it. */
+/** A number as a person reads it: four significant digits, strings ("NaN") as they are. */
+export function formatNumber(value: number | string | null | undefined): string {
+  if (value === undefined || value === null) {
+    return '';
+  }
+  if (typeof value === 'string') {
+    return value;
+  }
+  return Math.abs(value) >= 1e4 || (value !== 0 && Math.abs(value) < 1e-3)
+    ? value.toExponential(3)
+    : String(Number(value.toPrecision(4)));
+}
+
+/**
+ * Data fetched from the server and refreshed on a timer while someone looks at it (`intervalMs`
+ * 0: fetched when shown, no timer). A refresh asked for during a fetch fetches once more after it,
+ * since what is in flight may be stale (a new filter, say).
+ */
 export abstract class PollingModel<T> {
   private _error: string | null = null;
+  private _loaded = false;
   private _timer: number | null = null;
   private _inFlight = false;
   private _again = false;
@@ -40,6 +56,11 @@ export abstract class PollingModel<T> {
     return this._data;
   }
 
+  /** False until the first fetch has answered (views show "Loading…" until then). */
+  get loaded(): boolean {
+    return this._loaded;
+  }
+
   get error(): string | null {
     return this._error;
   }
@@ -49,7 +70,7 @@ export abstract class PollingModel<T> {
 
   async refresh(): Promise<void> {
     if (this._inFlight) {
-      this._again = true; // what is being fetched may be stale (a new filter, say): fetch once more after
+      this._again = true;
       return;
     }
     this._inFlight = true;
@@ -60,6 +81,7 @@ export abstract class PollingModel<T> {
       this._error = (error as Error).message;
     } finally {
       this._inFlight = false;
+      this._loaded = true;
     }
     if (this._again) {
       this._again = false;
@@ -71,7 +93,9 @@ export abstract class PollingModel<T> {
   start(): void {
     if (this._timer === null) {
       void this.refresh();
-      this._timer = window.setInterval(() => void this.refresh(), this.intervalMs);
+      if (this.intervalMs > 0) {
+        this._timer = window.setInterval(() => void this.refresh(), this.intervalMs);
+      }
     }
   }
 
@@ -83,34 +107,23 @@ export abstract class PollingModel<T> {
   }
 }
 
-/** A sidebar panel: a title, optional controls, a message line and a table; polls while shown. */
-export abstract class SidebarPanel<M extends PollingModel<unknown>> extends Widget {
-  protected table: HTMLTableElement;
-  protected message: HTMLElement;
-
-  constructor(
-    readonly model: M,
-    title: string,
-    tableClass: string,
-    controls: HTMLElement[] = []
-  ) {
+/** A widget that renders a model and keeps it fresh only while it is shown. */
+export abstract class ModelWidget<M extends PollingModel<unknown>> extends Widget {
+  constructor(readonly model: M) {
     super();
-    this.addClass('jp-mlops-Panel');
-    const header = element('div', '', 'jp-mlops-header');
-    header.appendChild(element('th', title));
-    this.message = element('div', '', 'jp-mlops-message');
-    this.table = element('table', '', `jp-mlops-table ${tableClass}`);
-    const scroller = element('div', '', 'jp-mlops-scroll');
-    scroller.appendChild(this.table);
-    this.node.append(header, ...controls, this.message, scroller);
     model.changed.connect(() => this.render(), this);
   }
 
   protected abstract render(): void;
 
-  protected showMessage(text: string, isError: boolean): void {
-    this.message.textContent = text;
-    this.message.classList.toggle('jp-mlops-error', isError);
+  protected onAfterAttach(msg: Message): void {
+    if (this.isVisible) {
+      this.model.start();
+    }
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this.model.stop();
   }
 
   protected onAfterShow(msg: Message): void {
@@ -124,5 +137,38 @@ export abstract class SidebarPanel<M extends PollingModel<unknown>> extends Widg
   dispose(): void {
     this.model.stop();
     super.dispose();
+  }
+}
+
+/** A sidebar panel: a title, optional controls, a message line and a table. */
+export abstract class SidebarPanel<M extends PollingModel<unknown>> extends ModelWidget<M> {
+  protected table: HTMLTableElement;
+  protected message: HTMLElement;
+
+  constructor(model: M, title: string, tableClass: string, controls: HTMLElement[] = []) {
+    super(model);
+    this.addClass('jp-mlops-Panel');
+    const header = element('div', '', 'jp-mlops-header');
+    header.appendChild(element('th', title));
+    this.message = element('div', '', 'jp-mlops-message');
+    this.table = element('table', '', `jp-mlops-table ${tableClass}`);
+    const scroller = element('div', '', 'jp-mlops-scroll');
+    scroller.appendChild(this.table);
+    this.node.append(header, ...controls, this.message, scroller);
+  }
+
+  protected showMessage(text: string, isError: boolean): void {
+    this.message.textContent = text;
+    this.message.classList.toggle('jp-mlops-error', isError);
+  }
+}
+
+/** A view in the main area (one run, a comparison, a model, a report, a deployment). */
+export abstract class MainView<M extends PollingModel<unknown>> extends ModelWidget<M> {
+  constructor(model: M, className: string) {
+    super(model);
+    this.addClass('jp-mlops-MainView');
+    this.addClass(className);
+    this.node.textContent = 'Loading…';
   }
 }

@@ -1,19 +1,16 @@
-import {
-  ILayoutRestorer,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
-import { MainAreaWidget } from '@jupyterlab/apputils';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
-import { OpenInMain } from './base';
-
-import { DriftModel, DriftPanel } from './drift';
-import { ModelsModel, ModelsPanel } from './models';
-import { RunsModel } from './model';
-import { RunsPanel } from './panel';
-import { ServingModel, ServingPanel } from './serving';
+import { addCommands } from './commands';
+import { DriftReportsModel } from './drift/model';
+import { DriftPanel } from './drift/panel';
+import { ModelsModel } from './registry/model';
+import { ModelsPanel } from './registry/panel';
+import { RunsModel } from './runs/model';
+import { RunsPanel } from './runs/panel';
+import { DeploymentsModel } from './serving/model';
+import { ServingPanel } from './serving/panel';
 
 const DRIFT_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 17c3-6 5-9 7-9s3 5 5 5 3-3 6-7l1.5 1C19 12 17.5 15 15 15s-3-5-5-5-4 4-5.5 8H3z"/></svg>`;
 
@@ -37,20 +34,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   optional: [ILayoutRestorer],
   activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
-    const openInMain: OpenInMain = (content, id, label) => {
-      const widget = new MainAreaWidget({ content });
-      widget.id = id;
-      widget.title.label = label;
-      widget.title.closable = true;
-      app.shell.add(widget, 'main');
-      app.shell.activateById(widget.id);
-    };
+    addCommands(app, restorer);
+    const { commands } = app;
     // The sidebar panels, top to bottom; each remembers whether it was open.
     const panels: [Widget, string, LabIcon, string][] = [
-      [new RunsPanel(new RunsModel(), openInMain), 'mlops-lab-runs', mlopsIcon, 'MLOps: runs'],
-      [new DriftPanel(new DriftModel(), openInMain), 'mlops-lab-drift', driftIcon, 'MLOps: drift reports'],
-      [new ModelsPanel(new ModelsModel(), openInMain), 'mlops-lab-models', modelsIcon, 'MLOps: models'],
-      [new ServingPanel(new ServingModel(), openInMain), 'mlops-lab-serving', servingIcon, 'MLOps: serving']
+      [new RunsPanel(new RunsModel(), commands), 'mlops-lab-runs', mlopsIcon, 'MLOps: runs'],
+      [new DriftPanel(new DriftReportsModel(), commands), 'mlops-lab-drift', driftIcon, 'MLOps: drift reports'],
+      [new ModelsPanel(new ModelsModel(), commands), 'mlops-lab-models', modelsIcon, 'MLOps: models'],
+      [new ServingPanel(new DeploymentsModel(), commands), 'mlops-lab-serving', servingIcon, 'MLOps: serving']
     ];
     panels.forEach(([widget, id, icon, caption], i) => {
       widget.id = id;

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
 from ..errors import UnavailableError
 
 CHUNK = 1 << 20

@@ -14,8 +14,9 @@ CLASSIFICATION = ("accuracy", "roc_auc")
 REGRESSION = ("rmse", "mae")
 
 
-def performance(data, *, target: str, prediction: str, timestamp: str, period: str = "1d",
-                task: str | None = None, artifacts=None) -> list[dict]:
+def performance(
+    data, *, target: str, prediction: str, timestamp: str, period: str = "1d", task: str | None = None, artifacts=None
+) -> list[dict]:
     """Per period: rows, and accuracy and ROC AUC (classification) or RMSE and MAE (regression).
 
     ``task`` is guessed when not given: a target with two values is binary classification, in

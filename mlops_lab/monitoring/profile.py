@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from .stats import binned_shares, decile_edges
 from ..errors import InvalidInputError
-
+from .stats import binned_shares, decile_edges
 
 # Columns worked on at once: sorting and searching release the GIL, and each column in flight
 # holds both sides' sorted values, so more workers than cores only costs memory.
@@ -66,12 +65,22 @@ class Profile:
         header, arrays = {"rows": self.rows, "columns": {}}, {}
         for i, (name, column) in enumerate(self.columns.items()):
             if isinstance(column, NumericProfile):
-                header["columns"][name] = {"kind": "numeric", "nulls": column.nulls, "mean": column.mean,
-                                           "std": column.std, "dtype": column.dtype, "index": i}
+                header["columns"][name] = {
+                    "kind": "numeric",
+                    "nulls": column.nulls,
+                    "mean": column.mean,
+                    "std": column.std,
+                    "dtype": column.dtype,
+                    "index": i,
+                }
                 arrays[f"v{i}"], arrays[f"e{i}"], arrays[f"s{i}"] = column.sorted_values, column.edges, column.shares
             else:
-                header["columns"][name] = {"kind": "categorical", "nulls": column.nulls, "dtype": column.dtype,
-                                           "counts": [[k, v] for k, v in column.counts.items()]}
+                header["columns"][name] = {
+                    "kind": "categorical",
+                    "nulls": column.nulls,
+                    "dtype": column.dtype,
+                    "counts": [[k, v] for k, v in column.counts.items()],
+                }
         buffer = io.BytesIO()
         np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
         return buffer.getvalue()
@@ -84,11 +93,19 @@ class Profile:
             for name, meta in header["columns"].items():
                 if meta["kind"] == "numeric":
                     i = meta["index"]
-                    profile.columns[name] = NumericProfile(archive[f"v{i}"], meta["nulls"], meta["mean"], meta["std"],
-                                                           archive[f"e{i}"], archive[f"s{i}"], meta["dtype"])
+                    profile.columns[name] = NumericProfile(
+                        archive[f"v{i}"],
+                        meta["nulls"],
+                        meta["mean"],
+                        meta["std"],
+                        archive[f"e{i}"],
+                        archive[f"s{i}"],
+                        meta["dtype"],
+                    )
                 else:
-                    profile.columns[name] = CategoricalProfile({k: v for k, v in meta["counts"]}, meta["nulls"],
-                                                               meta["dtype"])
+                    profile.columns[name] = CategoricalProfile(
+                        {k: v for k, v in meta["counts"]}, meta["nulls"], meta["dtype"]
+                    )
         return profile
 
 

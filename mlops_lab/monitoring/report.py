@@ -21,7 +21,15 @@ import polars as pl
 from ..jsonsafe import json_number
 from . import stats
 from .profile import (
-    WORKERS, CategoricalProfile, DriftError, NumericProfile, Profile, build_profile, is_numeric, is_vector, profile_column,
+    WORKERS,
+    CategoricalProfile,
+    DriftError,
+    NumericProfile,
+    Profile,
+    build_profile,
+    is_numeric,
+    is_vector,
+    profile_column,
 )
 
 SMALL_SAMPLE = 1000
@@ -47,10 +55,18 @@ class ColumnDrift:
 
     def to_dict(self) -> dict:
         return {
-            "column": self.column, "kind": self.kind, "role": self.role, "method": self.method, "drift": self.drift,
-            "score": json_number(self.score), "statistics": [s.to_dict() for s in self.statistics],
-            "reference_rows": self.reference_rows, "current_rows": self.current_rows,
-            "reference_nulls": self.reference_nulls, "current_nulls": self.current_nulls, "plot": self.plot,
+            "column": self.column,
+            "kind": self.kind,
+            "role": self.role,
+            "method": self.method,
+            "drift": self.drift,
+            "score": json_number(self.score),
+            "statistics": [s.to_dict() for s in self.statistics],
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "reference_nulls": self.reference_nulls,
+            "current_nulls": self.current_nulls,
+            "plot": self.plot,
         }
 
     def statistic(self, name: str) -> stats.Statistic:
@@ -89,10 +105,15 @@ class DriftReport:
 
     def to_dict(self) -> dict:
         return {
-            "reference_rows": self.reference_rows, "current_rows": self.current_rows,
-            "share_drifted": self.share_drifted, "dataset_drift": self.dataset_drift, "drift_share": self.drift_share,
-            "correction": self.correction, "only_in_reference": self.only_in_reference,
-            "only_in_current": self.only_in_current, "columns": [c.to_dict() for c in self.columns],
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "share_drifted": self.share_drifted,
+            "dataset_drift": self.dataset_drift,
+            "drift_share": self.drift_share,
+            "correction": self.correction,
+            "only_in_reference": self.only_in_reference,
+            "only_in_current": self.only_in_current,
+            "columns": [c.to_dict() for c in self.columns],
             "over_time": self.over_time,
         }
 
@@ -101,14 +122,38 @@ class DriftReport:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DriftReport":
-        columns = [ColumnDrift(
-            c["column"], c["kind"], c["role"], c["method"], c["drift"], _number(c["score"]),
-            [stats.Statistic(s["name"], _number(s["value"]), _number(s["p_value"]), s["threshold"], s["drift"],
-                             s["detail"]) for s in c["statistics"]],
-            c["reference_rows"], c["current_rows"], c["reference_nulls"], c["current_nulls"], c["plot"],
-        ) for c in data["columns"]]
-        return cls(columns, data["reference_rows"], data["current_rows"], data["drift_share"], data["correction"],
-                   data["only_in_reference"], data["only_in_current"], data["over_time"])
+        columns = [
+            ColumnDrift(
+                c["column"],
+                c["kind"],
+                c["role"],
+                c["method"],
+                c["drift"],
+                _number(c["score"]),
+                [
+                    stats.Statistic(
+                        s["name"], _number(s["value"]), _number(s["p_value"]), s["threshold"], s["drift"], s["detail"]
+                    )
+                    for s in c["statistics"]
+                ],
+                c["reference_rows"],
+                c["current_rows"],
+                c["reference_nulls"],
+                c["current_nulls"],
+                c["plot"],
+            )
+            for c in data["columns"]
+        ]
+        return cls(
+            columns,
+            data["reference_rows"],
+            data["current_rows"],
+            data["drift_share"],
+            data["correction"],
+            data["only_in_reference"],
+            data["only_in_current"],
+            data["over_time"],
+        )
 
     def to_frame(self):
         """One row per column, most drifted first (pandas)."""
@@ -116,8 +161,14 @@ class DriftReport:
 
         rows = []
         for c in self.columns:
-            row = {"column": c.column, "kind": c.kind, "role": c.role, "drift": c.drift, "method": c.method,
-                   "score": c.score}
+            row = {
+                "column": c.column,
+                "kind": c.kind,
+                "role": c.role,
+                "drift": c.drift,
+                "method": c.method,
+                "score": c.score,
+            }
             for s in c.statistics:
                 row[s.name] = s.value
                 if s.p_value is not None:
@@ -128,8 +179,10 @@ class DriftReport:
     def summary(self) -> str:
         drifted = [c.column for c in self.features if c.drift]
         verdict = "dataset drift" if self.dataset_drift else "no dataset drift"
-        return (f"{verdict}: {len(drifted)} of {len(self.features)} features drifted "
-                f"({self.share_drifted:.0%}; threshold {self.drift_share:.0%})")
+        return (
+            f"{verdict}: {len(drifted)} of {len(self.features)} features drifted "
+            f"({self.share_drifted:.0%}; threshold {self.drift_share:.0%})"
+        )
 
     def _repr_html_(self) -> str:
         from .widget import report_html
@@ -150,6 +203,7 @@ def _number(value):
 
 
 # ---- inputs ----------------------------------------------------------------------------------
+
 
 def load_frame(data, artifacts=None) -> pl.DataFrame:
     """A polars frame from a frame, a parquet/CSV/JSON path, or a stored dataset version's hash."""
@@ -181,13 +235,23 @@ def load_frame(data, artifacts=None) -> pl.DataFrame:
         if not path.exists():
             raise DriftError(f"no such file: {text}")
         suffix = path.suffix.lower()
-        readers = {".parquet": pl.read_parquet, ".pq": pl.read_parquet, ".csv": pl.read_csv, ".json": pl.read_json,
-                   ".jsonl": pl.read_ndjson, ".ndjson": pl.read_ndjson, ".arrow": pl.read_ipc, ".feather": pl.read_ipc}
+        readers = {
+            ".parquet": pl.read_parquet,
+            ".pq": pl.read_parquet,
+            ".csv": pl.read_csv,
+            ".json": pl.read_json,
+            ".jsonl": pl.read_ndjson,
+            ".ndjson": pl.read_ndjson,
+            ".arrow": pl.read_ipc,
+            ".feather": pl.read_ipc,
+        }
         if suffix not in readers:
             raise DriftError(f"cannot read {path.name}: use parquet, CSV, JSON or Arrow files")
         return readers[suffix](path)
-    raise DriftError(f"drift takes pandas or polars frames, file paths or dataset version hashes, "
-                     f"got {type(data).__module__}.{type(data).__name__}")
+    raise DriftError(
+        f"drift takes pandas or polars frames, file paths or dataset version hashes, "
+        f"got {type(data).__module__}.{type(data).__name__}"
+    )
 
 
 def _choose_columns(reference_columns: list[str], current_columns: list[str], columns, timestamp):
@@ -211,11 +275,14 @@ def _check_types(reference: pl.DataFrame, current: pl.DataFrame, columns: list[s
         if c in categorical:
             continue
         if is_numeric(ref_t) != is_numeric(cur_t) or is_vector(ref_t) != is_vector(cur_t):
-            raise DriftError(f"column {c!r} is {ref_t} in the reference but {cur_t} in the current data; "
-                             f"cast one side, or list it in categorical= to compare the values as categories")
+            raise DriftError(
+                f"column {c!r} is {ref_t} in the reference but {cur_t} in the current data; "
+                f"cast one side, or list it in categorical= to compare the values as categories"
+            )
 
 
 # ---- per column ------------------------------------------------------------------------------
+
 
 def _numeric_drift(name, role, ref: NumericProfile, cur: NumericProfile, alpha: float) -> ColumnDrift:
     small = max(len(ref.sorted_values), len(cur.sorted_values)) <= SMALL_SAMPLE
@@ -223,8 +290,20 @@ def _numeric_drift(name, role, ref: NumericProfile, cur: NumericProfile, alpha: 
     wasserstein = stats.wasserstein_normed(ref.sorted_values, cur.sorted_values, ref.std)
     psi = stats.psi_from_shares(ref.shares, stats.binned_shares(cur.sorted_values, ref.edges))
     deciding = ks if small else wasserstein
-    return ColumnDrift(name, "numeric", role, deciding.name, deciding.drift, wasserstein.value, [ks, wasserstein, psi],
-                       ref.rows, cur.rows, ref.nulls, cur.nulls, _numeric_plot(ref.sorted_values, cur.sorted_values))
+    return ColumnDrift(
+        name,
+        "numeric",
+        role,
+        deciding.name,
+        deciding.drift,
+        wasserstein.value,
+        [ks, wasserstein, psi],
+        ref.rows,
+        cur.rows,
+        ref.nulls,
+        cur.nulls,
+        _numeric_plot(ref.sorted_values, cur.sorted_values),
+    )
 
 
 def _numeric_plot(ref: np.ndarray, cur: np.ndarray) -> dict:
@@ -252,20 +331,46 @@ def _categorical_drift(name, role, ref: CategoricalProfile, cur: CategoricalProf
     psi = stats.psi_from_shares(ref_counts / ref_counts.sum(), cur_counts / cur_counts.sum())
     deciding = chi if small else js
     top = np.argsort(-(ref_counts + cur_counts))[:TOP_CATEGORIES]
-    plot = {"categories": [str(categories[i]) for i in top],
-            "reference": (ref_counts[top] / ref_counts.sum()).round(6).tolist(),
-            "current": (cur_counts[top] / cur_counts.sum()).round(6).tolist(),
-            "new_categories": [str(c) for c in categories if c not in ref.counts][:TOP_CATEGORIES]}
-    return ColumnDrift(name, "categorical", role, deciding.name, deciding.drift, js.value, [chi, js, psi],
-                       ref.rows, cur.rows, ref.nulls, cur.nulls, plot)
+    plot = {
+        "categories": [str(categories[i]) for i in top],
+        "reference": (ref_counts[top] / ref_counts.sum()).round(6).tolist(),
+        "current": (cur_counts[top] / cur_counts.sum()).round(6).tolist(),
+        "new_categories": [str(c) for c in categories if c not in ref.counts][:TOP_CATEGORIES],
+    }
+    return ColumnDrift(
+        name,
+        "categorical",
+        role,
+        deciding.name,
+        deciding.drift,
+        js.value,
+        [chi, js, psi],
+        ref.rows,
+        cur.rows,
+        ref.nulls,
+        cur.nulls,
+        plot,
+    )
 
 
 def _embedding_drift(name, role, reference: pl.Series, current: pl.Series, alpha: float, seed: int = 0) -> ColumnDrift:
     ref = _vectors(reference, name)
     cur = _vectors(current, name)
     statistic = stats.mmd(ref, cur, alpha=alpha, seed=seed)
-    return ColumnDrift(name, "embedding", role, "mmd", statistic.drift, statistic.value, [statistic],
-                       len(reference), len(current), reference.null_count(), current.null_count(), {})
+    return ColumnDrift(
+        name,
+        "embedding",
+        role,
+        "mmd",
+        statistic.drift,
+        statistic.value,
+        [statistic],
+        len(reference),
+        len(current),
+        reference.null_count(),
+        current.null_count(),
+        {},
+    )
 
 
 def _vectors(series: pl.Series, name: str) -> np.ndarray:
@@ -280,10 +385,23 @@ def _vectors(series: pl.Series, name: str) -> np.ndarray:
 
 # ---- the entry point -------------------------------------------------------------------------
 
-def drift(reference, current, *, columns: list[str] | None = None, categorical: list[str] | None = None,
-          target: str | None = None, prediction: str | None = None, timestamp: str | None = None,
-          period: str = "1d", alpha: float = 0.05, correction: str | None = None, drift_share: float = 0.5,
-          reference_profile: Profile | None = None, artifacts=None) -> DriftReport:
+
+def drift(
+    reference,
+    current,
+    *,
+    columns: list[str] | None = None,
+    categorical: list[str] | None = None,
+    target: str | None = None,
+    prediction: str | None = None,
+    timestamp: str | None = None,
+    period: str = "1d",
+    alpha: float = 0.05,
+    correction: str | None = None,
+    drift_share: float = 0.5,
+    reference_profile: Profile | None = None,
+    artifacts=None,
+) -> DriftReport:
     """Compare ``current`` with ``reference`` (data, or a stored ``Profile``) column by column; see the
     module docstring."""
     if isinstance(reference, Profile):
@@ -302,7 +420,9 @@ def drift(reference, current, *, columns: list[str] | None = None, categorical: 
 
     if reference_profile is not None:
         categorical |= {c for c, p in reference_profile.columns.items() if isinstance(p, CategoricalProfile)}
-        chosen, only_ref, only_cur = _choose_columns(list(reference_profile.columns), current.columns, columns, timestamp)
+        chosen, only_ref, only_cur = _choose_columns(
+            list(reference_profile.columns), current.columns, columns, timestamp
+        )
     else:
         chosen, only_ref, only_cur = _choose_columns(reference_frame.columns, current.columns, columns, timestamp)
         _check_types(reference_frame, current, chosen, categorical)
@@ -353,8 +473,7 @@ def drift(reference, current, *, columns: list[str] | None = None, categorical: 
     if timestamp is not None:
         over_time = _over_time(reference_profile, current, timestamp, period, tabular)
     reference_rows = reference_profile.rows if reference_profile is not None else reference_frame.height
-    return DriftReport(results, reference_rows, current.height, drift_share, correction, only_ref, only_cur,
-                       over_time)
+    return DriftReport(results, reference_rows, current.height, drift_share, correction, only_ref, only_cur, over_time)
 
 
 def _apply_correction(results: list[ColumnDrift], alpha: float, correction: str | None) -> None:
@@ -367,16 +486,18 @@ def _apply_correction(results: list[ColumnDrift], alpha: float, correction: str 
         result.drift = bool(flag)
 
 
-def _over_time(ref_profile: Profile, current: pl.DataFrame, timestamp: str, period: str,
-               columns: list[str]) -> list[dict]:
+def _over_time(
+    ref_profile: Profile, current: pl.DataFrame, timestamp: str, period: str, columns: list[str]
+) -> list[dict]:
     """The deciding score of each column in each period of ``current``."""
     if not current.schema[timestamp].is_temporal():
         raise DriftError(f"timestamp column {timestamp!r} must hold dates or times, not {current.schema[timestamp]}")
     periods = []
     ordered = current.sort(timestamp).with_columns(pl.col(timestamp).dt.truncate(period).alias("__period"))
     for (start,), chunk in ordered.group_by("__period", maintain_order=True):
-        chunk_profile = build_profile(chunk, columns, {c for c, p in ref_profile.columns.items()
-                                                       if isinstance(p, CategoricalProfile)})
+        chunk_profile = build_profile(
+            chunk, columns, {c for c, p in ref_profile.columns.items() if isinstance(p, CategoricalProfile)}
+        )
         row = {"period": str(start), "rows": chunk.height}
         for c in columns:
             ref, cur = ref_profile.columns[c], chunk_profile.columns[c]
@@ -391,8 +512,9 @@ def _over_time(ref_profile: Profile, current: pl.DataFrame, timestamp: str, peri
     return periods
 
 
-def profile(reference, *, columns: list[str] | None = None, categorical: list[str] | None = None,
-            artifacts=None) -> Profile:
+def profile(
+    reference, *, columns: list[str] | None = None, categorical: list[str] | None = None, artifacts=None
+) -> Profile:
     """Profile a reference once, to check many current batches against it."""
     frame = load_frame(reference, artifacts)
     if frame.height == 0:

@@ -33,11 +33,18 @@ class Statistic:
     detail: str = ""
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "value": json_number(self.value), "p_value": json_number(self.p_value),
-                "threshold": self.threshold, "drift": self.drift, "detail": self.detail}
+        return {
+            "name": self.name,
+            "value": json_number(self.value),
+            "p_value": json_number(self.p_value),
+            "threshold": self.threshold,
+            "drift": self.drift,
+            "detail": self.detail,
+        }
 
 
 # ---- numeric ---------------------------------------------------------------------------------
+
 
 def _cdf_counts_at_own_points(sorted_values: np.ndarray) -> np.ndarray:
     """For each element of a sorted array, how many elements are <= it (ties count to the last)."""
@@ -59,8 +66,12 @@ def ks(reference_sorted: np.ndarray, current_sorted: np.ndarray, alpha: float = 
     """Two-sample Kolmogorov–Smirnov: exact p-value for small samples, asymptotic for large."""
     n, m = len(reference_sorted), len(current_sorted)
     # The right-continuous empirical CDFs at every observed value; the largest gap is D.
-    gap_at_ref = _cdf_counts_at_own_points(reference_sorted) / n - np.searchsorted(current_sorted, reference_sorted, "right") / m
-    gap_at_cur = np.searchsorted(reference_sorted, current_sorted, "right") / n - _cdf_counts_at_own_points(current_sorted) / m
+    gap_at_ref = (
+        _cdf_counts_at_own_points(reference_sorted) / n - np.searchsorted(current_sorted, reference_sorted, "right") / m
+    )
+    gap_at_cur = (
+        np.searchsorted(reference_sorted, current_sorted, "right") / n - _cdf_counts_at_own_points(current_sorted) / m
+    )
     d = float(max(np.abs(gap_at_ref).max(), np.abs(gap_at_cur).max()))
     if max(n, m) <= EXACT_KS_LIMIT:
         p_value = float(stats.ks_2samp(reference_sorted, current_sorted, method="exact").pvalue)
@@ -71,8 +82,9 @@ def ks(reference_sorted: np.ndarray, current_sorted: np.ndarray, alpha: float = 
     return Statistic("ks", d, p_value, alpha, p_value < alpha, detail)
 
 
-def wasserstein_normed(reference_sorted: np.ndarray, current_sorted: np.ndarray, reference_std: float,
-                       threshold: float = 0.1) -> Statistic:
+def wasserstein_normed(
+    reference_sorted: np.ndarray, current_sorted: np.ndarray, reference_std: float, threshold: float = 0.1
+) -> Statistic:
     """Earth mover's distance between the two samples, in units of the reference's std (ddof=0)."""
     # W1 is the area between the two quantile functions. On the common grid of levels i/n and j/m
     # (kept as integers i*m and j*n, so no rounding), both quantile functions are steps.
@@ -119,11 +131,15 @@ def psi_from_shares(reference: np.ndarray, current: np.ndarray, threshold: float
 
 # ---- categorical -----------------------------------------------------------------------------
 
+
 def aligned_counts(reference: dict, current: dict) -> tuple[list, np.ndarray, np.ndarray]:
     """Counts of both samples over the union of categories (new ones count 0 in the reference)."""
     categories = sorted(set(reference) | set(current), key=lambda c: (c is None, str(c)))
-    return (categories, np.array([reference.get(c, 0) for c in categories], dtype=float),
-            np.array([current.get(c, 0) for c in categories], dtype=float))
+    return (
+        categories,
+        np.array([reference.get(c, 0) for c in categories], dtype=float),
+        np.array([current.get(c, 0) for c in categories], dtype=float),
+    )
 
 
 def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray, alpha: float = 0.05) -> Statistic:
@@ -134,18 +150,26 @@ def chi_square(reference_counts: np.ndarray, current_counts: np.ndarray, alpha: 
         return Statistic("chi_square", 0.0, 1.0, alpha, False, "a single category on both sides")
     result = stats.chi2_contingency(table, correction=False)
     p_value = float(result.pvalue)
-    return Statistic("chi_square", float(result.statistic), p_value, alpha, p_value < alpha,
-                     f"{table.shape[1] - 1} degrees of freedom")
+    return Statistic(
+        "chi_square",
+        float(result.statistic),
+        p_value,
+        alpha,
+        p_value < alpha,
+        f"{table.shape[1] - 1} degrees of freedom",
+    )
 
 
 def jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray, threshold: float = 0.1) -> Statistic:
     """Jensen–Shannon distance (the square root of the divergence) in base 2: from 0 to 1."""
-    value = float(jensenshannon(reference_counts / reference_counts.sum(), current_counts / current_counts.sum(),
-                                base=2))
+    value = float(
+        jensenshannon(reference_counts / reference_counts.sum(), current_counts / current_counts.sum(), base=2)
+    )
     return Statistic("jensen_shannon", value, None, threshold, value >= threshold, "distance, base 2")
 
 
 # ---- many columns ----------------------------------------------------------------------------
+
 
 def corrected_alpha_flags(p_values: list[float], alpha: float, correction: str | None) -> list[bool]:
     """Which p-values reject at ``alpha`` after a multiple-testing correction."""
@@ -163,8 +187,16 @@ def corrected_alpha_flags(p_values: list[float], alpha: float, correction: str |
 
 # ---- embeddings ------------------------------------------------------------------------------
 
-def mmd(reference: np.ndarray, current: np.ndarray, *, alpha: float = 0.05, max_rows: int = 1000,
-        permutations: int = 100, seed: int = 0) -> Statistic:
+
+def mmd(
+    reference: np.ndarray,
+    current: np.ndarray,
+    *,
+    alpha: float = 0.05,
+    max_rows: int = 1000,
+    permutations: int = 100,
+    seed: int = 0,
+) -> Statistic:
     """Maximum mean discrepancy with an RBF kernel (median heuristic bandwidth) on a subsample of
     each side, with a permutation test for the p-value."""
     rng = np.random.default_rng(seed)
@@ -182,11 +214,20 @@ def mmd(reference: np.ndarray, current: np.ndarray, *, alpha: float = 0.05, max_
     def statistic(order: np.ndarray) -> float:
         k = kernel[np.ix_(order, order)]
         x, y = k[:n, :n], k[n:, n:]
-        return (x.sum() - np.trace(x)) / (n * (n - 1)) + (y.sum() - np.trace(y)) / (len(cur) * (len(cur) - 1)) \
+        return (
+            (x.sum() - np.trace(x)) / (n * (n - 1))
+            + (y.sum() - np.trace(y)) / (len(cur) * (len(cur) - 1))
             - 2 * k[:n, n:].mean()
+        )
 
     observed = statistic(np.arange(len(pooled)))
     null = [statistic(rng.permutation(len(pooled))) for _ in range(permutations)]
     p_value = (1 + sum(v >= observed for v in null)) / (1 + permutations)
-    return Statistic("mmd", float(observed), float(p_value), alpha, p_value < alpha,
-                     f"RBF kernel, median heuristic, {len(ref)}+{len(cur)} rows, {permutations} permutations")
+    return Statistic(
+        "mmd",
+        float(observed),
+        float(p_value),
+        alpha,
+        p_value < alpha,
+        f"RBF kernel, median heuristic, {len(ref)}+{len(cur)} rows, {permutations} permutations",
+    )

@@ -10,8 +10,11 @@ if TYPE_CHECKING:  # the report imports this module to render itself; types only
     from .report import ColumnDrift, DriftReport
 
 METHOD_LABELS = {
-    "ks": "KS p-value", "wasserstein": "Wasserstein (ref. std)", "chi_square": "chi-square p-value",
-    "jensen_shannon": "Jensen–Shannon distance (base 2)", "mmd": "MMD p-value",
+    "ks": "KS p-value",
+    "wasserstein": "Wasserstein (ref. std)",
+    "chi_square": "chi-square p-value",
+    "jensen_shannon": "Jensen–Shannon distance (base 2)",
+    "mmd": "MMD p-value",
 }
 
 
@@ -25,10 +28,14 @@ def _sparkline(column: "ColumnDrift", width: int = 120, height: int = 28) -> str
     bars = []
     for i, (r, c) in enumerate(zip(ref, cur)):
         x = i * step
-        bars.append(f'<rect x="{x:.1f}" y="{height - r / top * height:.1f}" width="{step * 0.48:.1f}" '
-                    f'height="{r / top * height:.1f}" fill="#8c9db5"/>')
-        bars.append(f'<rect x="{x + step * 0.5:.1f}" y="{height - c / top * height:.1f}" width="{step * 0.48:.1f}" '
-                    f'height="{c / top * height:.1f}" fill="#e07b39"/>')
+        bars.append(
+            f'<rect x="{x:.1f}" y="{height - r / top * height:.1f}" width="{step * 0.48:.1f}" '
+            f'height="{r / top * height:.1f}" fill="#8c9db5"/>'
+        )
+        bars.append(
+            f'<rect x="{x + step * 0.5:.1f}" y="{height - c / top * height:.1f}" width="{step * 0.48:.1f}" '
+            f'height="{c / top * height:.1f}" fill="#e07b39"/>'
+        )
     return f'<svg width="{width}" height="{height}" role="img" aria-label="histogram">{"".join(bars)}</svg>'
 
 
@@ -41,12 +48,13 @@ def _value(column: "ColumnDrift") -> str:
 def report_html(report: "DriftReport") -> str:
     rows = []
     for c in report.columns:
-        badge = ('<b style="color:#c0392b">drift</b>' if c.drift else '<span style="color:#2e7d32">ok</span>')
+        badge = '<b style="color:#c0392b">drift</b>' if c.drift else '<span style="color:#2e7d32">ok</span>'
         role = "" if c.role == "feature" else f" <i>({c.role})</i>"
         rows.append(
             f"<tr><td>{html.escape(c.column)}{role}</td><td>{c.kind}</td><td>{badge}</td>"
             f"<td>{METHOD_LABELS.get(c.method, c.method)}</td><td style='text-align:right'>{_value(c)}</td>"
-            f"<td style='text-align:right'>{c.score:.4g}</td><td>{_sparkline(c)}</td></tr>")
+            f"<td style='text-align:right'>{c.score:.4g}</td><td>{_sparkline(c)}</td></tr>"
+        )
     notes = []
     if report.only_in_reference:
         notes.append(f"only in the reference: {', '.join(map(html.escape, report.only_in_reference))}")
@@ -59,7 +67,8 @@ def report_html(report: "DriftReport") -> str:
         f"(numeric) or Jensen–Shannon distance in base 2 (categorical).</p>"
         f"<table><thead><tr><th>column</th><th>kind</th><th>drift</th><th>test</th><th>value</th><th>score</th>"
         f"<th>histogram</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"{''.join(f'<p>{n}</p>' for n in notes)}</div>")
+        f"{''.join(f'<p>{n}</p>' for n in notes)}</div>"
+    )
 
 
 def column_figure(column: "ColumnDrift"):
@@ -74,19 +83,28 @@ def column_figure(column: "ColumnDrift"):
         centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
         figure.add_bar(x=centers, y=plot["reference"], name="reference", marker_color="#8c9db5", row=1, col=1)
         figure.add_bar(x=centers, y=plot["current"], name="current", marker_color="#e07b39", opacity=0.7, row=1, col=1)
-        figure.add_scatter(x=plot["reference_quantiles"], y=plot["levels"], name="reference ECDF",
-                           line_color="#8c9db5", row=1, col=2)
-        figure.add_scatter(x=plot["current_quantiles"], y=plot["levels"], name="current ECDF",
-                           line_color="#e07b39", row=1, col=2)
+        figure.add_scatter(
+            x=plot["reference_quantiles"], y=plot["levels"], name="reference ECDF", line_color="#8c9db5", row=1, col=2
+        )
+        figure.add_scatter(
+            x=plot["current_quantiles"], y=plot["levels"], name="current ECDF", line_color="#e07b39", row=1, col=2
+        )
         figure.update_layout(barmode="overlay")
     else:
-        figure = go.Figure([go.Bar(x=plot.get("categories", []), y=plot.get("reference", []), name="reference",
-                                   marker_color="#8c9db5"),
-                            go.Bar(x=plot.get("categories", []), y=plot.get("current", []), name="current",
-                                   marker_color="#e07b39")])
+        figure = go.Figure(
+            [
+                go.Bar(
+                    x=plot.get("categories", []), y=plot.get("reference", []), name="reference", marker_color="#8c9db5"
+                ),
+                go.Bar(x=plot.get("categories", []), y=plot.get("current", []), name="current", marker_color="#e07b39"),
+            ]
+        )
     label = METHOD_LABELS.get(column.method, column.method)
-    figure.update_layout(title=f"{column.column}: {'drift' if column.drift else 'no drift'} ({label} {_value(column)})",
-                         height=360, margin={"t": 60, "b": 40, "l": 40, "r": 20})
+    figure.update_layout(
+        title=f"{column.column}: {'drift' if column.drift else 'no drift'} ({label} {_value(column)})",
+        height=360,
+        margin={"t": 60, "b": 40, "l": 40, "r": 20},
+    )
     return figure
 
 
@@ -96,8 +114,9 @@ def over_time_figure(report: "DriftReport"):
     periods = [row["period"] for row in report.over_time or []]
     figure = go.Figure()
     for c in report.features:
-        figure.add_scatter(x=periods, y=[row.get(c.column) for row in report.over_time], mode="lines+markers",
-                           name=c.column)
+        figure.add_scatter(
+            x=periods, y=[row.get(c.column) for row in report.over_time], mode="lines+markers", name=c.column
+        )
     figure.update_layout(title="drift score per period", yaxis_title="score", height=360)
     return figure
 

@@ -19,8 +19,9 @@ def _load_jupyter_server_extension(serverapp) -> None:
     # Opened lazily: a broken store cannot stop the server starting; handlers act as the signed-in user.
     web_app.settings["mlops_lab"] = Workspace(location, user="server")
     base_url = web_app.settings["base_url"]
-    web_app.add_handlers(".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler)
-                                 for path, handler in ROUTES])
+    web_app.add_handlers(
+        ".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler) for path, handler in ROUTES]
+    )
     serverapp.log.info("mlops_lab: store %s (%s)", location.db_url, location.source)
 
 

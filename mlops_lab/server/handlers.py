@@ -251,7 +251,9 @@ class DeploymentRolloutHandler(BaseHandler):
         body = self.json_body()
         unknown = set(body) - {"canary", "canary_share", "shadow"}
         if unknown:
-            raise http_error(InvalidInputError(f"a rollout takes canary, canary_share and shadow, not {sorted(unknown)}"))
+            raise http_error(
+                InvalidInputError(f"a rollout takes canary, canary_share and shadow, not {sorted(unknown)}")
+            )
         self.finish(await self.call(self.workspace.serving.rollout, name, user=self.username, **body))
 
 

@@ -44,8 +44,15 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, runtime: ModelRuntime, stats: VersionStats, loop: asyncio.AbstractEventLoop, *,
-                 max_queue_delay_us: int = 0, max_queue_size: int = 1024):
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        stats: VersionStats,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        max_queue_delay_us: int = 0,
+        max_queue_size: int = 1024,
+    ):
         self.runtime, self.stats, self.loop = runtime, stats, loop
         self.max_batch_size = runtime.max_batch_size
         self.max_delay_ns = max_queue_delay_us * 1000
@@ -55,8 +62,9 @@ class Batcher:
         self._running = 0  # jobs taken by the thread and not yet handed back
         self._cond = threading.Condition()
         self._closed = False
-        self._thread = threading.Thread(target=self._work, name=f"batcher-{runtime.name}-{runtime.version}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._work, name=f"batcher-{runtime.name}-{runtime.version}", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -76,8 +84,11 @@ class Batcher:
         if self._closed:
             raise ProtocolError(503, f"{self.runtime.name}/{self.runtime.version} is shutting down")
         if len(self._queue) >= self.max_queue_size:
-            raise ProtocolError(503, f"{self.runtime.name}/{self.runtime.version} is overloaded: "
-                                     f"{len(self._queue)} requests waiting (max_queue_size)")
+            raise ProtocolError(
+                503,
+                f"{self.runtime.name}/{self.runtime.version} is overloaded: "
+                f"{len(self._queue)} requests waiting (max_queue_size)",
+            )
         with self._cond:
             self._queue.append(job)
             self._queued_rows += job.rows
@@ -159,13 +170,16 @@ class Batcher:
         rows = sum(j.rows for j in jobs)
         results, offset = [], 0
         for job in jobs:
-            part = {name: (out[offset:offset + job.rows] if out.ndim and out.shape[0] == rows else out)
-                    for name, out in outputs.items()}
+            part = {
+                name: (out[offset : offset + job.rows] if out.ndim and out.shape[0] == rows else out)
+                for name, out in outputs.items()
+            }
             offset += job.rows
             results.append((job, part, None))
         done = time.perf_counter_ns()
-        self.stats.batch_done(len(jobs), rows, sum(start - j.arrived_ns for j in jobs),
-                              joined - start, ran - joined, done - ran)
+        self.stats.batch_done(
+            len(jobs), rows, sum(start - j.arrived_ns for j in jobs), joined - start, ran - joined, done - ran
+        )
         return results
 
     def _deliver(self, results: list[tuple], taken: int) -> None:

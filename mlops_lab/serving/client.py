@@ -17,9 +17,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote, urlsplit
-
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 
@@ -74,14 +73,23 @@ class ServingClient:
                 raise InvalidInputError(f"{self.model} has no input {name!r}")
             array = np.asarray(array, dtype=DTYPES[spec["datatype"]])
             raw = tensor_to_bytes(array)
-            described.append({"name": name, "shape": list(array.shape), "datatype": spec["datatype"],
-                              "parameters": {"binary_data_size": len(raw)}})
+            described.append(
+                {
+                    "name": name,
+                    "shape": list(array.shape),
+                    "datatype": spec["datatype"],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            )
             blobs.append(raw)
         header = json.dumps({"inputs": described, "parameters": {"binary_data_output": True}}).encode()
         path = f"/v2/models/{quote(self.model)}" + (f"/versions/{quote(version)}" if version else "") + "/infer"
-        response, body = self._request("POST", path, b"".join([header, *blobs]),
-                                       {"Inference-Header-Content-Length": str(len(header)),
-                                        "Content-Type": "application/octet-stream"})
+        response, body = self._request(
+            "POST",
+            path,
+            b"".join([header, *blobs]),
+            {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"},
+        )
         if response.status != 200:
             raise error_from_response(response.status, body)
         length = int(response.getheader("Inference-Header-Content-Length") or len(body))
@@ -93,7 +101,7 @@ class ServingClient:
                 outputs[output["name"]] = np.asarray(output["data"]).reshape(output["shape"])
                 continue
             spec = TensorSpec(output["name"], output["datatype"], tuple(output["shape"]))
-            outputs[spec.name] = tensor_from_bytes(body[offset:offset + size], spec, spec.shape)
+            outputs[spec.name] = tensor_from_bytes(body[offset : offset + size], spec, spec.shape)
             offset += size
         return outputs
 
@@ -124,6 +132,7 @@ class ServingClient:
 
 # ---- who runs the deployments -------------------------------------------------------------------
 
+
 class LabController:
     """The deployments of the Jupyter server this kernel runs in, through its REST API."""
 
@@ -132,10 +141,12 @@ class LabController:
         self.token = token
 
     def _call(self, method: str, path: str = "", body: dict | None = None):
-        request = urllib.request.Request(self.base + path, method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Authorization": f"token {self.token}",
-                                                  "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.loads(response.read() or b"null")
@@ -240,9 +251,14 @@ class DeploymentHandle:
             server = self.status().get("server") or {}
             primary = server.get("roles", {}).get("primary", {})
             model = f"{primary['name']}/{primary['version']}" if primary.get("name") else None
-            self._workspace.drift_reports.save(report, name or f"{self.name}: requests", reference=_describe(reference),
-                                               current=server.get("request_log", ""), model=model,
-                                               deployment=self.name)
+            self._workspace.drift_reports.save(
+                report,
+                name or f"{self.name}: requests",
+                reference=_describe(reference),
+                current=server.get("request_log", ""),
+                model=model,
+                deployment=self.name,
+            )
         return report
 
     def stop(self) -> dict:
@@ -258,8 +274,10 @@ class DeploymentHandle:
         summary = self.status()
         server = summary.get("server") or {}
         roles = "; ".join(f"{role} v{r['version']} on {r['provider']}" for role, r in server.get("roles", {}).items())
-        return (f"<b>{html.escape(self.name)}</b> {html.escape(summary['state'])} at "
-                f"<code>{html.escape(self.url)}</code> — {html.escape(roles or summary['model'])}")
+        return (
+            f"<b>{html.escape(self.name)}</b> {html.escape(summary['state'])} at "
+            f"<code>{html.escape(self.url)}</code> — {html.escape(roles or summary['model'])}"
+        )
 
 
 def _describe(reference) -> str:
@@ -267,8 +285,9 @@ def _describe(reference) -> str:
     return str(reference) if isinstance(reference, (str, os.PathLike)) else type(reference).__name__
 
 
-def start_serving(workspace: "Workspace", model: str, *, wait: bool = True, timeout: float = 120.0,
-                  **options) -> DeploymentHandle:
+def start_serving(
+    workspace: "Workspace", model: str, *, wait: bool = True, timeout: float = 120.0, **options
+) -> DeploymentHandle:
     """Start a deployment (through the lab when there is one) and, with ``wait``, wait until it is ready."""
     control = controller(workspace)
     summary = control.start(model, **options)

@@ -105,9 +105,18 @@ class ShadowSummary:
 
 
 class Deployment:
-    def __init__(self, primary: str, *, loop, options: ServeOptions | None = None, canary: str | None = None,
-                 canary_share: float = 0.0, shadow: str | None = None, workspace: "Workspace | None" = None,
-                 name: str | None = None):
+    def __init__(
+        self,
+        primary: str,
+        *,
+        loop,
+        options: ServeOptions | None = None,
+        canary: str | None = None,
+        canary_share: float = 0.0,
+        shadow: str | None = None,
+        workspace: "Workspace | None" = None,
+        name: str | None = None,
+    ):
         self.options = options or ServeOptions()
         self.options.check()
         if not 0.0 <= canary_share <= 1.0:
@@ -152,21 +161,34 @@ class Deployment:
 
     def _runtime(self, spec: str) -> ModelRuntime:
         source = resolve_model(spec, self.workspace)
-        runtime = ModelRuntime(source.name, source.version, source.onnx, providers=self.options.providers,
-                               intra_op_threads=self.options.intra_op_threads,
-                               max_batch_size=self.options.max_batch_size, input_columns=source.input_columns)
+        runtime = ModelRuntime(
+            source.name,
+            source.version,
+            source.onnx,
+            providers=self.options.providers,
+            intra_op_threads=self.options.intra_op_threads,
+            max_batch_size=self.options.max_batch_size,
+            input_columns=source.input_columns,
+        )
         primary = self.served.get("primary")
         if primary is not None and runtime.inputs != primary.runtime.inputs:
-            raise ModelLoadError(f"{spec} takes inputs {[s.as_dict() for s in runtime.inputs]}, but the deployment's "
-                                 f"requests fit {[s.as_dict() for s in primary.runtime.inputs]}")
+            raise ModelLoadError(
+                f"{spec} takes inputs {[s.as_dict() for s in runtime.inputs]}, but the deployment's "
+                f"requests fit {[s.as_dict() for s in primary.runtime.inputs]}"
+            )
         return runtime
 
     def _install(self, role: str, runtime: ModelRuntime) -> None:
         """Put ``runtime`` in ``role`` (on the loop thread); the old version drains and stops."""
         key = (self.name, runtime.version)
         stats = self.stats.setdefault(key, VersionStats(*key))
-        batcher = Batcher(runtime, stats, self.loop, max_queue_delay_us=self.options.max_queue_delay_us,
-                          max_queue_size=self.options.max_queue_size)
+        batcher = Batcher(
+            runtime,
+            stats,
+            self.loop,
+            max_queue_delay_us=self.options.max_queue_delay_us,
+            max_queue_size=self.options.max_queue_size,
+        )
         old = self.served.get(role)
         self.served[role] = ServedVersion(role, self.specs[role], runtime, batcher, stats)
         if old is not None:
@@ -208,15 +230,17 @@ class Deployment:
             raise ValueError("canary_share needs a canary version")
         wanted = {"canary": canary, "shadow": shadow}
         with self._changing:
-            runtimes = {role: self._runtime(spec) for role, spec in wanted.items()
-                        if spec and spec != self.specs.get(role)}  # raises before anything changes
+            runtimes = {
+                role: self._runtime(spec) for role, spec in wanted.items() if spec and spec != self.specs.get(role)
+            }  # raises before anything changes
             for role in [role for role, spec in wanted.items() if not spec]:
                 self._chosen.pop(role, None)
             for role, runtime in runtimes.items():
                 self._chosen[role] = runtime.version
             done = threading.Event()
-            self.loop.call_soon_threadsafe(self._apply_rollout, wanted, runtimes, float(canary_share if canary else 0),
-                                           done)
+            self.loop.call_soon_threadsafe(
+                self._apply_rollout, wanted, runtimes, float(canary_share if canary else 0), done
+            )
             done.wait(30)
         self._start_watcher()
         return {"canary": canary, "canary_share": self.canary_share, "shadow": shadow}
@@ -239,10 +263,23 @@ class Deployment:
         from ..store.events import event_row
 
         try:
-            self.workspace.store.events.add([event_row(
-                "deployment", self.name, "swapped", "server",
-                {"detail": f"{role}: {previous} → {version}", "role": role, "spec": spec, "previous": previous,
-                 "version": version})])
+            self.workspace.store.events.add(
+                [
+                    event_row(
+                        "deployment",
+                        self.name,
+                        "swapped",
+                        "server",
+                        {
+                            "detail": f"{role}: {previous} → {version}",
+                            "role": role,
+                            "spec": spec,
+                            "previous": previous,
+                            "version": version,
+                        },
+                    )
+                ]
+            )
         except Exception:  # serving goes on; the process log has the swap
             log.exception("could not record the swap of %s in the store", role)
 
@@ -301,9 +338,15 @@ class Deployment:
     def describe(self) -> dict:
         return {
             "name": self.name,
-            "roles": {role: {"spec": s.spec, **s.runtime.describe(), "pending": s.batcher.pending,
-                             "running": s.batcher.running}
-                      for role, s in self.served.items()},
+            "roles": {
+                role: {
+                    "spec": s.spec,
+                    **s.runtime.describe(),
+                    "pending": s.batcher.pending,
+                    "running": s.batcher.running,
+                }
+                for role, s in self.served.items()
+            },
             "canary_share": self.canary_share,
             "shadow": vars(self.shadow) if "shadow" in self.served else None,
             "options": vars(self.options),

@@ -46,8 +46,13 @@ class Reply:
 
     def send(self, status: int, body: bytes, content_type: bytes = JSON, headers: bytes = b"") -> None:
         head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n" % (
-            status, REASONS.get(status, "Unknown").encode(), content_type, len(body), headers,
-            b"" if self.keep_alive else b"Connection: close\r\n")
+            status,
+            REASONS.get(status, "Unknown").encode(),
+            content_type,
+            len(body),
+            headers,
+            b"" if self.keep_alive else b"Connection: close\r\n",
+        )
         self.data = head + body
         self.connection.flush()
 
@@ -161,8 +166,14 @@ class Connection(asyncio.Protocol):
 class InferenceServer:
     """Routes of the Open Inference Protocol v2 onto one deployment."""
 
-    def __init__(self, deployment: Deployment, *, token: str | None = None, admin_token: str | None = None,
-                 max_body_bytes: int = 64 << 20):
+    def __init__(
+        self,
+        deployment: Deployment,
+        *,
+        token: str | None = None,
+        admin_token: str | None = None,
+        max_body_bytes: int = 64 << 20,
+    ):
         self.deployment = deployment
         self.token = f"Bearer {token}" if token else None
         self.admin_token = f"Bearer {admin_token}" if admin_token else None  # for whoever runs the process
@@ -175,10 +186,16 @@ class InferenceServer:
         path = url.split(b"?", 1)[0].decode("latin-1").rstrip("/")
         if path == "/v2/deployment/rollout":
             return self._rollout(method, headers, body, reply)
-        if self.token and path not in OPEN_PATHS and not hmac.compare_digest(
-                headers.get("authorization", ""), self.token):
-            return reply.send(401, error_body("this server needs Authorization: Bearer <token>"),
-                              headers=b'WWW-Authenticate: Bearer realm="mlops-lab"\r\n')
+        if (
+            self.token
+            and path not in OPEN_PATHS
+            and not hmac.compare_digest(headers.get("authorization", ""), self.token)
+        ):
+            return reply.send(
+                401,
+                error_body("this server needs Authorization: Bearer <token>"),
+                headers=b'WWW-Authenticate: Bearer realm="mlops-lab"\r\n',
+            )
         parts = path.split("/")[1:]
         if parts[:1] == ["metrics"] and len(parts) == 1:
             return self._get(method, reply, lambda: self._metrics(), b"text/plain; version=0.0.4")
@@ -198,8 +215,12 @@ class InferenceServer:
         if rest == ["models", "stats"]:
             return self._get(method, reply, lambda: self._stats(None, None))
         if rest == ["repository", "index"] and method == b"POST":
-            return reply.send(200, orjson.dumps([{"name": self.deployment.name, "version": v, "state": "READY"}
-                                                 for v in self.deployment.versions()]))
+            return reply.send(
+                200,
+                orjson.dumps(
+                    [{"name": self.deployment.name, "version": v, "state": "READY"} for v in self.deployment.versions()]
+                ),
+            )
         if len(rest) >= 2 and rest[0] == "models":
             model, version, action = rest[1], None, rest[2:]
             if action[:1] == ["versions"] and len(action) >= 2:
@@ -229,14 +250,21 @@ class InferenceServer:
     # ---- metadata ----------------------------------------------------------------------------
 
     def _server_metadata(self) -> dict:
-        return {"name": "mlops-lab", "version": __version__,
-                "extensions": ["binary_tensor_data", "statistics", "model_repository"]}
+        return {
+            "name": "mlops-lab",
+            "version": __version__,
+            "extensions": ["binary_tensor_data", "statistics", "model_repository"],
+        }
 
     def _model_metadata(self, served: ServedVersion, version: str | None) -> dict:
         runtime = served.runtime
-        metadata = {"name": self.deployment.name, "versions": [version] if version else self.deployment.versions(),
-                    "platform": "onnxruntime_onnx", "inputs": [s.as_dict() for s in runtime.inputs],
-                    "outputs": [s.as_dict() for s in runtime.outputs]}
+        metadata = {
+            "name": self.deployment.name,
+            "versions": [version] if version else self.deployment.versions(),
+            "platform": "onnxruntime_onnx",
+            "inputs": [s.as_dict() for s in runtime.inputs],
+            "outputs": [s.as_dict() for s in runtime.outputs],
+        }
         if runtime.input_columns:  # the registered feature names, in the order the model takes them
             metadata["parameters"] = {"input_columns": runtime.input_columns}
         return metadata
@@ -246,16 +274,25 @@ class InferenceServer:
 
         def tensor(spec):
             data_type = "TYPE_STRING" if spec.datatype == "BYTES" else f"TYPE_{spec.datatype}"
-            return {"name": spec.name, "data_type": data_type,
-                    "dims": list(spec.shape[1:] if runtime.max_batch_size else spec.shape)}
+            return {
+                "name": spec.name,
+                "data_type": data_type,
+                "dims": list(spec.shape[1:] if runtime.max_batch_size else spec.shape),
+            }
 
-        return {"name": self.deployment.name, "platform": "onnxruntime_onnx", "backend": "onnxruntime",
-                "max_batch_size": runtime.max_batch_size,
-                "dynamic_batching": {"max_queue_delay_microseconds": options.max_queue_delay_us,
-                                     "default_queue_policy": {"max_queue_size": options.max_queue_size}},
-                "input": [tensor(s) for s in runtime.inputs], "output": [tensor(s) for s in runtime.outputs],
-                "instance_group": [{"kind": "KIND_GPU" if runtime.provider.startswith("CUDA") else "KIND_CPU",
-                                    "count": 1}]}
+        return {
+            "name": self.deployment.name,
+            "platform": "onnxruntime_onnx",
+            "backend": "onnxruntime",
+            "max_batch_size": runtime.max_batch_size,
+            "dynamic_batching": {
+                "max_queue_delay_microseconds": options.max_queue_delay_us,
+                "default_queue_policy": {"max_queue_size": options.max_queue_size},
+            },
+            "input": [tensor(s) for s in runtime.inputs],
+            "output": [tensor(s) for s in runtime.outputs],
+            "instance_group": [{"kind": "KIND_GPU" if runtime.provider.startswith("CUDA") else "KIND_CPU", "count": 1}],
+        }
 
     def _stats(self, model: str | None, version: str | None) -> dict:
         if model is not None and model != self.deployment.name:
@@ -270,14 +307,18 @@ class InferenceServer:
         pending = {(deployment.name, s.runtime.version): s.batcher.pending for s in deployment.served.values()}
         shadow = deployment.shadow
         model = label(deployment.name)
-        extra = [] if "shadow" not in deployment.served else [
-            "# TYPE mlops_lab_shadow_compared_total counter",
-            f'mlops_lab_shadow_compared_total{{model="{model}"}} {shadow.compared}',
-            "# TYPE mlops_lab_shadow_disagreed_total counter",
-            f'mlops_lab_shadow_disagreed_total{{model="{model}"}} {shadow.disagreed}',
-            "# TYPE mlops_lab_shadow_max_abs_diff gauge",
-            f'mlops_lab_shadow_max_abs_diff{{model="{model}"}} {shadow.max_abs_diff}',
-        ]
+        extra = (
+            []
+            if "shadow" not in deployment.served
+            else [
+                "# TYPE mlops_lab_shadow_compared_total counter",
+                f'mlops_lab_shadow_compared_total{{model="{model}"}} {shadow.compared}',
+                "# TYPE mlops_lab_shadow_disagreed_total counter",
+                f'mlops_lab_shadow_disagreed_total{{model="{model}"}} {shadow.disagreed}',
+                "# TYPE mlops_lab_shadow_max_abs_diff gauge",
+                f'mlops_lab_shadow_max_abs_diff{{model="{model}"}} {shadow.max_abs_diff}',
+            ]
+        )
         return prometheus_text(list(deployment.stats.values()), pending, extra)
 
     # ---- changes by whoever runs the process -------------------------------------------------
@@ -300,9 +341,14 @@ class InferenceServer:
 
         async def apply():
             try:
-                result = await asyncio.get_running_loop().run_in_executor(None, lambda: self.deployment.rollout(
-                    canary=change.get("canary"), canary_share=change.get("canary_share", 0.0),
-                    shadow=change.get("shadow")))
+                result = await asyncio.get_running_loop().run_in_executor(
+                    None,
+                    lambda: self.deployment.rollout(
+                        canary=change.get("canary"),
+                        canary_share=change.get("canary_share", 0.0),
+                        shadow=change.get("shadow"),
+                    ),
+                )
             except (ValueError, LookupError, RuntimeError) as exc:  # nothing was changed
                 return reply.error(400, str(exc))
             reply.send(200, orjson.dumps(result))
@@ -319,8 +365,9 @@ class InferenceServer:
         runtime, stats = served.runtime, served.stats
         try:
             body = self._decompress(body, headers.get("content-encoding"))
-            request = decode_infer(body, headers.get(HEADER_LENGTH), runtime.inputs, runtime.outputs,
-                                   runtime.max_batch_size)
+            request = decode_infer(
+                body, headers.get(HEADER_LENGTH), runtime.inputs, runtime.outputs, runtime.max_batch_size
+            )
         except ProtocolError as exc:
             stats.request_done(time.perf_counter_ns() - arrived, "invalid")
             raise exc
@@ -339,12 +386,20 @@ class InferenceServer:
             if header_length is None:
                 reply.send(200, body)
             else:
-                reply.send(200, body, b"application/octet-stream",
-                           b"Inference-Header-Content-Length: %d\r\n" % header_length)
+                reply.send(
+                    200, body, b"application/octet-stream", b"Inference-Header-Content-Length: %d\r\n" % header_length
+                )
             stats.request_done(duration, None)
             if logged:
-                request_log.record(runtime.version, served.role, request.id, duration // 1000, request.inputs,
-                                   outputs, runtime.input_columns)
+                request_log.record(
+                    runtime.version,
+                    served.role,
+                    request.id,
+                    duration // 1000,
+                    request.inputs,
+                    outputs,
+                    runtime.input_columns,
+                )
             if pair is not None:
                 self._shadow_result(pair, 0, outputs)
 
@@ -371,9 +426,15 @@ class InferenceServer:
                 self.deployment.shadow.failed += 1
                 return
             if logged:
-                self.deployment.request_log.record(shadow.runtime.version, "shadow", request.id,
-                                                   (time.perf_counter_ns() - arrived) // 1000, request.inputs,
-                                                   outputs, shadow.runtime.input_columns)
+                self.deployment.request_log.record(
+                    shadow.runtime.version,
+                    "shadow",
+                    request.id,
+                    (time.perf_counter_ns() - arrived) // 1000,
+                    request.inputs,
+                    outputs,
+                    shadow.runtime.input_columns,
+                )
             self._shadow_result(pair, 1, outputs)
 
         try:
@@ -407,8 +468,8 @@ class InferenceServer:
         self.draining = True
         deadline = time.monotonic() + grace_seconds
         while time.monotonic() < deadline and (
-                any(not c.idle for c in self.connections)
-                or any(s.batcher.busy for s in self.deployment.served.values())):
+            any(not c.idle for c in self.connections) or any(s.batcher.busy for s in self.deployment.served.values())
+        ):
             await asyncio.sleep(0.01)
         for connection in list(self.connections):
             if connection.transport is not None:

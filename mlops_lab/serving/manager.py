@@ -26,7 +26,6 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ..config import deployments_dir
@@ -41,8 +40,18 @@ ADMIN_TOKEN_ENV = "MLOPS_LAB_SERVE_ADMIN_TOKEN"  # rollout changes while serving
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 # the options of `mlops-lab serve` a deployment may set, with their types
-OPTIONS = {"canary": str, "canary_share": float, "shadow": str, "max_batch_size": int, "max_queue_delay_us": int,
-           "max_queue_size": int, "timeout_us": int, "threads": int, "cpu": bool, "log_sample": float}
+OPTIONS = {
+    "canary": str,
+    "canary_share": float,
+    "shadow": str,
+    "max_batch_size": int,
+    "max_queue_delay_us": int,
+    "max_queue_size": int,
+    "timeout_us": int,
+    "threads": int,
+    "cpu": bool,
+    "log_sample": float,
+}
 UNHEALTHY_CHECKS = 10  # failed readiness probes in a row before a live process is restarted
 WATCHER = "watcher"  # the user recorded on what the manager does by itself
 log = logging.getLogger("mlops_lab.serving")
@@ -86,10 +95,21 @@ class ManagedProcess:
         return entry
 
     def summary(self) -> dict:
-        return {"name": self.name, "model": self.model, "options": self.options, "url": self.url, "port": self.port,
-                "state": self.state, "pid": self.process.pid if self.process else None, "restarts": self.restarts,
-                "last_exit": self.last_exit, "started_at": self.started_at, "token_required": bool(self.token),
-                "log": str(self.log_path), "events": self.events[-20:]}
+        return {
+            "name": self.name,
+            "model": self.model,
+            "options": self.options,
+            "url": self.url,
+            "port": self.port,
+            "state": self.state,
+            "pid": self.process.pid if self.process else None,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "started_at": self.started_at,
+            "token_required": bool(self.token),
+            "log": str(self.log_path),
+            "events": self.events[-20:],
+        }
 
 
 def _check_options(options: dict) -> dict:
@@ -137,8 +157,9 @@ class ServingManager:
 
     # ---- requests ----------------------------------------------------------------------------
 
-    def start(self, model: str, *, name: str | None = None, token: str | None = None, user: str | None = None,
-              **options) -> dict:
+    def start(
+        self, model: str, *, name: str | None = None, token: str | None = None, user: str | None = None, **options
+    ) -> dict:
         """Start serving ``model``; returns at once (state ``starting``) — :meth:`wait_ready` waits."""
         if not isinstance(model, str) or not model.strip() or model.startswith("-") or len(model) > 500:
             raise ServingError("model must be a reference such as churn@production, churn/3 or a .onnx path")
@@ -184,8 +205,15 @@ class ServingManager:
         self._record()
         return summary
 
-    def rollout(self, name: str, *, canary: str | None = None, canary_share: float = 0.0, shadow: str | None = None,
-                user: str | None = None) -> dict:
+    def rollout(
+        self,
+        name: str,
+        *,
+        canary: str | None = None,
+        canary_share: float = 0.0,
+        shadow: str | None = None,
+        user: str | None = None,
+    ) -> dict:
         """Change the canary, its share and the shadow of a running deployment without a restart.
 
         The serving process loads the new versions aside first; if one cannot be loaded nothing
@@ -196,8 +224,12 @@ class ServingManager:
             if managed.state != "ready":
                 raise ServingError(f"{name} is {managed.state}; a rollout needs it ready")
         body = {"canary": canary, "canary_share": change.get("canary_share", 0.0), "shadow": shadow}
-        request = urllib.request.Request(managed.url + "/v2/deployment/rollout", data=json.dumps(body).encode(),
-                                         method="POST", headers={"Authorization": f"Bearer {managed.admin_token}"})
+        request = urllib.request.Request(
+            managed.url + "/v2/deployment/rollout",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Authorization": f"Bearer {managed.admin_token}"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=300) as response:
                 result = json.loads(response.read())
@@ -209,8 +241,9 @@ class ServingManager:
             for key in ("canary", "canary_share", "shadow"):
                 managed.options.pop(key, None)
             managed.options.update({k: v for k, v in change.items() if v})
-            detail = (f"canary {result['canary']} at {result['canary_share']:.0%}" if result["canary"] else "no canary") + \
-                (f", shadow {result['shadow']}" if result["shadow"] else ", no shadow")
+            detail = (
+                f"canary {result['canary']} at {result['canary_share']:.0%}" if result["canary"] else "no canary"
+            ) + (f", shadow {result['shadow']}" if result["shadow"] else ", no shadow")
             self._note(managed, "rollout", detail, user or self.workspace.user, **result)
             summary = managed.summary()
         self._record()
@@ -265,9 +298,16 @@ class ServingManager:
     def _note(self, managed: ManagedProcess, kind: str, detail: str = "", user: str = WATCHER, **facts) -> None:
         """Remember an event (under the lock); :meth:`_record` writes it outside the lock."""
         entry = managed.event(kind, detail, user)
-        self._unrecorded.append({"entity_type": "deployment", "entity_id": managed.name, "kind": kind, "user": user,
-                                 "time": int(entry["time"] * 1000),
-                                 "payload": json.dumps({"detail": detail, **facts})})
+        self._unrecorded.append(
+            {
+                "entity_type": "deployment",
+                "entity_id": managed.name,
+                "kind": kind,
+                "user": user,
+                "time": int(entry["time"] * 1000),
+                "payload": json.dumps({"detail": detail, **facts}),
+            }
+        )
 
     def _record(self) -> None:
         with self._lock:
@@ -288,9 +328,22 @@ class ServingManager:
         return managed
 
     def _command(self, managed: ManagedProcess) -> list[str]:
-        command = [sys.executable, "-m", "mlops_lab.serving", managed.model, "--name", managed.name,
-                   "--port", str(managed.port), "--parent-pid", str(os.getpid()), "--db-url", self.location.db_url,
-                   "--artifacts", self.location.artifacts]
+        command = [
+            sys.executable,
+            "-m",
+            "mlops_lab.serving",
+            managed.model,
+            "--name",
+            managed.name,
+            "--port",
+            str(managed.port),
+            "--parent-pid",
+            str(os.getpid()),
+            "--db-url",
+            self.location.db_url,
+            "--artifacts",
+            self.location.artifacts,
+        ]
         for key, value in managed.options.items():
             flag = "--" + key.replace("_", "-")
             if value is True:
@@ -308,8 +361,14 @@ class ServingManager:
         with managed.log_path.open("ab") as log:
             log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {managed.model}\n".encode())
             log.flush()
-            managed.process = subprocess.Popen(self._command(managed), stdout=log, stderr=subprocess.STDOUT,
-                                               stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            managed.process = subprocess.Popen(
+                self._command(managed),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
         managed.started_at = time.time()
         managed.failed_checks = 0
         self._note(managed, "started", f"pid {managed.process.pid} on port {managed.port}")

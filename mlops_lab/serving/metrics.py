@@ -11,9 +11,24 @@ import time
 from collections import defaultdict
 
 # Latency buckets for percentiles: 25 µs to ~60 s, 25 % apart (a percentile is off by ≤ 25 %).
-BUCKETS_US = [25 * 1.25 ** i for i in range(67)]
-PROMETHEUS_BUCKETS_US = [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
-                         500_000, 1_000_000, 2_500_000, 5_000_000]
+BUCKETS_US = [25 * 1.25**i for i in range(67)]
+PROMETHEUS_BUCKETS_US = [
+    100,
+    250,
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+]
 
 
 class VersionStats:
@@ -74,8 +89,11 @@ class VersionStats:
         n_fail = sum(self.failures.values())
         mean_batch = self.inference_count / self.execution_count if self.execution_count else None
         return {
-            "name": self.model, "version": self.version, "last_inference": self.last_inference_ms,
-            "inference_count": self.inference_count, "execution_count": self.execution_count,
+            "name": self.model,
+            "version": self.version,
+            "last_inference": self.last_inference_ms,
+            "inference_count": self.inference_count,
+            "execution_count": self.execution_count,
             "inference_stats": {
                 "success": {"count": self.success, "ns": self.success_ns},
                 "fail": {"count": n_fail, "ns": self.fail_ns},
@@ -84,12 +102,19 @@ class VersionStats:
                 "compute_infer": {"count": self.execution_count, "ns": self.infer_ns},
                 "compute_output": {"count": self.execution_count, "ns": self.output_ns},
             },
-            "batch_stats": [{"batch_size": size, "compute_infer": {"count": c, "ns": ns}}
-                            for size, (c, ns) in sorted(self.batches.items())],
+            "batch_stats": [
+                {"batch_size": size, "compute_infer": {"count": c, "ns": ns}}
+                for size, (c, ns) in sorted(self.batches.items())
+            ],
             # ours, for people rather than dashboards
-            "failures": dict(self.failures), "mean_batch_size": mean_batch, "retried_batches": self.retried_batches,
-            "latency_us": {"p50": self.percentile_us(0.5), "p90": self.percentile_us(0.9),
-                           "p99": self.percentile_us(0.99)},
+            "failures": dict(self.failures),
+            "mean_batch_size": mean_batch,
+            "retried_batches": self.retried_batches,
+            "latency_us": {
+                "p50": self.percentile_us(0.5),
+                "p90": self.percentile_us(0.9),
+                "p99": self.percentile_us(0.99),
+            },
         }
 
 
@@ -103,7 +128,11 @@ def prometheus_text(all_stats: list[VersionStats], pending: dict[tuple[str, str]
         ("nv_inference_request_success", "Number of successful inference requests", lambda s: s.success),
         ("nv_inference_count", "Number of inferences performed (rows)", lambda s: s.inference_count),
         ("nv_inference_exec_count", "Number of model executions (batches)", lambda s: s.execution_count),
-        ("nv_inference_request_duration_us", "Cumulative request duration", lambda s: (s.success_ns + s.fail_ns) // 1000),
+        (
+            "nv_inference_request_duration_us",
+            "Cumulative request duration",
+            lambda s: (s.success_ns + s.fail_ns) // 1000,
+        ),
         ("nv_inference_queue_duration_us", "Cumulative time requests wait in the queue", lambda s: s.queue_ns // 1000),
         ("nv_inference_compute_input_duration_us", "Cumulative time joining inputs", lambda s: s.input_ns // 1000),
         ("nv_inference_compute_infer_duration_us", "Cumulative model execution time", lambda s: s.infer_ns // 1000),
@@ -113,18 +142,28 @@ def prometheus_text(all_stats: list[VersionStats], pending: dict[tuple[str, str]
     for name, help_text, value in counters:
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
         lines += [f'{name}{{model="{label(s.model)}",version="{label(s.version)}"}} {value(s)}' for s in all_stats]
-    lines += ["# HELP nv_inference_request_failure Number of failed inference requests",
-              "# TYPE nv_inference_request_failure counter"]
+    lines += [
+        "# HELP nv_inference_request_failure Number of failed inference requests",
+        "# TYPE nv_inference_request_failure counter",
+    ]
     for s in all_stats:
         for reason, count in sorted(s.failures.items()):
-            lines.append(f'nv_inference_request_failure{{model="{label(s.model)}",version="{label(s.version)}",'
-                         f'reason="{reason}"}} {count}')
-    lines += ["# HELP nv_inference_pending_request_count Requests waiting in the queue",
-              "# TYPE nv_inference_pending_request_count gauge"]
-    lines += [f'nv_inference_pending_request_count{{model="{label(m)}",version="{label(v)}"}} {n}'
-              for (m, v), n in pending.items()]
-    lines += ["# HELP mlops_lab_request_latency_us Request latency, arrival to response",
-              "# TYPE mlops_lab_request_latency_us histogram"]
+            lines.append(
+                f'nv_inference_request_failure{{model="{label(s.model)}",version="{label(s.version)}",'
+                f'reason="{reason}"}} {count}'
+            )
+    lines += [
+        "# HELP nv_inference_pending_request_count Requests waiting in the queue",
+        "# TYPE nv_inference_pending_request_count gauge",
+    ]
+    lines += [
+        f'nv_inference_pending_request_count{{model="{label(m)}",version="{label(v)}"}} {n}'
+        for (m, v), n in pending.items()
+    ]
+    lines += [
+        "# HELP mlops_lab_request_latency_us Request latency, arrival to response",
+        "# TYPE mlops_lab_request_latency_us histogram",
+    ]
     for s in all_stats:
         labels = f'model="{label(s.model)}",version="{label(s.version)}"'
         for bound in PROMETHEUS_BUCKETS_US:

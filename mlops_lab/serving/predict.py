@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..errors import InvalidInputError
 from .deployment import resolve_model
 from .protocol import DTYPES
 from .request_log import columns_of
 from .runtime import ModelRuntime
-from ..errors import InvalidInputError
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -59,8 +59,10 @@ def _feeds(frame: pl.DataFrame, runtime: ModelRuntime, keep: list[str]) -> dict[
         if missing:
             raise PredictError(f"the model's input columns {missing} are not in the file")
         if width != -1 and len(columns) != width:
-            raise PredictError(f"the model takes {width} columns, the file has {len(columns)} numeric ones: "
-                               f"{columns}; --keep the others, or register the model with an input example to name its columns")
+            raise PredictError(
+                f"the model takes {width} columns, the file has {len(columns)} numeric ones: "
+                f"{columns}; --keep the others, or register the model with an input example to name its columns"
+            )
         return {spec.name: frame.select(columns).to_numpy().astype(DTYPES[spec.datatype], copy=False)}
     feeds = {}
     for spec in runtime.inputs:
@@ -71,8 +73,16 @@ def _feeds(frame: pl.DataFrame, runtime: ModelRuntime, keep: list[str]) -> dict[
     return feeds
 
 
-def predict_file(model: str, source: str | os.PathLike, destination: str | os.PathLike, *, chunk_rows: int = 50_000,
-                 keep: list[str] | None = None, workspace=None, providers: list[str] | None = None) -> dict:
+def predict_file(
+    model: str,
+    source: str | os.PathLike,
+    destination: str | os.PathLike,
+    *,
+    chunk_rows: int = 50_000,
+    keep: list[str] | None = None,
+    workspace=None,
+    providers: list[str] | None = None,
+) -> dict:
     """Score ``source`` into ``destination``; returns rows, chunks and seconds."""
     source, destination = Path(source), Path(destination)
     if not source.is_file():
@@ -83,8 +93,15 @@ def predict_file(model: str, source: str | os.PathLike, destination: str | os.Pa
     _format(source)
     started = time.perf_counter()
     found = resolve_model(model, workspace)
-    runtime = ModelRuntime(found.name, found.version, found.onnx, providers=providers, max_batch_size=chunk_rows,
-                           input_columns=found.input_columns, warm_up=False)
+    runtime = ModelRuntime(
+        found.name,
+        found.version,
+        found.onnx,
+        providers=providers,
+        max_batch_size=chunk_rows,
+        input_columns=found.input_columns,
+        warm_up=False,
+    )
     partial = destination.with_name(f".{destination.name}.partial")
     writer, rows, chunks = None, 0, 0
     try:
@@ -114,8 +131,13 @@ def predict_file(model: str, source: str | os.PathLike, destination: str | os.Pa
         if writer is not None:
             writer.close()
         partial.unlink(missing_ok=True)
-    return {"model": f"{found.name}/{found.version}", "rows": rows, "chunks": chunks, "provider": runtime.provider,
-            "seconds": time.perf_counter() - started}
+    return {
+        "model": f"{found.name}/{found.version}",
+        "rows": rows,
+        "chunks": chunks,
+        "provider": runtime.provider,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def _writer(path: Path, kind: str, schema):

@@ -18,7 +18,6 @@ from .manager import ADMIN_TOKEN_ENV, TOKEN_ENV
 from .runtime import CPU, GPU, ModelLoadError
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="what to serve: name@alias, name@production, name/3, name, or a .onnx file")
     parser.add_argument("--name", help="the model name clients use (default: the registered name or file stem)")
@@ -27,10 +26,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help=f"require Authorization: Bearer TOKEN (default: ${TOKEN_ENV}, else none)")
     parser.add_argument("--canary", help="a second version to send a share of traffic to")
     parser.add_argument("--canary-share", type=float, default=0.0, help="share of traffic for the canary, 0..1")
-    parser.add_argument("--shadow", help="a version that gets a copy of traffic; its answers are compared, not returned")
+    parser.add_argument(
+        "--shadow", help="a version that gets a copy of traffic; its answers are compared, not returned"
+    )
     parser.add_argument("--max-batch-size", type=int, default=64, help="rows per model call (0: no batching)")
-    parser.add_argument("--max-queue-delay-us", type=int, default=0,
-                        help="how long the oldest request may wait for a fuller batch (0: run what is waiting)")
+    parser.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=0,
+        help="how long the oldest request may wait for a fuller batch (0: run what is waiting)",
+    )
     parser.add_argument("--max-queue-size", type=int, default=1024, help="requests waiting per version before 503")
     parser.add_argument("--timeout-us", type=int, help="default per-request timeout in microseconds")
     parser.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: half the cores)")
@@ -40,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch-seconds", type=float, default=2.0, help="how often aliases are re-resolved")
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body, in MB (413 above)")
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # exit (draining) when the lab is gone
-    parser.add_argument("--grace-seconds", type=float, default=30.0, help="how long SIGTERM waits for requests in flight")
+    parser.add_argument(
+        "--grace-seconds", type=float, default=30.0, help="how long SIGTERM waits for requests in flight"
+    )
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -59,10 +66,16 @@ def run_server(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     options = ServeOptions(
-        max_batch_size=args.max_batch_size, max_queue_delay_us=args.max_queue_delay_us,
-        max_queue_size=args.max_queue_size, request_timeout_us=args.timeout_us, intra_op_threads=args.threads,
-        providers=[CPU] if args.cpu else [GPU, CPU], log_sample=args.log_sample, log_dir=args.log_dir,
-        watch_seconds=args.watch_seconds)
+        max_batch_size=args.max_batch_size,
+        max_queue_delay_us=args.max_queue_delay_us,
+        max_queue_size=args.max_queue_size,
+        request_timeout_us=args.timeout_us,
+        intra_op_threads=args.threads,
+        providers=[CPU] if args.cpu else [GPU, CPU],
+        log_sample=args.log_sample,
+        log_dir=args.log_dir,
+        watch_seconds=args.watch_seconds,
+    )
     loop = _event_loop()
     asyncio.set_event_loop(loop)
     workspace = None
@@ -71,32 +84,46 @@ def run_server(args: argparse.Namespace) -> int:
 
         workspace = Workspace(resolve(args.db_url, args.artifacts))
     try:
-        deployment = Deployment(args.model, loop=loop, options=options, canary=args.canary,
-                                canary_share=args.canary_share, shadow=args.shadow, workspace=workspace, name=args.name)
+        deployment = Deployment(
+            args.model,
+            loop=loop,
+            options=options,
+            canary=args.canary,
+            canary_share=args.canary_share,
+            shadow=args.shadow,
+            workspace=workspace,
+            name=args.name,
+        )
         deployment.load()
     except (ModelLoadError, ValueError, LookupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app = InferenceServer(deployment, token=args.token or os.environ.get(TOKEN_ENV),
-                          admin_token=os.environ.get(ADMIN_TOKEN_ENV),
-                          max_body_bytes=int(args.max_body_mb * (1 << 20)))
+    app = InferenceServer(
+        deployment,
+        token=args.token or os.environ.get(TOKEN_ENV),
+        admin_token=os.environ.get(ADMIN_TOKEN_ENV),
+        max_body_bytes=int(args.max_body_mb * (1 << 20)),
+    )
     try:
         server = loop.run_until_complete(
-            loop.create_server(lambda: Connection(app), args.host, args.port, backlog=2048, reuse_address=True))
+            loop.create_server(lambda: Connection(app), args.host, args.port, backlog=2048, reuse_address=True)
+        )
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         deployment.close()
         return 2
     port = server.sockets[0].getsockname()[1]
     app.ready = True
-    roles = ", ".join(f"{role} {deployment.name}/{s.runtime.version} on {s.runtime.provider}"
-                      for role, s in deployment.served.items())
+    roles = ", ".join(
+        f"{role} {deployment.name}/{s.runtime.version} on {s.runtime.provider}" for role, s in deployment.served.items()
+    )
     print(f"serving {deployment.name} at http://{args.host}:{port} ({roles})", flush=True)
 
     stopping = loop.create_future()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda s=signum: stopping.done() or stopping.set_result(s))
     if args.parent_pid:
+
         def check_parent():
             if os.getppid() != args.parent_pid and not stopping.done():
                 stopping.set_result(signal.SIGTERM)

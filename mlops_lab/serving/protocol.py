@@ -15,17 +15,25 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 
 from ..errors import MlopsLabError
-import orjson
 
 HEADER_LENGTH = "inference-header-content-length"
 
 DTYPES = {
-    "BOOL": np.dtype(np.bool_), "UINT8": np.dtype(np.uint8), "UINT16": np.dtype(np.uint16),
-    "UINT32": np.dtype(np.uint32), "UINT64": np.dtype(np.uint64), "INT8": np.dtype(np.int8),
-    "INT16": np.dtype(np.int16), "INT32": np.dtype(np.int32), "INT64": np.dtype(np.int64),
-    "FP16": np.dtype(np.float16), "FP32": np.dtype(np.float32), "FP64": np.dtype(np.float64),
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
     "BYTES": np.dtype(object),
 }
 DATATYPE_OF = {dtype: name for name, dtype in DTYPES.items() if name != "BYTES"}
@@ -79,14 +87,14 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict, memoryvie
     except orjson.JSONDecodeError as exc:
         raise _bad(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(header, dict):
-        raise _bad("the request must be a JSON object with an \"inputs\" list")
+        raise _bad('the request must be a JSON object with an "inputs" list')
     return header, binary
 
 
 def _shape(tensor: dict, name: str) -> tuple[int, ...]:
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise _bad(f"input {name!r}: \"shape\" must be a list of non-negative integers, got {shape!r}")
+        raise _bad(f'input {name!r}: "shape" must be a list of non-negative integers, got {shape!r}')
     return tuple(shape)
 
 
@@ -103,21 +111,23 @@ def tensor_from_bytes(raw, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarr
             offset += 4
             if offset + length > len(raw):
                 raise _bad(f"input {spec.name!r}: binary BYTES element runs past binary_data_size")
-            items.append(bytes(raw[offset:offset + length]))
+            items.append(bytes(raw[offset : offset + length]))
             offset += length
         if offset != len(raw):
             raise _bad(f"input {spec.name!r}: {len(raw) - offset} bytes left after {count} BYTES elements")
         return np.array(items, dtype=object).reshape(shape)
     dtype = DTYPES[spec.datatype]
     if len(raw) != count * dtype.itemsize:
-        raise _bad(f"input {spec.name!r}: shape {list(shape)} of {spec.datatype} needs {count * dtype.itemsize} "
-                   f"bytes, binary_data_size says {len(raw)}")
+        raise _bad(
+            f"input {spec.name!r}: shape {list(shape)} of {spec.datatype} needs {count * dtype.itemsize} "
+            f"bytes, binary_data_size says {len(raw)}"
+        )
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
 def _from_json(data, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarray:
     if not isinstance(data, list):
-        raise _bad(f"input {spec.name!r}: \"data\" must be a list, got {type(data).__name__}")
+        raise _bad(f'input {spec.name!r}: "data" must be a list, got {type(data).__name__}')
     dtype = DTYPES[spec.datatype]
     try:
         if spec.datatype == "BYTES":
@@ -136,7 +146,9 @@ def _from_json(data, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarray:
     except (ValueError, TypeError, OverflowError) as exc:
         raise _bad(f"input {spec.name!r}: data is not {spec.datatype}: {exc}") from None
     if values.size != math.prod(shape):
-        raise _bad(f"input {spec.name!r}: shape {list(shape)} holds {math.prod(shape)} elements, data has {values.size}")
+        raise _bad(
+            f"input {spec.name!r}: shape {list(shape)} holds {math.prod(shape)} elements, data has {values.size}"
+        )
     return values.reshape(shape)
 
 
@@ -152,23 +164,25 @@ def _check_shape(spec: TensorSpec, shape: tuple[int, ...], max_batch_size: int) 
     if len(shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, shape)):
         raise _bad(f"input {spec.name!r}: shape {list(shape)} does not fit the model's {list(spec.shape)}")
     if max_batch_size and shape[0] > max_batch_size:
-        raise _bad(f"input {spec.name!r}: {shape[0]} rows is more than max_batch_size {max_batch_size}; "
-                   "split the request")
+        raise _bad(
+            f"input {spec.name!r}: {shape[0]} rows is more than max_batch_size {max_batch_size}; split the request"
+        )
 
 
-def decode_infer(body: bytes, header_length: str | None, inputs: list[TensorSpec], outputs: list[TensorSpec],
-                 max_batch_size: int) -> InferRequest:
+def decode_infer(
+    body: bytes, header_length: str | None, inputs: list[TensorSpec], outputs: list[TensorSpec], max_batch_size: int
+) -> InferRequest:
     """Parse and check an infer request against the model's signature."""
     header, binary = _split_body(body, header_length)
     tensors = header.get("inputs")
     if not isinstance(tensors, list) or not tensors:
-        raise _bad("the request needs a non-empty \"inputs\" list")
+        raise _bad('the request needs a non-empty "inputs" list')
     by_name = {spec.name: spec for spec in inputs}
     arrays: dict[str, np.ndarray] = {}
     offset = 0
     for tensor in tensors:
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-            raise _bad("each input must be an object with a \"name\"")
+            raise _bad('each input must be an object with a "name"')
         name = tensor["name"]
         spec = by_name.get(name)
         if spec is None:
@@ -181,20 +195,22 @@ def decode_infer(body: bytes, header_length: str | None, inputs: list[TensorSpec
         _check_shape(spec, shape, max_batch_size)
         parameters = tensor.get("parameters") or {}
         if not isinstance(parameters, dict):
-            raise _bad(f"input {name!r}: \"parameters\" must be an object")
+            raise _bad(f'input {name!r}: "parameters" must be an object')
         size = parameters.get("binary_data_size")
         if size is not None:
             if type(size) is not int or size < 0:
                 raise _bad(f"input {name!r}: binary_data_size must be a non-negative integer")
             if offset + size > len(binary):
-                raise _bad(f"input {name!r}: binary_data_size {size} runs past the end of the body "
-                           f"({len(binary) - offset} bytes left)")
-            arrays[name] = tensor_from_bytes(binary[offset:offset + size], spec, shape)
+                raise _bad(
+                    f"input {name!r}: binary_data_size {size} runs past the end of the body "
+                    f"({len(binary) - offset} bytes left)"
+                )
+            arrays[name] = tensor_from_bytes(binary[offset : offset + size], spec, shape)
             offset += size
         elif "data" in tensor:
             arrays[name] = _from_json(tensor["data"], spec, shape)
         else:
-            raise _bad(f"input {name!r} has neither \"data\" nor parameters.binary_data_size")
+            raise _bad(f'input {name!r} has neither "data" nor parameters.binary_data_size')
     if offset != len(binary):
         raise _bad(f"the body has {len(binary) - offset} bytes after the binary inputs it declares")
     missing = [spec.name for spec in inputs if spec.name not in arrays]
@@ -206,14 +222,14 @@ def decode_infer(body: bytes, header_length: str | None, inputs: list[TensorSpec
 
     parameters = header.get("parameters") or {}
     if not isinstance(parameters, dict):
-        raise _bad("\"parameters\" must be an object")
+        raise _bad('"parameters" must be an object')
     known_outputs = {spec.name for spec in outputs}
     wanted, binary_outputs = None, set()
     if parameters.get("binary_data_output") is True:
         binary_outputs = set(known_outputs)
     if header.get("outputs") is not None:
         if not isinstance(header["outputs"], list):
-            raise _bad("\"outputs\" must be a list")
+            raise _bad('"outputs" must be a list')
         wanted = []
         for output in header["outputs"]:
             name = output.get("name") if isinstance(output, dict) else None
@@ -230,7 +246,7 @@ def decode_infer(body: bytes, header_length: str | None, inputs: list[TensorSpec
         raise _bad("parameters.timeout must be a non-negative integer of microseconds")
     request_id = header.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise _bad("\"id\" must be a string")
+        raise _bad('"id" must be a string')
     return InferRequest(arrays, rows.pop(), request_id, wanted, binary_outputs, timeout or None)
 
 
@@ -249,7 +265,9 @@ def datatype_of(array: np.ndarray) -> str:
     return "BYTES" if array.dtype == object or array.dtype.kind in "SU" else DATATYPE_OF[array.dtype]
 
 
-def encode_infer(model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray]) -> tuple[bytes, int | None]:
+def encode_infer(
+    model: str, version: str, request: InferRequest, outputs: dict[str, np.ndarray]
+) -> tuple[bytes, int | None]:
     """The response body, and the JSON header's length when binary outputs follow it."""
     names = request.outputs if request.outputs is not None else list(outputs)
     described, blobs = [], []

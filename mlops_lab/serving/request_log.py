@@ -15,7 +15,7 @@ import os
 import random
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,15 @@ META_COLUMNS = ("timestamp", "request_id", "model_version", "role", "latency_us"
 
 
 class RequestLog:
-    def __init__(self, folder: str | os.PathLike, *, sample: float = 1.0, flush_seconds: float = 5.0,
-                 rows_per_file: int = 100_000, max_files: int = 1000):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        *,
+        sample: float = 1.0,
+        flush_seconds: float = 5.0,
+        rows_per_file: int = 100_000,
+        max_files: int = 1000,
+    ):
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"the request log's sample rate must be between 0 and 1, got {sample}")
         self.folder = Path(folder)
@@ -46,12 +53,21 @@ class RequestLog:
     def wanted(self) -> bool:
         return self.sample >= 1.0 or random.random() < self.sample
 
-    def record(self, version: str, role: str, request_id: str | None, latency_us: int,
-               inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], input_columns: list[str] | None) -> None:
+    def record(
+        self,
+        version: str,
+        role: str,
+        request_id: str | None,
+        latency_us: int,
+        inputs: dict[str, np.ndarray],
+        outputs: dict[str, np.ndarray],
+        input_columns: list[str] | None,
+    ) -> None:
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         with self._lock:
-            self._records.append((time.time(), request_id, version, role, latency_us, rows, inputs, outputs,
-                                  input_columns))
+            self._records.append(
+                (time.time(), request_id, version, role, latency_us, rows, inputs, outputs, input_columns)
+            )
             self._rows += rows
         if self._rows >= self.rows_per_file:
             self._wake.set()
@@ -76,11 +92,11 @@ class RequestLog:
         try:
             frame = pl.concat([_frame(r) for r in records], how="diagonal_relaxed")
             self._sequence += 1
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
             path = self.folder / f"requests-{stamp}-{os.getpid()}-{self._sequence:06d}.parquet"
             frame.write_parquet(path.with_suffix(".tmp"))
             path.with_suffix(".tmp").replace(path)  # readers never see half a file
-            for old in sorted(self.folder.glob("requests-*.parquet"))[:-self.max_files]:
+            for old in sorted(self.folder.glob("requests-*.parquet"))[: -self.max_files]:
                 old.unlink(missing_ok=True)
             return path
         except Exception:  # the log must never take the server down
@@ -101,9 +117,10 @@ def columns_of(name: str, array: np.ndarray, names: list[str] | None) -> dict[st
 def _frame(record: tuple) -> pl.DataFrame:
     ts, request_id, version, role, latency_us, rows, inputs, outputs, input_columns = record
     data: dict[str, object] = {
-        "timestamp": pl.Series([datetime.fromtimestamp(ts, timezone.utc)] * rows, dtype=pl.Datetime("ms", "UTC")),
+        "timestamp": pl.Series([datetime.fromtimestamp(ts, UTC)] * rows, dtype=pl.Datetime("ms", "UTC")),
         "request_id": pl.Series([request_id] * rows, dtype=pl.String),
-        "model_version": [version] * rows, "role": [role] * rows,
+        "model_version": [version] * rows,
+        "role": [role] * rows,
         "latency_us": [latency_us] * rows,
     }
     single_input = len(inputs) == 1

@@ -15,15 +15,24 @@ import os
 
 import numpy as np
 
-from .protocol import DTYPES, TensorSpec
 from ..errors import UnavailableError
+from .protocol import DTYPES, TensorSpec
 
 log = logging.getLogger("mlops_lab.serving")
 
 ORT_DATATYPES = {
-    "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32",
-    "tensor(uint64)": "UINT64", "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32",
-    "tensor(int64)": "INT64", "tensor(float16)": "FP16", "tensor(float)": "FP32", "tensor(double)": "FP64",
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
     "tensor(string)": "BYTES",
 }
 GPU = "CUDAExecutionProvider"
@@ -49,9 +58,18 @@ def default_threads() -> int:
 class ModelRuntime:
     """An onnxruntime session for one version, with its signature and batching limit."""
 
-    def __init__(self, name: str, version: str, onnx_bytes: bytes, *, providers: list[str] | None = None,
-                 intra_op_threads: int | None = None, max_batch_size: int = 64,
-                 input_columns: list[str] | None = None, warm_up: bool = True):
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        onnx_bytes: bytes,
+        *,
+        providers: list[str] | None = None,
+        intra_op_threads: int | None = None,
+        max_batch_size: int = 64,
+        input_columns: list[str] | None = None,
+        warm_up: bool = True,
+    ):
         import onnxruntime as ort
 
         self.name, self.version = name, str(version)
@@ -110,6 +128,12 @@ class ModelRuntime:
             self.run(self.example(rows))
 
     def describe(self) -> dict:
-        return {"name": self.name, "version": self.version, "provider": self.provider,
-                "providers": self.session.get_providers(), "max_batch_size": self.max_batch_size,
-                "inputs": [s.as_dict() for s in self.inputs], "outputs": [s.as_dict() for s in self.outputs]}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "provider": self.provider,
+            "providers": self.session.get_providers(),
+            "max_batch_size": self.max_batch_size,
+            "inputs": [s.as_dict() for s in self.inputs],
+            "outputs": [s.as_dict() for s in self.outputs],
+        }

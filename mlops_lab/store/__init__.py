@@ -42,8 +42,15 @@ class Store:
 
     @classmethod
     def sql(cls, db: Database) -> "Store":
-        return cls(db, SqlRunStore(db), SqlModelRegistryStore(db), SqlDriftReportStore(db),
-                   SqlFeatureDefinitionStore(db), SqlFileStateStore(db), SqlEventStore(db))
+        return cls(
+            db,
+            SqlRunStore(db),
+            SqlModelRegistryStore(db),
+            SqlDriftReportStore(db),
+            SqlFeatureDefinitionStore(db),
+            SqlFileStateStore(db),
+            SqlEventStore(db),
+        )
 
     @property
     def url(self) -> str:
@@ -74,5 +81,15 @@ def forget_stores() -> None:
         _stores.clear()
 
 
-__all__ = ["Batch", "Database", "FilterError", "NotFoundError", "RunRecord", "Store", "StoreError", "forget_stores",
-           "now_ms", "open_store"]
+__all__ = [
+    "Batch",
+    "Database",
+    "FilterError",
+    "NotFoundError",
+    "RunRecord",
+    "Store",
+    "StoreError",
+    "forget_stores",
+    "now_ms",
+    "open_store",
+]

@@ -111,7 +111,9 @@ class Database:
                     )
             self._upgrade(revision)
         except DatabaseError as exc:
-            raise StoreError(f"cannot open store {self.url}: {exc.orig or exc}. Is it a database file, and not corrupt?") from exc
+            raise StoreError(
+                f"cannot open store {self.url}: {exc.orig or exc}. Is it a database file, and not corrupt?"
+            ) from exc
 
     def _upgrade(self, revision: str | None) -> None:
         from . import migrations

@@ -22,8 +22,14 @@ def now_ms() -> int:
 
 
 def event_row(entity_type: str, entity_id: str, kind: str, user: str, payload: dict) -> dict:
-    return {"entity_type": entity_type, "entity_id": entity_id, "kind": kind, "user": user, "time": now_ms(),
-            "payload": json.dumps(payload)}
+    return {
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "kind": kind,
+        "user": user,
+        "time": now_ms(),
+        "payload": json.dumps(payload),
+    }
 
 
 def add_events(conn, rows: list[dict]) -> None:
@@ -47,6 +53,7 @@ class SqlEventStore(EventStore):
 
     def events(self, entity_type: str, entity_id: str) -> list[dict]:
         with self.db.reading() as conn:
-            rows = conn.execute(select(Event).where(Event.entity_type == entity_type, Event.entity_id == entity_id)
-                                .order_by(Event.id)).all()
+            rows = conn.execute(
+                select(Event).where(Event.entity_type == entity_type, Event.entity_id == entity_id).order_by(Event.id)
+            ).all()
         return [{**dict(r._mapping), "payload": json.loads(r.payload)} for r in rows]

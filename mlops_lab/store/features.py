@@ -35,8 +35,10 @@ class SqlFeatureDefinitionStore(FeatureDefinitionStore):
         stmt = self.db.insert(FeatureDefinition)
         values = {"spec": json.dumps(spec), "updated_at": now_ms(), "updated_by": user}
         with self.db.writing() as conn:
-            conn.execute(stmt.on_conflict_do_update(index_elements=["kind", "name"], set_=values),
-                         [{"kind": kind, "name": name, **values}])
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["kind", "name"], set_=values),
+                [{"kind": kind, "name": name, **values}],
+            )
 
     def definitions(self) -> dict[str, dict[str, dict]]:
         """Feature definitions by kind, then name."""
@@ -64,8 +66,10 @@ class SQLiteOnlineStore(OnlineStore):
         self._local = threading.local()
         self.path = path
         with self._connection() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS online (view TEXT, entity TEXT, event_time TEXT, "
-                         "vals TEXT, PRIMARY KEY (view, entity))")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS online (view TEXT, entity TEXT, event_time TEXT, "
+                "vals TEXT, PRIMARY KEY (view, entity))"
+            )
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -76,14 +80,20 @@ class SQLiteOnlineStore(OnlineStore):
 
     def write(self, view: str, rows: list[tuple[str, str, str]]) -> None:
         with self._connection() as conn:
-            conn.executemany("INSERT INTO online VALUES (?, ?, ?, ?) ON CONFLICT (view, entity) DO UPDATE SET "
-                             "event_time = excluded.event_time, vals = excluded.vals "
-                             "WHERE excluded.event_time >= online.event_time", [(view, *r) for r in rows])
+            conn.executemany(
+                "INSERT INTO online VALUES (?, ?, ?, ?) ON CONFLICT (view, entity) DO UPDATE SET "
+                "event_time = excluded.event_time, vals = excluded.vals "
+                "WHERE excluded.event_time >= online.event_time",
+                [(view, *r) for r in rows],
+            )
 
     def read(self, view: str, entities: list[str]) -> dict[str, str]:
         marks = ",".join("?" * len(entities))
-        rows = self._connection().execute(f"SELECT entity, vals FROM online WHERE view = ? AND entity IN ({marks})",
-                                          [view, *entities]).fetchall()
+        rows = (
+            self._connection()
+            .execute(f"SELECT entity, vals FROM online WHERE view = ? AND entity IN ({marks})", [view, *entities])
+            .fetchall()
+        )
         return dict(rows)
 
 

@@ -31,13 +31,21 @@ class SqlFileStateStore(FileStateStore):
         """The cached hash of a file on this host, if it has not changed since it was hashed."""
         state = FileState.__table__.c
         with self.db.reading() as conn:
-            return conn.execute(select(state.hash).where(
-                state.host == HOST, state.path == path, state.inode == inode, state.mtime_ns == mtime_ns,
-                state.size == size)).scalar()
+            return conn.execute(
+                select(state.hash).where(
+                    state.host == HOST,
+                    state.path == path,
+                    state.inode == inode,
+                    state.mtime_ns == mtime_ns,
+                    state.size == size,
+                )
+            ).scalar()
 
     def remember_file_hash(self, path: str, inode: int, mtime_ns: int, size: int, digest: str) -> None:
         stmt = self.db.insert(FileState)
         values = {"inode": inode, "mtime_ns": mtime_ns, "size": size, "hash": digest}
         with self.db.writing() as conn:
-            conn.execute(stmt.on_conflict_do_update(index_elements=["host", "path"], set_=values),
-                         [{"host": HOST, "path": path, **values}])
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=["host", "path"], set_=values),
+                [{"host": HOST, "path": path, **values}],
+            )

@@ -27,17 +27,31 @@ class FilterError(InvalidInputError):
 
 
 ENTITY_ALIASES = {
-    "metric": "metrics", "metrics": "metrics",
-    "param": "params", "params": "params", "parameter": "params", "parameters": "params",
-    "tag": "tags", "tags": "tags",
-    "attribute": "attributes", "attributes": "attributes", "attr": "attributes", "run": "attributes",
+    "metric": "metrics",
+    "metrics": "metrics",
+    "param": "params",
+    "params": "params",
+    "parameter": "params",
+    "parameters": "params",
+    "tag": "tags",
+    "tags": "tags",
+    "attribute": "attributes",
+    "attributes": "attributes",
+    "attr": "attributes",
+    "run": "attributes",
 }
 
 NUMERIC_ATTRIBUTES = {"start_time": RUN.start_time, "end_time": RUN.end_time}
 STRING_ATTRIBUTES = {
-    "status": RUN.status, "run_name": RUN.name, "name": RUN.name, "user": RUN.user,
-    "run_id": RUN.id, "id": RUN.id, "notebook_path": RUN.notebook_path,
-    "git_commit": RUN.git_commit, "parent_run_id": RUN.parent_run_id,
+    "status": RUN.status,
+    "run_name": RUN.name,
+    "name": RUN.name,
+    "user": RUN.user,
+    "run_id": RUN.id,
+    "id": RUN.id,
+    "notebook_path": RUN.notebook_path,
+    "git_commit": RUN.git_commit,
+    "parent_run_id": RUN.parent_run_id,
 }
 ATTRIBUTES = NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES | {"duration": None, "experiment_id": RUN.experiment_id}
 
@@ -93,7 +107,7 @@ def parse_field(text: str, *, where: str) -> Field:
         raise FilterError(
             f"unknown entity {text.partition('.')[0]!r} in {where}: use metrics., params., tags. or attributes."
         )
-    if key[:1] in "`\"" and key[-1:] == key[:1] and len(key) >= 2:
+    if key[:1] in '`"' and key[-1:] == key[:1] and len(key) >= 2:
         key = key[1:-1]
     if not key:
         raise FilterError(f"empty key in {text!r} in {where}")
@@ -217,8 +231,12 @@ def _string_condition(column, op: str, value):
 
 def _numeric_condition(column, op: str, value: float):
     return {
-        "=": column == value, "!=": column != value, "<": column < value,
-        "<=": column <= value, ">": column > value, ">=": column >= value,
+        "=": column == value,
+        "!=": column != value,
+        "<": column < value,
+        "<=": column <= value,
+        ">": column > value,
+        ">=": column >= value,
     }[op]
 
 
@@ -242,12 +260,16 @@ def compile_comparison(field: Field, op: str, value, text: str):
             condition = _numeric_condition(PARAM.value_num, op, value)
         else:
             if op not in STRING_OPS:
-                raise FilterError(f"params.{field.key} compared with a string takes {', '.join(sorted(STRING_OPS))} in {where}")
+                raise FilterError(
+                    f"params.{field.key} compared with a string takes {', '.join(sorted(STRING_OPS))} in {where}"
+                )
             condition = _string_condition(PARAM.value, op, value)
         return _runs_where(PARAM, field.key, condition)
     if field.entity == "tags":
         if op not in STRING_OPS or is_number:
-            raise FilterError(f"tags.{field.key} compares with a quoted string using {', '.join(sorted(STRING_OPS))} in {where}")
+            raise FilterError(
+                f"tags.{field.key} compares with a quoted string using {', '.join(sorted(STRING_OPS))} in {where}"
+            )
         return _runs_where(TAG, field.key, _string_condition(TAG.value, op, value))
     column = attribute_column(field.key)
     if field.key in STRING_ATTRIBUTES:
@@ -293,4 +315,3 @@ def parse_order_by(items: list[str] | str | None) -> list[tuple[Field, bool]]:
         field = parse_field(match["field"].strip(), where=f"order_by {item!r}")
         result.append((field, (match["dir"] or "ASC").upper() == "DESC"))
     return result
-

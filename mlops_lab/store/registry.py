@@ -31,8 +31,9 @@ def _model(conn, name: str) -> RegisteredModel:
 
 
 def _version(conn, name: str, version: int) -> ModelVersion:
-    row = conn.execute(select(ModelVersion.__table__).where(ModelVersion.name == name,
-                                                            ModelVersion.version == version)).first()
+    row = conn.execute(
+        select(ModelVersion.__table__).where(ModelVersion.name == name, ModelVersion.version == version)
+    ).first()
     if row is None:
         raise NotFoundError(f"model {name!r} has no version {version}")
     return ModelVersion.model_validate(dict(row._mapping))
@@ -53,8 +54,17 @@ class ModelRegistryStore(Protocol):
 
     def aliases(self, name: str) -> dict[str, int]: ...
 
-    def set_stage(self, name: str, version: int, stage: str, user: str, comment: str | None,
-                  expected_production: int | None, archive_previous: bool, approval_id: str | None) -> None: ...
+    def set_stage(
+        self,
+        name: str,
+        version: int,
+        stage: str,
+        user: str,
+        comment: str | None,
+        expected_production: int | None,
+        archive_previous: bool,
+        approval_id: str | None,
+    ) -> None: ...
 
     def set_alias(self, name: str, alias: str, version: int | None, user: str, comment: str | None) -> None: ...
 
@@ -83,12 +93,20 @@ class SqlModelRegistryStore(ModelRegistryStore):
         for _ in range(5):  # two registrations at once may pick the same number: the loser retries
             try:
                 with self.db.writing() as conn:
-                    conn.execute(self.db.insert(RegisteredModel).on_conflict_do_nothing(index_elements=["name"]),
-                                 [{"name": name, "created_at": now_ms(), "created_by": user}])
-                    version = (conn.execute(select(sa.func.max(ModelVersion.version)).where(ModelVersion.name == name))
-                               .scalar() or 0) + 1
-                    conn.execute(sa.insert(ModelVersion), [{**row, "version": version, "stage": "None",
-                                                            "created_at": now_ms(), "created_by": user}])
+                    conn.execute(
+                        self.db.insert(RegisteredModel).on_conflict_do_nothing(index_elements=["name"]),
+                        [{"name": name, "created_at": now_ms(), "created_by": user}],
+                    )
+                    version = (
+                        conn.execute(
+                            select(sa.func.max(ModelVersion.version)).where(ModelVersion.name == name)
+                        ).scalar()
+                        or 0
+                    ) + 1
+                    conn.execute(
+                        sa.insert(ModelVersion),
+                        [{**row, "version": version, "stage": "None", "created_at": now_ms(), "created_by": user}],
+                    )
                     _event(conn, name, "registered", user, {"version": version, "run_id": row["run_id"]})
                     return version
             except sa.exc.IntegrityError:
@@ -111,47 +129,84 @@ class SqlModelRegistryStore(ModelRegistryStore):
     def list_versions(self, name: str) -> list[ModelVersion]:
         with self.db.reading() as conn:
             _model(conn, name)
-            rows = conn.execute(select(ModelVersion.__table__).where(ModelVersion.name == name)
-                                .order_by(ModelVersion.version)).all()
+            rows = conn.execute(
+                select(ModelVersion.__table__).where(ModelVersion.name == name).order_by(ModelVersion.version)
+            ).all()
         return [ModelVersion.model_validate(dict(r._mapping)) for r in rows]
 
     def aliases(self, name: str) -> dict[str, int]:
         with self.db.reading() as conn:
             return dict(conn.execute(select(ModelAlias.alias, ModelAlias.version).where(ModelAlias.name == name)).all())
 
-    def set_stage(self, name: str, version: int, stage: str, user: str, comment: str | None,
-                  expected_production: int | None, archive_previous: bool, approval_id: str | None) -> None:
+    def set_stage(
+        self,
+        name: str,
+        version: int,
+        stage: str,
+        user: str,
+        comment: str | None,
+        expected_production: int | None,
+        archive_previous: bool,
+        approval_id: str | None,
+    ) -> None:
         """Move a version to ``stage``; to Production only if Production is still ``expected_production``."""
         with self.db.writing() as conn:
             current = _version(conn, name, version)
             if stage == "Production":
                 changed = conn.execute(
-                    update(RegisteredModel).where(
+                    update(RegisteredModel)
+                    .where(
                         RegisteredModel.name == name,
-                        RegisteredModel.production_version.is_(None) if expected_production is None
+                        RegisteredModel.production_version.is_(None)
+                        if expected_production is None
                         else RegisteredModel.production_version == expected_production,
-                    ).values(production_version=version)).rowcount
+                    )
+                    .values(production_version=version)
+                ).rowcount
                 if not changed:
-                    raise ConflictError(f"model {name!r}: Production changed while promoting version {version} "
-                                        "(another promotion won); look again and retry if still wanted")
+                    raise ConflictError(
+                        f"model {name!r}: Production changed while promoting version {version} "
+                        "(another promotion won); look again and retry if still wanted"
+                    )
                 if expected_production is not None and expected_production != version:
                     previous_stage = "Archived" if archive_previous else "Staging"
-                    conn.execute(update(ModelVersion).where(ModelVersion.name == name,
-                                                            ModelVersion.version == expected_production)
-                                 .values(stage=previous_stage))
-                    _event(conn, name, "stage", user, {"version": expected_production, "from": "Production",
-                                                       "to": previous_stage, "comment": "replaced by version "
-                                                       f"{version}"})
+                    conn.execute(
+                        update(ModelVersion)
+                        .where(ModelVersion.name == name, ModelVersion.version == expected_production)
+                        .values(stage=previous_stage)
+                    )
+                    _event(
+                        conn,
+                        name,
+                        "stage",
+                        user,
+                        {
+                            "version": expected_production,
+                            "from": "Production",
+                            "to": previous_stage,
+                            "comment": f"replaced by version {version}",
+                        },
+                    )
                 if approval_id is not None:
                     conn.execute(update(ApprovalRequest).where(ApprovalRequest.id == approval_id).values(status="USED"))
             elif current.stage == "Production":
-                conn.execute(update(RegisteredModel).where(RegisteredModel.name == name,
-                                                           RegisteredModel.production_version == version)
-                             .values(production_version=None))
-            conn.execute(update(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
-                         .values(stage=stage))
-            _event(conn, name, "stage", user, {"version": version, "from": current.stage, "to": stage,
-                                               "comment": comment, "approval": approval_id})
+                conn.execute(
+                    update(RegisteredModel)
+                    .where(RegisteredModel.name == name, RegisteredModel.production_version == version)
+                    .values(production_version=None)
+                )
+            conn.execute(
+                update(ModelVersion)
+                .where(ModelVersion.name == name, ModelVersion.version == version)
+                .values(stage=stage)
+            )
+            _event(
+                conn,
+                name,
+                "stage",
+                user,
+                {"version": version, "from": current.stage, "to": stage, "comment": comment, "approval": approval_id},
+            )
 
     def set_alias(self, name: str, alias: str, version: int | None, user: str, comment: str | None) -> None:
         """Point ``alias`` at ``version`` (None removes it)."""
@@ -160,7 +215,9 @@ class SqlModelRegistryStore(ModelRegistryStore):
                 _version(conn, name, version)
             else:
                 _model(conn, name)
-            old = conn.execute(select(ModelAlias.version).where(ModelAlias.name == name, ModelAlias.alias == alias)).scalar()
+            old = conn.execute(
+                select(ModelAlias.version).where(ModelAlias.name == name, ModelAlias.alias == alias)
+            ).scalar()
             conn.execute(sa.delete(ModelAlias).where(ModelAlias.name == name, ModelAlias.alias == alias))
             if version is not None:
                 conn.execute(sa.insert(ModelAlias), [{"name": name, "alias": alias, "version": version}])
@@ -169,19 +226,39 @@ class SqlModelRegistryStore(ModelRegistryStore):
     def set_policy(self, name: str, required_approvals: int | None, user: str) -> None:
         with self.db.writing() as conn:
             _model(conn, name)
-            conn.execute(update(RegisteredModel).where(RegisteredModel.name == name)
-                         .values(required_approvals=required_approvals))
+            conn.execute(
+                update(RegisteredModel)
+                .where(RegisteredModel.name == name)
+                .values(required_approvals=required_approvals)
+            )
             _event(conn, name, "policy", user, {"required_approvals": required_approvals})
 
     def request_approval(self, name: str, version: int, stage: str, user: str, comment: str | None) -> str:
         request_id = uuid.uuid4().hex
         with self.db.writing() as conn:
             _version(conn, name, version)
-            conn.execute(sa.insert(ApprovalRequest), [{"id": request_id, "name": name, "version": version, "stage": stage,
-                                                      "requested_by": user, "status": "PENDING", "comment": comment,
-                                                      "created_at": now_ms()}])
-            _event(conn, name, "approval_requested", user, {"version": version, "stage": stage, "request": request_id,
-                                                            "comment": comment})
+            conn.execute(
+                sa.insert(ApprovalRequest),
+                [
+                    {
+                        "id": request_id,
+                        "name": name,
+                        "version": version,
+                        "stage": stage,
+                        "requested_by": user,
+                        "status": "PENDING",
+                        "comment": comment,
+                        "created_at": now_ms(),
+                    }
+                ],
+            )
+            _event(
+                conn,
+                name,
+                "approval_requested",
+                user,
+                {"version": version, "stage": stage, "request": request_id, "comment": comment},
+            )
         return request_id
 
     def approval(self, request_id: str) -> tuple[ApprovalRequest, list[ApprovalVote]]:
@@ -189,10 +266,13 @@ class SqlModelRegistryStore(ModelRegistryStore):
             row = conn.execute(select(ApprovalRequest.__table__).where(ApprovalRequest.id == request_id)).first()
             if row is None:
                 raise NotFoundError(f"no approval request {request_id!r}")
-            votes = conn.execute(select(ApprovalVote.__table__).where(ApprovalVote.request_id == request_id)
-                                 .order_by(ApprovalVote.time)).all()
-        return (ApprovalRequest.model_validate(dict(row._mapping)),
-                [ApprovalVote.model_validate(dict(v._mapping)) for v in votes])
+            votes = conn.execute(
+                select(ApprovalVote.__table__).where(ApprovalVote.request_id == request_id).order_by(ApprovalVote.time)
+            ).all()
+        return (
+            ApprovalRequest.model_validate(dict(row._mapping)),
+            [ApprovalVote.model_validate(dict(v._mapping)) for v in votes],
+        )
 
     def approvals_for(self, name: str, version: int | None = None) -> list[ApprovalRequest]:
         query = select(ApprovalRequest.__table__).where(ApprovalRequest.name == name)
@@ -213,25 +293,55 @@ class SqlModelRegistryStore(ModelRegistryStore):
             if row.requested_by == user:
                 raise ForbiddenError(f"{user!r} asked for this approval and cannot {decision} it themselves")
             try:
-                conn.execute(sa.insert(ApprovalVote), [{"request_id": request_id, "user": user, "decision": decision,
-                                                       "comment": comment, "time": now_ms()}])
+                conn.execute(
+                    sa.insert(ApprovalVote),
+                    [
+                        {
+                            "request_id": request_id,
+                            "user": user,
+                            "decision": decision,
+                            "comment": comment,
+                            "time": now_ms(),
+                        }
+                    ],
+                )
             except sa.exc.IntegrityError:
                 raise InvalidInputError(f"{user!r} has already voted on approval request {request_id}") from None
-            approvals = conn.execute(select(sa.func.count()).select_from(ApprovalVote).where(
-                ApprovalVote.request_id == request_id, ApprovalVote.decision == "approve")).scalar()
+            approvals = conn.execute(
+                select(sa.func.count())
+                .select_from(ApprovalVote)
+                .where(ApprovalVote.request_id == request_id, ApprovalVote.decision == "approve")
+            ).scalar()
             status = "REJECTED" if decision == "reject" else ("APPROVED" if approvals >= needed else "PENDING")
             conn.execute(update(ApprovalRequest).where(ApprovalRequest.id == request_id).values(status=status))
-            _event(conn, row.name, decision, user, {"version": row.version, "request": request_id, "comment": comment,
-                                                    "status": status})
+            _event(
+                conn,
+                row.name,
+                decision,
+                user,
+                {"version": row.version, "request": request_id, "comment": comment, "status": status},
+            )
         return status
 
     def add_gate_result(self, name: str, version: int, gate: str, passed: bool, details: dict, user: str) -> str:
         result_id = uuid.uuid4().hex
         with self.db.writing() as conn:
             _version(conn, name, version)
-            conn.execute(sa.insert(GateResultRecord), [{"id": result_id, "name": name, "version": version, "gate": gate,
-                                                       "passed": passed, "details": json.dumps(details),
-                                                       "created_at": now_ms(), "user": user}])
+            conn.execute(
+                sa.insert(GateResultRecord),
+                [
+                    {
+                        "id": result_id,
+                        "name": name,
+                        "version": version,
+                        "gate": gate,
+                        "passed": passed,
+                        "details": json.dumps(details),
+                        "created_at": now_ms(),
+                        "user": user,
+                    }
+                ],
+            )
             _event(conn, name, "gate", user, {"version": version, "gate": gate, "passed": passed, "result": result_id})
         return result_id
 

@@ -24,13 +24,33 @@ from .events import add_events, now_ms
 from .file_state import HOST
 from .filters import FilterError, attribute_column, compile_filter, parse_order_by
 from .models import (
-    Artifact, DatasetVersion, Environment, Experiment, LatestMetric, LoggedModel, Metric, Param, Run, RunDataset, Tag,
+    Artifact,
+    DatasetVersion,
+    Environment,
+    Experiment,
+    LatestMetric,
+    LoggedModel,
+    Metric,
+    Param,
+    Run,
+    RunDataset,
+    Tag,
 )
 
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 # What a search returns of each run (the cell's code and the like stay in get_run).
-SEARCH_COLUMNS = ("id", "experiment_id", "name", "status", "user", "start_time", "end_time", "parent_run_id",
-                  "notebook_path", "git_commit")
+SEARCH_COLUMNS = (
+    "id",
+    "experiment_id",
+    "name",
+    "status",
+    "user",
+    "start_time",
+    "end_time",
+    "parent_run_id",
+    "notebook_path",
+    "git_commit",
+)
 HEARTBEAT_SECONDS = 15
 STALE_AFTER_SECONDS = 300
 
@@ -79,13 +99,24 @@ class RunRecord:
         info = self.info.model_dump()
         info["experiment"] = self.experiment
         return {
-            "info": info, "params": self.params, "metrics": {k: json_number(v) for k, v in self.metrics.items()},
-            "metric_summaries": {k: {**s, "min": json_number(s["min"]), "max": json_number(s["max"])}
-                                 for k, s in self.metric_summaries.items()},
-            "tags": self.tags, "artifacts": self.artifacts,
+            "info": info,
+            "params": self.params,
+            "metrics": {k: json_number(v) for k, v in self.metrics.items()},
+            "metric_summaries": {
+                k: {**s, "min": json_number(s["min"]), "max": json_number(s["max"])}
+                for k, s in self.metric_summaries.items()
+            },
+            "tags": self.tags,
+            "artifacts": self.artifacts,
             "models": [{**m, "signature": json.loads(m["signature"])} for m in self.models],
-            "datasets": [{**d, "columns": json.loads(d["columns"]),
-                          "preview": json.loads(d["preview"]) if d.get("preview") else None} for d in self.datasets],
+            "datasets": [
+                {
+                    **d,
+                    "columns": json.loads(d["columns"]),
+                    "preview": json.loads(d["preview"]) if d.get("preview") else None,
+                }
+                for d in self.datasets
+            ],
             "environment": self.environment,
         }
 
@@ -104,7 +135,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
 
 
 class RunStore(Protocol):
@@ -130,9 +160,14 @@ class RunStore(Protocol):
 
     def count_metric_points(self, run_id: str | None = None) -> int: ...
 
-    def search_runs(self, experiment_ids: list[int] | None = None, filter_string: str | None = None,
-                    order_by: list[str] | str | None = None, max_results: int = 1000,
-                    offset: int = 0) -> tuple[list[dict], dict[str, dict], dict[str, dict], dict[str, dict]]: ...
+    def search_runs(
+        self,
+        experiment_ids: list[int] | None = None,
+        filter_string: str | None = None,
+        order_by: list[str] | str | None = None,
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> tuple[list[dict], dict[str, dict], dict[str, dict], dict[str, dict]]: ...
 
 
 class SqlRunStore(RunStore):
@@ -159,13 +194,19 @@ class SqlRunStore(RunStore):
             return
         with self.db.writing() as conn:
             if batch.environments:
-                conn.execute(self.db.insert(Environment).on_conflict_do_nothing(index_elements=["hash"]), batch.environments)
+                conn.execute(
+                    self.db.insert(Environment).on_conflict_do_nothing(index_elements=["hash"]), batch.environments
+                )
             if batch.runs:
                 conn.execute(sa.insert(Run), batch.runs)
             if batch.datasets:
-                conn.execute(self.db.insert(DatasetVersion).on_conflict_do_nothing(index_elements=["hash"]), batch.datasets)
+                conn.execute(
+                    self.db.insert(DatasetVersion).on_conflict_do_nothing(index_elements=["hash"]), batch.datasets
+                )
             if batch.params:
-                conn.execute(self.db.insert(Param).on_conflict_do_nothing(index_elements=["run_id", "key"]), batch.params)
+                conn.execute(
+                    self.db.insert(Param).on_conflict_do_nothing(index_elements=["run_id", "key"]), batch.params
+                )
             if batch.metrics:
                 conn.execute(sa.insert(Metric), batch.metrics)
                 self._update_latest_metrics(conn, batch.metrics)
@@ -180,7 +221,9 @@ class SqlRunStore(RunStore):
                     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=values), rows)
             if batch.run_datasets:
                 conn.execute(
-                    self.db.insert(RunDataset).on_conflict_do_nothing(index_elements=["run_id", "dataset_hash", "direction", "name"]),
+                    self.db.insert(RunDataset).on_conflict_do_nothing(
+                        index_elements=["run_id", "dataset_hash", "direction", "name"]
+                    ),
                     batch.run_datasets,
                 )
             for run_id, values in batch.run_updates:
@@ -212,13 +255,19 @@ class SqlRunStore(RunStore):
                 "value": sa.case((newer, new.value), else_=old.value),
                 "timestamp": sa.case((newer, new.timestamp), else_=old.timestamp),
                 "step": sa.case((newer, new.step), else_=old.step),
-                "min_value": sa.case((sa.or_(old.min_value.is_(None), new.min_value < old.min_value), new.min_value), else_=old.min_value),
-                "max_value": sa.case((sa.or_(old.max_value.is_(None), new.max_value > old.max_value), new.max_value), else_=old.max_value),
+                "min_value": sa.case(
+                    (sa.or_(old.min_value.is_(None), new.min_value < old.min_value), new.min_value), else_=old.min_value
+                ),
+                "max_value": sa.case(
+                    (sa.or_(old.max_value.is_(None), new.max_value > old.max_value), new.max_value), else_=old.max_value
+                ),
                 "count": old.count + new.count,
             },
         )
-        rows = [{k: s[k] for k in ("run_id", "key", "value", "step", "timestamp", "min_value", "max_value", "count")}
-                for s in summary.values()]
+        rows = [
+            {k: s[k] for k in ("run_id", "key", "value", "step", "timestamp", "min_value", "max_value", "count")}
+            for s in summary.values()
+        ]
         conn.execute(stmt, rows)
 
     def reap_stale_runs(self, *, force: bool = False) -> list[str]:
@@ -227,7 +276,9 @@ class SqlRunStore(RunStore):
             return []
         self._last_reap = time.monotonic()
         with self.db.reading() as conn:
-            running = conn.execute(select(Run.id, Run.host, Run.pid, Run.heartbeat_at).where(Run.status == "RUNNING")).all()
+            running = conn.execute(
+                select(Run.id, Run.host, Run.pid, Run.heartbeat_at).where(Run.status == "RUNNING")
+            ).all()
         cutoff = now_ms() - STALE_AFTER_SECONDS * 1000
         dead = [r.id for r in running if (r.host == HOST and not _pid_alive(r.pid)) or r.heartbeat_at < cutoff]
         if not dead:
@@ -236,15 +287,26 @@ class SqlRunStore(RunStore):
         with self.db.writing() as conn:
             for run_id in dead:
                 changed = conn.execute(
-                    update(Run).where(Run.id == run_id, Run.status == "RUNNING").values(
-                        status="KILLED", end_time=end,
-                        error="the process that ran this run ended without finishing it"),
+                    update(Run)
+                    .where(Run.id == run_id, Run.status == "RUNNING")
+                    .values(
+                        status="KILLED", end_time=end, error="the process that ran this run ended without finishing it"
+                    ),
                 ).rowcount
                 if changed:
-                    add_events(conn, [{
-                        "entity_type": "run", "entity_id": run_id, "kind": "status", "user": "mlops_lab",
-                        "time": end, "payload": json.dumps({"from": "RUNNING", "to": "KILLED", "reason": "process gone"}),
-                    }])
+                    add_events(
+                        conn,
+                        [
+                            {
+                                "entity_type": "run",
+                                "entity_id": run_id,
+                                "kind": "status",
+                                "user": "mlops_lab",
+                                "time": end,
+                                "payload": json.dumps({"from": "RUNNING", "to": "KILLED", "reason": "process gone"}),
+                            }
+                        ],
+                    )
         return dead
 
     # ---- reads -------------------------------------------------------------------------------
@@ -263,51 +325,88 @@ class SqlRunStore(RunStore):
         with self.db.reading() as conn:
             row = conn.execute(
                 select(*Run.__table__.c, Experiment.name.label("experiment_name"))
-                .join(Experiment, Experiment.id == Run.experiment_id).where(Run.id == run_id)
+                .join(Experiment, Experiment.id == Run.experiment_id)
+                .where(Run.id == run_id)
             ).first()
             if row is None:
                 raise NotFoundError(f"no run with id {run_id!r}")
             info = Run.model_validate({k: v for k, v in row._mapping.items() if k != "experiment_name"})
             params = dict(conn.execute(select(Param.key, Param.value).where(Param.run_id == run_id)).all())
-            latest = conn.execute(select(LatestMetric.key, LatestMetric.value, LatestMetric.step, LatestMetric.min_value,
-                                         LatestMetric.max_value, LatestMetric.count)
-                                  .where(LatestMetric.run_id == run_id)).all()
+            latest = conn.execute(
+                select(
+                    LatestMetric.key,
+                    LatestMetric.value,
+                    LatestMetric.step,
+                    LatestMetric.min_value,
+                    LatestMetric.max_value,
+                    LatestMetric.count,
+                ).where(LatestMetric.run_id == run_id)
+            ).all()
             metrics = {key: from_json_number(value) for key, value, *_ in latest}
-            summaries = {key: {"last_step": step, "min": from_json_number(low), "max": from_json_number(high), "count": count}
-                         for key, _, step, low, high, count in latest}
+            summaries = {
+                key: {"last_step": step, "min": from_json_number(low), "max": from_json_number(high), "count": count}
+                for key, _, step, low, high, count in latest
+            }
             tags = dict(conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id)).all())
-            artifacts = [dict(r._mapping) for r in conn.execute(
-                select(Artifact.path, Artifact.hash, Artifact.size, Artifact.kind).where(Artifact.run_id == run_id))]
+            artifacts = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(Artifact.path, Artifact.hash, Artifact.size, Artifact.kind).where(Artifact.run_id == run_id)
+                )
+            ]
             models = [dict(r._mapping) for r in conn.execute(select(LoggedModel).where(LoggedModel.run_id == run_id))]
-            datasets = [dict(r._mapping) for r in conn.execute(
-                select(RunDataset.name, RunDataset.direction, RunDataset.source, DatasetVersion.hash,
-                       DatasetVersion.format, DatasetVersion.num_rows, DatasetVersion.num_bytes,
-                       DatasetVersion.columns, DatasetVersion.preview)
-                .join(DatasetVersion, DatasetVersion.hash == RunDataset.dataset_hash)
-                .where(RunDataset.run_id == run_id))]
+            datasets = [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(
+                        RunDataset.name,
+                        RunDataset.direction,
+                        RunDataset.source,
+                        DatasetVersion.hash,
+                        DatasetVersion.format,
+                        DatasetVersion.num_rows,
+                        DatasetVersion.num_bytes,
+                        DatasetVersion.columns,
+                        DatasetVersion.preview,
+                    )
+                    .join(DatasetVersion, DatasetVersion.hash == RunDataset.dataset_hash)
+                    .where(RunDataset.run_id == run_id)
+                )
+            ]
             environment = None
             if info.environment_hash:
                 env = conn.execute(select(Environment).where(Environment.hash == info.environment_hash)).first()
                 if env is not None:
-                    environment = {"python": env.python, "platform": env.platform,
-                                   "packages": json.loads(env.packages), "hardware": json.loads(env.hardware)}
-        return RunRecord(info, row.experiment_name, params, metrics, summaries, tags, artifacts, models, datasets,
-                         environment)
+                    environment = {
+                        "python": env.python,
+                        "platform": env.platform,
+                        "packages": json.loads(env.packages),
+                        "hardware": json.loads(env.hardware),
+                    }
+        return RunRecord(
+            info, row.experiment_name, params, metrics, summaries, tags, artifacts, models, datasets, environment
+        )
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         with self.db.reading() as conn:
             rows = conn.execute(
                 select(Metric.step, Metric.timestamp, Metric.value)
-                .where(Metric.run_id == run_id, Metric.key == key).order_by(Metric.step, Metric.timestamp, Metric.id)
+                .where(Metric.run_id == run_id, Metric.key == key)
+                .order_by(Metric.step, Metric.timestamp, Metric.id)
             ).all()
         return [(step, ts, from_json_number(v)) for step, ts, v in rows]
 
     @functools.cached_property
     def _metric_points_statement(self):
         metric = Metric.__table__.c
-        return select(metric.step, metric.value).where(
-            metric.run_id == sa.bindparam("run_id"), metric.key == sa.bindparam("key"),
-        ).order_by(metric.step, metric.timestamp, metric.id)
+        return (
+            select(metric.step, metric.value)
+            .where(
+                metric.run_id == sa.bindparam("run_id"),
+                metric.key == sa.bindparam("key"),
+            )
+            .order_by(metric.step, metric.timestamp, metric.id)
+        )
 
     def metric_arrays(self, run_id: str, key: str):
         """A metric's steps and values as numpy arrays, in step order (NaN where NULL): for charts."""
@@ -340,8 +439,9 @@ class SqlRunStore(RunStore):
         if not isinstance(offset, int) or offset < 0:
             raise FilterError(f"offset must be a non-negative integer, got {offset!r}")
         order = tuple(order_by) if isinstance(order_by, (list, tuple)) else order_by
-        query = self._search_statement(None if experiment_ids is None else tuple(experiment_ids), filter_string,
-                                       order, max_results, offset)
+        query = self._search_statement(
+            None if experiment_ids is None else tuple(experiment_ids), filter_string, order, max_results, offset
+        )
         self.reap_stale_runs()
         sql, parameters = query
         with self.db.reading() as conn:
@@ -357,23 +457,31 @@ class SqlRunStore(RunStore):
             tags[run_id] = document.get("tags") or {}
         return runs, params, metrics, tags
 
-    @functools.lru_cache(maxsize=256)
-    def _search_statement(self, experiment_ids: tuple | None, filter_string: str | None, order_by,
-                          max_results: int, offset: int) -> tuple[str, tuple | dict]:
+    @functools.lru_cache(maxsize=256)  # noqa: B019 (a store lives as long as its process)
+    def _search_statement(
+        self, experiment_ids: tuple | None, filter_string: str | None, order_by, max_results: int, offset: int
+    ) -> tuple[str, tuple | dict]:
         """The search statement, compiled to SQL text and its parameters.  Kept: a lab polls the
         same search again and again, and building and compiling it costs more than running it."""
         condition = compile_filter(filter_string)
         run, experiment = Run.__table__, Experiment.__table__
         # Each run's params, latest metrics and tags come back as one JSON document in the run's
         # row: one statement and one row per run, not one row per value.
-        values = self.db.json_object(*[part for kind, model in (
-            ("params", Param), ("metrics", LatestMetric), ("tags", Tag)) for part in (
-            sa.literal(kind),
-            select(self.db.json_group(model.__table__.c.key, model.__table__.c.value))
-            .where(model.__table__.c.run_id == run.c.id).scalar_subquery())])
-        query = select(*(run.c[name] for name in SEARCH_COLUMNS), experiment.c.name.label("experiment"),
-                       values.label("run_values")) \
-            .join(experiment, experiment.c.id == run.c.experiment_id)
+        values = self.db.json_object(
+            *[
+                part
+                for kind, model in (("params", Param), ("metrics", LatestMetric), ("tags", Tag))
+                for part in (
+                    sa.literal(kind),
+                    select(self.db.json_group(model.__table__.c.key, model.__table__.c.value))
+                    .where(model.__table__.c.run_id == run.c.id)
+                    .scalar_subquery(),
+                )
+            ]
+        )
+        query = select(
+            *(run.c[name] for name in SEARCH_COLUMNS), experiment.c.name.label("experiment"), values.label("run_values")
+        ).join(experiment, experiment.c.id == run.c.experiment_id)
         if experiment_ids is not None:
             query = query.where(run.c.experiment_id.in_(experiment_ids))
         if condition is not None:
@@ -382,7 +490,9 @@ class SqlRunStore(RunStore):
             if fld.entity == "attributes":
                 column = attribute_column(fld.key)
             else:
-                table = {"metrics": LatestMetric, "params": Param, "tags": Tag}[fld.entity].__table__.alias(f"order_{index}")
+                table = {"metrics": LatestMetric, "params": Param, "tags": Tag}[fld.entity].__table__.alias(
+                    f"order_{index}"
+                )
                 query = query.outerjoin(table, sa.and_(table.c.run_id == run.c.id, table.c.key == fld.key))
                 column = table.c.value
                 if fld.entity == "params":  # numbers by value, then the rest as text

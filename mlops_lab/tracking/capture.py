@@ -15,17 +15,42 @@ from pathlib import Path
 from ..artifacts import ArtifactStore, sha256_file
 from ..store import Batch, now_ms
 
-ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "int64", 8: "string",
-               9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64"}
-DATA_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv",
-                 ".json": "json", ".jsonl": "json", ".ndjson": "json", ".arrow": "arrow", ".feather": "arrow"}
+ONNX_DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    8: "string",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+}
+DATA_SUFFIXES = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".arrow": "arrow",
+    ".feather": "arrow",
+}
 
 
 # ---- models ----------------------------------------------------------------------------------
 
+
 def is_sklearn_estimator(obj) -> bool:
-    return type(obj).__module__.split(".")[0] in ("sklearn", "xgboost", "lightgbm") and hasattr(obj, "fit") \
+    return (
+        type(obj).__module__.split(".")[0] in ("sklearn", "xgboost", "lightgbm")
+        and hasattr(obj, "fit")
         and hasattr(obj, "get_params")
+    )
 
 
 def is_fitted(estimator) -> bool:
@@ -55,8 +80,13 @@ def onnx_signature(model_bytes: bytes) -> dict:
                 continue
             tensor = value.type.tensor_type
             shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
-            out.append({"name": value.name, "datatype": ONNX_DTYPES.get(tensor.elem_type, str(tensor.elem_type)),
-                        "shape": shape})
+            out.append(
+                {
+                    "name": value.name,
+                    "datatype": ONNX_DTYPES.get(tensor.elem_type, str(tensor.elem_type)),
+                    "shape": shape,
+                }
+            )
         return out
 
     return {"inputs": describe(graph.input), "outputs": describe(graph.output)}
@@ -117,15 +147,26 @@ def model_job(run_id: str, name: str, model, artifacts: ArtifactStore, input_exa
             onnx_error = f"{type(exc).__name__}: {exc}"
         if example_columns:
             signature["input_columns"] = example_columns
-        return Batch(models=[{
-            "run_id": run_id, "name": name, "flavor": flavor, "model_hash": model_hash, "onnx_hash": onnx_hash,
-            "onnx_error": onnx_error, "signature": json.dumps(signature), "created_at": now_ms(),
-        }])
+        return Batch(
+            models=[
+                {
+                    "run_id": run_id,
+                    "name": name,
+                    "flavor": flavor,
+                    "model_hash": model_hash,
+                    "onnx_hash": onnx_hash,
+                    "onnx_error": onnx_error,
+                    "signature": json.dumps(signature),
+                    "created_at": now_ms(),
+                }
+            ]
+        )
 
     return job
 
 
 # ---- datasets --------------------------------------------------------------------------------
+
 
 def _frame_to_polars(data):
     import polars as pl
@@ -145,8 +186,9 @@ def _frame_to_polars(data):
 
 def is_frame(obj) -> bool:
     module = type(obj).__module__
-    return (module.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series")) or \
-        (module.startswith("polars") and type(obj).__name__ in ("DataFrame", "LazyFrame"))
+    return (module.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series")) or (
+        module.startswith("polars") and type(obj).__name__ in ("DataFrame", "LazyFrame")
+    )
 
 
 def cached_file_hash(store, path: Path) -> str:
@@ -160,8 +202,16 @@ def cached_file_hash(store, path: Path) -> str:
     return digest
 
 
-def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None, direction: str,
-                source: str | None = None, store=None):
+def dataset_job(
+    run_id: str,
+    data,
+    artifacts: ArtifactStore,
+    *,
+    name: str | None,
+    direction: str,
+    source: str | None = None,
+    store=None,
+):
     """Snapshot a frame or a path now; return the job that hashes and stores it."""
     if direction not in ("input", "output"):
         raise ValueError(f"direction must be 'input' or 'output', got {direction!r}")
@@ -176,8 +226,19 @@ def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None
 
         def frame_job() -> Batch:
             digest = artifacts.put_bytes(payload)
-            return _dataset_batch(run_id, digest, "arrow", columns, rows, len(payload), digest,
-                                  name or f"frame-{digest[:8]}", direction, source, preview)
+            return _dataset_batch(
+                run_id,
+                digest,
+                "arrow",
+                columns,
+                rows,
+                len(payload),
+                digest,
+                name or f"frame-{digest[:8]}",
+                direction,
+                source,
+                preview,
+            )
 
         return frame_job
     if isinstance(data, (str, os.PathLike)):
@@ -189,14 +250,26 @@ def dataset_job(run_id: str, data, artifacts: ArtifactStore, *, name: str | None
         def path_job() -> Batch:
             if path.is_dir():
                 digest, size = artifacts.put_dir(path)
-                return _dataset_batch(run_id, digest, "folder", {}, None, size, digest,
-                                      name or path.name, direction, source or str(path))
+                return _dataset_batch(
+                    run_id, digest, "folder", {}, None, size, digest, name or path.name, direction, source or str(path)
+                )
             digest = cached_file_hash(store, path) if store is not None else sha256_file(path)
             artifacts.put_file(path, digest)
             fmt = DATA_SUFFIXES.get(path.suffix.lower(), "file")
             columns, rows, preview = _file_schema(path, fmt)
-            return _dataset_batch(run_id, digest, fmt, columns, rows, path.stat().st_size, digest,
-                                  name or path.name, direction, source or str(path), preview)
+            return _dataset_batch(
+                run_id,
+                digest,
+                fmt,
+                columns,
+                rows,
+                path.stat().st_size,
+                digest,
+                name or path.name,
+                direction,
+                source or str(path),
+                preview,
+            )
 
         return path_job
     raise TypeError(
@@ -210,8 +283,10 @@ PREVIEW_ROWS = 5
 def _preview(frame) -> str:
     """The first rows as JSON, values shortened: enough to recognise the data in the lab."""
     head = frame.head(PREVIEW_ROWS)
-    rows = [{k: (v if isinstance(v, (int, float, bool)) or v is None else str(v)[:100]) for k, v in row.items()}
-            for row in head.iter_rows(named=True)]
+    rows = [
+        {k: (v if isinstance(v, (int, float, bool)) or v is None else str(v)[:100]) for k, v in row.items()}
+        for row in head.iter_rows(named=True)
+    ]
     return json.dumps(rows, default=str)
 
 
@@ -223,8 +298,11 @@ def _file_schema(path: Path, fmt: str) -> tuple[dict, int | None, str | None]:
         if scan is not None:
             lazy = scan(path, separator="\t") if path.suffix.lower() == ".tsv" else scan(path)
             schema = lazy.collect_schema()
-            return ({c: str(t) for c, t in schema.items()}, lazy.select(pl.len()).collect().item(),
-                    _preview(lazy.head(PREVIEW_ROWS).collect()))
+            return (
+                {c: str(t) for c, t in schema.items()},
+                lazy.select(pl.len()).collect().item(),
+                _preview(lazy.head(PREVIEW_ROWS).collect()),
+            )
         if fmt == "json":
             frame = pl.read_ndjson(path) if path.suffix.lower() in (".jsonl", ".ndjson") else pl.read_json(path)
             return {c: str(t) for c, t in frame.schema.items()}, frame.height, _preview(frame)
@@ -235,8 +313,19 @@ def _file_schema(path: Path, fmt: str) -> tuple[dict, int | None, str | None]:
 
 def _dataset_batch(run_id, digest, fmt, columns, rows, size, blob, name, direction, source, preview=None) -> Batch:
     return Batch(
-        datasets=[{"hash": digest, "format": fmt, "columns": json.dumps(columns), "num_rows": rows,
-                   "num_bytes": size, "blob_hash": blob, "preview": preview, "created_at": now_ms()}],
-        run_datasets=[{"run_id": run_id, "dataset_hash": digest, "direction": direction, "name": name[:250],
-                       "source": source}],
+        datasets=[
+            {
+                "hash": digest,
+                "format": fmt,
+                "columns": json.dumps(columns),
+                "num_rows": rows,
+                "num_bytes": size,
+                "blob_hash": blob,
+                "preview": preview,
+                "created_at": now_ms(),
+            }
+        ],
+        run_datasets=[
+            {"run_id": run_id, "dataset_hash": digest, "direction": direction, "name": name[:250], "source": source}
+        ],
     )

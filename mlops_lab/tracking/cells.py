@@ -60,8 +60,11 @@ class _Binder(ast.NodeVisitor):
             if target.id not in bucket:
                 bucket.append(target.id)
         elif isinstance(target, (ast.Tuple, ast.List)):
-            values = value.elts if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts) \
+            values = (
+                value.elts
+                if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
                 else [None] * len(target.elts)
+            )
             for sub_target, sub_value in zip(target.elts, values):
                 self._bind(sub_target, sub_value)
 
@@ -115,8 +118,7 @@ def cell_names(tree: ast.Module) -> CellNames:
     binder.visit(tree)
     names = binder.names
     # An input is read no later than the statement that first binds it (x = f(x) reads x first).
-    names.loaded = {name for name, index in binder.first_load.items()
-                    if index <= binder.first_store.get(name, index)}
+    names.loaded = {name for name, index in binder.first_load.items() if index <= binder.first_store.get(name, index)}
     names.literal = [n for n in names.literal if not n.startswith("_") and n not in names.computed]
     names.computed = [n for n in names.computed if not n.startswith("_")]
     return names
@@ -126,11 +128,15 @@ def param_value(value) -> str | None:
     """A value worth recording as a hyperparameter, as text; None when it is not one."""
     if value is None or isinstance(value, (bool, int, float, str)):
         text = str(value)
-    elif isinstance(value, (list, tuple, set, frozenset)) and len(value) <= MAX_COLLECTION_ITEMS and \
-            all(v is None or isinstance(v, (bool, int, float, str)) for v in value):
-        text = repr(value)
-    elif isinstance(value, dict) and len(value) <= MAX_COLLECTION_ITEMS and \
-            all(isinstance(k, str) and (v is None or isinstance(v, (bool, int, float, str))) for k, v in value.items()):
+    elif (
+        isinstance(value, (list, tuple, set, frozenset))
+        and len(value) <= MAX_COLLECTION_ITEMS
+        and all(v is None or isinstance(v, (bool, int, float, str)) for v in value)
+    ) or (
+        isinstance(value, dict)
+        and len(value) <= MAX_COLLECTION_ITEMS
+        and all(isinstance(k, str) and (v is None or isinstance(v, (bool, int, float, str))) for k, v in value.items())
+    ):
         text = repr(value)
     else:
         return None
@@ -149,6 +155,7 @@ def metric_value(value) -> float | None:
 
 
 # ---- reads of files during a cell ------------------------------------------------------------
+
 
 class _ReadRecorder:
     """Collects paths of data files opened for reading while a tracked cell runs.
@@ -189,8 +196,17 @@ class _ReadRecorder:
 
 
 _NATIVE_READERS = {
-    "polars": ["read_csv", "read_parquet", "read_ipc", "read_json", "read_ndjson", "scan_csv", "scan_parquet",
-               "scan_ipc", "scan_ndjson"],
+    "polars": [
+        "read_csv",
+        "read_parquet",
+        "read_ipc",
+        "read_json",
+        "read_ndjson",
+        "scan_csv",
+        "scan_parquet",
+        "scan_ipc",
+        "scan_ndjson",
+    ],
     "pandas": ["read_parquet", "read_feather", "read_orc"],
 }
 
@@ -253,8 +269,15 @@ class _Tee:
 _recorder: _ReadRecorder | None = None
 
 
-def run_tracked_cell(tracker: Tracker, shell, source: str, *, experiment: str | None = None,
-                     name: str | None = None, tags: dict | None = None):
+def run_tracked_cell(
+    tracker: Tracker,
+    shell,
+    source: str,
+    *,
+    experiment: str | None = None,
+    name: str | None = None,
+    tags: dict | None = None,
+):
     """Run ``source`` in ``shell``'s namespace as a run; return the value of its last expression."""
     global _recorder
     if _recorder is None:
@@ -267,8 +290,9 @@ def run_tracked_cell(tracker: Tracker, shell, source: str, *, experiment: str | 
 
     from .environment import notebook_path
 
-    run = tracker.start_run(name, experiment=experiment, tags=tags, source=source,
-                            notebook_path=notebook_path(namespace), nested=True)
+    run = tracker.start_run(
+        name, experiment=experiment, tags=tags, source=source, notebook_path=notebook_path(namespace), nested=True
+    )
     for var, frame in frames_read.items():
         tracker.log_dataset(frame, var, run=run)
 
@@ -302,8 +326,9 @@ def run_tracked_cell(tracker: Tracker, shell, source: str, *, experiment: str | 
     return result
 
 
-def _record_outcome(tracker: Tracker, run, namespace: dict, names: CellNames, files_read: set[str],
-                    stdout: str) -> None:
+def _record_outcome(
+    tracker: Tracker, run, namespace: dict, names: CellNames, files_read: set[str], stdout: str
+) -> None:
     params, metrics = {}, {}
     for var in names.literal:
         if var in namespace and (text := param_value(namespace[var])) is not None:

@@ -46,17 +46,23 @@ def _write_notebook(record, folder: Path) -> Path:
     info = record.info
     if not info.source:
         raise ArtifactError(f"run {info.id} kept no cell code to re-run (it was not tracked from a cell)")
-    summary = [f"# Re-running `{info.name}`", "",
-               f"Run `{info.id}` of experiment **{record.experiment}**, by {info.user}; git commit "
-               f"`{info.git_commit or 'none'}`{' (with uncommitted changes)' if info.git_dirty else ''}.",
-               "Its input data is in this folder, its models in `models/`, its packages in `requirements.txt`.",
-               "", "Metrics then: " + ", ".join(f"{k} = {v:.6g}" for k, v in sorted(record.metrics.items()))]
+    summary = [
+        f"# Re-running `{info.name}`",
+        "",
+        f"Run `{info.id}` of experiment **{record.experiment}**, by {info.user}; git commit "
+        f"`{info.git_commit or 'none'}`{' (with uncommitted changes)' if info.git_dirty else ''}.",
+        "Its input data is in this folder, its models in `models/`, its packages in `requirements.txt`.",
+        "",
+        "Metrics then: " + ", ".join(f"{k} = {v:.6g}" for k, v in sorted(record.metrics.items())),
+    ]
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_markdown_cell("\n".join(summary)),
         nbformat.v4.new_code_cell("%load_ext mlops_lab"),
-        nbformat.v4.new_code_cell(f"%%track --experiment {record.experiment}-reproduced --name {info.name}-rerun "
-                                  f"--tag reproduces={info.id}\n{info.source}"),
+        nbformat.v4.new_code_cell(
+            f"%%track --experiment {record.experiment}-reproduced --name {info.name}-rerun "
+            f"--tag reproduces={info.id}\n{info.source}"
+        ),
     ]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = folder / f"{info.name}.ipynb"

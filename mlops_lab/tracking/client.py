@@ -23,7 +23,13 @@ from ..store.runs import HEARTBEAT_SECONDS, TERMINAL_STATUSES
 from . import capture, environment
 from .search import experiment_ids, runs_frame
 from .values import (
-    check_key, check_metric_value, check_step, check_timestamp, param_number, param_text, tag_text,
+    check_key,
+    check_metric_value,
+    check_step,
+    check_timestamp,
+    param_number,
+    param_text,
+    tag_text,
 )
 from .writer import BatchWriter
 
@@ -118,10 +124,19 @@ class Tracker:
             self._experiments[name] = self.runs.get_or_create_experiment(name, self.user)
         return self._experiments[name]
 
-    def start_run(self, name: str | None = None, *, experiment: str | None = None, tags: dict | None = None,
-                  nested: bool = False, parent_run_id: str | None = None, source: str | None = None,
-                  notebook_path: str | None = None, description: str | None = None,
-                  capture_git: bool = True) -> ActiveRun:
+    def start_run(
+        self,
+        name: str | None = None,
+        *,
+        experiment: str | None = None,
+        tags: dict | None = None,
+        nested: bool = False,
+        parent_run_id: str | None = None,
+        source: str | None = None,
+        notebook_path: str | None = None,
+        description: str | None = None,
+        capture_git: bool = True,
+    ) -> ActiveRun:
         self.writer.raise_pending_error()
         if name is not None:
             check_key(name, "run")
@@ -140,13 +155,26 @@ class Tracker:
         tag_rows = self._tag_rows(run, tags or {})
         if description:
             tag_rows.append({"run_id": run_id, "key": "description", "value": tag_text("description", description)})
-        self.writer.add("runs", [{
-            "id": run_id, "experiment_id": experiment_id, "name": run.name, "status": "RUNNING", "user": self.user,
-            "start_time": start, "parent_run_id": parent_run_id,
-            "notebook_path": notebook_path or environment.notebook_path(),
-            "source": source, "source_hash": hashlib.sha256(source.encode()).hexdigest() if source else None,
-            "host": HOST, "pid": os.getpid(), "heartbeat_at": start,
-        }])
+        self.writer.add(
+            "runs",
+            [
+                {
+                    "id": run_id,
+                    "experiment_id": experiment_id,
+                    "name": run.name,
+                    "status": "RUNNING",
+                    "user": self.user,
+                    "start_time": start,
+                    "parent_run_id": parent_run_id,
+                    "notebook_path": notebook_path or environment.notebook_path(),
+                    "source": source,
+                    "source_hash": hashlib.sha256(source.encode()).hexdigest() if source else None,
+                    "host": HOST,
+                    "pid": os.getpid(),
+                    "heartbeat_at": start,
+                }
+            ],
+        )
         if tag_rows:
             self.writer.add("tags", tag_rows)
         self.writer.add("events", [self._event(run_id, "created", {"status": "RUNNING", "experiment": experiment})])
@@ -158,10 +186,17 @@ class Tracker:
 
     def _capture_context(self, run_id: str, capture_git: bool) -> Batch:
         env = environment.environment_snapshot()
-        batch = Batch(environments=[{
-            "hash": env["hash"], "python": env["python"], "platform": env["platform"][:250],
-            "packages": json.dumps(env["packages"]), "hardware": json.dumps(env["hardware"]),
-        }])
+        batch = Batch(
+            environments=[
+                {
+                    "hash": env["hash"],
+                    "python": env["python"],
+                    "platform": env["platform"][:250],
+                    "packages": json.dumps(env["packages"]),
+                    "hardware": json.dumps(env["hardware"]),
+                }
+            ]
+        )
         values: dict = {"environment_hash": env["hash"]}
         git = environment.git_state() if capture_git else None
         if git is not None:
@@ -187,7 +222,9 @@ class Tracker:
         if run in stack:
             stack.remove(run)
         end = now_ms()
-        self.writer.add("run_updates", [(run.id, {"status": status, "end_time": end, "error": error, "heartbeat_at": end})])
+        self.writer.add(
+            "run_updates", [(run.id, {"status": status, "end_time": end, "error": error, "heartbeat_at": end})]
+        )
         self.writer.add("events", [self._event(run.id, "status", {"from": "RUNNING", "to": status, "error": error})])
 
     def resume_run(self, run_id: str) -> ActiveRun:
@@ -196,8 +233,10 @@ class Tracker:
         record = self.get_run(run_id)
         run = ActiveRun(run_id, record.info.name, record.info.experiment_id, self, params=dict(record.params))
         now = now_ms()
-        self.writer.add("run_updates", [(run_id, {"status": "RUNNING", "end_time": None, "host": HOST,
-                                                  "pid": os.getpid(), "heartbeat_at": now})])
+        self.writer.add(
+            "run_updates",
+            [(run_id, {"status": "RUNNING", "end_time": None, "host": HOST, "pid": os.getpid(), "heartbeat_at": now})],
+        )
         self.writer.add("events", [self._event(run_id, "status", {"from": record.info.status, "to": "RUNNING"})])
         with self._lock:
             self._all_active[run_id] = run
@@ -205,8 +244,14 @@ class Tracker:
         return run
 
     def _event(self, run_id: str, kind: str, payload: dict) -> dict:
-        return {"entity_type": "run", "entity_id": run_id, "kind": kind, "user": self.user, "time": now_ms(),
-                "payload": json.dumps(payload)}
+        return {
+            "entity_type": "run",
+            "entity_id": run_id,
+            "kind": kind,
+            "user": self.user,
+            "time": now_ms(),
+            "payload": json.dumps(payload),
+        }
 
     def _heartbeat(self) -> Batch | None:
         with self._lock:
@@ -260,8 +305,7 @@ class Tracker:
         checked = []
         for key, value in metrics.items():
             check_key(key, "metric")
-            checked.append((key, check_metric_value(key, value),
-                            None if step is None else check_step(key, step)))
+            checked.append((key, check_metric_value(key, value), None if step is None else check_step(key, step)))
         ts = now_ms() if timestamp is None else check_timestamp("metrics", timestamp)
         run = self._current(run)
         rows = []
@@ -316,21 +360,41 @@ class Tracker:
         _check_artifact_path(artifact_path)
         run = self._current(run)
         data = text.encode()
-        self.writer.add("artifacts", [{"run_id": run.id, "path": artifact_path, "hash": self.artifacts.put_bytes(data),
-                                       "size": len(data), "kind": "file"}])
+        self.writer.add(
+            "artifacts",
+            [
+                {
+                    "run_id": run.id,
+                    "path": artifact_path,
+                    "hash": self.artifacts.put_bytes(data),
+                    "size": len(data),
+                    "kind": "file",
+                }
+            ],
+        )
 
     def log_model(self, model, name: str = "model", *, input_example=None, run: ActiveRun | None = None) -> None:
         check_key(name, "model")
         run = self._current(run)
         self.writer.defer(capture.model_job(run.id, name, model, self.artifacts, input_example))
 
-    def log_dataset(self, data, name: str | None = None, *, direction: str = "input", source: str | None = None,
-                    run: ActiveRun | None = None) -> None:
+    def log_dataset(
+        self,
+        data,
+        name: str | None = None,
+        *,
+        direction: str = "input",
+        source: str | None = None,
+        run: ActiveRun | None = None,
+    ) -> None:
         if name is not None:
             check_key(name, "dataset")
         run = self._current(run)
-        self.writer.defer(capture.dataset_job(run.id, data, self.artifacts, name=name, direction=direction, source=source,
-                                              store=self.file_state))
+        self.writer.defer(
+            capture.dataset_job(
+                run.id, data, self.artifacts, name=name, direction=direction, source=source, store=self.file_state
+            )
+        )
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -343,8 +407,13 @@ class Tracker:
         self.flush()
         return self.runs.get_run(run_id)
 
-    def search_runs(self, experiment: str | list[str] | None = None, filter_string: str | None = None,
-                    order_by: list[str] | str | None = None, max_results: int = 1000):
+    def search_runs(
+        self,
+        experiment: str | list[str] | None = None,
+        filter_string: str | None = None,
+        order_by: list[str] | str | None = None,
+        max_results: int = 1000,
+    ):
         """Runs as a DataFrame (after what this process logged is written); unknown experiments match nothing."""
         self.flush()
         return runs_frame(self.runs, experiment_ids(self.runs, experiment), filter_string, order_by, max_results)
@@ -363,7 +432,9 @@ class Tracker:
 
 def _check_artifact_path(name: str) -> None:
     if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/") or "\x00" in name:
-        raise InvalidInputError(f"artifact path {name!r} must be a relative path inside the run (no '..', no leading '/')")
+        raise InvalidInputError(
+            f"artifact path {name!r} must be a relative path inside the run (no '..', no leading '/')"
+        )
 
 
 __all__ = ["ActiveRun", "NotFoundError", "Tracker"]

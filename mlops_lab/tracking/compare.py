@@ -39,8 +39,13 @@ def metric_history(runs: RunStore, run_id: str, key: str, max_points: int = 1000
     if not len(steps):
         runs.get_run(run_id)  # an unknown run is a 404, a run without the metric an empty curve
     kept_steps, kept_values = downsample(steps, values, max_points)
-    return {"run_id": run_id, "key": key, "points": len(steps), "steps": kept_steps.tolist(),
-            "values": [json_number(v) for v in kept_values.tolist()]}
+    return {
+        "run_id": run_id,
+        "key": key,
+        "points": len(steps),
+        "steps": kept_steps.tolist(),
+        "values": [json_number(v) for v in kept_values.tolist()],
+    }
 
 
 def _aligned(per_run: dict[str, dict]) -> list[dict]:
@@ -63,18 +68,36 @@ def compare_runs(runs: RunStore, run_ids: list[str]) -> dict:
     runs = []
     for run_id, record in records.items():
         info = record.info
-        runs.append({"run_id": run_id, "name": info.name, "experiment": record.experiment, "status": info.status,
-                     "start_time": info.start_time, "end_time": info.end_time, "user": info.user,
-                     "git_commit": info.git_commit, "git_dirty": info.git_dirty, "source_hash": info.source_hash})
-    environment = {run_id: {"git commit": r.info.git_commit, "uncommitted changes": r.info.git_dirty,
-                            **_environment_summary(r.environment)} for run_id, r in records.items()}
+        runs.append(
+            {
+                "run_id": run_id,
+                "name": info.name,
+                "experiment": record.experiment,
+                "status": info.status,
+                "start_time": info.start_time,
+                "end_time": info.end_time,
+                "user": info.user,
+                "git_commit": info.git_commit,
+                "git_dirty": info.git_dirty,
+                "source_hash": info.source_hash,
+            }
+        )
+    environment = {
+        run_id: {
+            "git commit": r.info.git_commit,
+            "uncommitted changes": r.info.git_dirty,
+            **_environment_summary(r.environment),
+        }
+        for run_id, r in records.items()
+    }
     return {
         "runs": runs,
         "params": _aligned({i: r.params for i, r in records.items()}),
         "metrics": _aligned({i: {k: json_number(v) for k, v in r.metrics.items()} for i, r in records.items()}),
         "tags": _aligned({i: r.tags for i, r in records.items()}),
-        "datasets": _aligned({i: {f"{d['direction']}:{d['name']}": d["hash"] for d in r.datasets}
-                              for i, r in records.items()}),
+        "datasets": _aligned(
+            {i: {f"{d['direction']}:{d['name']}": d["hash"] for d in r.datasets} for i, r in records.items()}
+        ),
         "environment": _aligned(environment),
         "packages": _package_differences(records),
         "code_differs": len({r.info.source_hash for r in records.values()}) > 1,
@@ -85,9 +108,13 @@ def _environment_summary(environment: dict | None) -> dict:
     if not environment:
         return {}
     hardware = environment.get("hardware", {})
-    return {"python": environment.get("python"), "platform": environment.get("platform"),
-            "cpu": hardware.get("cpu"), "cpu_count": hardware.get("cpu_count"),
-            "gpus": ", ".join(g.get("name", "") for g in hardware.get("gpus", [])) or None}
+    return {
+        "python": environment.get("python"),
+        "platform": environment.get("platform"),
+        "cpu": hardware.get("cpu"),
+        "cpu_count": hardware.get("cpu_count"),
+        "gpus": ", ".join(g.get("name", "") for g in hardware.get("gpus", [])) or None,
+    }
 
 
 def _package_differences(records: dict) -> list[dict]:
@@ -104,16 +131,23 @@ def code_diff(runs: RunStore, run_a: str, run_b: str, context: int = 3) -> dict:
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=left, b=right, autojunk=False).get_opcodes():
         span = max(i2 - i1, j2 - j1)
         for k in range(span):
-            rows.append({
-                "op": tag,
-                "left": left[i1 + k] if i1 + k < i2 else None,
-                "right": right[j1 + k] if j1 + k < j2 else None,
-                "left_line": i1 + k + 1 if i1 + k < i2 else None,
-                "right_line": j1 + k + 1 if j1 + k < j2 else None,
-            })
+            rows.append(
+                {
+                    "op": tag,
+                    "left": left[i1 + k] if i1 + k < i2 else None,
+                    "right": right[j1 + k] if j1 + k < j2 else None,
+                    "left_line": i1 + k + 1 if i1 + k < i2 else None,
+                    "right_line": j1 + k + 1 if j1 + k < j2 else None,
+                }
+            )
     unified = "\n".join(difflib.unified_diff(left, right, a.name, b.name, n=context, lineterm=""))
-    return {"left": {"run_id": run_a, "name": a.name}, "right": {"run_id": run_b, "name": b.name},
-            "identical": left == right, "rows": rows, "unified": unified}
+    return {
+        "left": {"run_id": run_a, "name": a.name},
+        "right": {"run_id": run_b, "name": b.name},
+        "identical": left == right,
+        "rows": rows,
+        "unified": unified,
+    }
 
 
 def artifact_bytes(runs: RunStore, artifacts: ArtifactStore, run_id: str, path: str) -> tuple[str, bytes]:
@@ -131,7 +165,7 @@ def artifact_bytes(runs: RunStore, artifacts: ArtifactStore, run_id: str, path: 
     for folder, artifact in by_path.items():
         if artifact["kind"] == "dir" and path.startswith(folder + "/"):
             manifest = artifacts.get_manifest(artifact["hash"])
-            inner = path[len(folder) + 1:]
+            inner = path[len(folder) + 1 :]
             if inner in manifest:
                 return path, artifacts.get_bytes(manifest[inner])
     raise NotFoundError(f"run {run_id} has no artifact {path!r}")

@@ -59,11 +59,15 @@ def hardware() -> dict:
         try:
             out = subprocess.run(
                 ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=5,
+                capture_output=True,
+                text=True,
+                timeout=5,
             )
             if out.returncode == 0:
-                info["gpus"] = [dict(zip(("name", "memory", "driver"), (s.strip() for s in line.split(","))))
-                                for line in out.stdout.strip().splitlines()]
+                info["gpus"] = [
+                    dict(zip(("name", "memory", "driver"), (s.strip() for s in line.split(","))))
+                    for line in out.stdout.strip().splitlines()
+                ]
         except (OSError, subprocess.SubprocessError):
             pass
     return info

@@ -25,8 +25,14 @@ Job = Callable[[], Batch | None]
 
 
 class BatchWriter:
-    def __init__(self, store: RunStore, interval: float = 0.25, max_rows: int = 20_000,
-                 heartbeat: Callable[[], Batch | None] | None = None, heartbeat_seconds: float = 15):
+    def __init__(
+        self,
+        store: RunStore,
+        interval: float = 0.25,
+        max_rows: int = 20_000,
+        heartbeat: Callable[[], Batch | None] | None = None,
+        heartbeat_seconds: float = 15,
+    ):
         self.store = store
         self.interval = interval
         self.max_rows = max_rows

@@ -1,24 +1,15 @@
-import { element, OpenInMain, SidebarPanel } from './base';
-import { CompareView } from './compare';
-import { IRunRow, RunsModel } from './model';
+import { CommandRegistry } from '@lumino/commands';
+
+import { IRunRow } from '../api';
+import { element, formatNumber, SidebarPanel } from '../base';
+import { CommandIDs } from '../tokens';
+import { RunsModel } from './model';
 
 const ROW_HEIGHT = 34; // px, fixed so that only the rows in view need to exist
 const OVERSCAN = 10;
 const DEFAULT_METRIC_COLUMNS = 2;
 
 type Column = { kind: 'params' | 'metrics'; key: string };
-
-function formatNumber(value: number | string | undefined): string {
-  if (value === undefined) {
-    return '';
-  }
-  if (typeof value === 'string') {
-    return value;
-  }
-  return Math.abs(value) >= 1e4 || (value !== 0 && Math.abs(value) < 1e-3)
-    ? value.toExponential(3)
-    : String(Number(value.toPrecision(4)));
-}
 
 function formatDuration(ms: number | null): string {
   if (ms === null) {
@@ -64,7 +55,7 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
 
   constructor(
     model: RunsModel,
-    private _open: OpenInMain
+    private _commands: CommandRegistry
   ) {
     const toolbar = element('div', '', 'jp-mlops-toolbar');
     super(model, 'Runs', 'jp-mlops-runs', [filterBox(model), toolbar]);
@@ -197,7 +188,6 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
   }
 
   private _openComparison(): void {
-    const ids = [...this._selected];
-    this._open(new CompareView(ids), `mlops-compare-${Date.now()}`, `Compare ${ids.length} runs`);
+    void this._commands.execute(CommandIDs.openComparison, { runIds: [...this._selected] });
   }
 }

@@ -1,105 +1,43 @@
-import { Widget } from '@lumino/widgets';
+import { CommandRegistry } from '@lumino/commands';
 
-import { element, OpenInMain, PollingModel, SidebarPanel } from './base';
-import { CompareView } from './compare';
-import { requestAPI } from './request';
-
-interface IVersionSummary {
-  version: number;
-  stage: string;
-  run_id: string;
-  created_by: string;
-}
-
-interface IModelSummary {
-  name: string;
-  production_version: number | null;
-  aliases: Record<string, number>;
-  versions: IVersionSummary[];
-}
-
-interface IVersion extends IVersionSummary {
-  created_at: number;
-  flavor: string;
-  max_difference: number | null;
-  metrics: Record<string, number | null>;
-}
-
-interface IApproval {
-  id: string;
-  version: number;
-  stage: string;
-  requested_by: string;
-  status: string;
-  comment: string | null;
-  votes: { user: string; decision: string; comment: string | null }[];
-}
-
-interface IEvent {
-  kind: string;
-  user: string;
-  time: number;
-  payload: Record<string, unknown>;
-}
-
-interface IModelDetail {
-  model: { name: string; production_version: number | null; required_approvals_effective: number };
-  versions: IVersion[];
-  aliases: Record<string, number>;
-  approvals: IApproval[];
-  gates: { version: number; gate: string; passed: boolean; created_at: number }[];
-  history: IEvent[];
-}
+import { IModelDetail } from '../api';
+import { element, MainView } from '../base';
+import { CommandIDs } from '../tokens';
+import { ModelModel } from './model';
 
 const STAGES = ['None', 'Staging', 'Production', 'Archived'];
 
-function post<T>(path: string, body: object): Promise<T> {
-  return requestAPI<T>(path, { method: 'POST', body: JSON.stringify(body) });
-}
-
-function badge(stage: string): HTMLElement {
+/** A stage (or a version number coloured by its stage). */
+export function badge(stage: string): HTMLElement {
   return element('span', stage, `jp-mlops-badge jp-mlops-stage-${stage.toLowerCase()}`);
 }
 
-/** Registered models, polled while the panel is visible. */
-export class ModelsModel extends PollingModel<IModelSummary[]> {
-  constructor(intervalMs = 5000) {
-    super([], intervalMs);
-  }
-
-  protected async fetch(): Promise<IModelSummary[]> {
-    return (await requestAPI<{ models: IModelSummary[] }>('models')).models;
-  }
-}
-
 /** One model: versions with stage badges and aliases, gates, approvals, actions and history. */
-export class ModelView extends Widget {
+export class ModelView extends MainView<ModelModel> {
   private _status = element('p', '', 'jp-mlops-message');
+  private _shown = ''; // what is drawn, as JSON
 
   constructor(
-    readonly name: string,
-    private _open: OpenInMain
+    model: ModelModel,
+    private _commands: CommandRegistry
   ) {
-    super();
-    this.addClass('jp-mlops-MainView');
-    this.addClass('jp-mlops-ModelView');
-    this.node.textContent = 'Loading…';
-    void this.reload();
+    super(model, 'jp-mlops-ModelView');
   }
 
-  async reload(): Promise<void> {
-    try {
-      this._render(await requestAPI<IModelDetail>(`models/${encodeURIComponent(this.name)}`));
-    } catch (error) {
-      this.node.textContent = `Could not load ${this.name}: ${(error as Error).message}`;
+  protected render(): void {
+    const detail = this.model.data;
+    if (detail === null) {
+      this.node.textContent = `Could not load ${this.model.name}: ${this.model.error}`;
+    } else if (JSON.stringify(detail) !== this._shown) {
+      this._shown = JSON.stringify(detail); // a poll that finds nothing new leaves the forms as they are
+      this._render(detail);
     }
   }
 
-  /** Run an action; show its error in place, or reload to show its effect. */
+  /** Run an action; show its error in place (the model refreshes to show its effect). */
   private async _act(action: () => Promise<unknown>, done: string): Promise<void> {
     try {
       await action();
-      await this.reload();
       this._status.textContent = done;
       this._status.classList.remove('jp-mlops-error');
     } catch (error) {
@@ -109,7 +47,6 @@ export class ModelView extends Widget {
   }
 
   private _render(detail: IModelDetail): void {
-    const name = encodeURIComponent(this.name);
     const aliasesOf = (version: number) =>
       Object.entries(detail.aliases)
         .filter(([, v]) => v === version)
@@ -138,7 +75,7 @@ export class ModelView extends Widget {
       link.title = 'Open the source run';
       link.addEventListener('click', event => {
         event.preventDefault();
-        this._open(new CompareView([version.run_id]), `mlops-run-${version.run_id}`, `Run ${version.run_id.slice(0, 8)}`);
+        void this._commands.execute(CommandIDs.openRun, { runId: version.run_id });
       });
       run.appendChild(link);
       const move = element('td');
@@ -152,14 +89,14 @@ export class ModelView extends Widget {
       const go = element('button', 'Move', 'jp-mlops-move');
       go.addEventListener('click', () =>
         this._act(
-          () => post(`models/${name}/versions/${version.version}/stage`, { stage: stage.value, comment: comment.value || null }),
+          () => this.model.moveStage(version.version, stage.value, comment.value || null),
           `Version ${version.version} moved to ${stage.value}.`
         )
       );
       const ask = element('button', 'Request approval', 'jp-mlops-request');
       ask.addEventListener('click', () =>
         this._act(
-          () => post(`models/${name}/versions/${version.version}/approvals`, { comment: comment.value || null }),
+          () => this.model.requestApproval(version.version, comment.value || null),
           `Approval for version ${version.version} requested.`
         )
       );
@@ -189,10 +126,10 @@ export class ModelView extends Widget {
         )
       );
       if (approval.status === 'PENDING') {
-        for (const decision of ['approve', 'reject']) {
+        for (const decision of ['approve', 'reject'] as const) {
           const button = element('button', decision === 'approve' ? 'Approve' : 'Reject', `jp-mlops-${decision}`);
           button.addEventListener('click', () =>
-            this._act(() => post(`approvals/${approval.id}`, { decision }), `Request ${decision}d.`)
+            this._act(() => this.model.vote(approval.id, decision), `Request ${decision}d.`)
           );
           line.appendChild(button);
         }
@@ -231,38 +168,5 @@ export class ModelView extends Widget {
       element('h3', 'History'),
       history
     );
-  }
-}
-
-/** The sidebar list of registered models; a click opens one. */
-export class ModelsPanel extends SidebarPanel<ModelsModel> {
-  constructor(
-    model: ModelsModel,
-    private _open: OpenInMain
-  ) {
-    super(model, 'Models', 'jp-mlops-models-list');
-    this.addClass('jp-mlops-ModelsPanel');
-  }
-
-  protected render(): void {
-    const models = this.model.data;
-    const error = this.model.error;
-    this.showMessage(error ?? (models.length === 0 ? 'No registered models yet: ml.register("name", run_id).' : ''), error !== null);
-    const head = element('tr');
-    for (const title of ['Model', 'Production', 'Versions']) {
-      head.appendChild(element('th', title));
-    }
-    const rows = models.map(model => {
-      const row = element('tr');
-      row.dataset.model = model.name;
-      const stages = element('td');
-      for (const version of model.versions.slice(-6)) {
-        stages.appendChild(badge(String(version.version))).classList.add(`jp-mlops-stage-${version.stage.toLowerCase()}`);
-      }
-      row.append(element('td', model.name), element('td', model.production_version ? `v${model.production_version}` : '—'), stages);
-      row.addEventListener('click', () => this._open(new ModelView(model.name, this._open), `mlops-model-${model.name}`, `Model: ${model.name}`));
-      return row;
-    });
-    this.table.replaceChildren(head, ...rows);
   }
 }

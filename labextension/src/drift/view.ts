@@ -1,58 +1,6 @@
-import { Widget } from '@lumino/widgets';
-
-import { element, OpenInMain, PollingModel, SidebarPanel } from './base';
-import { requestAPI } from './request';
-
-export interface IDriftRecord {
-  id: string;
-  name: string;
-  created_at: number;
-  user: string;
-  share_drifted: number;
-  dataset_drift: boolean;
-  drifted_columns: string[];
-  model_name: string | null;
-  model_version: string | null;
-  deployment: string | null;
-}
-
-interface IStatistic {
-  name: string;
-  value: number | string;
-  p_value: number | string | null;
-  drift: boolean;
-  detail: string;
-}
-
-interface IColumnDrift {
-  column: string;
-  kind: string;
-  role: string;
-  method: string;
-  drift: boolean;
-  score: number | string;
-  statistics: IStatistic[];
-  plot: {
-    reference?: number[];
-    current?: number[];
-    edges?: number[];
-    categories?: string[];
-    levels?: number[];
-    reference_quantiles?: number[];
-    current_quantiles?: number[];
-  };
-}
-
-interface IDriftDetail {
-  record: IDriftRecord;
-  report: {
-    reference_rows: number;
-    current_rows: number;
-    share_drifted: number;
-    dataset_drift: boolean;
-    columns: IColumnDrift[];
-  };
-}
+import { IColumnDrift, IDriftDetail } from '../api';
+import { element, MainView } from '../base';
+import { DriftReportModel } from './model';
 
 const METHODS: Record<string, string> = {
   ks: 'KS p-value',
@@ -69,33 +17,21 @@ function formatValue(value: number | string | null): string {
   return typeof value === 'string' ? value : Number(value.toPrecision(4)).toString();
 }
 
-/** Stored drift reports, polled while the panel is visible. */
-export class DriftModel extends PollingModel<IDriftRecord[]> {
-  constructor(intervalMs = 5000) {
-    super([], intervalMs);
-  }
-
-  protected async fetch(): Promise<IDriftRecord[]> {
-    return (await requestAPI<{ reports: IDriftRecord[] }>('drift-reports')).reports;
-  }
-}
-
 /** The report itself, in the main area: one row per column, most drifted first. */
-export class DriftReportView extends Widget {
-  constructor(readonly reportId: string) {
-    super();
-    this.addClass('jp-mlops-MainView');
-    this.addClass('jp-mlops-DriftReport');
-    this.node.textContent = 'Loading…';
-    void this._load();
+export class DriftReportView extends MainView<DriftReportModel> {
+  private _shown: IDriftDetail | null = null;
+
+  constructor(model: DriftReportModel) {
+    super(model, 'jp-mlops-DriftReport');
   }
 
-  private async _load(): Promise<void> {
-    try {
-      const detail = await requestAPI<IDriftDetail>(`drift-reports/${this.reportId}`);
+  protected render(): void {
+    const detail = this.model.data;
+    if (detail === null) {
+      this.node.textContent = `Could not load the report: ${this.model.error}`;
+    } else if (this._shown === null) {
+      this._shown = detail; // a stored report does not change: drawn once, the chosen column kept
       this._render(detail);
-    } catch (error) {
-      this.node.textContent = `Could not load the report: ${(error as Error).message}`;
     }
   }
 
@@ -130,7 +66,11 @@ export class DriftReportView extends Widget {
       row.append(
         element('td', column.column + role),
         element('td', column.kind),
-        element('td', column.drift ? 'drift' : 'ok', column.drift ? 'jp-mlops-status-failed' : 'jp-mlops-status-finished'),
+        element(
+          'td',
+          column.drift ? 'drift' : 'ok',
+          column.drift ? 'jp-mlops-status-failed' : 'jp-mlops-status-finished'
+        ),
         element('td', METHODS[column.method] ?? column.method),
         element('td', formatValue(value)),
         element('td', formatValue(column.score))
@@ -166,8 +106,28 @@ export class DriftReportView extends Widget {
       traces = [
         { ...reference, type: 'bar', x: centers, y: plot.reference },
         { ...current, type: 'bar', x: centers, y: plot.current },
-        { ...reference, type: 'scatter', mode: 'lines', x: plot.reference_quantiles, y: plot.levels, xaxis: 'x2', yaxis: 'y2', showlegend: false, line: { color: '#8c9db5' } },
-        { ...current, type: 'scatter', mode: 'lines', x: plot.current_quantiles, y: plot.levels, xaxis: 'x2', yaxis: 'y2', showlegend: false, line: { color: '#e07b39' } }
+        {
+          ...reference,
+          type: 'scatter',
+          mode: 'lines',
+          x: plot.reference_quantiles,
+          y: plot.levels,
+          xaxis: 'x2',
+          yaxis: 'y2',
+          showlegend: false,
+          line: { color: '#8c9db5' }
+        },
+        {
+          ...current,
+          type: 'scatter',
+          mode: 'lines',
+          x: plot.current_quantiles,
+          y: plot.levels,
+          xaxis: 'x2',
+          yaxis: 'y2',
+          showlegend: false,
+          line: { color: '#e07b39' }
+        }
       ];
       layout = {
         barmode: 'overlay',
@@ -182,10 +142,15 @@ export class DriftReportView extends Widget {
       ];
       layout = { barmode: 'group', xaxis: { title: { text: `${column.column} (share of rows)` } } };
     }
-    await Plotly.react(this._chart, traces, { height: 340, margin: { t: 30, l: 50, r: 20, b: 50 }, ...layout }, {
-      displaylogo: false,
-      responsive: true
-    });
+    await Plotly.react(
+      this._chart,
+      traces,
+      { height: 340, margin: { t: 30, l: 50, r: 20, b: 50 }, ...layout },
+      {
+        displaylogo: false,
+        responsive: true
+      }
+    );
   }
 
   private _bars(column: IColumnDrift): HTMLElement {
@@ -204,44 +169,5 @@ export class DriftReportView extends Widget {
       }
     });
     return box;
-  }
-}
-
-/** The sidebar list of stored drift reports; a click opens one. */
-export class DriftPanel extends SidebarPanel<DriftModel> {
-  constructor(
-    model: DriftModel,
-    private _open: OpenInMain
-  ) {
-    super(model, 'Drift reports', 'jp-mlops-drift-list');
-    this.addClass('jp-mlops-DriftPanel');
-  }
-
-  protected render(): void {
-    const reports = this.model.data;
-    const error = this.model.error;
-    this.showMessage(
-      error ?? (reports.length === 0 ? 'No drift reports yet: ml.save_drift_report(ml.drift(reference, current), "name").' : ''),
-      error !== null
-    );
-    const head = element('tr');
-    for (const title of ['', 'Report', 'Drifted', 'Linked to']) {
-      head.appendChild(element('th', title));
-    }
-    this.table.replaceChildren(head, ...reports.map(report => this._row(report)));
-  }
-
-  private _row(report: IDriftRecord): HTMLElement {
-    const row = element('tr');
-    row.dataset.reportId = report.id;
-    row.title = `${new Date(report.created_at).toLocaleString()} by ${report.user}\n${report.drifted_columns.join(', ')}`;
-    const status = element('td', '●', `jp-mlops-status ${report.dataset_drift ? 'jp-mlops-status-failed' : 'jp-mlops-status-finished'}`);
-    const model = report.model_name ? `${report.model_name}${report.model_version ? '/' + report.model_version : ''}` : '';
-    const link = [model, report.deployment ?? ''].filter(Boolean).join(' · ');
-    row.append(status, element('td', report.name), element('td', `${Math.round(report.share_drifted * 100)}%`), element('td', link));
-    row.addEventListener('click', () =>
-      this._open(new DriftReportView(report.id), `mlops-drift-${report.id}`, `Drift: ${report.name}`)
-    );
-    return row;
   }
 }

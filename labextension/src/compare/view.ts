@@ -1,37 +1,6 @@
-import { Widget } from '@lumino/widgets';
-
-import { element } from './base';
-import { requestAPI } from './request';
-
-interface IAligned {
-  key: string;
-  values: Record<string, string | number | null>;
-  differs: boolean;
-}
-
-interface IComparison {
-  runs: { run_id: string; name: string; experiment: string; status: string }[];
-  params: IAligned[];
-  metrics: IAligned[];
-  tags: IAligned[];
-  datasets: IAligned[];
-  environment: IAligned[];
-  packages: IAligned[];
-  code_differs: boolean;
-}
-
-interface ICurve {
-  steps: number[];
-  values: (number | string)[];
-}
-
-interface IDiffRow {
-  op: 'equal' | 'replace' | 'delete' | 'insert';
-  left: string | null;
-  right: string | null;
-  left_line: number | null;
-  right_line: number | null;
-}
+import { IAligned, IComparison } from '../api';
+import { element, MainView } from '../base';
+import { CompareModel } from './model';
 
 const SECTIONS: [keyof IComparison, string][] = [
   ['params', 'Params'],
@@ -60,7 +29,7 @@ function smooth(values: number[], weight: number): number[] {
 }
 
 /** Runs side by side: what differs, metric curves, parallel coordinates, code diff. */
-export class CompareView extends Widget {
+export class CompareView extends MainView<CompareModel> {
   private _comparison: IComparison | null = null;
   private _onlyDiffers = true;
   private _tables = element('div', '', 'jp-mlops-compare-tables');
@@ -69,22 +38,20 @@ export class CompareView extends Widget {
   private _scatter = element('div', '', 'jp-mlops-chart jp-mlops-scatter');
   private _code = element('div', '', 'jp-mlops-code-diff');
 
-  constructor(readonly runIds: string[]) {
-    super();
-    this.addClass('jp-mlops-MainView');
-    this.addClass('jp-mlops-CompareView');
-    this.node.textContent = 'Loading…';
-    void this._load();
+  constructor(model: CompareModel) {
+    super(model, 'jp-mlops-CompareView');
   }
 
-  private async _load(): Promise<void> {
-    try {
-      this._comparison = await requestAPI<IComparison>(`compare?runs=${this.runIds.join(',')}`);
-    } catch (error) {
-      this.node.textContent = `Could not compare: ${(error as Error).message}`;
+  protected render(): void {
+    if (this.model.error !== null) {
+      this.node.textContent = `Could not compare: ${this.model.error}`;
       return;
     }
-    const comparison = this._comparison;
+    const comparison = this.model.data;
+    if (comparison === null || JSON.stringify(comparison) === JSON.stringify(this._comparison)) {
+      return; // drawn already: charts keep their zoom and the controls their choices
+    }
+    this._comparison = comparison;
     const toggle = element('label', '', 'jp-mlops-toggle');
     const box = element('input');
     box.type = 'checkbox';
@@ -158,13 +125,15 @@ export class CompareView extends Widget {
     const button = element('button', 'what changed', 'jp-mlops-dataset-diff');
     button.addEventListener('click', async () => {
       try {
-        const diff = await requestAPI<any>(`dataset-diff?left=${hashes[0]}&right=${hashes[1]}`);
-        const drifted = (diff.drift?.columns ?? []).filter((c: any) => c.drift).map((c: any) => c.column);
+        const diff = await this.model.datasetDiff(hashes[0], hashes[1]);
+        const drifted = (diff.drift?.columns ?? []).filter(c => c.drift).map(c => c.column);
         cell.textContent =
           `rows ${diff.rows.left} → ${diff.rows.right}` +
           (diff.columns_added.length ? `; added ${diff.columns_added.join(', ')}` : '') +
           (diff.columns_removed.length ? `; removed ${diff.columns_removed.join(', ')}` : '') +
-          (Object.keys(diff.dtype_changes).length ? `; types changed: ${Object.keys(diff.dtype_changes).join(', ')}` : '') +
+          (Object.keys(diff.dtype_changes).length
+            ? `; types changed: ${Object.keys(diff.dtype_changes).join(', ')}`
+            : '') +
           `; drifted: ${drifted.length ? drifted.join(', ') : 'none'}`;
       } catch (error) {
         cell.textContent = (error as Error).message;
@@ -208,14 +177,7 @@ export class CompareView extends Widget {
 
   private async _renderCharts(key: string, weight: number, logScale: boolean): Promise<void> {
     const comparison = this._comparison!;
-    const [Plotly, curves] = await Promise.all([
-      import('plotly.js-dist-min'),
-      Promise.all(
-        comparison.runs.map(run =>
-          requestAPI<ICurve>(`runs/${run.run_id}/metric-history?key=${encodeURIComponent(key)}`)
-        )
-      )
-    ]);
+    const [Plotly, curves] = await Promise.all([import('plotly.js-dist-min'), this.model.curves(key)]);
     const traces = curves.map((curve, i) => ({
       x: curve.steps,
       y: smooth(curve.values.map(Number), weight),
@@ -295,7 +257,12 @@ export class CompareView extends Widget {
           textposition: 'top center'
         }
       ],
-      { height: 320, margin: { t: 20, l: 60, r: 20, b: 50 }, xaxis: { title: { text: xField } }, yaxis: { title: { text: yKey } } },
+      {
+        height: 320,
+        margin: { t: 20, l: 60, r: 20, b: 50 },
+        xaxis: { title: { text: xField } },
+        yaxis: { title: { text: yKey } }
+      },
       { displaylogo: false, responsive: true }
     );
   }
@@ -306,9 +273,7 @@ export class CompareView extends Widget {
       this._code.textContent = 'Pick two runs to see their code side by side.';
       return;
     }
-    const diff = await requestAPI<{ identical: boolean; rows: IDiffRow[] }>(
-      `code-diff?left=${runs[0].run_id}&right=${runs[1].run_id}`
-    );
+    const diff = await this.model.codeDiff(runs[0].run_id, runs[1].run_id);
     if (diff.identical) {
       this._code.replaceChildren(element('p', 'The two cells ran the same code.', 'jp-mlops-message'));
       return;

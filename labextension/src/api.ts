@@ -1,0 +1,372 @@
+/**
+ * The mlops_lab REST API under `<base_url>/mlops-lab/api/`: every endpoint a typed function, every
+ * response an interface, one error type. The front end reaches the server only through here.
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** An error the server answered with `{"error", "status"}` (the project's one error vocabulary). */
+export class APIError extends Error {
+  constructor(
+    message: string,
+    readonly status: number
+  ) {
+    super(message);
+  }
+}
+
+async function request<T>(endPoint: string, init: RequestInit = {}): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'mlops-lab', 'api', endPoint);
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  const text = await response.text();
+  let data: unknown = text;
+  if (text.length > 0) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text for the message below
+    }
+  }
+  if (!response.ok) {
+    const body = data as { error?: string; status?: number } | string;
+    const message = (typeof body === 'object' && body?.error) || response.statusText || String(body);
+    throw new APIError(message, (typeof body === 'object' && body?.status) || response.status);
+  }
+  return data as T;
+}
+
+function post<T>(endPoint: string, body: object): Promise<T> {
+  return request<T>(endPoint, { method: 'POST', body: JSON.stringify(body) });
+}
+
+const part = encodeURIComponent;
+
+// ---- runs ------------------------------------------------------------------------------------
+
+export interface IRunRow {
+  run_id: string;
+  name: string;
+  experiment: string;
+  status: string;
+  user: string;
+  start_time: number;
+  end_time: number | null;
+  duration_ms: number | null;
+  params: Record<string, string>;
+  metrics: Record<string, number | string>;
+  tags: Record<string, string>;
+}
+
+export interface IRunsPage {
+  runs: IRunRow[];
+  param_keys: string[];
+  metric_keys: string[];
+}
+
+export interface IRunsQuery {
+  limit: number;
+  filter?: string;
+  experiment?: string;
+  orderBy?: string[];
+}
+
+export function listRuns(query: IRunsQuery): Promise<IRunsPage> {
+  const params = new URLSearchParams({ limit: String(query.limit) });
+  if (query.filter?.trim()) {
+    params.set('filter', query.filter);
+  }
+  if (query.experiment) {
+    params.set('experiment', query.experiment);
+  }
+  for (const order of query.orderBy ?? []) {
+    params.append('order_by', order);
+  }
+  return request<IRunsPage>(`runs?${params.toString()}`);
+}
+
+export interface ICurve {
+  steps: number[];
+  values: (number | string)[];
+}
+
+export function metricHistory(runId: string, key: string): Promise<ICurve> {
+  return request<ICurve>(`runs/${runId}/metric-history?key=${part(key)}`);
+}
+
+// ---- compare ---------------------------------------------------------------------------------
+
+export interface IAligned {
+  key: string;
+  values: Record<string, string | number | null>;
+  differs: boolean;
+}
+
+export interface IComparison {
+  runs: { run_id: string; name: string; experiment: string; status: string }[];
+  params: IAligned[];
+  metrics: IAligned[];
+  tags: IAligned[];
+  datasets: IAligned[];
+  environment: IAligned[];
+  packages: IAligned[];
+  code_differs: boolean;
+}
+
+export function compareRuns(runIds: string[]): Promise<IComparison> {
+  return request<IComparison>(`compare?runs=${runIds.map(part).join(',')}`);
+}
+
+export interface IDiffRow {
+  op: 'equal' | 'replace' | 'delete' | 'insert';
+  left: string | null;
+  right: string | null;
+  left_line: number | null;
+  right_line: number | null;
+}
+
+export interface ICodeDiff {
+  identical: boolean;
+  rows: IDiffRow[];
+}
+
+export function codeDiff(left: string, right: string): Promise<ICodeDiff> {
+  return request<ICodeDiff>(`code-diff?left=${part(left)}&right=${part(right)}`);
+}
+
+export interface IDatasetDiff {
+  rows: { left: number; right: number };
+  columns_added: string[];
+  columns_removed: string[];
+  dtype_changes: Record<string, unknown>;
+  drift: { columns: { column: string; drift: boolean }[] } | null;
+}
+
+export function datasetDiff(left: string, right: string): Promise<IDatasetDiff> {
+  return request<IDatasetDiff>(`dataset-diff?left=${part(left)}&right=${part(right)}`);
+}
+
+// ---- registry --------------------------------------------------------------------------------
+
+export interface IVersionSummary {
+  version: number;
+  stage: string;
+  run_id: string;
+  created_by: string;
+}
+
+export interface IModelSummary {
+  name: string;
+  production_version: number | null;
+  aliases: Record<string, number>;
+  versions: IVersionSummary[];
+}
+
+export interface IVersion extends IVersionSummary {
+  created_at: number;
+  flavor: string;
+  max_difference: number | null;
+  metrics: Record<string, number | null>;
+}
+
+export interface IApproval {
+  id: string;
+  version: number;
+  stage: string;
+  requested_by: string;
+  status: string;
+  comment: string | null;
+  votes: { user: string; decision: string; comment: string | null }[];
+}
+
+/** An entry of the store's append-only history (registry and deployments alike). */
+export interface IRecordedEvent {
+  kind: string;
+  user: string;
+  time: number; // ms
+  payload: Record<string, unknown> & { detail?: string };
+}
+
+export interface IModelDetail {
+  model: { name: string; production_version: number | null; required_approvals_effective: number };
+  versions: IVersion[];
+  aliases: Record<string, number>;
+  approvals: IApproval[];
+  gates: { version: number; gate: string; passed: boolean; created_at: number }[];
+  history: IRecordedEvent[];
+}
+
+export async function listModels(): Promise<IModelSummary[]> {
+  return (await request<{ models: IModelSummary[] }>('models')).models;
+}
+
+export function getModel(name: string): Promise<IModelDetail> {
+  return request<IModelDetail>(`models/${part(name)}`);
+}
+
+export function moveStage(name: string, version: number, stage: string, comment: string | null): Promise<IModelDetail> {
+  return post<IModelDetail>(`models/${part(name)}/versions/${version}/stage`, { stage, comment });
+}
+
+export function requestApproval(name: string, version: number, comment: string | null): Promise<{ request: string }> {
+  return post<{ request: string }>(`models/${part(name)}/versions/${version}/approvals`, { comment });
+}
+
+export function vote(requestId: string, decision: 'approve' | 'reject'): Promise<{ status: string }> {
+  return post<{ status: string }>(`approvals/${part(requestId)}`, { decision });
+}
+
+// ---- drift -----------------------------------------------------------------------------------
+
+export interface IDriftRecord {
+  id: string;
+  name: string;
+  created_at: number;
+  user: string;
+  share_drifted: number;
+  dataset_drift: boolean;
+  drifted_columns: string[];
+  model_name: string | null;
+  model_version: string | null;
+  deployment: string | null;
+}
+
+export interface IStatistic {
+  name: string;
+  value: number | string;
+  p_value: number | string | null;
+  drift: boolean;
+  detail: string;
+}
+
+export interface IColumnDrift {
+  column: string;
+  kind: string;
+  role: string;
+  method: string;
+  drift: boolean;
+  score: number | string;
+  statistics: IStatistic[];
+  plot: {
+    reference?: number[];
+    current?: number[];
+    edges?: number[];
+    categories?: string[];
+    levels?: number[];
+    reference_quantiles?: number[];
+    current_quantiles?: number[];
+  };
+}
+
+export interface IDriftDetail {
+  record: IDriftRecord;
+  report: {
+    reference_rows: number;
+    current_rows: number;
+    share_drifted: number;
+    dataset_drift: boolean;
+    columns: IColumnDrift[];
+  };
+}
+
+export async function listDriftReports(): Promise<IDriftRecord[]> {
+  return (await request<{ reports: IDriftRecord[] }>('drift-reports')).reports;
+}
+
+export function getDriftReport(id: string): Promise<IDriftDetail> {
+  return request<IDriftDetail>(`drift-reports/${part(id)}`);
+}
+
+// ---- serving ---------------------------------------------------------------------------------
+
+export interface IDeploymentEvent {
+  time: number; // s
+  event: string;
+  detail: string;
+}
+
+export interface IDeployment {
+  name: string;
+  model: string;
+  options: Record<string, string | number | boolean>;
+  url: string;
+  state: string;
+  pid: number | null;
+  restarts: number;
+  last_exit: number | null;
+  started_at: number;
+  token_required: boolean;
+  events: IDeploymentEvent[];
+}
+
+export interface IVersionStats {
+  version: string;
+  inference_count: number;
+  execution_count: number;
+  inference_stats: { success: { count: number }; fail: { count: number } };
+  failures: Record<string, number>;
+  mean_batch_size: number | null;
+  latency_us: { p50: number | null; p90: number | null; p99: number | null };
+}
+
+export interface IRole {
+  spec: string;
+  version: string;
+  provider: string;
+  max_batch_size: number;
+  pending: number;
+}
+
+export interface IDeploymentDetail extends IDeployment {
+  history: IRecordedEvent[];
+  server: {
+    roles: Record<string, IRole>;
+    canary_share: number;
+    shadow: { compared: number; disagreed: number; dropped: number; max_abs_diff: number } | null;
+    request_log: string | null;
+    events: IDeploymentEvent[];
+    stats: IVersionStats[];
+  } | null;
+}
+
+export interface IServeRequest {
+  model: string;
+  canary?: string;
+  canary_share?: number;
+  shadow?: string;
+}
+
+export interface IRollout {
+  canary: string | null;
+  canary_share: number;
+  shadow: string | null;
+}
+
+export async function listDeployments(): Promise<IDeployment[]> {
+  return (await request<{ deployments: IDeployment[] }>('deployments')).deployments;
+}
+
+export function getDeployment(name: string): Promise<IDeploymentDetail> {
+  return request<IDeploymentDetail>(`deployments/${part(name)}`);
+}
+
+export async function deploymentLog(name: string, lines: number): Promise<string> {
+  return (await request<{ log: string }>(`deployments/${part(name)}/log?lines=${lines}`)).log;
+}
+
+export function startDeployment(body: IServeRequest): Promise<IDeployment> {
+  return post<IDeployment>('deployments', body);
+}
+
+export function stopDeployment(name: string): Promise<IDeployment> {
+  return request<IDeployment>(`deployments/${part(name)}`, { method: 'DELETE' });
+}
+
+export function rollout(name: string, change: IRollout): Promise<IDeployment> {
+  return post<IDeployment>(`deployments/${part(name)}/rollout`, change);
+}

@@ -1,0 +1,124 @@
+import { IDeploymentDetail } from '../api';
+import { element, MainView } from '../base';
+import { DeploymentModel } from './model';
+
+/** A deployment's state: starting, ready, crashed, restarting, failed, stopped. */
+export function stateBadge(state: string): HTMLElement {
+  return element('span', state, `jp-mlops-badge jp-mlops-serving-${state}`);
+}
+
+function milliseconds(us: number | null): string {
+  return us === null ? '–' : `${(us / 1000).toFixed(us < 10000 ? 2 : 0)} ms`;
+}
+
+/** One deployment in the main area: versions and providers, live statistics, events, log. */
+export class DeploymentView extends MainView<DeploymentModel> {
+  private _content = element('div', 'Loading…');
+  private _canary = element('input');
+  private _share = element('input');
+  private _shadow = element('input');
+  private _rolloutMessage = element('span', '', 'jp-mlops-message');
+
+  constructor(model: DeploymentModel) {
+    super(model, 'jp-mlops-DeploymentView');
+    // The rollout form stays put while the rest is redrawn every two seconds.
+    const form = element('div', '', 'jp-mlops-serving-rollout');
+    this._canary.placeholder = 'canary: churn/4 (empty: none)';
+    this._share.placeholder = 'share 0–1';
+    this._share.type = 'number';
+    this._share.step = '0.05';
+    this._shadow.placeholder = 'shadow: churn@candidate (empty: none)';
+    const apply = element('button', 'Apply rollout', 'jp-mlops-button jp-mod-styled');
+    apply.addEventListener('click', () => void this._rollout());
+    form.append(element('b', 'Rollout '), this._canary, this._share, this._shadow, apply, this._rolloutMessage);
+    this.node.replaceChildren(form, this._content);
+  }
+
+  protected render(): void {
+    const state = this.model.data;
+    if (this.model.error !== null || state === null) {
+      this._content.textContent = `Could not load ${this.model.name}: ${this.model.error}`;
+    } else {
+      this._render(state.detail, state.log);
+    }
+  }
+
+  private async _rollout(): Promise<void> {
+    const canary = this._canary.value.trim();
+    const body = {
+      canary: canary || null,
+      canary_share: canary ? Number(this._share.value || '0') : 0,
+      shadow: this._shadow.value.trim() || null
+    };
+    this._rolloutMessage.textContent = 'Loading the new versions…';
+    this._rolloutMessage.classList.remove('jp-mlops-error');
+    try {
+      await this.model.rollout(body);
+      this._rolloutMessage.textContent = 'Applied.';
+    } catch (error) {
+      this._rolloutMessage.textContent = (error as Error).message;
+      this._rolloutMessage.classList.add('jp-mlops-error');
+    }
+  }
+
+  private _render(detail: IDeploymentDetail, log: string): void {
+    const header = element('p', '', 'jp-mlops-serving-summary');
+    header.append(
+      element('b', detail.name),
+      ' ',
+      stateBadge(detail.state),
+      ` ${detail.url}/v2/models/${detail.name}/infer · ${detail.model}` +
+        (detail.restarts ? ` · restarted ${detail.restarts}×` : '') +
+        (detail.token_required ? ' · token required' : '')
+    );
+    const parts: HTMLElement[] = [header];
+    const server = detail.server;
+    if (server) {
+      const roles = element('table', '', 'jp-mlops-table jp-mlops-serving-roles');
+      const head = element('tr');
+      for (const title of ['Role', 'Version', 'Provider', 'Requests', 'Failed', 'Mean batch', 'p50', 'p99', 'Queued']) {
+        head.appendChild(element('th', title));
+      }
+      roles.appendChild(head);
+      for (const [role, info] of Object.entries(server.roles)) {
+        const stats = server.stats.find(s => s.version === info.version);
+        const row = element('tr');
+        const share = role === 'canary' ? ` (${Math.round(server.canary_share * 100)}%)` : '';
+        row.append(
+          element('td', role + share),
+          element('td', info.version),
+          element('td', info.provider.replace('ExecutionProvider', '')),
+          element('td', String(stats?.inference_stats.success.count ?? 0)),
+          element('td', String(stats?.inference_stats.fail.count ?? 0)),
+          element('td', stats?.mean_batch_size ? stats.mean_batch_size.toFixed(1) : '–'),
+          element('td', milliseconds(stats?.latency_us.p50 ?? null)),
+          element('td', milliseconds(stats?.latency_us.p99 ?? null)),
+          element('td', String(info.pending))
+        );
+        roles.appendChild(row);
+      }
+      parts.push(roles);
+      if (server.shadow) {
+        const s = server.shadow;
+        parts.push(
+          element(
+            'p',
+            `Shadow: ${s.compared} compared, ${s.disagreed} disagreed, largest difference ${s.max_abs_diff.toPrecision(3)}, ${s.dropped} not mirrored (queue full).`,
+            'jp-mlops-message'
+          )
+        );
+      }
+      if (server.request_log) {
+        parts.push(element('p', `Request log: ${server.request_log}`, 'jp-mlops-message'));
+      }
+    }
+    // The recorded history (who did what, kept in the store), newest last.
+    const events = element('ul', '', 'jp-mlops-serving-events');
+    for (const event of detail.history.slice(-20)) {
+      const when = new Date(event.time).toLocaleString();
+      events.appendChild(element('li', `${when} ${event.kind} by ${event.user}: ${event.payload.detail ?? ''}`));
+    }
+    parts.push(element('h4', 'History'), events, element('h4', 'Log'), element('pre', log, 'jp-mlops-serving-log'));
+    this._content.replaceChildren(...parts);
+  }
+}
