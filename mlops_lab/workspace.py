@@ -58,43 +58,33 @@ class Workspace:
         """The same workspace acting as ``user`` (the lab's signed-in user, say)."""
         return Workspace(self.location, user=user, _shared=self._shared)
 
+    def _shared_once(self, name: str, build):
+        """What ``_shared`` holds under ``name``, built by ``build(self)`` once, whichever thread asks first."""
+        shared = self._shared
+        with shared.lock:
+            value = getattr(shared, name)
+            if value is None:
+                value = build(self)
+                setattr(shared, name, value)
+        return value
+
     # ---- storage -----------------------------------------------------------------------------
 
     @property
     def store(self) -> "Store":
-        shared = self._shared
-        if shared.store is None:
-            with shared.lock:
-                if shared.store is None:
-                    from .store import open_store
-
-                    shared.store = open_store(self.location.db_url)
-        return shared.store
+        """The stores by domain over the workspace's database."""
+        return self._shared.store or self._shared_once("store", _open_store)
 
     @property
     def artifacts(self) -> "ArtifactStore":
-        shared = self._shared
-        if shared.artifacts is None:
-            with shared.lock:
-                if shared.artifacts is None:
-                    from .artifacts import ArtifactStore
-
-                    shared.artifacts = ArtifactStore(self.location.artifacts)
-        return shared.artifacts
+        return self._shared.artifacts or self._shared_once("artifacts", _open_artifacts)
 
     # ---- services ----------------------------------------------------------------------------
 
     @property
     def tracking(self) -> "Tracker":
         """Runs and what is logged to them (one tracker, with its background writer, per workspace)."""
-        shared = self._shared
-        if shared.tracking is None:
-            with shared.lock:
-                if shared.tracking is None:
-                    from .tracking.client import Tracker
-
-                    shared.tracking = Tracker(self)
-        return shared.tracking
+        return self._shared.tracking or self._shared_once("tracking", _start_tracking)
 
     @property
     def registry(self) -> "Registry":
@@ -120,14 +110,7 @@ class Workspace:
     @property
     def serving(self) -> "ServingManager":
         """The serving processes this workspace runs (started on first use)."""
-        shared = self._shared
-        if shared.serving is None:
-            with shared.lock:
-                if shared.serving is None:
-                    from .serving.manager import ServingManager
-
-                    shared.serving = ServingManager(self)
-        return shared.serving
+        return self._shared.serving or self._shared_once("serving", _start_serving)
 
     # ---- life ---------------------------------------------------------------------------------
 
@@ -143,6 +126,31 @@ class Workspace:
             shared.tracking.close()
         if shared.serving is not None:
             shared.serving.shutdown()
+
+
+# What the workspace shares, built on first use (imports here, so an unused service costs nothing).
+def _open_store(workspace: Workspace) -> "Store":
+    from .store import open_store
+
+    return open_store(workspace.location.db_url)
+
+
+def _open_artifacts(workspace: Workspace) -> "ArtifactStore":
+    from .artifacts import ArtifactStore
+
+    return ArtifactStore(workspace.location.artifacts)
+
+
+def _start_tracking(workspace: Workspace) -> "Tracker":
+    from .tracking.client import Tracker
+
+    return Tracker(workspace)
+
+
+def _start_serving(workspace: Workspace) -> "ServingManager":
+    from .serving.manager import ServingManager
+
+    return ServingManager(workspace)
 
 
 _default: Workspace | None = None
