@@ -333,3 +333,23 @@ async def test_deployments_start_watch_and_stop(jp_fetch, tmp_path):
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:
         await jp_fetch("mlops-lab", "api", "deployments", "nothing-here")
     assert info.value.code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "error"),
+    [
+        (("runs", "0" * 32), {}, "NotFoundError"),
+        (("runs",), {"filter": "metrics.acc >"}, "InvalidInputError"),
+        (("models", "nope"), {}, "NotFoundError"),
+    ],
+)
+async def test_error_answers_rebuild_into_the_same_error_class(jp_fetch, logged_runs, path, params, error):
+    """What a REST client (the serving client, the team server's) does with an error answer."""
+    from mlops_lab import errors
+
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", *path, params=params)
+    body = json.loads(info.value.response.body)
+    assert set(body) == {"error", "status"} and body["status"] == info.value.code
+    rebuilt = errors.error_from_response(info.value.code, info.value.response.body)
+    assert type(rebuilt) is getattr(errors, error) and str(rebuilt) == body["error"]

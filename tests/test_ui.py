@@ -361,3 +361,38 @@ def test_a_notebook_serves_through_the_lab(lab, tmp_path):
     listed = {d["name"]: d for d in lab.api("GET", "deployments")["deployments"]}
     assert listed["from-kernel"]["state"] == "ready"  # the kernel was shut down; the lab still serves
     assert lab.api("DELETE", "deployments/from-kernel")["state"] == "stopped"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_views_open_once_through_commands_and_come_back_after_a_reload(lab, page, artifacts_dir):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    with ml.start_run("iris-train") as run:
+        ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
+    ml.flush()
+    ml.register("iris", run.id)
+
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-models"]').click(timeout=60_000)
+    model_row = page.locator('.jp-mlops-ModelsPanel tr[data-model="iris"]')
+    model_row.click(timeout=10_000)
+    page.locator('.jp-mlops-ModelView tr[data-version="1"]').wait_for(timeout=10_000)
+    model_row.click()  # a second click shows the same tab, not a second one
+    run_link = page.locator(".jp-mlops-ModelView .jp-mlops-link").first
+    run_link.click()
+    page.locator(".jp-mlops-CompareView h2").wait_for(timeout=10_000)
+    page.locator('.lm-TabBar-tab[data-id="mlops-model-iris"]').click()
+    run_link.click()
+    page.wait_for_timeout(500)
+    assert page.locator('.lm-TabBar-tab[data-id="mlops-model-iris"]').count() == 1
+    assert page.locator(f'.lm-TabBar-tab[data-id="mlops-run-{run.id}"]').count() == 1
+    assert page.locator(".jp-mlops-ModelView").count() == 1 and page.locator(".jp-mlops-CompareView").count() == 1
+
+    page.wait_for_timeout(1500)  # the layout restorer saves the open tabs to the workspace
+    page.reload()
+    page.locator(f'.lm-TabBar-tab[data-id="mlops-run-{run.id}"]').wait_for(timeout=60_000)  # both tabs restored
+    page.locator('.lm-TabBar-tab[data-id="mlops-model-iris"]').click()
+    page.locator('.jp-mlops-ModelView tr[data-version="1"]').wait_for(timeout=10_000)  # and loaded again
+    page.screenshot(path=str(artifacts_dir / "views-restored.png"))
