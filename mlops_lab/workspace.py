@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 class _Shared:
     """What every user's view of one workspace shares: connections, the tracker, serving processes."""
 
-    def __init__(self):
+    def __init__(self, owner: "Workspace"):
+        self.owner = owner  # shared services act as the workspace that was opened, not as a copy's user
         self.lock = threading.RLock()
         self.store: Store | None = None
         self.artifacts: ArtifactStore | None = None
@@ -49,7 +50,7 @@ class Workspace:
     ):
         self.location = location or resolve()
         self.user = user or current_user()
-        self._shared = _shared or _Shared()
+        self._shared = _shared or _Shared(self)
 
     def __repr__(self) -> str:
         return f"<Workspace {self.location.db_url} as {self.user!r}>"
@@ -59,12 +60,12 @@ class Workspace:
         return Workspace(self.location, user=user, _shared=self._shared)
 
     def _shared_once(self, name: str, build):
-        """What ``_shared`` holds under ``name``, built by ``build(self)`` once, whichever thread asks first."""
+        """What ``_shared`` holds under ``name``, built once by ``build(owner)``, whichever thread asks first."""
         shared = self._shared
         with shared.lock:
             value = getattr(shared, name)
             if value is None:
-                value = build(self)
+                value = build(shared.owner)
                 setattr(shared, name, value)
         return value
 
