@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from .tracking.capture import onnx_signature, sklearn_to_onnx
-from .tracking.values import check_key
+from .tracking.values import check_key, check_name
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -113,9 +113,9 @@ class Registry:
         predict what the source predicts on ``sample_rows`` (or 64 synthetic rows) within
         ``tolerance``, or nothing is registered and the error gives the largest difference.
         """
-        check_key(name, "model")
-        if "@" in name or "/" in name:
+        if isinstance(name, str) and "@" in name:
             raise RegistryError(f"model name {name!r} may not contain '@' or '/' (they address versions)")
+        check_name(name, "model")
         self.workspace.flush()
         record = self.workspace.store.runs.get_run(run_id)
         logged = next((m for m in record.models if m["name"] == model), None)

@@ -139,3 +139,83 @@ def test_dataset_versions_keep_a_small_preview(tracker, tmp_path):
     assert [row["a"] for row in previews["frame"]] == [0, 1, 2, 3, 4]
     assert len(previews["frame"][0]["text"]) == 100  # long values are shortened
     assert previews["rows.csv"][0]["a"] == 0
+
+
+def test_names_that_are_paths_are_refused_when_logged(tracker):
+    import pandas as pd
+    import pytest
+    from sklearn.linear_model import LinearRegression
+
+    from mlops_lab.errors import InvalidInputError
+
+    frame = pd.DataFrame({"x": [1.0, 2.0], "y": [2.0, 4.0]})
+    for bad in ("..", ".", "../../.bashrc", "/etc/passwd", "a\\b"):
+        with pytest.raises(InvalidInputError, match="becomes a file name"):
+            ml.start_run(bad)
+    with ml.start_run("fine") as run:
+        for bad in ("..", "../x", "/abs"):
+            with pytest.raises(InvalidInputError, match="becomes a file name"):
+                ml.log_dataset(frame, bad)
+            with pytest.raises(InvalidInputError, match="becomes a file name"):
+                ml.log_model(LinearRegression().fit(frame[["x"]], frame["y"]), bad)
+        ml.log_metric("m", 1.0)  # the run goes on
+    ml.flush()
+    assert ml.get_run(run.id).metrics == {"m": 1.0}
+
+
+def test_checkout_of_an_old_store_with_path_names_writes_only_inside_its_folder(workspace, tmp_path):
+    """Names written by an older version (or straight into the database) are made file names on the way out."""
+    import json
+
+    from mlops_lab.store import Batch, now_ms
+
+    runs, blobs = workspace.store.runs, workspace.artifacts
+    experiment = runs.get_or_create_experiment("evil", "mallory")
+    run_id, now = "e" * 32, now_ms()
+    data = blobs.put_bytes(b"x\n1\n")
+    model = blobs.put_bytes(b"not a pickle")
+    runs.write(
+        Batch(
+            runs=[
+                {
+                    "id": run_id,
+                    "experiment_id": experiment,
+                    "name": "../../../pwned",
+                    "status": "FINISHED",
+                    "user": "mallory",
+                    "start_time": now,
+                    "end_time": now,
+                    "source": "x = 1",
+                    "host": "h",
+                    "pid": 1,
+                    "heartbeat_at": now,
+                }
+            ],
+            datasets=[
+                {"hash": data, "format": "csv", "num_rows": 1, "num_bytes": 4, "columns": "{}", "created_at": now}
+            ],
+            run_datasets=[
+                {"run_id": run_id, "dataset_hash": data, "direction": "input", "name": "..", "source": "s"},
+                {"run_id": run_id, "dataset_hash": data, "direction": "input", "name": "/tmp/abs", "source": "s"},
+            ],
+            models=[
+                {
+                    "run_id": run_id,
+                    "name": "../../.bashrc",
+                    "flavor": "sklearn",
+                    "model_hash": model,
+                    "onnx_hash": None,
+                    "signature": json.dumps({}),
+                    "onnx_error": None,
+                    "created_at": now,
+                }
+            ],
+        )
+    )
+    into = tmp_path / "a" / "b" / "into"
+    before = {p for p in tmp_path.rglob("*")}
+    notebook = ml.checkout(run_id, into)
+    written = {p for p in tmp_path.rglob("*")} - before
+    assert written and all(p == into or p.is_relative_to(into) for p in written if not into.is_relative_to(p))
+    assert notebook.parent == into and (into / "models" / ".._.._.bashrc.pkl").read_bytes() == b"not a pickle"
+    assert (into / "_..").read_bytes() == (into / "_tmp_abs").read_bytes() == b"x\n1\n"

@@ -4,15 +4,35 @@ package versions (as ``dvc checkout`` and ``git checkout`` would together)."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifacts import ArtifactError
+from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
 SUFFIX = {"arrow": ".arrow", "folder": ""}
+_UNSAFE = re.compile(r"[/\\\x00-\x1f]")
+
+
+def file_name(name: str) -> str:
+    """``name`` as one file name: separators and control characters replaced, never ``.`` or ``..``
+    (names are checked when logged, but a store written by an older version may hold anything)."""
+    safe = _UNSAFE.sub("_", str(name)).strip() or "_"
+    return "_" + safe if safe in (".", "..") else safe
+
+
+def inside(folder: Path, *parts: str) -> Path:
+    """``folder / parts`` with each part made a plain file name, refused unless it resolves inside
+    ``folder`` (a link planted in the folder cannot lead out either)."""
+    target = folder.joinpath(*(file_name(part) for part in parts)).resolve()
+    if not target.is_relative_to(folder.resolve()):
+        raise InvalidInputError(f"checkout refused to write {target}: it is outside {folder}")
+    return target
 
 
 def checkout(workspace: "Workspace", run_id: str, into: str | Path) -> Path:
@@ -27,16 +47,16 @@ def checkout(workspace: "Workspace", run_id: str, into: str | Path) -> Path:
     for dataset in record.datasets:
         if dataset["direction"] != "input":
             continue
-        name = Path(dataset["name"]).name + SUFFIX.get(dataset["format"], "")
-        blobs.export(dataset["hash"], folder / name, is_dir=dataset["format"] == "folder")
+        name = file_name(dataset["name"]) + SUFFIX.get(dataset["format"], "")
+        blobs.export(dataset["hash"], inside(folder, name), is_dir=dataset["format"] == "folder")
     for model in record.models:
         extension = ".onnx" if model["flavor"] == "onnx" else ".pkl"
-        blobs.export(model["model_hash"], folder / "models" / f"{model['name']}{extension}")
+        blobs.export(model["model_hash"], inside(folder, "models", file_name(model["name"]) + extension))
         if model["onnx_hash"] and model["flavor"] != "onnx":
-            blobs.export(model["onnx_hash"], folder / "models" / f"{model['name']}.onnx")
+            blobs.export(model["onnx_hash"], inside(folder, "models", file_name(model["name"]) + ".onnx"))
     packages = (record.environment or {}).get("packages", {})
-    (folder / "requirements.txt").write_text("".join(f"{name}=={version}\n" for name, version in packages.items()))
-    (folder / "run.json").write_text(json.dumps(record.to_dict(), indent=2, default=str))
+    inside(folder, "requirements.txt").write_text("".join(f"{name}=={version}\n" for name, version in packages.items()))
+    inside(folder, "run.json").write_text(json.dumps(record.to_dict(), indent=2, default=str))
     return _write_notebook(record, folder)
 
 
@@ -60,11 +80,11 @@ def _write_notebook(record, folder: Path) -> Path:
         nbformat.v4.new_markdown_cell("\n".join(summary)),
         nbformat.v4.new_code_cell("%load_ext mlops_lab"),
         nbformat.v4.new_code_cell(
-            f"%%track --experiment {record.experiment}-reproduced --name {info.name}-rerun "
-            f"--tag reproduces={info.id}\n{info.source}"
+            f"%%track --experiment {shlex.quote(record.experiment + '-reproduced')} "
+            f"--name {shlex.quote(info.name + '-rerun')} --tag reproduces={info.id}\n{info.source}"
         ),
     ]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = folder / f"{info.name}.ipynb"
+    path = inside(folder, file_name(info.name) + ".ipynb")
     nbformat.write(notebook, path)
     return path

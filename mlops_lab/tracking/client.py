@@ -24,6 +24,7 @@ from . import capture, environment
 from .search import experiment_ids, runs_frame
 from .values import (
     check_key,
+    check_name,
     check_metric_value,
     check_step,
     check_timestamp,
@@ -139,7 +140,7 @@ class Tracker:
     ) -> ActiveRun:
         self.writer.raise_pending_error()
         if name is not None:
-            check_key(name, "run")
+            check_name(name, "run")
         parent = self.active_run()
         if parent is not None and not nested and parent_run_id is None:
             raise ConflictError(
@@ -374,7 +375,7 @@ class Tracker:
         )
 
     def log_model(self, model, name: str = "model", *, input_example=None, run: ActiveRun | None = None) -> None:
-        check_key(name, "model")
+        check_name(name, "model")
         run = self._current(run)
         self.writer.defer(capture.model_job(run.id, name, model, self.artifacts, input_example))
 
@@ -388,7 +389,7 @@ class Tracker:
         run: ActiveRun | None = None,
     ) -> None:
         if name is not None:
-            check_key(name, "dataset")
+            check_name(name, "dataset")
         run = self._current(run)
         self.writer.defer(
             capture.dataset_job(

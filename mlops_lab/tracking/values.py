@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from ..errors import InvalidInputError
 from ..store.models import MAX_KEY_LENGTH, MAX_PARAM_LENGTH, MAX_TAG_LENGTH
 
 INT64_MAX = 2**63 - 1
@@ -22,6 +23,17 @@ def check_key(key, what: str) -> str:
         raise ValueError(f"{what} name is {len(key)} characters; at most {MAX_KEY_LENGTH} are allowed: {key[:40]!r}…")
     if any(ord(c) < 32 for c in key):
         raise ValueError(f"{what} name {key!r} contains a control character")
+    return key
+
+
+def check_name(key, what: str) -> str:
+    """A name that is also a file name somewhere (a run's notebook, a model, a dataset in a checkout):
+    a key with no path in it."""
+    check_key(key, what)
+    if "/" in key or "\\" in key or key in (".", ".."):
+        raise InvalidInputError(
+            f"{what} name {key!r} may not contain '/' or '\\' or be '.' or '..': it becomes a file name"
+        )
     return key
 
 
