@@ -253,7 +253,16 @@ class Registry:
             raise RegistryError(
                 f"required_approvals must be a non-negative integer or None, got {required_approvals!r}"
             )
-        self.models.set_policy(name, required_approvals, self.user)
+        current = self.required_approvals(name)
+        lowered = (self.default_required_approvals if required_approvals is None else required_approvals) < current
+        if lowered:
+            own = [r for r in self.models.approvals_for(name) if r.requested_by == self.user and r.status == "PENDING"]
+            if own:
+                raise ForbiddenError(
+                    f"{self.user!r} has an open approval request on {name!r} (version {own[0].version}) and cannot "
+                    f"lower its approval policy from {current} to {required_approvals}: someone else may"
+                )
+        self.models.set_policy(name, required_approvals, self.user)  # recorded as a "policy" event
 
     def request_approval(
         self, name: str, version: int, *, stage: str = "Production", comment: str | None = None

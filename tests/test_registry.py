@@ -230,3 +230,21 @@ def test_models_widget_shows_and_acts(tracker, iris_run):
     approvals.children[1].click()  # approving one's own request is refused
     assert "cannot approve it themselves" in message.value
     assert "looks good" in body.value  # the comment is in the history
+
+
+def test_a_requester_cannot_lower_the_policy_under_their_own_request(workspace, tracker, iris_run):
+    run_id, _ = iris_run
+    alice, bob = registry_as(workspace, "alice"), registry_as(workspace, "bob")
+    version = alice.register("iris", run_id)
+    alice.promote("iris", version, "Staging")
+    alice.set_policy("iris", 2)  # raising is always allowed
+    alice.request_approval("iris", version)
+    for lower in (1, 0, None):  # None: back to the default of 1
+        with pytest.raises(PermissionError, match="open approval request"):
+            alice.set_policy("iris", lower)
+    assert alice.required_approvals("iris") == 2
+    with pytest.raises(PermissionError, match="needs 2 approval"):
+        alice.promote("iris", version, "Production")
+    bob.set_policy("iris", 1)  # someone else may, and it is on the record
+    policies = [(e["user"], e["payload"]) for e in alice.history("iris") if e["kind"] == "policy"]
+    assert policies == [("alice", {"required_approvals": 2}), ("bob", {"required_approvals": 1})]

@@ -176,10 +176,13 @@ async def test_models_panel_api_with_approvals(workspace, jp_fetch, tracker):
         str(version),
         "stage",
         body={"stage": "Staging", "comment": "from the panel"},
+        headers=me,
     )
     assert detail["versions"][0]["stage"] == "Staging"
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:  # Production needs an approval
-        await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"})
+        await post_json(
+            jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"}, headers=me
+        )
     assert info.value.code == 403 and "needs 1 approval" in json.loads(info.value.response.body)["error"]
     request = (await post_json(jp_fetch, "models", "iris", "versions", str(version), "approvals", body={}, headers=me))[
         "request"
@@ -189,7 +192,7 @@ async def test_models_panel_api_with_approvals(workspace, jp_fetch, tracker):
     assert info.value.code == 403 and "cannot approve it themselves" in json.loads(info.value.response.body)["error"]
     assert workspace.as_user("second-user").registry.approve(request) == "APPROVED"
     detail = await post_json(
-        jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"}
+        jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Production"}, headers=me
     )
     assert detail["model"]["production_version"] == version
     detail = await post_json(jp_fetch, "models", "iris", "aliases", body={"alias": "champion", "version": version})
@@ -207,8 +210,39 @@ async def test_models_panel_api_with_approvals(workspace, jp_fetch, tracker):
             if body is None:
                 await jp_fetch("mlops-lab", "api", *path)
             else:
-                await post_json(jp_fetch, *path, body=body)
+                await post_json(jp_fetch, *path, body=body, headers=me)
         assert info.value.code == code, path
+
+
+async def test_a_token_alone_cannot_ask_approve_and_promote_as_three_people(workspace, jp_fetch, tracker):
+    """Four eyes: each token-only request would be a new anonymous user, so such calls are refused."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    with ml.start_run() as run:
+        ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
+    ml.flush()
+    version = ml.register("iris", run.id)
+    workspace.registry.promote("iris", version, "Staging")
+    request = workspace.as_user("owner").registry.request_approval("iris", version)
+    for path, body in [
+        (("models", "iris", "versions", str(version), "approvals"), {}),
+        (("approvals", request), {"decision": "approve"}),
+        (("approvals", request), {"decision": "reject"}),
+        (("models", "iris", "versions", str(version), "stage"), {"stage": "Archived"}),
+    ]:
+        with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+            await post_json(jp_fetch, *path, body=body)  # the token, and no identity cookie
+        assert info.value.code == 403, path
+        assert "identity that lasts beyond one request" in json.loads(info.value.response.body)["error"]
+    described = workspace.registry.describe("iris")
+    assert described["versions"][0]["stage"] == "Staging" and described["approvals"][0]["status"] == "PENDING"
+    assert [e["kind"] for e in described["history"]] == ["registered", "stage", "approval_requested"]
+    me = await signed_in(jp_fetch)  # the same calls with a lasting identity go through
+    assert (await post_json(jp_fetch, "approvals", request, body={"decision": "approve"}, headers=me))["status"] == (
+        "APPROVED"
+    )
 
 
 async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_http_port, logged_runs):

@@ -9,7 +9,7 @@ import re
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
-from ..errors import InvalidInputError, error_body, status_of
+from ..errors import ForbiddenError, InvalidInputError, error_body, status_of
 from ..tracking import experiment_ids
 from ..tracking.compare import artifact_bytes, code_diff, compare_runs, metric_history
 from ..tracking.search import runs_page
@@ -41,6 +41,33 @@ class BaseHandler(APIHandler):
     def username(self) -> str:
         user = self.current_user
         return getattr(user, "username", None) or str(user)
+
+    async def signed_in_workspace(self) -> Workspace:
+        """The workspace acting as a person who stays the same across requests: what approvals,
+        rejections and stage changes need, so that four eyes are two people.
+
+        Jupyter's own token gives a token-only client (no identity cookie) a new anonymous user on
+        every request; one person could then ask, approve and promote as three "users"."""
+        from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+
+        provider = self.identity_provider
+        if getattr(self, "_token_authenticated", False) and type(provider) in (
+            IdentityProvider,
+            PasswordIdentityProvider,
+        ):
+            kept = provider.get_user_cookie(self)
+            if hasattr(kept, "__await__"):
+                kept = await kept
+            if kept is None or kept.username != self.username:
+                raise http_error(
+                    ForbiddenError(
+                        "approvals and stage changes need a signed-in identity that lasts beyond one request: "
+                        "the lab's token alone makes a new anonymous user for every request, so one person "
+                        "could ask, approve and promote; use the lab in a browser (it keeps an identity cookie) "
+                        "or sign in through JupyterHub"
+                    )
+                )
+        return self.workspace
 
     def json_body(self, *required: str) -> dict:
         try:
@@ -175,7 +202,7 @@ class StageHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self, name: str, version: str):
         body = self.json_body("stage")
-        registry = self.workspace.registry
+        registry = (await self.signed_in_workspace()).registry
         await self.call(registry.promote, name, int(version), body["stage"], comment=body.get("comment"))
         self.finish(await self.call(registry.describe, name))
 
@@ -193,7 +220,7 @@ class ApprovalRequestHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self, name: str, version: str):
         body = self.json_body()
-        registry = self.workspace.registry
+        registry = (await self.signed_in_workspace()).registry
         request_id = await self.call(registry.request_approval, name, int(version), comment=body.get("comment"))
         self.finish({"request": request_id})
 
@@ -202,7 +229,7 @@ class ApprovalVoteHandler(BaseHandler):
     @tornado.web.authenticated
     async def post(self, request_id: str):
         body = self.json_body("decision")
-        registry = self.workspace.registry
+        registry = (await self.signed_in_workspace()).registry
         if body["decision"] not in ("approve", "reject"):
             raise http_error(InvalidInputError("decision must be 'approve' or 'reject'"))
         vote = registry.approve if body["decision"] == "approve" else registry.reject

@@ -24,8 +24,8 @@ from . import capture, environment
 from .search import experiment_ids, runs_frame
 from .values import (
     check_key,
-    check_name,
     check_metric_value,
+    check_name,
     check_step,
     check_timestamp,
     param_number,
