@@ -191,6 +191,19 @@ def is_frame(obj) -> bool:
     )
 
 
+SNAPSHOT_BYTES = 64 * 1024 * 1024  # files up to this size are hashed and stored when logged
+
+
+def snapshot_now(path: Path) -> bool:
+    """Whether a logged file is small enough to be hashed and stored on the caller's thread, so
+    that what is recorded is what the file held when it was logged (folders and larger files are
+    read by the writer thread)."""
+    try:
+        return path.is_file() and path.stat().st_size <= SNAPSHOT_BYTES
+    except OSError:
+        return False
+
+
 def cached_file_hash(store, path: Path) -> str:
     """sha256 of a file, read only when its inode, mtime or size changed since the last time."""
     info = path.stat()

@@ -350,6 +350,9 @@ def _record_outcome(
     if metrics:
         tracker.log_metrics(metrics, run=run)
     for path in sorted(files_read):
-        tracker.log_dataset(path, Path(path).name, run=run)
+        try:
+            tracker.log_dataset(path, Path(path).name, run=run)
+        except OSError as exc:  # read by the cell, gone or unreadable since: the rest is still recorded
+            print(f"mlops_lab: could not log the data file {path}: {exc}", file=sys.stderr)
     if stdout:
         tracker.log_text(stdout, "stdout.txt", run=run)

@@ -11,9 +11,11 @@ import atexit
 import hashlib
 import json
 import os
+import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError
@@ -179,7 +181,7 @@ class Tracker:
         if tag_rows:
             self.writer.add("tags", tag_rows)
         self.writer.add("events", [self._event(run_id, "created", {"status": "RUNNING", "experiment": experiment})])
-        self.writer.defer(lambda: self._capture_context(run_id, capture_git))
+        self._defer(run, "the environment and git state", lambda: self._capture_context(run_id, capture_git))
         with self._lock:
             self._all_active[run_id] = run
         self._stack.append(run)
@@ -332,8 +334,6 @@ class Tracker:
 
     def log_artifact(self, path, artifact_path: str | None = None, *, run: ActiveRun | None = None) -> None:
         """Store a file or a folder (content-addressed) under ``artifact_path`` in the run."""
-        from pathlib import Path
-
         source = Path(path).expanduser()
         if not source.exists():
             raise FileNotFoundError(f"artifact {str(source)!r} does not exist")
@@ -352,10 +352,10 @@ class Tracker:
             return Batch(artifacts=[{"run_id": run.id, "path": name, "hash": digest, "size": size, "kind": kind}])
 
         # Hash now rather than later: the file may change after this call returns.
-        if source.is_file() and source.stat().st_size <= 64 * 1024 * 1024:
-            self.writer.add("artifacts", job().artifacts)
+        if capture.snapshot_now(source):
+            self.writer.add_batch(job())
         else:
-            self.writer.defer(job)
+            self._defer(run, f"artifact {name!r}", job)
 
     def log_text(self, text: str, artifact_path: str, *, run: ActiveRun | None = None) -> None:
         _check_artifact_path(artifact_path)
@@ -377,7 +377,7 @@ class Tracker:
     def log_model(self, model, name: str = "model", *, input_example=None, run: ActiveRun | None = None) -> None:
         check_name(name, "model")
         run = self._current(run)
-        self.writer.defer(capture.model_job(run.id, name, model, self.artifacts, input_example))
+        self._defer(run, f"model {name!r}", capture.model_job(run.id, name, model, self.artifacts, input_example))
 
     def log_dataset(
         self,
@@ -391,11 +391,28 @@ class Tracker:
         if name is not None:
             check_name(name, "dataset")
         run = self._current(run)
-        self.writer.defer(
-            capture.dataset_job(
-                run.id, data, self.artifacts, name=name, direction=direction, source=source, store=self.file_state
-            )
+        job = capture.dataset_job(
+            run.id, data, self.artifacts, name=name, direction=direction, source=source, store=self.file_state
         )
+        # A file is hashed and stored now, as log_artifact does: it may be rewritten right after this call.
+        if not capture.is_frame(data) and capture.snapshot_now(Path(data).expanduser()):
+            self.writer.add_batch(job())
+        else:
+            self._defer(run, f"dataset {name or str(data)!r}", job)
+
+    def _defer(self, run: ActiveRun, what: str, job) -> None:
+        """Run ``job`` on the writer thread; if it fails, only it fails: the run gets an event saying
+        what could not be logged and why, and everything else logged meanwhile is written."""
+
+        def guarded() -> Batch | None:
+            try:
+                return job()
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                print(f"mlops_lab: could not log {what} to run {run.name!r} ({run.id}): {error}", file=sys.stderr)
+                return Batch(events=[self._event(run.id, "capture_failed", {"what": what, "error": error})])
+
+        self.writer.defer(guarded)
 
     # ---- reads -------------------------------------------------------------------------------
 

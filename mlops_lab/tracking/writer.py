@@ -61,6 +61,13 @@ class BatchWriter:
                 self._cond.notify_all()
         self._ensure_thread()
 
+    def add_batch(self, batch: Batch) -> None:
+        """Queue every row of a ``Batch`` made on the caller's thread."""
+        for kind in batch.__dataclass_fields__:
+            rows = getattr(batch, kind)
+            if rows:
+                self.add(kind, rows)
+
     def defer(self, job: Job) -> None:
         """Run ``job`` on the writer thread; the batch it returns is written in order."""
         with self._cond:
@@ -103,7 +110,7 @@ class BatchWriter:
             try:
                 for item in items:
                     if callable(item):
-                        produced = item()
+                        produced = self._run_job(item)
                         if produced is not None:
                             batch.extend(produced)
                     else:
@@ -122,6 +129,16 @@ class BatchWriter:
             with self._cond:
                 self._written = max(self._written, sequence)
                 self._cond.notify_all()
+
+    @staticmethod
+    def _run_job(job: Job) -> Batch | None:
+        """A job that fails fails alone: the rest of the batch is still written."""
+        try:
+            return job()
+        except Exception as exc:
+            log.error("mlops_lab: a background job failed and was skipped: %s", exc)
+            print(f"mlops_lab: a background logging job failed and was skipped: {exc}", file=sys.stderr)
+            return None
 
     def _write_with_retry(self, batch: Batch, attempts: int = 8) -> None:
         delay = 0.05
