@@ -244,6 +244,8 @@ class Registry:
 
     def set_alias(self, name: str, alias: str, version: int | None, *, comment: str | None = None) -> None:
         check_key(alias, "alias")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise RegistryError(f"an alias points at a version number (or None to remove it), got {version!r}")
         if alias.lower() in (s.lower() for s in STAGES) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", alias):
             raise RegistryError(f"alias {alias!r} must be letters, digits, '_', '.' or '-', and not a stage name")
         self.models.set_alias(name, alias, version, self.user, comment)

@@ -387,3 +387,69 @@ async def test_error_answers_rebuild_into_the_same_error_class(jp_fetch, logged_
     assert set(body) == {"error", "status"} and body["status"] == info.value.code
     rebuilt = errors.error_from_response(info.value.code, info.value.response.body)
     assert type(rebuilt) is getattr(errors, error) and str(rebuilt) == body["error"]
+
+
+async def test_requests_another_site_started_are_refused(jp_fetch, jp_base_url, jp_http_port, logged_runs):
+    """A top-level navigation from another site carries the lab's cookie (SameSite=Lax); browsers mark it."""
+    cookie = (await signed_in(jp_fetch))["Cookie"]  # what a signed-in browser holds, and no token
+    client = tornado.httpclient.AsyncHTTPClient()
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}mlops-lab/api/runs?filter=metrics.acc%20%3E%200"
+
+    async def get(site):
+        headers = {"Cookie": cookie} | ({"Sec-Fetch-Site": site} if site else {})
+        return await client.fetch(url, headers=headers, raise_error=False)
+
+    for site in ("cross-site", "same-site"):
+        response = await get(site)
+        assert response.code == 403 and "another site" in json.loads(response.body)["error"]
+        assert logged_runs[0] not in response.body.decode()
+    for site in ("same-origin", "none", None):  # the lab's own pages, a typed address, a non-browser client
+        response = await get(site)
+        assert response.code == 200 and len(json.loads(response.body)["runs"]) == 3
+    # a client that sends the token itself is not a browser following a link
+    page = await jp_fetch("mlops-lab", "api", "runs", headers={"Sec-Fetch-Site": "cross-site"})
+    assert len(json.loads(page.body)["runs"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"alias": "a", "version": Infinity}', "not JSON"),
+        (b'{"alias": "a", "version": NaN}', "not JSON"),
+        (b'{"alias": "a", "version": 123456789012345678901234}', "out of range"),
+        (b'{"alias": {"x": 1}, "version": 1}', "alias"),
+        (b'{"alias": "a", "version": "1"}', "version"),
+        (b"[1, 2]", "JSON object"),
+    ],
+)
+async def test_odd_json_bodies_are_400_not_500(workspace, jp_fetch, logged_runs, body, message):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    with ml.start_run() as run:
+        ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
+    ml.flush()
+    ml.register("iris", run.id)
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", "models", "iris", "aliases", method="POST", body=body)
+    assert info.value.code == 400 and message in json.loads(info.value.response.body)["error"]
+    assert workspace.registry.describe("iris")["aliases"] == {}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter": "(" * 350 + "metrics.acc > 1" + ")" * 350},
+        {"filter": " or ".join(["metrics.acc > 1"] * 1_100)},
+        {"order_by": [f"metrics.m{i}" for i in range(70)]},
+        {"filter": "metrics.acc > " + "1" * 16_000 + "a"},
+    ],
+)
+async def test_oversized_searches_are_400_and_quick(jp_fetch, logged_runs, params):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlops-lab", "api", "runs", params=params)
+    assert info.value.code == 400 and time.perf_counter() - start < 2.0

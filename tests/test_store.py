@@ -199,3 +199,16 @@ def test_upgrade_from_the_first_schema_keeps_data(db_url):
     with store.db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_REVISION
         assert "drift_report" in sa.inspect(conn).get_table_names()
+
+
+def test_a_store_from_a_newer_version_is_refused_and_left_alone(tmp_path):
+    path = tmp_path / "newer.db"
+    Store.sql(Database(f"sqlite:///{path}")).dispose()
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="schema revision '0099'.*newer version"):
+        Database(f"sqlite:///{path}")
+    assert path.read_bytes() == before

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mlops_lab as ml
 from mlops_lab.store import FilterError, NotFoundError
@@ -301,3 +303,47 @@ def test_bad_order_by_and_max_results(tracker):
         ml.search_runs(max_results=0)
     with pytest.raises(FilterError, match="unknown attribute"):
         ml.search_runs(order_by="attributes.nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("metrics.a > " + "1" * 16_000 + "a", "unexpected character"),  # was 12 s of backtracking
+        ("params.a = '" + "x" * 25_000 + "'", "at most 20,000"),
+        ("(" * 350 + "metrics.a > 1" + ")" * 350, "more than 32 deep"),
+        (" or ".join(["metrics.a > 1"] * 1_100), "more than 250 comparisons"),
+        ("params.a IN (" + ",".join(["'x'"] * 1_001) + ")", "at most 1,000 values"),
+    ],
+)
+def test_hostile_filters_are_refused_quickly(tracker, text, message):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(FilterError, match=message):
+        ml.search_runs(filter_string=text)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_too_many_order_by_keys_is_a_clear_error(tracker):
+    with pytest.raises(FilterError, match="at most 10 keys"):
+        ml.search_runs(order_by=[f"metrics.m{i}" for i in range(70)])
+
+
+_FILTER_PIECES = [
+    "metrics.acc", "params.lr", "tags.`a b`", "attributes.status", "attributes.start_time", "run.name", "acc",
+    "=", "!=", "<", "<=", ">", ">=", "<>", "LIKE", "ILIKE", "IN", "NOT IN", "and", "or", "AND", "OR", "(", ")", ",",
+    "'x'", "'it''s'", '"q"', "'%a_'", "1", "-2.5e3", ".5", "1e400", "NaN", "'", '"', "`", "\\", "\x00", "é", ";",
+    "--", "/*", "DROP TABLE run",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from(_FILTER_PIECES) | st.text(max_size=8), max_size=14))
+def test_any_filter_text_gives_runs_or_a_filter_error(tracker, pieces):
+    """The grammar's only answers: a result, or a FilterError that says why (never another error)."""
+    text = " ".join(pieces)
+    try:
+        frame = ml.search_runs(filter_string=text)
+    except FilterError:
+        return
+    assert frame is not None

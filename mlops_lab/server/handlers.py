@@ -18,7 +18,29 @@ from ..workspace import Workspace
 MAX_PAGE = 1000
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"the number {text[:30]} is out of range")
+    return value
+
+
 class BaseHandler(APIHandler):
+    async def prepare(self) -> None:
+        """Refuse what a page of another site made the browser send: a top-level navigation carries the
+        lab's cookie (SameSite=Lax), so even a GET could start expensive work as the user.  Browsers say
+        where a request comes from (``Sec-Fetch-Site``); clients that send the token themselves are fine."""
+        await super().prepare()
+        site = self.request.headers.get("Sec-Fetch-Site")
+        if site in ("cross-site", "same-site") and "Authorization" not in self.request.headers:
+            raise http_error(
+                ForbiddenError(f"the mlops_lab API does not answer requests started by another site ({site})")
+            )
+
     @property
     def workspace(self) -> Workspace:
         """The server's workspace, acting as the signed-in user: approvals are by who clicks."""
@@ -70,10 +92,10 @@ class BaseHandler(APIHandler):
         return self.workspace
 
     def json_body(self, *required: str) -> dict:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise http_error(InvalidInputError("the request body is not JSON")) from None
+        try:  # NaN, Infinity and integers beyond 64 bits are not JSON any database takes
+            body = json.loads(self.request.body or b"{}", parse_constant=_refuse_constant, parse_int=_bounded_int)
+        except ValueError as exc:
+            raise http_error(InvalidInputError(f"the request body is not JSON: {exc}")) from None
         if not isinstance(body, dict):
             raise http_error(InvalidInputError("the request body must be a JSON object"))
         missing = [key for key in required if key not in body]

@@ -99,6 +99,14 @@ class Database:
                     revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
                     if revision == SCHEMA_REVISION:
                         return
+                    from .migrations import known_revisions
+
+                    if revision not in known_revisions():
+                        raise StoreError(
+                            f"{self.url} has schema revision {revision!r}, which this mlops_lab (schema "
+                            f"{SCHEMA_REVISION}) does not know: it was written by a newer version; upgrade "
+                            "mlops_lab to use it (nothing was changed)"
+                        )
                 elif not tables:
                     SQLModel.metadata.create_all(conn)
                     conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))

@@ -60,7 +60,7 @@ STRING_OPS = {"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"}
 
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.]))
+        (?P<number>[-+]?+(?:\d++(?:\.\d*+)?+|\.\d++)(?:[eE][-+]?+\d++)?+(?![\w.]))
       | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
       | (?P<ident>[A-Za-z_][\w]*\.(?:`[^`]+`|"[^"]+"|[\w.\-/:]+)|[A-Za-z_]\w*)
       | (?P<op><=|>=|!=|<>|=|<|>)
@@ -77,7 +77,19 @@ class Token:
     pos: int
 
 
+# Limits a filter must stay within: each is far beyond what a person writes, and keeps one request
+# from holding the server (the tokenizer is linear, but a statement of thousands of terms is not).
+MAX_FILTER_LENGTH = 20_000
+MAX_CONDITIONS = 250
+MAX_DEPTH = 32
+MAX_IN_VALUES = 1_000
+MAX_ORDER_BY = 10
+
+
 def tokenize(text: str) -> list[Token]:
+    """The filter's tokens; linear in its length (possessive quantifiers never backtrack)."""
+    if len(text) > MAX_FILTER_LENGTH:
+        raise FilterError(f"the filter is {len(text):,} characters; at most {MAX_FILTER_LENGTH:,} are accepted")
     tokens, pos = [], 0
     text = text.rstrip()
     while pos < len(text):
@@ -128,6 +140,8 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.conditions = 0
 
     def peek(self) -> Token | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -169,7 +183,11 @@ class _Parser:
         token = self.peek()
         if token is not None and token.text == "(":
             self.i += 1
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise FilterError(f"the filter nests parentheses more than {MAX_DEPTH} deep")
             expr = self.or_expr()
+            self.depth -= 1
             closing = self.next("')'")
             if closing.text != ")":
                 raise FilterError(f"expected ')' at position {closing.pos} in filter {self.text!r}")
@@ -177,6 +195,9 @@ class _Parser:
         return self.comparison()
 
     def comparison(self):
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise FilterError(f"the filter has more than {MAX_CONDITIONS} comparisons; use IN (…) for lists of values")
         token = self.next("a field such as metrics.acc")
         if token.kind != "ident" or "." not in token.text:
             raise FilterError(
@@ -212,6 +233,8 @@ class _Parser:
         items = [self.value()]
         while (token := self.next("',' or ')'")).text == ",":
             items.append(self.value())
+            if len(items) > MAX_IN_VALUES:
+                raise FilterError(f"IN takes at most {MAX_IN_VALUES:,} values")
         if token.text != ")":
             raise FilterError(f"expected ',' or ')' at position {token.pos} in filter {self.text!r}")
         return items
@@ -307,10 +330,14 @@ def parse_order_by(items: list[str] | str | None) -> list[tuple[Field, bool]]:
         return []
     if isinstance(items, str):
         items = [items]
+    if len(items) > MAX_ORDER_BY:
+        raise FilterError(f"order_by takes at most {MAX_ORDER_BY} keys, got {len(items)}")
     result = []
     for item in items:
-        if not isinstance(item, str) or not item.strip():
-            raise FilterError(f"order_by items must be non-empty strings like 'metrics.acc DESC', got {item!r}")
+        if not isinstance(item, str) or not item.strip() or len(item) > 1_000:
+            raise FilterError(
+                f"order_by items must be non-empty strings like 'metrics.acc DESC', got {str(item)[:100]!r}"
+            )
         match = _ORDER.match(item)
         field = parse_field(match["field"].strip(), where=f"order_by {item!r}")
         result.append((field, (match["dir"] or "ASC").upper() == "DESC"))

@@ -20,6 +20,11 @@ def head_revision() -> str:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def known_revisions() -> set[str]:
+    """Every revision this version of mlops_lab can upgrade from (the files under versions/)."""
+    return {path.name.partition("_")[0] for path in (Path(__file__).parent / "versions").glob("[0-9]*_*.py")}
+
+
 def upgrade(engine: sa.Engine, from_revision: str | None = None) -> None:
     """Bring a database to the newest schema, in one transaction (PostgreSQL) or a locked one (SQLite)."""
     from alembic import command
