@@ -17,10 +17,10 @@ def _workspace(args):
 
 
 def cmd_info(args) -> int:
-    location = resolve(args.db_url, args.artifacts)
-    print(f"database:  {location.db_url}")
-    print(f"artifacts: {location.artifacts}")
-    print(f"because:   {location.source}")
+    shown = resolve(args.db_url, args.artifacts).public()
+    print(f"database:  {shown['db_url']}")
+    print(f"artifacts: {shown['artifacts']}")
+    print(f"because:   {shown['source']}")
     from .version import __version__
 
     print(f"version:   {__version__}")

@@ -8,6 +8,7 @@ walking up from the starting directory → the per-user home (``MLOPS_LAB_HOME``
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,24 @@ class StoreLocation:
     db_url: str
     artifacts: str
     source: str  # a sentence saying why these were chosen, shown by `mlops-lab info`
+
+    def public(self) -> dict:
+        """What may be shown (logs, `mlops-lab info`, the lab's info route): passwords redacted."""
+        return {"db_url": redact(self.db_url), "artifacts": redact(self.artifacts), "source": self.source}
+
+    def environment(self) -> dict[str, str]:
+        """The variables that make a child process resolve this same location, without putting a
+        password on its command line (where any user's `ps` reads it)."""
+        return {"MLOPS_LAB_DB_URL": self.db_url, "MLOPS_LAB_ARTIFACTS": self.artifacts}
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<secret>[^@/\s]*)@")
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (``postgresql://me:***@db/runs``): for logs,
+    answers and anything else a person or another process may see."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
 
 
 def default_home() -> Path:

@@ -41,3 +41,23 @@ def test_broken_config_file_is_a_clear_error(tmp_path):
     (tmp_path / "mlops_lab.toml").write_text('store = "flat"\n')
     with pytest.raises(ConfigError, match=r"\[store\] must be a table"):
         resolve(start_dir=tmp_path)
+
+
+def test_passwords_never_shown(tmp_path, monkeypatch, capsys):
+    from mlops_lab.cli import main
+    from mlops_lab.config import redact
+
+    assert redact("postgresql+psycopg://me:hunter2@db:5432/runs") == "postgresql+psycopg://me:***@db:5432/runs"
+    assert redact("s3://KEY:SECRET@bucket/x") == "s3://KEY:***@bucket/x"
+    assert redact("sqlite:////tmp/runs.db") == "sqlite:////tmp/runs.db"
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", "postgresql://me:hunter2@db.invalid/runs")
+    location = resolve()
+    assert "hunter2" not in str(location.public()) and location.db_url.endswith("hunter2@db.invalid/runs")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "me:***@db.invalid" in out and "hunter2" not in out
+    from mlops_lab.store import Database, StoreError
+
+    with pytest.raises(StoreError) as info:  # messages name the store without its password
+        Database("postgresql+psycopg://me:hunter2@127.0.0.1:1/runs?connect_timeout=2")
+    assert "me:***@127.0.0.1" in str(info.value) and "hunter2" not in str(info.value)

@@ -847,3 +847,25 @@ def test_manager_rollout_is_recorded_and_survives_a_restart(small_model, tmp_pat
         assert rollout["user"] == "tester" and rollout["payload"]["canary_share"] == 0.25
     finally:
         manager.shutdown()
+
+
+def test_the_store_password_is_not_on_a_serving_process_command_line(small_model, tmp_path, pg_url):
+    """`ps` shows every user a process's arguments; the store's location goes by environment."""
+    from mlops_lab.config import StoreLocation
+    from mlops_lab.serving.manager import ServingManager
+    from mlops_lab.workspace import Workspace
+
+    secret_url = pg_url.replace("postgres@", "postgres:hunter2@")  # trust auth takes any password
+    workspace = Workspace(StoreLocation(secret_url, str(tmp_path / "artifacts"), "test"))
+    manager = ServingManager(workspace, check_seconds=0.1)
+    try:
+        summary = manager.start(str(small_model), name="quiet", log_sample=0.0)
+        manager.wait_ready("quiet")
+        pid = manager.get("quiet")["pid"] or summary["pid"]
+        command_line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert "hunter2" not in command_line and "--db-url" not in command_line
+        assert f"MLOPS_LAB_DB_URL={secret_url}".encode() in environment
+        assert all("hunter2" not in e["payload"].get("detail", "") for e in manager.history("quiet"))
+    finally:
+        manager.shutdown()

@@ -22,7 +22,8 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.add_handlers(
         ".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler) for path, handler in ROUTES]
     )
-    serverapp.log.info("mlops_lab: store %s (%s)", location.db_url, location.source)
+    shown = location.public()
+    serverapp.log.info("mlops_lab: store %s (%s)", shown["db_url"], shown["source"])
 
 
 def _unload_jupyter_server_extension(serverapp) -> None:

@@ -128,7 +128,7 @@ class InfoHandler(BaseHandler):
     @tornado.web.authenticated
     async def get(self):
         location = self.settings["mlops_lab"].location
-        self.finish({"db_url": location.db_url, "artifacts": location.artifacts, "source": location.source})
+        self.finish(location.public())
 
 
 class ExperimentsHandler(BaseHandler):

@@ -339,11 +339,7 @@ class ServingManager:
             str(managed.port),
             "--parent-pid",
             str(os.getpid()),
-            "--db-url",
-            self.location.db_url,
-            "--artifacts",
-            self.location.artifacts,
-        ]
+        ]  # the store's location goes by environment (below): a password never on the command line
         for key, value in managed.options.items():
             flag = "--" + key.replace("_", "-")
             if value is True:
@@ -353,7 +349,7 @@ class ServingManager:
         return command
 
     def _launch(self, managed: ManagedProcess) -> None:
-        env = dict(os.environ)
+        env = dict(os.environ) | self.location.environment()
         env.pop(TOKEN_ENV, None)
         if managed.token:
             env[TOKEN_ENV] = managed.token  # not on the command line, where `ps` shows it

@@ -20,6 +20,7 @@ from sqlalchemy import event, func
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import SQLModel
 
+from ..config import redact
 from ..errors import UnavailableError
 from . import models  # noqa: F401  (registers every table on SQLModel.metadata)
 
@@ -36,9 +37,10 @@ class Database:
 
     def __init__(self, db_url: str):
         self.url = db_url
+        self.shown_url = redact(db_url)  # what messages say: no password
         self.dialect = sa.engine.make_url(db_url).get_backend_name()
         if self.dialect not in ("sqlite", "postgresql"):
-            raise StoreError(f"unsupported database {db_url!r}: use sqlite:///PATH or postgresql+psycopg://…")
+            raise StoreError(f"unsupported database {redact(db_url)!r}: use sqlite:///PATH or postgresql+psycopg://…")
         self.engine = self._make_engine(db_url)
         self._ensure_schema()
 
@@ -103,7 +105,7 @@ class Database:
 
                     if revision not in known_revisions():
                         raise StoreError(
-                            f"{self.url} has schema revision {revision!r}, which this mlops_lab (schema "
+                            f"{self.shown_url} has schema revision {revision!r}, which this mlops_lab (schema "
                             f"{SCHEMA_REVISION}) does not know: it was written by a newer version; upgrade "
                             "mlops_lab to use it (nothing was changed)"
                         )
@@ -114,13 +116,13 @@ class Database:
                     return
                 else:
                     raise StoreError(
-                        f"{self.url} holds tables of another application ({', '.join(sorted(tables)[:5])}); "
+                        f"{self.shown_url} holds tables of another application ({', '.join(sorted(tables)[:5])}); "
                         "mlops_lab will not write into it: point MLOPS_LAB_DB_URL at a new or mlops_lab database"
                     )
             self._upgrade(revision)
         except DatabaseError as exc:
             raise StoreError(
-                f"cannot open store {self.url}: {exc.orig or exc}. Is it a database file, and not corrupt?"
+                f"cannot open store {self.shown_url}: {exc.orig or exc}. Is it a database file, and not corrupt?"
             ) from exc
 
     def _upgrade(self, revision: str | None) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import OperationalError
 
+from ..config import redact
 from ..store import Batch, StoreError
 from ..store.runs import RunStore
 
@@ -78,7 +79,7 @@ class BatchWriter:
     def raise_pending_error(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
-            raise StoreError(f"an earlier write to {self.store.url} failed: {error}") from error
+            raise StoreError(f"an earlier write to {redact(self.store.url)} failed: {error}") from error
 
     def flush(self, timeout: float = 120) -> None:
         """Return once everything queued before this call is in the database."""
@@ -91,7 +92,7 @@ class BatchWriter:
                 while self._written < target and self._error is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        raise StoreError(f"writing to {self.store.url} did not finish within {timeout:.0f} s")
+                        raise StoreError(f"writing to {redact(self.store.url)} did not finish within {timeout:.0f} s")
                     self._cond.wait(remaining)
         self.raise_pending_error()
 
@@ -124,7 +125,9 @@ class BatchWriter:
                 self._write_with_retry(batch)
             except BaseException as exc:  # surfaced to the caller on its next API call
                 log.error("mlops_lab could not write %d rows: %s", len(batch), exc)
-                print(f"mlops_lab: could not write {len(batch)} rows to {self.store.url}: {exc}", file=sys.stderr)
+                print(
+                    f"mlops_lab: could not write {len(batch)} rows to {redact(self.store.url)}: {exc}", file=sys.stderr
+                )
                 self._error = exc
             with self._cond:
                 self._written = max(self._written, sequence)
