@@ -7,6 +7,7 @@ import json
 import re
 
 import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 
 from ..errors import ForbiddenError, InvalidInputError, error_body, status_of
@@ -30,6 +31,10 @@ def _bounded_int(text: str) -> int:
 
 
 class BaseHandler(APIHandler):
+    # Jupyter's Authorizer decides who may read (GET), write (POST) and execute (start or stop serving
+    # processes) on this resource: a read-only user of a shared lab can look but not change.
+    auth_resource = "mlops_lab"
+
     async def prepare(self) -> None:
         """Refuse what a page of another site made the browser send: a top-level navigation carries the
         lab's cookie (SameSite=Lax), so even a GET could start expensive work as the user.  Browsers say
@@ -126,6 +131,7 @@ def http_error(exc: Exception) -> Exception:
 
 class InfoHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         location = self.settings["mlops_lab"].location
         self.finish(location.public())
@@ -133,6 +139,7 @@ class InfoHandler(BaseHandler):
 
 class ExperimentsHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         experiments = await self.call(lambda: self.workspace.store.runs.list_experiments())
         self.finish({"experiments": [e.model_dump() for e in experiments]})
@@ -140,6 +147,7 @@ class ExperimentsHandler(BaseHandler):
 
 class RunsHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         limit = self.int_argument("limit", 100, 1, MAX_PAGE)
         offset = self.int_argument("offset", 0, 0, 10**9)
@@ -157,6 +165,7 @@ class RunsHandler(BaseHandler):
 
 class RunHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self, run_id: str):
         record = await self.call(lambda: self.workspace.store.runs.get_run(run_id))
         self.set_header("Content-Type", "application/json")
@@ -165,6 +174,7 @@ class RunHandler(BaseHandler):
 
 class MetricHistoryHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self, run_id: str):
         key = self.get_argument("key")
         max_points = self.int_argument("max_points", 1000, 10, 100_000)
@@ -173,6 +183,7 @@ class MetricHistoryHandler(BaseHandler):
 
 class CompareHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         run_ids = [i for i in self.get_argument("runs", "").split(",") if i]
         self.finish(await self.call(compare_runs, self.workspace.store.runs, run_ids))
@@ -180,6 +191,7 @@ class CompareHandler(BaseHandler):
 
 class DatasetDiffHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         from ..tracking.datadiff import dataset_diff
 
@@ -193,6 +205,7 @@ class DatasetDiffHandler(BaseHandler):
 
 class CodeDiffHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         left, right = self.get_argument("left"), self.get_argument("right")
         self.finish(await self.call(code_diff, self.workspace.store.runs, left, right))
@@ -200,6 +213,7 @@ class CodeDiffHandler(BaseHandler):
 
 class ArtifactHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self, run_id: str, path: str):
         name, data = await self.call(artifact_bytes, self.workspace.store.runs, self.workspace.artifacts, run_id, path)
         self.set_header("Content-Type", "application/octet-stream")
@@ -210,18 +224,21 @@ class ArtifactHandler(BaseHandler):
 
 class ModelsHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         self.finish({"models": await self.call(lambda: self.workspace.registry.overview())})
 
 
 class ModelHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self, name: str):
         self.finish(await self.call(lambda: self.workspace.registry.describe(name)))
 
 
 class StageHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def post(self, name: str, version: str):
         body = self.json_body("stage")
         registry = (await self.signed_in_workspace()).registry
@@ -231,6 +248,7 @@ class StageHandler(BaseHandler):
 
 class AliasHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def post(self, name: str):
         body = self.json_body("alias", "version")
         registry = self.workspace.registry
@@ -240,6 +258,7 @@ class AliasHandler(BaseHandler):
 
 class ApprovalRequestHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def post(self, name: str, version: str):
         body = self.json_body()
         registry = (await self.signed_in_workspace()).registry
@@ -249,6 +268,7 @@ class ApprovalRequestHandler(BaseHandler):
 
 class ApprovalVoteHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def post(self, request_id: str):
         body = self.json_body("decision")
         registry = (await self.signed_in_workspace()).registry
@@ -260,6 +280,7 @@ class ApprovalVoteHandler(BaseHandler):
 
 class DriftReportsHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         limit = self.int_argument("limit", 100, 1, MAX_PAGE)
         self.finish({"reports": await self.call(lambda: self.workspace.drift_reports.list(limit))})
@@ -267,16 +288,19 @@ class DriftReportsHandler(BaseHandler):
 
 class DriftReportHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self, report_id: str):
         self.finish(await self.call(self.workspace.drift_reports.record, report_id))
 
 
 class DeploymentsHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self):
         self.finish({"deployments": await self.call(self.workspace.serving.list)})
 
     @tornado.web.authenticated
+    @authorized("execute")  # starts or stops processes
     async def post(self):
         body = self.json_body("model")
         model = body.pop("model")
@@ -286,16 +310,19 @@ class DeploymentsHandler(BaseHandler):
 
 class DeploymentHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self, name: str):
         self.finish(await self.call(self.workspace.serving.get, name))
 
     @tornado.web.authenticated
+    @authorized("execute")  # starts or stops processes
     async def delete(self, name: str):
         self.finish(await self.call(self.workspace.serving.stop, name, user=self.username))
 
 
 class DeploymentRolloutHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized("execute")  # starts or stops processes
     async def post(self, name: str):
         body = self.json_body()
         unknown = set(body) - {"canary", "canary_share", "shadow"}
@@ -308,6 +335,7 @@ class DeploymentRolloutHandler(BaseHandler):
 
 class DeploymentLogHandler(BaseHandler):
     @tornado.web.authenticated
+    @authorized
     async def get(self, name: str):
         lines = self.int_argument("lines", 200, 1, 5000)
         self.finish({"log": await self.call(self.workspace.serving.log, name, lines)})
