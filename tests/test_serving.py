@@ -429,8 +429,8 @@ def test_request_log_feeds_the_drift_service(small_model, tmp_path):
     from mlops_lab.serving.request_log import read_request_log
 
     logged = read_request_log(folder)
-    assert logged.height == 300 and set(logged["role"]) == {"primary"}
-    assert {"timestamp", "model_version", "latency_us", "x_0", "x_15", "y_0", "y_3"} <= set(logged.columns)
+    assert logged.height == 300 and set(logged["@role"]) == {"primary"}
+    assert {"@timestamp", "@model_version", "@latency_us", "x_0", "x_15", "y_0", "y_3"} <= set(logged.columns)
     np.testing.assert_allclose(logged.select([f"x_{j}" for j in range(16)]).to_numpy(), shifted)
     reference = pl.DataFrame({f"x_{j}": rng.standard_normal(300) for j in range(16)})
     report = ml.drift(reference, logged, columns=[f"x_{j}" for j in range(16)])
@@ -532,8 +532,8 @@ def test_canary_gets_its_share_and_shadow_is_compared_not_returned(tracker, two_
     from mlops_lab.serving.request_log import read_request_log
 
     served, mirrored = read_request_log(folder), read_request_log(folder, shadow=True)
-    assert served.height == 201 and set(served["role"]) == {"primary", "canary"}
-    assert mirrored.height >= 190 and set(mirrored["model_version"]) == {"2"}
+    assert served.height == 201 and set(served["@role"]) == {"primary", "canary"}
+    assert mirrored.height >= 190 and set(mirrored["@model_version"]) == {"2"}
     assert {"a", "b", "c", "d", "label"} <= set(served.columns)  # registered input columns name the features
 
 
@@ -748,7 +748,7 @@ def test_request_log_rotates_samples_and_refuses_bad_rates(tmp_path):
             assert log.flush() is not None
         assert len(list(tmp_path.glob("requests-*.parquet"))) == 2  # the oldest file rotated away
         frame = read_request_log(tmp_path)
-        assert frame["request_id"].to_list() == ["r1", "r1", "r2", "r2"] and frame["a"].to_list() == [1, 1, 2, 2]
+        assert frame["@request_id"].to_list() == ["r1", "r1", "r2", "r2"] and frame["a"].to_list() == [1, 1, 2, 2]
     finally:
         log.close()
     never = RequestLog(tmp_path / "none", sample=0.0)
@@ -869,3 +869,29 @@ def test_the_store_password_is_not_on_a_serving_process_command_line(small_model
         assert all("hunter2" not in e["payload"].get("detail", "") for e in manager.history("quiet"))
     finally:
         manager.shutdown()
+
+
+def test_the_request_log_keeps_features_named_like_its_own_columns_and_stays_small(tmp_path):
+    """A feature called timestamp or role keeps its values; a wide tensor is one column; a huge one is not logged."""
+    from mlops_lab.serving.request_log import MAX_LOGGED_BYTES, RequestLog, read_request_log
+
+    log = RequestLog(tmp_path / "requests", flush_seconds=3600)
+    table = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    log.record("1", "primary", "a", 10, {"input": table}, {"y": np.array([0, 1])}, ["timestamp", "role"])
+    wide = np.zeros((1, 100_000), dtype=np.float32)  # 391 KiB: once a 100,006-column file
+    log.record("1", "primary", "b", 10, {"x": wide}, {"y": np.array([1])}, None)
+    huge = np.empty(2_000_000, dtype=object)  # 2 million empty strings
+    huge[:] = b""
+    assert huge.nbytes > MAX_LOGGED_BYTES
+    log.record("1", "primary", "c", 10, {"text": huge.reshape(1, -1)}, {"y": np.array([1])}, None)
+    log.close()
+    [path] = list((tmp_path / "requests").glob("*.parquet"))
+    frame = read_request_log(tmp_path / "requests")
+    assert frame.height == 4 and len(frame.columns) < 20
+    first = frame.filter(pl.col("@request_id") == "a")
+    assert first["timestamp"].to_list() == [1.0, 3.0] and first["role"].to_list() == [2.0, 4.0]
+    assert set(first["@role"]) == {"primary"}
+    assert frame.filter(pl.col("@request_id") == "b")["x"].dtype == pl.Array(pl.Float32, (100_000,))
+    skipped = frame.filter(pl.col("@request_id") == "c")
+    assert skipped["@tensors_logged"].to_list() == [False] and "text" not in frame.columns
+    assert path.stat().st_size < 2 * MAX_LOGGED_BYTES

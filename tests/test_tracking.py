@@ -146,6 +146,18 @@ def test_resume_run(tracker):
     assert record.info.status == "FINISHED" and record.metrics == {"later": 2.0}
 
 
+def test_a_resumed_run_continues_its_metric_steps(tracker):
+    with ml.start_run("curve") as run:
+        for loss in (0.9, 0.7, 0.6):
+            ml.log_metric("loss", loss)
+    with ml.resume_run(run.id):
+        ml.log_metric("loss", 0.5)
+        ml.log_metric("new", 1.0)
+    ml.flush()
+    assert [s for s, _, _ in tracker.runs.metric_history(run.id, "loss")] == [0, 1, 2, 3]
+    assert [s for s, _, _ in tracker.runs.metric_history(run.id, "new")] == [0]
+
+
 def test_artifacts_are_content_addressed(tracker, tmp_path):
     (tmp_path / "report.txt").write_text("hello")
     folder = tmp_path / "plots"

@@ -3,8 +3,13 @@
 Rows are kept in memory as the arrays the model saw and written by a background thread every
 ``flush_seconds`` (or sooner when ``rows_per_file`` are waiting) to a new file named by time;
 only the newest ``max_files`` are kept.  Each input or output column of a table model becomes a
-column: the registered input columns when known, ``name_0 … name_k`` otherwise; an output with
-one value per row keeps its own name.  :func:`read_request_log` reads them back as one polars
+column: the registered input columns when known, ``name_0 … name_k`` otherwise (up to
+``MAX_SPLIT_COLUMNS``; a wider tensor is one list column, never a column per element); an output
+with one value per row keeps its own name.  What the log adds is under ``@`` names
+(``@timestamp``, ``@request_id``, ``@model_version``, ``@role``, ``@latency_us``), so a feature
+called ``timestamp`` or ``role`` keeps its values.  A request whose tensors hold more than
+``MAX_LOGGED_BYTES`` is logged without them (``@tensors_logged`` false): the log never holds a
+request's data many times over.  :func:`read_request_log` reads the files back as one polars
 frame, which the drift service takes as its "current" data.
 """
 
@@ -22,7 +27,9 @@ import numpy as np
 import polars as pl
 
 log = logging.getLogger("mlops_lab.serving")
-META_COLUMNS = ("timestamp", "request_id", "model_version", "role", "latency_us")
+META_COLUMNS = ("@timestamp", "@request_id", "@model_version", "@role", "@latency_us", "@tensors_logged")
+MAX_SPLIT_COLUMNS = 1024  # a table this wide or narrower is logged a column per feature
+MAX_LOGGED_BYTES = 1 << 20  # tensors of one request beyond this are not logged
 
 
 class RequestLog:
@@ -105,29 +112,42 @@ class RequestLog:
 
 
 def columns_of(name: str, array: np.ndarray, names: list[str] | None) -> dict[str, object]:
+    """The log's columns for one tensor: one per feature of a table, else one list column."""
     if array.ndim <= 1:
         return {name: array}
-    if array.ndim == 2:
+    if array.ndim == 2 and array.shape[1] <= MAX_SPLIT_COLUMNS:
         if names is None or len(names) != array.shape[1]:
             names = [name] if array.shape[1] == 1 else [f"{name}_{j}" for j in range(array.shape[1])]
         return {column: array[:, j] for j, column in enumerate(names)}
-    return {name: pl.Series(name, array.reshape(array.shape[0], -1).tolist())}
+    flat = array.reshape(array.shape[0], -1)
+    return {name: pl.Series(name, flat.tolist() if flat.dtype == object else flat)}  # an Array column
+
+
+def _tensor_bytes(arrays) -> int:
+    """What a request's tensors take in memory (object arrays by their pointers: a lower bound)."""
+    return sum(array.nbytes for array in arrays)
 
 
 def _frame(record: tuple) -> pl.DataFrame:
     ts, request_id, version, role, latency_us, rows, inputs, outputs, input_columns = record
-    data: dict[str, object] = {
-        "timestamp": pl.Series([datetime.fromtimestamp(ts, UTC)] * rows, dtype=pl.Datetime("ms", "UTC")),
-        "request_id": pl.Series([request_id] * rows, dtype=pl.String),
-        "model_version": [version] * rows,
-        "role": [role] * rows,
-        "latency_us": [latency_us] * rows,
-    }
-    single_input = len(inputs) == 1
-    for name, array in inputs.items():
-        data.update(columns_of(name, array, input_columns if single_input else None))
-    for name, array in outputs.items():
-        data.update(columns_of(name, array, None))
+    logged = _tensor_bytes([*inputs.values(), *outputs.values()]) <= MAX_LOGGED_BYTES
+    data: dict[str, object] = {}
+    if logged:
+        single_input = len(inputs) == 1
+        for name, array in inputs.items():
+            data.update(columns_of(name, array, input_columns if single_input else None))
+        for name, array in outputs.items():
+            data.update(columns_of(name, array, None))
+    data.update(
+        {  # last: nothing of the model's can overwrite them (and "@" names do not clash)
+            "@timestamp": pl.Series([datetime.fromtimestamp(ts, UTC)] * rows, dtype=pl.Datetime("ms", "UTC")),
+            "@request_id": pl.Series([request_id] * rows, dtype=pl.String),
+            "@model_version": [version] * rows,
+            "@role": [role] * rows,
+            "@latency_us": [latency_us] * rows,
+            "@tensors_logged": [logged] * rows,
+        }
+    )
     for key, value in data.items():
         if isinstance(value, np.ndarray) and value.dtype == object:
             data[key] = [v.decode(errors="replace") if isinstance(v, bytes) else v for v in value]
@@ -141,7 +161,7 @@ def read_request_log(folder: str | os.PathLike, *, shadow: bool = False, since=N
     if not files:
         raise FileNotFoundError(f"no request log files in {folder}")
     frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
-    frame = frame.filter((pl.col("role") == "shadow") == shadow)
+    frame = frame.filter((pl.col("@role") == "shadow") == shadow)
     if since is not None:
-        frame = frame.filter(pl.col("timestamp") >= since)
+        frame = frame.filter(pl.col("@timestamp") >= since)
     return frame

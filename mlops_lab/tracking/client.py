@@ -234,7 +234,11 @@ class Tracker:
         """Log more to a run that exists (ended or killed); it is RUNNING again until ended."""
         self.flush()
         record = self.get_run(run_id)
-        run = ActiveRun(run_id, record.info.name, record.info.experiment_id, self, params=dict(record.params))
+        # Steps go on from where each metric stopped, so a resumed curve does not restart at 0.
+        steps = {key: summary["last_step"] for key, summary in record.metric_summaries.items()}
+        run = ActiveRun(
+            run_id, record.info.name, record.info.experiment_id, self, params=dict(record.params), steps=steps
+        )
         now = now_ms()
         self.writer.add(
             "run_updates",
