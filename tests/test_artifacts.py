@@ -56,3 +56,32 @@ def test_manifest_cannot_write_outside_its_folder(tmp_path):
     with pytest.raises(ArtifactError, match="outside its folder"):
         blobs.export(evil, tmp_path / "out" / "here", is_dir=True)
     assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_blob_is_named_by_what_was_stored_even_if_the_file_changed(tmp_path):
+    store = ArtifactStore(str(tmp_path / "blobs"))
+    path = tmp_path / "growing.log"
+    path.write_bytes(b"first line\n")
+    expected = sha256_bytes(b"first line\n")  # what the caller hashed a moment ago
+    with open(path, "ab") as handle:
+        handle.write(b"appended before it was stored\n")
+    stored = store.put_file(path, expected)
+    assert stored == sha256_bytes(path.read_bytes()) != expected
+    assert store.get_bytes(stored) == path.read_bytes() and not store.exists(expected)
+    assert not list((tmp_path / "blobs").glob(".incoming-*"))  # no temporary file left behind
+
+
+def test_a_damaged_blob_is_repaired_by_the_next_write_of_its_content(tmp_path):
+    store = ArtifactStore(str(tmp_path / "blobs"))
+    digest = store.put_bytes(b"model weights" * 100)
+    path = store.local_path(digest)
+    damaged = bytearray(path.read_bytes())
+    damaged[10] ^= 0xFF  # same size, one bit flipped
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ArtifactError, match="corrupt"):
+        store.get_bytes(digest)  # reported, never served, and moved aside
+    assert store.put_bytes(b"model weights" * 100) == digest
+    assert store.get_bytes(digest) == b"model weights" * 100
+    path.write_bytes(b"model weights")  # truncated: the size tells, before any read
+    assert store.put_bytes(b"model weights" * 100) == digest
+    assert store.get_bytes(digest) == b"model weights" * 100

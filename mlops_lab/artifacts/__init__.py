@@ -1,8 +1,11 @@
 """Content-addressed blobs: sha256 names, ``ab/cdef…`` layout, a JSON manifest for folders.
 
 Local paths by default; any fsspec URL (``s3://bucket/prefix``, ``memory://x``) for teams.  The same
-bytes are stored once.  Reads check the hash, so a corrupt or truncated blob is reported, never
-served.
+bytes are stored once.  A local blob is written to a temporary name, hashed as it is written, synced
+to disk and only then renamed into place, so a blob's name is always the hash of its bytes (a file
+that changes while it is being stored is kept under the hash of what was read).  Reads check the
+hash: a corrupt blob is reported, never served, and moved aside so that the next write of the
+same content repairs it; a blob of the wrong size is rewritten by the next write too.
 """
 
 from __future__ import annotations
@@ -63,40 +66,67 @@ class ArtifactStore:
             raise ArtifactError(f"artifact store {self.root} is not on the local disk")
         return self.local_root / self._relative(digest)
 
-    def exists(self, digest: str) -> bool:
+    def exists(self, digest: str, size: int | None = None) -> bool:
+        """Whether the blob is there (and, when ``size`` is given, has that many bytes)."""
         if self.is_local:
-            return self.local_path(digest).exists()
-        return self.fs.exists(f"{self.fs_root}/{self._relative(digest)}")
+            path = self.local_path(digest)
+            try:
+                actual = path.stat().st_size
+            except FileNotFoundError:
+                return False
+            return size is None or actual == size
+        location = f"{self.fs_root}/{self._relative(digest)}"
+        return self.fs.exists(location) and (size is None or self.fs.size(location) == size)
 
     def put_bytes(self, data: bytes) -> str:
         digest = sha256_bytes(data)
-        if self.exists(digest):
+        if self.exists(digest, len(data)):
             return digest
         if self.is_local:
-            target = self.local_path(digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Write to a temporary name, then rename: a reader never sees half a blob.
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-                handle.write(data)
-            os.replace(handle.name, target)
+            self._write_local([data])
         else:
             self.fs.pipe_file(f"{self.fs_root}/{self._relative(digest)}", data)
         return digest
 
     def put_file(self, path: str | os.PathLike, digest: str | None = None) -> str:
-        digest = digest or sha256_file(path)
-        if self.exists(digest):
+        """Store a file; returns the hash of the bytes stored (``digest`` is what the caller expects:
+        if the file changed meanwhile, the blob is named by what was actually read)."""
+        size = os.stat(path).st_size
+        if digest is not None and self.exists(digest, size):
             return digest
         if self.is_local:
-            target = self.local_path(digest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "rb") as source, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
-                while chunk := source.read(CHUNK):
-                    handle.write(chunk)
-            os.replace(handle.name, target)
-        else:
-            self.fs.put_file(str(path), f"{self.fs_root}/{self._relative(digest)}")
+            with open(path, "rb") as source:
+                return self._write_local(iter(lambda: source.read(CHUNK), b""))
+        digest = sha256_file(path)
+        self.fs.put_file(str(path), f"{self.fs_root}/{self._relative(digest)}")
+        if sha256_bytes(self.fs.cat_file(f"{self.fs_root}/{self._relative(digest)}")) != digest:
+            raise ArtifactError(f"{path} changed while it was being stored in {self.root}; log it again")
         return digest
+
+    def _write_local(self, chunks) -> str:
+        """Write ``chunks`` to a temporary file while hashing them, sync it, and rename it to its hash:
+        a reader never sees half a blob, and a blob's name is the hash of its bytes."""
+        digest = hashlib.sha256()
+        with tempfile.NamedTemporaryFile(dir=self.local_root, prefix=".incoming-", delete=False) as handle:
+            incoming = Path(handle.name)
+            try:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    handle.write(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before it has a name anyone trusts
+            except BaseException:
+                incoming.unlink(missing_ok=True)
+                raise
+        target = self.local_path(digest.hexdigest())
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(incoming, target)
+        except BaseException:
+            incoming.unlink(missing_ok=True)
+            raise
+        _sync_folder(target.parent)
+        return digest.hexdigest()
 
     def put_dir(self, folder: str | os.PathLike) -> tuple[str, int]:
         """Store every file below ``folder``; returns the manifest's hash and the total size."""
@@ -116,6 +146,9 @@ class ArtifactStore:
         except FileNotFoundError:
             raise ArtifactError(f"blob {digest} is missing from the artifact store {self.root}") from None
         if sha256_bytes(data) != digest:
+            if self.is_local:  # moved aside: the next write of the same content puts a good copy back
+                path = self.local_path(digest)
+                path.replace(path.with_name(path.name + ".corrupt"))
             raise ArtifactError(f"blob {digest} in {self.root} is corrupt: its content no longer matches its hash")
         return data
 
@@ -139,6 +172,18 @@ class ArtifactStore:
             destination.parent.mkdir(parents=True, exist_ok=True)
             destination.write_bytes(self.get_bytes(file_digest))
         return target
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; elsewhere there is nothing to open)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 __all__ = ["ArtifactError", "ArtifactStore", "check_hash", "sha256_bytes", "sha256_file"]

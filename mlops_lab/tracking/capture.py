@@ -267,7 +267,7 @@ def dataset_job(
                     run_id, digest, "folder", {}, None, size, digest, name or path.name, direction, source or str(path)
                 )
             digest = cached_file_hash(store, path) if store is not None else sha256_file(path)
-            artifacts.put_file(path, digest)
+            digest = artifacts.put_file(path, digest)  # the hash of what was stored, should the file change
             fmt = DATA_SUFFIXES.get(path.suffix.lower(), "file")
             columns, rows, preview = _file_schema(path, fmt)
             return _dataset_batch(
