@@ -147,3 +147,40 @@ def test_frames_the_cell_makes_before_reading_are_not_inputs(ip):
         "import pandas as pd\nframe = pd.DataFrame({'a': [5]})\ntotal = frame['a'].sum()\nraw = raw.dropna()",
     )
     assert [d["name"] for d in latest_run().datasets] == ["raw"]  # read then rebound: an input
+
+
+def test_credentials_a_cell_reads_are_not_logged_as_data(ip, tmp_path, capsys, monkeypatch):
+    import json
+
+    (tmp_path / "service-account.json").write_text(json.dumps({"type": "x", "private_key": "-----BEGIN"}))
+    (tmp_path / "gcp.json").write_text(json.dumps({"client_secret": "s3cr3t"}))  # found by its keys
+    (tmp_path / "api_token.txt").write_text("tok-123")
+    (tmp_path / ".env").write_text("PASSWORD=hunter2\n")
+    (tmp_path / "our-keys.cfg").write_text("k=v\n")  # a pattern of the user's own (MLOPS_LAB_SECRET_FILES)
+    (tmp_path / "train.csv").write_text("x,y\n1,0\n2,1\n")
+    monkeypatch.setenv("MLOPS_LAB_SECRET_FILES", "*-keys.cfg")
+    ip.user_ns["folder"] = str(tmp_path)
+    ip.run_cell_magic(
+        "track",
+        "--name creds",
+        "import os\n"
+        "texts = [open(os.path.join(folder, n)).read() for n in "
+        "('service-account.json', 'gcp.json', 'api_token.txt', '.env', 'our-keys.cfg', 'train.csv')]\n",
+    )
+    ml.flush()
+    run = latest_run()
+    assert [d["name"] for d in run.datasets] == ["train.csv"]
+    err = capsys.readouterr().err
+    assert "service-account.json looks like credentials" in err and "api_token.txt looks like credentials" in err
+    stored = json.dumps(run.to_dict())
+    assert "hunter2" not in stored and "tok-123" not in stored and "BEGIN" not in stored
+
+
+def test_credentials_logged_on_purpose_are_never_previewed(tracker, tmp_path):
+    secret = tmp_path / "db_passwords.csv"
+    secret.write_text("KEY,VALUE\nDB_PASSWORD,hunter2\n")
+    with ml.start_run("explicit") as run:
+        ml.log_dataset(str(secret), "db_passwords.csv")
+    ml.flush()
+    [dataset] = ml.get_run(run.id).datasets
+    assert dataset["preview"] is None and "hunter2" not in str(ml.get_run(run.id).to_dict())

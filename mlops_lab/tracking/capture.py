@@ -191,6 +191,37 @@ def is_frame(obj) -> bool:
     )
 
 
+# Files a cell reads that are credentials, not data: never logged from a cell, never previewed.
+# MLOPS_LAB_SECRET_FILES adds glob patterns (comma-separated), matched against the file's name.
+SECRET_NAMES = (
+    ".env", "*.env", ".env.*", ".netrc", ".pgpass", ".npmrc", ".pypirc", ".git-credentials", "*.pem", "*.key",
+    "*.p12", "*.pfx", "*.jks", "*.keystore", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*credential*",
+    "*secret*", "*_token*", "*-token*", "token", "token*.txt", "*.token", "*password*", "service-account*.json", "*service_account*.json", "kubeconfig*",
+)  # fmt: skip
+SECRET_FOLDERS = {".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", "gcloud"}
+SECRET_KEYS = (b'"private_key"', b'"client_secret"', b'"refresh_token"', b'"aws_secret_access_key"')
+
+
+def looks_like_credentials(path: Path) -> bool:
+    """A key, a token or a credentials file by its name, its folder, or (small JSON) its keys."""
+    import fnmatch
+
+    name = path.name.lower()
+    patterns = SECRET_NAMES + tuple(p.strip() for p in os.environ.get("MLOPS_LAB_SECRET_FILES", "").split(",") if p)
+    if any(fnmatch.fnmatch(name, pattern) for pattern in patterns):
+        return True
+    if SECRET_FOLDERS & {part.lower() for part in path.parts[:-1]}:
+        return True
+    if name.endswith(".json"):
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(64 * 1024)
+        except OSError:
+            return False
+        return any(key in head for key in SECRET_KEYS)
+    return False
+
+
 SNAPSHOT_BYTES = 64 * 1024 * 1024  # files up to this size are hashed and stored when logged
 
 
@@ -270,6 +301,8 @@ def dataset_job(
             digest = artifacts.put_file(path, digest)  # the hash of what was stored, should the file change
             fmt = DATA_SUFFIXES.get(path.suffix.lower(), "file")
             columns, rows, preview = _file_schema(path, fmt)
+            if looks_like_credentials(path):  # logged because asked for, but its content is not shown
+                preview = None
             return _dataset_batch(
                 run_id,
                 digest,

@@ -350,6 +350,9 @@ def _record_outcome(
     if metrics:
         tracker.log_metrics(metrics, run=run)
     for path in sorted(files_read):
+        if capture.looks_like_credentials(Path(path)):
+            print(f"mlops_lab: {path} looks like credentials, not data: not logged with the run", file=sys.stderr)
+            continue
         try:
             tracker.log_dataset(path, Path(path).name, run=run)
         except OSError as exc:  # read by the cell, gone or unreadable since: the rest is still recorded
