@@ -7,6 +7,7 @@ import http.client
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -895,3 +896,115 @@ def test_the_request_log_keeps_features_named_like_its_own_columns_and_stays_sma
     skipped = frame.filter(pl.col("@request_id") == "c")
     assert skipped["@tensors_logged"].to_list() == [False] and "text" not in frame.columns
     assert path.stat().st_size < 2 * MAX_LOGGED_BYTES
+
+
+def _rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1))
+
+
+def _read_answer(raw: socket.socket, timeout: float = 10.0) -> bytes:
+    raw.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = raw.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_oversized_urls_and_headers_are_refused_and_not_kept(small_model, tmp_path):
+    server = Server(tmp_path, str(small_model), "--log-sample", "0")
+    try:
+        before = _rss_kb(server.process.pid)
+        status, _, body = server.request("GET", "/v2/health/ready?" + "a" * 20_000)
+        assert status == 414 and "URL is longer" in json.loads(body)["error"]
+        for _ in range(8):  # 64 MB of headers in all: each request refused at 16 KiB
+            with socket.create_connection(("127.0.0.1", server.port)) as raw:
+                raw.sendall(b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (8 << 20) + b"\r\n\r\n")
+                assert _read_answer(raw).startswith(b"HTTP/1.1 431")
+        many = {f"X-{i}": "1" for i in range(150)}
+        assert server.request("GET", "/v2/health/live", headers=many)[0] == 431
+        assert _rss_kb(server.process.pid) - before < 64 << 10  # well under the 64 MB sent
+        assert server.request("GET", "/v2/health/live")[0] == 200  # and still serving
+        status, _, body = server.request("GET", "/v2/models/small", headers={"Authorization": "Bearer ä"})
+        assert status == 200  # no token required here: the non-ASCII header is just a header
+    finally:
+        assert server.stop() == 0
+
+
+def test_slow_and_idle_clients_do_not_hold_sockets_and_connections_are_capped(small_model, tmp_path):
+    server = Server(
+        tmp_path, str(small_model), "--log-sample", "0", "--request-timeout", "1", "--idle-timeout", "2",
+        "--max-connections", "4",
+    )  # fmt: skip
+    try:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")  # slowloris: the headers never end
+        assert _read_answer(slow).startswith(b"HTTP/1.1 408")
+        assert slow.recv(1) == b""  # and closed
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+        time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", server.port)) as fifth:
+            assert _read_answer(fifth).startswith(b"HTTP/1.1 503")  # over the cap: refused at once
+        started = time.monotonic()
+        for sock in idle:  # idle keep-alive connections are closed after the idle timeout
+            sock.settimeout(10)
+            assert sock.recv(1) == b""
+        assert time.monotonic() - started < 5
+        assert server.request("GET", "/v2/health/live")[0] == 200  # room again
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_large_bytes_request_costs_bounded_memory_and_does_not_stall_others(tmp_path):
+    """2 million strings in one 9 MB request: decoded on a worker thread, not logged, memory bounded."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["text"], ["same"])],
+        "echo",
+        [helper.make_tensor_value_info("text", TensorProto.STRING, [None, None])],
+        [helper.make_tensor_value_info("same", TensorProto.STRING, [None, None])],
+    )
+    model = tmp_path / "echo.onnx"
+    model.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    onnx.checker.check_model(str(model))
+    server = Server(tmp_path, str(model), "--max-batch-size", "0", "--max-body-mb", "16")
+    try:
+        count = 2_000_000
+        blob = b"\x01\x00\x00\x00a" * count  # binary BYTES: each a 4-byte length and one byte
+        header = json.dumps(
+            {"inputs": [{"name": "text", "shape": [1, count], "datatype": "BYTES",
+                         "parameters": {"binary_data_size": len(blob)}}],
+             "outputs": [{"name": "same", "parameters": {"binary_data": True}}]}
+        ).encode()  # fmt: skip
+        before = _rss_kb(server.process.pid)
+        peak = [before]
+        live = []
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                peak.append(_rss_kb(server.process.pid))
+                live.append(server.request("GET", "/v2/health/live")[0])
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        status, headers, body = server.request(
+            "POST", "/v2/models/echo/infer", header + blob,
+            {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"},
+        )  # fmt: skip
+        done.set()
+        watcher.join()
+        assert status == 200, body[:300]
+        grown_mb = (max(peak) - before) / 1024
+        body_mb = (len(header) + len(blob)) / 2**20
+        print(f"BYTES request of {body_mb:.1f} MB: RSS grew {grown_mb:.0f} MB ({grown_mb / body_mb:.1f}x the body)")
+        assert grown_mb < 40 * body_mb  # was: past 5 GB for the same request
+        assert live and all(code == 200 for code in live)  # the event loop kept answering meanwhile
+    finally:
+        assert server.stop() == 0

@@ -4,6 +4,13 @@ Per request the cost that matters is HTTP parsing and JSON, not the model (the b
 that), so the front is an ``asyncio.Protocol`` with the C parser of httptools, orjson, keep-alive
 and in-order pipelining — no framework between the socket and the route.  Responses to one
 connection are written in the order its requests came, whatever order the batches finish in.
+
+Limits, each answered as Triton and Envoy do: a URL over ``max_url_bytes`` (414), headers over
+``max_header_bytes`` or ``max_headers`` (431), a body over ``max_body_bytes`` (413), a request not
+fully read within ``request_timeout`` seconds (408, then closed), a keep-alive connection idle for
+``idle_timeout`` seconds (closed), more than ``max_connections`` at once (503, then closed).  Bodies
+over ``OFFLOAD_BYTES`` are decompressed and decoded on a worker thread, so one large request never
+holds the event loop that every other client is waiting on.
 """
 
 from __future__ import annotations
@@ -30,10 +37,20 @@ REASONS = {s.value: s.phrase for s in HTTPStatus}
 JSON = b"application/json"
 OPEN_PATHS = {"/v2/health/live", "/v2/health/ready"}  # probes need no token
 FAILURE_REASONS = {400: "invalid", 413: "invalid", 503: "unavailable"}
+OFFLOAD_BYTES = 256 << 10  # bodies larger than this are decoded off the event loop
 
 
-class _TooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """Raised inside a parser callback to stop reading a request that breaks a limit."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison that takes any header value (``hmac`` refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
 
 
 class Reply:
@@ -70,12 +87,26 @@ class Connection(asyncio.Protocol):
         self.discarding = False  # after a 413: read and drop the rest of the body, so the client sees the answer
         self.url = b""
         self.headers: dict[str, str] = {}
+        self.header_bytes = 0
         self.body: list[bytes] = []
         self.size = 0
+        self.last_activity = time.monotonic()
+        self.request_started: float | None = None  # while a request is being read
+        self.head_bytes = 0  # read since the last boundary of a request while no body was being read
+        self.in_body = False
+        self.boundary = False
 
     # asyncio
     def connection_made(self, transport):
         self.transport = transport
+        if len(self.app.connections) >= self.app.max_connections:
+            transport.write(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(self.app.busy_body), self.app.busy_body)
+            )
+            transport.close()
+            self.transport = None
+            return
         self.app.connections.add(self)
 
     def connection_lost(self, exc):
@@ -83,18 +114,31 @@ class Connection(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes):
-        if self.discarding:
+        self.last_activity = time.monotonic()
+        if self.discarding or self.transport is None:
             return
         try:
+            self.boundary = False
             self.parser.feed_data(data)
+            # httptools holds a header until it ends: the limit is kept here, on what is read so far
+            self.head_bytes = 0 if self.boundary else self.head_bytes + (0 if self.in_body else len(data))
+            if self.head_bytes > self.app.max_url_bytes + self.app.max_header_bytes:
+                self.discarding = True  # the rest is read and dropped, so the client gets to read the 431
+                self._fail(431, f"the headers exceed {self.app.max_header_bytes} bytes")
         except httptools.HttpParserUpgrade:
             self._fail(400, "protocol upgrades are not supported")
         except httptools.HttpParserError as exc:
-            if isinstance(exc.__context__, _TooLarge):
-                self.discarding = True
-                self._fail(413, f"the request body is larger than {self.app.max_body_bytes} bytes")
+            refused = exc.__context__
+            if isinstance(refused, _Refused):
+                self.discarding = refused.status in (413, 414, 431)  # read and drop the rest: the client sees why
+                self._fail(refused.status, refused.message)
             else:
                 self._fail(400, f"malformed HTTP request: {exc}")
+
+    def timed_out(self) -> None:
+        """The request being read took too long (a slow or stalled client): 408, then close."""
+        self.request_started = None
+        self._fail(408, f"the request was not received within {self.app.request_timeout:g} s")
 
     def _fail(self, status: int, message: str) -> None:
         reply = Reply(self, keep_alive=False)
@@ -105,28 +149,40 @@ class Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_message_begin(self):
-        self.url, self.headers, self.body, self.size = b"", {}, [], 0
+        self.url, self.headers, self.header_bytes, self.body, self.size = b"", {}, 0, [], 0
+        self.request_started = time.monotonic()
 
     def on_url(self, url: bytes):
         self.url += url
+        if len(self.url) > self.app.max_url_bytes:
+            raise _Refused(414, f"the URL is longer than {self.app.max_url_bytes} bytes")
 
     def on_header(self, name: bytes, value: bytes):
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > self.app.max_header_bytes or len(self.headers) >= self.app.max_headers:
+            raise _Refused(
+                431, f"the headers exceed {self.app.max_header_bytes} bytes or {self.app.max_headers} fields"
+            )
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self):
+        self.in_body, self.boundary = True, True
         length = self.headers.get("content-length")
         if length and length.isdigit() and int(length) > self.app.max_body_bytes:
-            raise _TooLarge()
-        if self.headers.get("expect", "").lower() == "100-continue":
+            raise _Refused(413, f"the request body is larger than {self.app.max_body_bytes} bytes")
+        # 100 Continue only when this request is next to be answered: never before an earlier reply
+        if self.headers.get("expect", "").lower() == "100-continue" and not self.replies:
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes):
         self.size += len(body)
         if self.size > self.app.max_body_bytes:
-            raise _TooLarge()
+            raise _Refused(413, f"the request body is larger than {self.app.max_body_bytes} bytes")
         self.body.append(body)
 
     def on_message_complete(self):
+        self.request_started = None
+        self.in_body, self.boundary = False, True
         reply = Reply(self, self.parser.should_keep_alive() and not self.app.draining)
         self.replies.append(reply)
         if len(self.replies) > 32 and not self.paused:  # a client pipelining without reading
@@ -173,24 +229,43 @@ class InferenceServer:
         token: str | None = None,
         admin_token: str | None = None,
         max_body_bytes: int = 64 << 20,
+        max_url_bytes: int = 8 << 10,
+        max_header_bytes: int = 16 << 10,
+        max_headers: int = 100,
+        request_timeout: float = 30.0,
+        idle_timeout: float = 75.0,
+        max_connections: int = 1024,
     ):
         self.deployment = deployment
         self.token = f"Bearer {token}" if token else None
         self.admin_token = f"Bearer {admin_token}" if admin_token else None  # for whoever runs the process
         self.max_body_bytes = max_body_bytes
+        self.max_url_bytes, self.max_header_bytes, self.max_headers = max_url_bytes, max_header_bytes, max_headers
+        self.request_timeout, self.idle_timeout = request_timeout, idle_timeout
+        self.max_connections = max_connections
+        self.busy_body = error_body(f"this server holds its limit of {max_connections} connections; retry later")
         self.connections: set[Connection] = set()
         self.draining = False
         self.ready = False
+
+    def sweep(self) -> None:
+        """Close what holds a socket for nothing: requests read too slowly, keep-alive connections idle
+        too long (a connection waiting for the model's answer is neither).  Run every second."""
+        now = time.monotonic()
+        for connection in list(self.connections):
+            if connection.transport is None or connection.replies:
+                continue
+            if connection.request_started is not None:
+                if now - connection.request_started > self.request_timeout:
+                    connection.timed_out()
+            elif now - connection.last_activity > self.idle_timeout:
+                connection.transport.close()
 
     def handle(self, method: bytes, url: bytes, headers: dict[str, str], body: bytes, reply: Reply) -> None:
         path = url.split(b"?", 1)[0].decode("latin-1").rstrip("/")
         if path == "/v2/deployment/rollout":
             return self._rollout(method, headers, body, reply)
-        if (
-            self.token
-            and path not in OPEN_PATHS
-            and not hmac.compare_digest(headers.get("authorization", ""), self.token)
-        ):
+        if self.token and path not in OPEN_PATHS and not _same(headers.get("authorization", ""), self.token):
             return reply.send(
                 401,
                 error_body("this server needs Authorization: Bearer <token>"),
@@ -325,7 +400,7 @@ class InferenceServer:
 
     def _rollout(self, method: bytes, headers: dict[str, str], body: bytes, reply: Reply) -> None:
         """``POST /v2/deployment/rollout {"canary", "canary_share", "shadow"}`` with the admin token."""
-        if self.admin_token is None or not hmac.compare_digest(headers.get("authorization", ""), self.admin_token):
+        if self.admin_token is None or not _same(headers.get("authorization", ""), self.admin_token):
             raise ProtocolError(403, "changing the rollout needs the admin token of whoever started this server")
         if method != b"POST":
             raise ProtocolError(405, "rollout takes POST")
@@ -362,15 +437,45 @@ class InferenceServer:
         if self.draining:
             raise ProtocolError(503, "the server is shutting down")
         served, shadow = self.deployment.route(model, version)
-        runtime, stats = served.runtime, served.stats
+        if len(body) <= OFFLOAD_BYTES:
+            request = self._decode(served, headers, body, arrived)
+            return self._submit(model, served, shadow, request, arrived, reply)
+
+        async def decode_aside():  # a large body: decoded on a worker thread while others are served
+            try:
+                request = await asyncio.get_running_loop().run_in_executor(
+                    None, self._decode, served, headers, body, arrived
+                )
+                self._submit(model, served, shadow, request, arrived, reply)
+            except ProtocolError as exc:
+                reply.error(exc.status, exc.message)
+            except Exception as exc:  # a bug of ours: answer, log, keep serving
+                log.exception("request failed")
+                reply.error(500, f"internal error: {type(exc).__name__}: {exc}")
+
+        asyncio.ensure_future(decode_aside())
+
+    def _decode(self, served: ServedVersion, headers: dict[str, str], body: bytes, arrived: int) -> InferRequest:
+        runtime = served.runtime
         try:
             body = self._decompress(body, headers.get("content-encoding"))
-            request = decode_infer(
+            return decode_infer(
                 body, headers.get(HEADER_LENGTH), runtime.inputs, runtime.outputs, runtime.max_batch_size
             )
-        except ProtocolError as exc:
-            stats.request_done(time.perf_counter_ns() - arrived, "invalid")
-            raise exc
+        except ProtocolError:
+            served.stats.request_done(time.perf_counter_ns() - arrived, "invalid")
+            raise
+
+    def _submit(
+        self,
+        model: str,
+        served: ServedVersion,
+        shadow: ServedVersion | None,
+        request: InferRequest,
+        arrived: int,
+        reply: Reply,
+    ) -> None:
+        runtime, stats = served.runtime, served.stats
         timeout_us = request.timeout_us or self.deployment.options.request_timeout_us
         deadline = arrived + timeout_us * 1000 if timeout_us else None
         request_log = self.deployment.request_log
@@ -457,6 +562,8 @@ class InferenceServer:
             data = inflater.decompress(body, self.max_body_bytes + 1)
         except zlib.error as exc:
             raise ProtocolError(400, f"the {encoding} body cannot be decompressed: {exc}") from None
+        if len(data) <= self.max_body_bytes and not inflater.eof:
+            raise ProtocolError(400, f"the {encoding} body is cut short (no end of stream, or a missing trailer)")
         if len(data) > self.max_body_bytes:
             raise ProtocolError(413, f"the decompressed body is larger than {self.max_body_bytes} bytes")
         return data

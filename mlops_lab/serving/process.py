@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", help="where the request log goes (default: the store's deployments folder)")
     parser.add_argument("--watch-seconds", type=float, default=2.0, help="how often aliases are re-resolved")
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body, in MB (413 above)")
+    parser.add_argument(
+        "--request-timeout", type=float, default=30.0, help="seconds to receive a whole request (408 after)"
+    )
+    parser.add_argument("--idle-timeout", type=float, default=75.0, help="seconds a keep-alive connection may idle")
+    parser.add_argument("--max-connections", type=int, default=1024, help="open connections at most (503 beyond)")
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # exit (draining) when the lab is gone
     parser.add_argument(
         "--grace-seconds", type=float, default=30.0, help="how long SIGTERM waits for requests in flight"
@@ -103,6 +108,9 @@ def run_server(args: argparse.Namespace) -> int:
         token=args.token or os.environ.get(TOKEN_ENV),
         admin_token=os.environ.get(ADMIN_TOKEN_ENV),
         max_body_bytes=int(args.max_body_mb * (1 << 20)),
+        request_timeout=args.request_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
     )
     try:
         server = loop.run_until_complete(
@@ -114,6 +122,12 @@ def run_server(args: argparse.Namespace) -> int:
         return 2
     port = server.sockets[0].getsockname()[1]
     app.ready = True
+
+    def sweep():
+        app.sweep()
+        loop.call_later(1.0, sweep)
+
+    loop.call_later(1.0, sweep)
     roles = ", ".join(
         f"{role} {deployment.name}/{s.runtime.version} on {s.runtime.provider}" for role, s in deployment.served.items()
     )

@@ -194,9 +194,11 @@ def is_frame(obj) -> bool:
 # Files a cell reads that are credentials, not data: never logged from a cell, never previewed.
 # MLOPS_LAB_SECRET_FILES adds glob patterns (comma-separated), matched against the file's name.
 SECRET_NAMES = (
-    ".env", "*.env", ".env.*", ".netrc", ".pgpass", ".npmrc", ".pypirc", ".git-credentials", "*.pem", "*.key",
-    "*.p12", "*.pfx", "*.jks", "*.keystore", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", "*credential*",
-    "*secret*", "*_token*", "*-token*", "token", "token*.txt", "*.token", "*password*", "service-account*.json", "*service_account*.json", "kubeconfig*",
+    ".env", "*.env", ".env.*", ".netrc", ".pgpass", ".npmrc", ".pypirc", ".git-credentials",
+    "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore",
+    "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
+    "*credential*", "*secret*", "*_token*", "*-token*", "token", "token*.txt", "*.token", "*password*",
+    "service-account*.json", "*service_account*.json", "kubeconfig*",
 )  # fmt: skip
 SECRET_FOLDERS = {".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", "gcloud"}
 SECRET_KEYS = (b'"private_key"', b'"client_secret"', b'"refresh_token"', b'"aws_secret_access_key"')
