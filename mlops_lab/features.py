@@ -228,7 +228,7 @@ class FeatureStore:
             rows = [
                 (
                     json.dumps([row[k] for k in keys], default=str),
-                    str(row[ts]),
+                    _event_time_key(row[ts]),
                     json.dumps({f: row[f] for f in view["features"]}, default=str),
                 )
                 for row in latest.iter_rows(named=True)
@@ -282,6 +282,18 @@ class FeatureStore:
                     "rows_mismatched": mismatched[:20],
                 }
         return report
+
+
+def _event_time_key(moment) -> str:
+    """An event time as text that sorts as time does: UTC (a naive time is taken as UTC), fixed width.
+    ``str()`` of zoned times would compare the wall clock, and an hour repeats when DST ends."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    if hasattr(moment, "isoformat"):  # a date
+        return moment.isoformat() + "T00:00:00.000000"
+    return str(moment)
 
 
 def _naive_or_aware(moment: datetime, dtype) -> datetime:

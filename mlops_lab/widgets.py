@@ -54,7 +54,7 @@ def curves_figure(store, runs: list[dict], key: str, smoothing: float = 0.0, log
     for run in runs:
         curve = metric_history(store, run["run_id"], key)
         values = np.array([float(v) for v in curve["values"]], dtype=float)
-        figure.add_scatter(x=curve["steps"], y=_smooth(values, smoothing), mode="lines", name=run["name"])
+        figure.add_scatter(x=curve["steps"], y=_smooth(values, smoothing), mode="lines", name=html.escape(run["name"]))
     figure.update_layout(
         title=f"{key} by step",
         xaxis_title="step",
@@ -210,7 +210,8 @@ def runs(
         import plotly.express as px
 
         with chart:
-            px.scatter(frame, x=x_axis.value, y=y_axis.value, hover_name="run_name", height=360).show()
+            shown = frame.assign(run_name=frame["run_name"].map(html.escape))  # plotly reads <a>… as markup
+            px.scatter(shown, x=x_axis.value, y=y_axis.value, hover_name="run_name", height=360).show()
 
     box.observe(load, names="value")  # on Enter or leaving the box
     x_axis.observe(plot, names="value")

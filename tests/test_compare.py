@@ -135,3 +135,39 @@ def test_notebook_widgets_render(workspace, tracker):
     assert "depth-6" in listing.children[2].value and "depth-3" not in listing.children[2].value
     listing.children[0].value = "metrics.loss >"  # what Enter in the box does
     assert "ends early" in listing.children[1].value
+
+
+def test_long_cells_diff_quickly_and_huge_ones_are_refused(workspace, tracker):
+    import random
+    import time
+
+    from mlops_lab.errors import InvalidInputError
+
+    random.seed(0)
+    left = [f"x{i} = {random.randint(0, 9)}" if i % 3 else "" for i in range(4000)]
+    right = [line + " # changed" if i % 20 == 0 else line for i, line in enumerate(left)]
+    a = tracker.start_run("long-a", source="\n".join(left))
+    tracker.end_run(run=a)
+    b = tracker.start_run("long-b", source="\n".join(right))
+    tracker.end_run(run=b)
+    tracker.flush()
+    started = time.perf_counter()
+    diff = code_diff(workspace.store.runs, a.id, b.id)
+    assert time.perf_counter() - started < 0.8  # was 1.6 s
+    assert sum(row["op"] == "replace" for row in diff["rows"]) >= 150
+    huge = tracker.start_run("huge", source="x = 1\n" * 25_000)
+    tracker.end_run(run=huge)
+    tracker.flush()
+    with pytest.raises(InvalidInputError, match="over 20,000 lines"):
+        code_diff(workspace.store.runs, a.id, huge.id)
+
+
+def test_run_names_are_text_in_charts(workspace, tracker):
+    from mlops_lab.widgets import curves_figure
+
+    run = tracker.start_run('<a href="javascript:alert(1)">click')
+    tracker.log_metric("loss", 1.0, run=run)
+    tracker.end_run(run=run)
+    tracker.flush()
+    figure = curves_figure(workspace.store.runs, [{"run_id": run.id, "name": run.name}], "loss")
+    assert figure.data[0].name == "&lt;a href=&quot;javascript:alert(1)&quot;&gt;click"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
@@ -120,17 +120,22 @@ def test_bad_definitions_and_requests(tmp_path):
         store.get_historical_features(pl.DataFrame({"customer_id": ["a"], "event_time": [T0]}), ["v:orders"])
 
 
+def require_redis(url: str) -> None:
+    """An empty Redis database for the test; skipped (failed in CI) where Redis is not running."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.ConnectionError as exc:
+        if os.environ.get("MLOPS_LAB_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis is not reachable: {exc}")
+        pytest.skip(f"Redis is not reachable: {exc}")
+
+
 @pytest.mark.parametrize("online", ["sqlite", "redis://127.0.0.1:6379/15"])
 def test_materialize_online_and_skew(tmp_path, online):
     if online.startswith("redis"):
-        import redis
-
-        try:
-            redis.Redis.from_url(online).flushdb()
-        except redis.ConnectionError as exc:
-            if os.environ.get("MLOPS_LAB_REQUIRE_SERVICES") == "1":
-                pytest.fail(f"Redis is not reachable: {exc}")
-            pytest.skip(f"Redis is not reachable: {exc}")
+        require_redis(online)
     source = write_source(tmp_path, [(1, T0, 10), (1, T0 + timedelta(days=2), 20), (2, T0 + timedelta(days=1), 5)])
     store = make_store(tmp_path, source, online=online)
     store.apply(FeatureService("churn", ["activity:orders"]))
@@ -158,3 +163,31 @@ def test_definitions_are_registered_in_the_store(workspace, tmp_path, tracker):
     assert joined["orders"].to_list() == [3]
     stored = workspace.store.features.definitions()
     assert set(stored["view"]) == {"activity"} and stored["materialized"]["activity"]["rows"] == 1
+
+
+@pytest.mark.parametrize("online", ["sqlite", "redis://127.0.0.1:6379/15"])
+def test_the_online_store_keeps_the_newer_value_across_the_end_of_summer_time(tmp_path, online):
+    """02:30+02:00 comes before 02:15+01:00 on 25 October 2026 in Berlin; as text it sorts after."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    earlier = datetime(2026, 10, 25, 2, 30, tzinfo=berlin)  # CEST, 00:30 UTC
+    later = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=berlin)  # CET, 01:15 UTC
+    assert earlier.timestamp() < later.timestamp()  # (one tzinfo: Python compares wall clocks)
+    path = tmp_path / f"activity-{uuid.uuid4().hex[:6]}.parquet"
+    pl.DataFrame(
+        {"customer_id": [1, 1], "event_time": [earlier, later], "orders": [1, 2]},
+        schema={"customer_id": pl.Int64, "event_time": pl.Datetime("us", "Europe/Berlin"), "orders": pl.Int64},
+    ).write_parquet(path)
+    if online.startswith("redis"):
+        require_redis(online)
+    store = ml.feature_store(tmp_path / "fs", online=online)
+    view = f"activity_{uuid.uuid4().hex[:6]}"
+    store.apply(
+        Entity("customer", ["customer_id"]), FeatureView(view, ["customer"], str(path), "event_time", ["orders"])
+    )
+    minute = timedelta(minutes=1)
+    for moment in (later, earlier):  # the newer value first, then an older one (windows in UTC: no fold)
+        utc = moment.astimezone(UTC)
+        store.materialize(utc - minute, utc + minute)
+    assert store.get_online_features([f"{view}:orders"], [{"customer_id": 1}])["orders"] == [2]

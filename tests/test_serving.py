@@ -1008,3 +1008,19 @@ def test_a_large_bytes_request_costs_bounded_memory_and_does_not_stall_others(tm
         assert live and all(code == 200 for code in live)  # the event loop kept answering meanwhile
     finally:
         assert server.stop() == 0
+
+
+def test_a_deployment_log_is_rotated_when_it_grows_large(small_model, tmp_path):
+    from mlops_lab.serving.manager import LOG_BYTES, ServingManager
+    from mlops_lab.workspace import default_workspace
+
+    manager = ServingManager(default_workspace(), check_seconds=0.1)
+    old = manager.root / "rotated" / "server.log"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"x" * (LOG_BYTES + 1))  # what a noisy client made an earlier server write
+    try:
+        manager.start(str(small_model), name="rotated", log_sample=0.0)
+        manager.wait_ready("rotated")
+        assert old.stat().st_size < LOG_BYTES and old.with_name("server.log.1").stat().st_size == LOG_BYTES + 1
+    finally:
+        manager.shutdown()

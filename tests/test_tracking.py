@@ -359,3 +359,26 @@ def test_any_filter_text_gives_runs_or_a_filter_error(tracker, pieces):
     except FilterError:
         return
     assert frame is not None
+
+
+def test_two_processes_logging_one_param_to_a_resumed_run_keep_the_first_and_say_so(workspace, capsys):
+    from mlops_lab.workspace import Workspace
+
+    with ml.start_run("shared") as run:
+        ml.log_metric("m", 1.0)
+    other = Workspace(workspace.location, user="other-kernel")  # a second kernel on the same store
+    try:
+        mine, theirs = workspace.tracking.resume_run(run.id), other.tracking.resume_run(run.id)
+        mine.log_param("lr", 0.1)
+        workspace.tracking.flush()
+        theirs.log_param("lr", 0.5)  # this process has not seen 0.1: the store has
+        other.tracking.flush()
+        workspace.tracking.end_run(run=mine)
+        other.tracking.end_run(run=theirs)
+    finally:
+        other.close()
+    ml.flush()
+    assert ml.get_run(run.id).params == {"lr": "0.1"}
+    conflicts = [e["payload"] for e in workspace.store.events.events("run", run.id) if e["kind"] == "param_conflict"]
+    assert conflicts == [{"key": "lr", "kept": "0.1", "refused": "0.5"}]
+    assert "param 'lr' of run" in capsys.readouterr().err

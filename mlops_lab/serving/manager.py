@@ -136,6 +136,18 @@ def _check_options(options: dict) -> dict:
     return checked
 
 
+LOG_BYTES = 16 << 20  # server.log is rotated to server.log.1 past this size, at each (re)start
+
+
+def _rotate(path: Path) -> None:
+    """Keep a deployment's log from growing without bound (a client can make a server log a lot)."""
+    try:
+        if path.stat().st_size > LOG_BYTES:
+            path.replace(path.with_name(path.name + ".1"))
+    except FileNotFoundError:
+        pass
+
+
 def default_name(model: str) -> str:
     if model.endswith(".onnx"):
         return Path(model).stem
@@ -354,6 +366,7 @@ class ServingManager:
         if managed.token:
             env[TOKEN_ENV] = managed.token  # not on the command line, where `ps` shows it
         env[ADMIN_TOKEN_ENV] = managed.admin_token
+        _rotate(managed.log_path)
         with managed.log_path.open("ab") as log:
             log.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {managed.model}\n".encode())
             log.flush()

@@ -148,7 +148,7 @@ class RunStore(Protocol):
 
     def list_experiments(self) -> list[Experiment]: ...
 
-    def write(self, batch: Batch) -> None: ...
+    def write(self, batch: Batch) -> list[dict]: ...
 
     def reap_stale_runs(self, *, force: bool = False) -> list[str]: ...
 
@@ -188,10 +188,13 @@ class SqlRunStore(RunStore):
             )
             return conn.execute(select(Experiment.id).where(Experiment.name == name)).scalar_one()
 
-    def write(self, batch: Batch) -> None:
-        """Apply a batch in one transaction; all of it lands or none of it."""
+    def write(self, batch: Batch) -> list[dict]:
+        """Apply a batch in one transaction; all of it lands or none of it.  Returns the params that
+        could not be written because the run already has another value for them (two processes
+        logging to one resumed run): the first value stays, and each refusal is an event."""
         if not len(batch):
-            return
+            return []
+        conflicts: list[dict] = []
         with self.db.writing() as conn:
             if batch.environments:
                 conn.execute(
@@ -203,10 +206,7 @@ class SqlRunStore(RunStore):
                 conn.execute(
                     self.db.insert(DatasetVersion).on_conflict_do_nothing(index_elements=["hash"]), batch.datasets
                 )
-            if batch.params:
-                conn.execute(
-                    self.db.insert(Param).on_conflict_do_nothing(index_elements=["run_id", "key"]), batch.params
-                )
+            conflicts = self._insert_params(conn, batch.params) if batch.params else []
             if batch.metrics:
                 conn.execute(sa.insert(Metric), batch.metrics)
                 self._update_latest_metrics(conn, batch.metrics)
@@ -229,6 +229,29 @@ class SqlRunStore(RunStore):
             for run_id, values in batch.run_updates:
                 conn.execute(update(Run).where(Run.id == run_id).values(**values))
             add_events(conn, batch.events)
+        return conflicts
+
+    def _insert_params(self, conn, params: list[dict]) -> list[dict]:
+        """Insert params; those already there with another value are conflicts, recorded as events."""
+        statement = self.db.insert(Param).on_conflict_do_nothing(index_elements=["run_id", "key"])
+        inserted = set(conn.execute(statement.returning(Param.run_id, Param.key), params).all())
+        skipped = [p for p in params if (p["run_id"], p["key"]) not in inserted]
+        if not skipped:
+            return []
+        runs = {p["run_id"] for p in skipped}
+        stored = {(r, k): v for r, k, v in conn.execute(
+            select(Param.run_id, Param.key, Param.value).where(Param.run_id.in_(runs))).all()}  # fmt: skip
+        conflicts = [
+            {"run_id": p["run_id"], "key": p["key"], "kept": stored.get((p["run_id"], p["key"])), "refused": p["value"]}
+            for p in skipped
+            if stored.get((p["run_id"], p["key"])) != p["value"]
+        ]
+        add_events(conn, [
+            {"entity_type": "run", "entity_id": c["run_id"], "kind": "param_conflict", "user": "mlops_lab",
+             "time": now_ms(), "payload": json.dumps({k: c[k] for k in ("key", "kept", "refused")})}
+            for c in conflicts
+        ])  # fmt: skip
+        return conflicts
 
     def _update_latest_metrics(self, conn, points: list[dict]) -> None:
         summary: dict[tuple[str, str], dict] = {}

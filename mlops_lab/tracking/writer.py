@@ -147,7 +147,12 @@ class BatchWriter:
         delay = 0.05
         for attempt in range(attempts):
             try:
-                self.store.write(batch)
+                for conflict in self.store.write(batch) or []:
+                    print(
+                        f"mlops_lab: param {conflict['key']!r} of run {conflict['run_id']} stays "
+                        f"{conflict['kept']!r}; another process logged {conflict['refused']!r} (params cannot change)",
+                        file=sys.stderr,
+                    )
                 return
             except OperationalError as exc:  # locked or a dropped connection: worth another try
                 if attempt == attempts - 1:

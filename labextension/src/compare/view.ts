@@ -18,6 +18,11 @@ function formatCell(value: string | number | null | undefined): string {
   return typeof value === 'number' ? String(Number(value.toPrecision(6))) : value;
 }
 
+/** A label as plotly shows it: plotly reads `<a>`, `<b>`… in labels as markup, so run names are escaped. */
+function plotlyText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 function smooth(values: number[], weight: number): number[] {
   let last = values.length ? values[0] : 0;
   return values.map(v => {
@@ -181,7 +186,7 @@ export class CompareView extends MainView<CompareModel> {
     const traces = curves.map((curve, i) => ({
       x: curve.steps,
       y: smooth(curve.values.map(Number), weight),
-      name: comparison.runs[i].name,
+      name: plotlyText(comparison.runs[i].name),
       mode: 'lines+markers',
       type: 'scatter'
     }));
@@ -253,7 +258,7 @@ export class CompareView extends MainView<CompareModel> {
           mode: 'markers+text',
           x: runs.map(run => xRow.values[run.run_id]),
           y: runs.map(run => yRow.values[run.run_id]),
-          text: runs.map(run => run.name),
+          text: runs.map(run => plotlyText(run.name)),
           textposition: 'top center'
         }
       ],
