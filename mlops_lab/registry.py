@@ -36,6 +36,7 @@ TRANSITIONS = {
 }
 DEFAULT_REQUIRED_APPROVALS = 1
 DEFAULT_TOLERANCE = 1e-4
+MAX_COMMENT = 8000
 _URI = re.compile(r"^(?P<name>[^@/]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_.\-]+))?$")
 
 
@@ -92,6 +93,15 @@ def _outputs_to_compare(estimator, rows: np.ndarray) -> list[np.ndarray]:
     return outputs
 
 
+def _comment(comment) -> str | None:
+    """Why a change was made: text, or nothing."""
+    if comment is None:
+        return None
+    if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+        raise RegistryError(f"a comment must be text of at most {MAX_COMMENT:,} characters, got {str(comment)[:50]!r}")
+    return comment
+
+
 class Registry:
     """The registry of a workspace, acting as its user (``workspace.registry``)."""
 
@@ -113,7 +123,7 @@ class Registry:
         predict what the source predicts on ``sample_rows`` (or 64 synthetic rows) within
         ``tolerance``, or nothing is registered and the error gives the largest difference.
         """
-        if isinstance(name, str) and "@" in name:
+        if isinstance(name, str) and ("@" in name or "/" in name):
             raise RegistryError(f"model name {name!r} may not contain '@' or '/' (they address versions)")
         check_name(name, "model")
         self.workspace.flush()
@@ -240,7 +250,9 @@ class Registry:
                     )
                 approval_id = approved[0].id
         expected = self.models.get_model(name).production_version
-        self.models.set_stage(name, version, stage, self.user, comment, expected, archive_previous, approval_id)
+        self.models.set_stage(
+            name, version, stage, self.user, _comment(comment), expected, archive_previous, approval_id
+        )
 
     def set_alias(self, name: str, alias: str, version: int | None, *, comment: str | None = None) -> None:
         check_key(alias, "alias")
@@ -248,7 +260,7 @@ class Registry:
             raise RegistryError(f"an alias points at a version number (or None to remove it), got {version!r}")
         if alias.lower() in (s.lower() for s in STAGES) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", alias):
             raise RegistryError(f"alias {alias!r} must be letters, digits, '_', '.' or '-', and not a stage name")
-        self.models.set_alias(name, alias, version, self.user, comment)
+        self.models.set_alias(name, alias, version, self.user, _comment(comment))
 
     def set_policy(self, name: str, required_approvals: int | None) -> None:
         if required_approvals is not None and (not isinstance(required_approvals, int) or required_approvals < 0):
@@ -269,15 +281,21 @@ class Registry:
     def request_approval(
         self, name: str, version: int, *, stage: str = "Production", comment: str | None = None
     ) -> str:
-        return self.models.request_approval(name, version, stage, self.user, comment)
+        if stage not in STAGES:
+            raise RegistryError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        return self.models.request_approval(name, version, stage, self.user, _comment(comment))
 
     def approve(self, request_id: str, *, comment: str | None = None) -> str:
         request, _ = self.models.approval(request_id)
-        return self.models.vote(request_id, self.user, "approve", comment, self.required_approvals(request.name))
+        return self.models.vote(
+            request_id, self.user, "approve", _comment(comment), self.required_approvals(request.name)
+        )
 
     def reject(self, request_id: str, *, comment: str | None = None) -> str:
         request, _ = self.models.approval(request_id)
-        return self.models.vote(request_id, self.user, "reject", comment, self.required_approvals(request.name))
+        return self.models.vote(
+            request_id, self.user, "reject", _comment(comment), self.required_approvals(request.name)
+        )
 
     # ---- reading -----------------------------------------------------------------------------
 

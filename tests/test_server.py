@@ -453,3 +453,25 @@ async def test_oversized_searches_are_400_and_quick(jp_fetch, logged_runs, param
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:
         await jp_fetch("mlops-lab", "api", "runs", params=params)
     assert info.value.code == 400 and time.perf_counter() - start < 2.0
+
+
+async def test_what_the_property_tests_found_is_a_clear_400(workspace, jp_fetch, logged_runs):
+    """Found by tests/test_rest_properties.py: a comment that is not text, a version past any integer."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    with ml.start_run() as run:
+        ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
+    ml.flush()
+    ml.register("iris", run.id)
+    me = await signed_in(jp_fetch)
+    for path, body, message in [
+        (("models", "iris", "versions", "1", "approvals"), {"comment": []}, "a comment must be text"),
+        (("models", "iris", "versions", "1", "stage"), {"stage": "Staging", "comment": {"a": 1}}, "a comment"),
+        (("models", "iris", "versions", "9" * 30, "stage"), {"stage": "Staging"}, "out of range"),
+    ]:
+        with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+            await post_json(jp_fetch, *path, body=body, headers=me)
+        assert info.value.code == 400 and message in json.loads(info.value.response.body)["error"], path
+    assert workspace.registry.describe("iris")["approvals"] == []

@@ -108,6 +108,13 @@ class BaseHandler(APIHandler):
             raise http_error(InvalidInputError(f"the request body lacks {', '.join(missing)}"))
         return body
 
+    @staticmethod
+    def version_number(text: str) -> int:
+        """A model version from the URL (digits by the route); beyond a database integer it is no version."""
+        if len(text) > 9:
+            raise http_error(InvalidInputError(f"version {text[:20]} is out of range"))
+        return int(text)
+
     def int_argument(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.get_argument(name, str(default))
         try:
@@ -242,7 +249,9 @@ class StageHandler(BaseHandler):
     async def post(self, name: str, version: str):
         body = self.json_body("stage")
         registry = (await self.signed_in_workspace()).registry
-        await self.call(registry.promote, name, int(version), body["stage"], comment=body.get("comment"))
+        await self.call(
+            registry.promote, name, self.version_number(version), body["stage"], comment=body.get("comment")
+        )
         self.finish(await self.call(registry.describe, name))
 
 
@@ -262,7 +271,9 @@ class ApprovalRequestHandler(BaseHandler):
     async def post(self, name: str, version: str):
         body = self.json_body()
         registry = (await self.signed_in_workspace()).registry
-        request_id = await self.call(registry.request_approval, name, int(version), comment=body.get("comment"))
+        request_id = await self.call(
+            registry.request_approval, name, self.version_number(version), comment=body.get("comment")
+        )
         self.finish({"request": request_id})
 
 
