@@ -7,6 +7,8 @@ Servers, each its own process, one at a time, on loopback:
 - plain:   the usual aiohttp recipe — parse the v2 JSON, ``session.run`` once per request, answer
            (same onnxruntime session settings as ours, so only the serving differs);
 - ceiling: our server with the model call replaced by ready-made outputs (HTTP + batching path);
+- uvicorn: the same routes, batcher and ready-made outputs behind uvicorn (a raw ASGI app on
+           httptools and uvloop, no framework): is a well-kept HTTP server as fast as our front?
 - ours:    ``python -m mlops_lab.serving`` as shipped (JSON requests, then binary tensors).
 The load generator is another process (uvloop, keep-alive, one request at a time per client),
 bounded in requests and seconds.  Printed: req/s, rows/s, p50, p99, mean batch, and the ratios.
@@ -206,8 +208,15 @@ def plain_main(args) -> None:
 
 def ceiling_main(args) -> None:
     """Our server as shipped, except that the model call returns ready-made outputs."""
-    from mlops_lab.serving import runtime
     from mlops_lab.serving.process import main
+
+    _ready_made_outputs()
+    sys.exit(main(sys.argv[2:]))
+
+
+def _ready_made_outputs() -> None:
+    """Make the model call return outputs computed once: what is left is HTTP, JSON and batching."""
+    from mlops_lab.serving import runtime
 
     real_init = runtime.ModelRuntime.__init__
 
@@ -217,7 +226,61 @@ def ceiling_main(args) -> None:
         self.run = lambda feeds: {k: v[: len(next(iter(feeds.values())))] for k, v in answers.items()}
 
     runtime.ModelRuntime.__init__ = init
-    sys.exit(main(sys.argv[2:]))
+
+
+def uvicorn_main(args) -> None:
+    """The ceiling's routes and batcher as a raw ASGI app under uvicorn (httptools, uvloop)."""
+    import uvicorn
+
+    from mlops_lab.serving.deployment import Deployment, ServeOptions
+    from mlops_lab.serving.httpserver import InferenceServer, Reply
+    from mlops_lab.serving.protocol import ProtocolError
+    from mlops_lab.serving.runtime import CPU
+
+    _ready_made_outputs()
+    state: dict = {}
+
+    class Answer(Reply):
+        def __init__(self, future):
+            self.future, self.keep_alive, self.data = future, True, None
+
+        def send(self, status, body, content_type=b"application/json", headers=b""):
+            if not self.future.done():
+                self.future.set_result((status, content_type, body))
+
+    async def app(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    options = ServeOptions(max_batch_size=args.max_batch_size, intra_op_threads=args.threads,
+                                           providers=[CPU], log_sample=0.0)  # fmt: skip
+                    deployment = Deployment(args.model, loop=asyncio.get_running_loop(), options=options)
+                    deployment.load()
+                    state["server"] = InferenceServer(deployment)
+                    state["server"].ready = True
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        future = asyncio.get_running_loop().create_future()
+        reply = Answer(future)
+        try:
+            state["server"].handle(scope["method"].encode(), scope["raw_path"], headers, body, reply)
+        except ProtocolError as exc:
+            reply.error(exc.status, exc.message)
+        status, content_type, data = await future
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+        await send({"type": "http.response.body", "body": data})
+
+    uvicorn.run(app, host="127.0.0.1", port=args.port, http="httptools", loop="uvloop", log_level="warning",
+                access_log=False, lifespan="on")  # fmt: skip
 
 
 def start(command: list[str], port: int) -> subprocess.Popen:
@@ -258,6 +321,19 @@ def measure(kind: str, model_path: str, requests: dict[str, bytes], args, tmp: P
         "plain": [PYTHON, __file__, "plain", "--model", model_path, "--port", str(port), "--threads", str(args.threads)]
         + (["--gpu"] if args.gpu else []),
         "ceiling": [PYTHON, __file__, "ceiling", model_path, *ours],
+        "uvicorn": [
+            PYTHON,
+            __file__,
+            "uvicorn",
+            "--model",
+            model_path,
+            "--port",
+            str(port),
+            "--threads",
+            str(args.threads),
+            "--max-batch-size",
+            str(args.max_batch_size),
+        ],  # fmt: skip
         "ours": [PYTHON, "-m", "mlops_lab.serving", model_path, *ours],
     }[kind]
     process = start(command, port)
@@ -307,6 +383,7 @@ def main() -> None:
     parser.add_argument("--max-batch-size", type=int, default=64)
     parser.add_argument("--gpu", action="store_true")
     parser.add_argument("--models", default="small,large")
+    parser.add_argument("--uvicorn", action="store_true", help="also the ceiling behind uvicorn (bench extra)")
     args = parser.parse_args()
 
     from onnx_models import mlp
@@ -324,7 +401,8 @@ def main() -> None:
             path.write_bytes(mlp(shapes[model]))
             x = rng.standard_normal((args.rows, shapes[model][0])).astype(np.float32)
             requests = {"json": json_request(model, x), "binary": binary_request(model, x)}
-            table = {kind: measure(kind, str(path), requests, args, tmp) for kind in ("plain", "ceiling", "ours")}
+            kinds = ("plain", "ceiling", *(["uvicorn"] if args.uvicorn else []), "ours")
+            table = {kind: measure(kind, str(path), requests, args, tmp) for kind in kinds}
             print(f"\n{model} MLP {shapes[model]}")
             print(f"  {'server':18} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'batch':>6} {'errors':>6}")
             for kind, by_encoding in table.items():
@@ -345,16 +423,19 @@ def main() -> None:
                     f"rows/s {100 * ours['rps'] * args.rows / compute:.0f}% of in-process onnxruntime at "
                     f"batch {batch} ({compute:,.0f} rows/s)"
                 )
+                if args.uvicorn:
+                    print(f"  uvicorn {encoding}: {100 * table['uvicorn'][encoding]['rps'] / ceiling['rps']:.0f}% "
+                          "of our front's ceiling (same routes, batcher and ready-made outputs)")  # fmt: skip
 
 
 if __name__ == "__main__":
-    modes = {"load": load_main, "plain": plain_main}
+    modes = {"load": load_main, "plain": plain_main, "uvicorn": uvicorn_main}
     if len(sys.argv) > 1 and sys.argv[1] == "ceiling":
         ceiling_main(None)
     elif len(sys.argv) > 1 and sys.argv[1] in modes:
         sub = argparse.ArgumentParser()
         sub.add_argument("mode")
-        for flag in ("--port", "--clients", "--limit", "--threads"):
+        for flag in ("--port", "--clients", "--limit", "--threads", "--max-batch-size"):
             sub.add_argument(flag, type=int, default=1)
         sub.add_argument("--seconds", type=float)
         sub.add_argument("--request")

@@ -153,7 +153,7 @@ def test_long_cells_diff_quickly_and_huge_ones_are_refused(workspace, tracker):
     tracker.flush()
     started = time.perf_counter()
     diff = code_diff(workspace.store.runs, a.id, b.id)
-    assert time.perf_counter() - started < 0.8  # was 1.6 s
+    assert time.perf_counter() - started < 1.0  # was 1.2 to 1.6 s
     assert sum(row["op"] == "replace" for row in diff["rows"]) >= 150
     huge = tracker.start_run("huge", source="x = 1\n" * 25_000)
     tracker.end_run(run=huge)

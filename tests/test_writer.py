@@ -68,9 +68,10 @@ def test_a_dataset_that_vanishes_fails_alone_and_says_so(workspace, tracker, tmp
         ml.log_params({"lr": 0.1})
         ml.log_metric("loss", 0.5)
     with ml.start_run("unlucky") as unlucky:
-        ml.log_dataset(str(folder), "shards")  # a folder: read later, by the writer thread
-        (folder / "part-0.csv").unlink()
-        folder.rmdir()
+        with tracker.writer._cond:  # the writer thread cannot take the job until the folder is gone
+            ml.log_dataset(str(folder), "shards")  # a folder: read later, by the writer thread
+            (folder / "part-0.csv").unlink()
+            folder.rmdir()
         ml.log_metric("accuracy", 0.9)
     ml.flush()
     kept = ml.get_run(bystander.id)

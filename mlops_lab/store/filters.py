@@ -139,6 +139,12 @@ class _Parser:
     def __init__(self, text: str):
         self.text = text
         self.tokens = tokenize(text)
+        comparisons = sum(
+            token.kind == "op" or (token.kind == "ident" and token.text.upper() in ("LIKE", "ILIKE", "IN"))
+            for token in self.tokens
+        )
+        if comparisons > MAX_CONDITIONS:  # refused before building any of them
+            raise FilterError(f"the filter has more than {MAX_CONDITIONS} comparisons; use IN (…) for lists of values")
         self.i = 0
         self.depth = 0
         self.conditions = 0
