@@ -276,7 +276,8 @@ def uvicorn_main(args) -> None:
         except ProtocolError as exc:
             reply.error(exc.status, exc.message)
         status, content_type, data = await future
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+        head = [(b"content-type", content_type), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": data})
 
     uvicorn.run(app, host="127.0.0.1", port=args.port, http="httptools", loop="uvloop", log_level="warning",
