@@ -26,6 +26,8 @@ from pathlib import Path
 
 from mlops_lab.net import free_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the browser the UI tests drive
+
 
 def populate(url: str, artifacts: str, runs: int, points: int) -> list[str]:
     import numpy as np
@@ -147,21 +149,11 @@ def main() -> None:
             f"{compare * 1000:>8.1f}ms  <= 300 ms: {'met' if compare <= 0.3 else 'NOT MET'}"
         )
         if not args.no_browser:
+            from lab import launch_browser  # Debian's Chromium with the tests' flags
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path="/usr/bin/chromium",
-                    args=[
-                        "--no-sandbox",
-                        "--disable-gpu",
-                        "--disable-dev-shm-usage",
-                        "--disable-background-networking",
-                        "--disable-component-update",
-                        "--disable-sync",
-                        "--no-first-run",
-                    ],
-                )
+                browser = launch_browser(playwright)
                 tab = browser.new_page()
                 tab.goto(f"{base}/lab?token={token}")
                 button = tab.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]')

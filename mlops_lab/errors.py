@@ -80,8 +80,9 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
-def error_body(exc: BaseException, status: int) -> dict:
-    return {"error": str(exc), "status": status}
+def error_body(message: str, status: int) -> dict:
+    """What a REST door answers for a refused request (``error_from_response`` reads it back)."""
+    return {"error": message, "status": status}
 
 
 def error_from_response(status: int, body: bytes | str) -> MlopsLabError:

@@ -76,7 +76,7 @@ def test_builtin_errors_of_validation_map_like_ours_and_bugs_map_to_nothing():
 @pytest.mark.parametrize("error", [InvalidInputError, ForbiddenError, NotFoundError, ConflictError, UnavailableError])
 def test_an_answer_rebuilds_the_error_it_came_from(error):
     sent = error("no registered model named 'churn'")
-    body = json.dumps(error_body(sent, sent.status))
+    body = json.dumps(error_body(str(sent), sent.status))
     got = error_from_response(sent.status, body.encode())
     assert type(got) is error and str(got) == str(sent) and got.status == sent.status
 

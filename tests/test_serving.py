@@ -1024,3 +1024,18 @@ def test_a_deployment_log_is_rotated_when_it_grows_large(small_model, tmp_path):
         assert old.stat().st_size < LOG_BYTES and old.with_name("server.log.1").stat().st_size == LOG_BYTES + 1
     finally:
         manager.shutdown()
+
+
+def test_a_large_refused_body_is_answered_and_counted_like_a_small_one(server):
+    """Bodies over 256 KiB are decoded on a worker thread; the refusal and its count still arrive."""
+
+    def invalid() -> int:
+        status, _, body = server.request("GET", "/v2/models/small/stats")
+        return json.loads(body)["model_stats"][0]["failures"].get("invalid", 0)
+
+    before = invalid()
+    for size in (1_000, 400_000):  # decoded inline, then aside
+        padding = " " * size
+        status, _, body = server.request("POST", "/v2/models/small/infer", b'{"inputs": [' + padding.encode() + b"")
+        assert status == 400 and "JSON" in json.loads(body)["error"]
+    assert invalid() == before + 2

@@ -11,27 +11,7 @@ import mlops_lab as ml
 from mlops_lab.store import Batch, now_ms, open_store
 from mlops_lab.tracking.writer import BatchWriter
 
-
-def _run(store, run_id: str) -> None:
-    experiment = store.runs.get_or_create_experiment("writer", "tester")
-    now = now_ms()
-    store.runs.write(
-        Batch(
-            runs=[
-                {
-                    "id": run_id,
-                    "experiment_id": experiment,
-                    "name": "w",
-                    "status": "RUNNING",
-                    "user": "tester",
-                    "start_time": now,
-                    "host": "h",
-                    "pid": 1,
-                    "heartbeat_at": now,
-                }
-            ]
-        )
-    )
+from .test_store import make_run
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -39,7 +19,7 @@ def _run(store, run_id: str) -> None:
 def test_any_mix_of_failing_and_succeeding_jobs_loses_no_successful_row(tmp_path_factory, plan):
     store = open_store(f"sqlite:///{tmp_path_factory.mktemp('w') / 's.db'}")
     run_id = hashlib.md5(repr(plan).encode()).hexdigest()
-    _run(store, run_id)
+    make_run(store, run_id)
     writer = BatchWriter(store.runs, interval=0.05)
 
     def point(step: int) -> dict:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler
 
 from ..errors import ForbiddenError, InvalidInputError, error_body, status_of
@@ -62,7 +64,7 @@ class BaseHandler(APIHandler):
         self.set_header("Content-Type", "application/json")
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or self._reason
-        self.finish(json.dumps({"error": message, "status": status_code}))
+        self.finish(json.dumps(error_body(message, status_code)))
 
     @property
     def username(self) -> str:
@@ -75,15 +77,13 @@ class BaseHandler(APIHandler):
 
         Jupyter's own token gives a token-only client (no identity cookie) a new anonymous user on
         every request; one person could then ask, approve and promote as three "users"."""
-        from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
-
         provider = self.identity_provider
         if getattr(self, "_token_authenticated", False) and type(provider) in (
             IdentityProvider,
             PasswordIdentityProvider,
         ):
             kept = provider.get_user_cookie(self)
-            if hasattr(kept, "__await__"):
+            if inspect.isawaitable(kept):
                 kept = await kept
             if kept is None or kept.username != self.username:
                 raise http_error(
@@ -132,7 +132,7 @@ def http_error(exc: Exception) -> Exception:
     status = status_of(exc)
     if status is None:
         return exc
-    message = error_body(exc, status)["error"]
+    message = str(exc)
     return tornado.web.HTTPError(status, reason=message[:200].replace("\n", " "), log_message=message)
 
 

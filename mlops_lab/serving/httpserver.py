@@ -21,6 +21,7 @@ import logging
 import time
 import zlib
 from collections import deque
+from contextlib import contextmanager
 from http import HTTPStatus
 
 import httptools
@@ -46,6 +47,19 @@ class _Refused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+@contextmanager
+def answering(reply: "Reply"):
+    """Whatever a request's handling raises becomes its answer: a refusal with its status, a bug of
+    ours a 500 (logged) — the server keeps serving either way."""
+    try:
+        yield
+    except ProtocolError as exc:
+        reply.error(exc.status, exc.message)
+    except Exception as exc:
+        log.exception("request failed")
+        reply.error(500, f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _same(given: str, expected: str) -> bool:
@@ -189,13 +203,8 @@ class Connection(asyncio.Protocol):
             self.paused = True
             self.transport.pause_reading()
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
-        try:
+        with answering(reply):
             self.app.handle(self.parser.get_method(), self.url, self.headers, body, reply)
-        except ProtocolError as exc:
-            reply.error(exc.status, exc.message)
-        except Exception as exc:  # a bug of ours: answer, log, keep serving
-            log.exception("request failed")
-            reply.error(500, f"internal error: {type(exc).__name__}: {exc}")
 
     def flush(self) -> None:
         replies, transport = self.replies, self.transport
@@ -437,34 +446,33 @@ class InferenceServer:
         if self.draining:
             raise ProtocolError(503, "the server is shutting down")
         served, shadow = self.deployment.route(model, version)
+
+        def decoded(request: InferRequest | ProtocolError) -> None:
+            # on the event loop: statistics are only ever counted here (metrics.py takes no lock)
+            if isinstance(request, ProtocolError):
+                served.stats.request_done(time.perf_counter_ns() - arrived, "invalid")
+                raise request
+            self._submit(model, served, shadow, request, arrived, reply)
+
         if len(body) <= OFFLOAD_BYTES:
-            request = self._decode(served, headers, body, arrived)
-            return self._submit(model, served, shadow, request, arrived, reply)
+            return decoded(self._decode(served.runtime, headers, body))
 
         async def decode_aside():  # a large body: decoded on a worker thread while others are served
-            try:
-                request = await asyncio.get_running_loop().run_in_executor(
-                    None, self._decode, served, headers, body, arrived
-                )
-                self._submit(model, served, shadow, request, arrived, reply)
-            except ProtocolError as exc:
-                reply.error(exc.status, exc.message)
-            except Exception as exc:  # a bug of ours: answer, log, keep serving
-                log.exception("request failed")
-                reply.error(500, f"internal error: {type(exc).__name__}: {exc}")
+            with answering(reply):
+                loop = asyncio.get_running_loop()
+                decoded(await loop.run_in_executor(None, self._decode, served.runtime, headers, body))
 
         asyncio.ensure_future(decode_aside())
 
-    def _decode(self, served: ServedVersion, headers: dict[str, str], body: bytes, arrived: int) -> InferRequest:
-        runtime = served.runtime
+    def _decode(self, runtime, headers: dict[str, str], body: bytes) -> InferRequest | ProtocolError:
+        """The request, or why it is refused (returned, not raised: it may run on a worker thread)."""
         try:
             body = self._decompress(body, headers.get("content-encoding"))
             return decode_infer(
                 body, headers.get(HEADER_LENGTH), runtime.inputs, runtime.outputs, runtime.max_batch_size
             )
-        except ProtocolError:
-            served.stats.request_done(time.perf_counter_ns() - arrived, "invalid")
-            raise
+        except ProtocolError as exc:
+            return exc
 
     def _submit(
         self,

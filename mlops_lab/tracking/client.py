@@ -355,11 +355,7 @@ class Tracker:
                 size, kind = source.stat().st_size, "file"
             return Batch(artifacts=[{"run_id": run.id, "path": name, "hash": digest, "size": size, "kind": kind}])
 
-        # Hash now rather than later: the file may change after this call returns.
-        if capture.snapshot_now(source):
-            self.writer.add_batch(job())
-        else:
-            self._defer(run, f"artifact {name!r}", job)
+        self._now_or_later(run, f"artifact {name!r}", job, source)
 
     def log_text(self, text: str, artifact_path: str, *, run: ActiveRun | None = None) -> None:
         _check_artifact_path(artifact_path)
@@ -398,11 +394,16 @@ class Tracker:
         job = capture.dataset_job(
             run.id, data, self.artifacts, name=name, direction=direction, source=source, store=self.file_state
         )
-        # A file is hashed and stored now, as log_artifact does: it may be rewritten right after this call.
-        if not capture.is_frame(data) and capture.snapshot_now(Path(data).expanduser()):
+        path = None if capture.is_frame(data) else Path(data).expanduser()
+        self._now_or_later(run, f"dataset {name or str(data)!r}", job, path)
+
+    def _now_or_later(self, run: ActiveRun, what: str, job, path: Path | None) -> None:
+        """A file small enough is hashed and stored now, on the caller's thread: it may be rewritten
+        right after the call returns.  Folders, large files and frames' encodings go to the writer."""
+        if path is not None and capture.snapshot_now(path):
             self.writer.add_batch(job())
         else:
-            self._defer(run, f"dataset {name or str(data)!r}", job)
+            self._defer(run, what, job)
 
     def _defer(self, run: ActiveRun, what: str, job) -> None:
         """Run ``job`` on the writer thread; if it fails, only it fails: the run gets an event saying
