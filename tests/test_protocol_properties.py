@@ -85,3 +85,33 @@ def test_garbage_is_refused():
     for body, length in [(b"", None), (b"\xff\xfe", None), (b"[]", None), (b"{}", "-1"), (b"{}", "x"),
                          (b'{"inputs": [1]}', "999999999999")]:  # fmt: skip
         decodes_or_refuses(body, length)
+
+
+@settings(max_examples=300, deadline=None)
+@given(elements=st.lists(st.binary(max_size=6) | st.text(max_size=4).map(str.encode), min_size=1, max_size=8))
+def test_binary_bytes_are_the_text_they_encode_or_a_4xx(elements):
+    """What reaches the model is each element's UTF-8 text, exactly (NULs and empties included)."""
+    blob = b"".join(struct.pack("<I", len(e)) + e for e in elements)
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "x", "datatype": "FP32", "shape": [len(elements), 3], "data": [0.0] * 3 * len(elements)},
+                {
+                    "name": "s",
+                    "datatype": "BYTES",
+                    "shape": [len(elements), 1],
+                    "parameters": {"binary_data_size": len(blob)},
+                },
+            ]
+        }  # fmt: skip
+    ).encode()
+    try:
+        texts = [e.decode() for e in elements]
+    except UnicodeDecodeError:
+        texts = None
+    try:
+        request = decode_infer(header + blob, str(len(header)), INPUTS, OUTPUTS, 64)
+    except ProtocolError as exc:
+        assert texts is None and exc.status == 400 and "UTF-8" in exc.message
+    else:
+        assert request.inputs["s"].ravel().tolist() == texts

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,19 +104,7 @@ def tensor_from_bytes(raw, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarr
     raw = memoryview(raw)
     count = math.prod(shape)
     if spec.datatype == "BYTES":
-        items, offset = [], 0
-        for _ in range(count):
-            if offset + 4 > len(raw):
-                raise _bad(f"input {spec.name!r}: binary BYTES data ends inside an element length")
-            (length,) = struct.unpack_from("<I", raw, offset)
-            offset += 4
-            if offset + length > len(raw):
-                raise _bad(f"input {spec.name!r}: binary BYTES element runs past binary_data_size")
-            items.append(bytes(raw[offset : offset + length]))
-            offset += length
-        if offset != len(raw):
-            raise _bad(f"input {spec.name!r}: {len(raw) - offset} bytes left after {count} BYTES elements")
-        return np.array(items, dtype=object).reshape(shape)
+        return _bytes_text(raw, count, spec.name).reshape(shape)
     dtype = DTYPES[spec.datatype]
     if len(raw) != count * dtype.itemsize:
         raise _bad(
@@ -125,15 +114,60 @@ def tensor_from_bytes(raw, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarr
     return np.frombuffer(raw, dtype=dtype).reshape(shape)
 
 
+def _bytes_text(raw: memoryview, count: int, name: str) -> np.ndarray:
+    """Length-prefixed BYTES data as text: ONNX strings are text, and onnxruntime takes ``str``."""
+    if count and len(raw) >= 4:  # the common case, one length for all, is decoded with no loop
+        width = int.from_bytes(raw[:4], "little")
+        if len(raw) == count * (4 + width):
+            rows = np.frombuffer(raw, dtype=np.uint8).reshape(count, 4 + width)
+            data = rows[:, 4:]
+            # ASCII without NUL: a fixed-width S array casts to U in one step (U drops trailing NULs).
+            if (rows[:, :4].copy().view("<u4") == width).all() and data.all() and (data < 128).all():
+                if not width:
+                    return np.zeros(count, dtype="U1")  # all empty
+                return np.ascontiguousarray(data).view(f"S{width}").reshape(count).astype(f"U{width}")
+    starts, lengths, offset, unpack = array("q"), array("q"), 0, struct.Struct("<I").unpack_from
+    for _ in range(count):
+        if offset + 4 > len(raw):
+            raise _bad(f"input {name!r}: binary BYTES data ends inside an element length")
+        (length,) = unpack(raw, offset)
+        starts.append(offset + 4)
+        lengths.append(length)
+        offset += 4 + length
+        if offset > len(raw):
+            raise _bad(f"input {name!r}: binary BYTES element runs past binary_data_size")
+    if offset != len(raw):
+        raise _bad(f"input {name!r}: {len(raw) - offset} bytes left after {count} BYTES elements")
+    whole = raw.tobytes()
+    try:
+        texts = [whole[start : start + length].decode() for start, length in zip(starts, lengths)]
+    except UnicodeDecodeError as exc:
+        raise _bad(f"input {name!r}: a BYTES element is not UTF-8 text ({exc.reason})") from None
+    return _text_array(texts, name)
+
+
+def _text_array(texts: list, name: str) -> np.ndarray:
+    """Strings as a fixed-width ``U`` array (4 bytes a character, padded to the widest) where that is
+    smaller than an object array (a pointer and a ``str`` of about 50 bytes plus its text each) and
+    no element ends in NUL, which ``U`` would drop; else as the object array."""
+    if not all(isinstance(text, str) for text in texts):
+        raise _bad(f"input {name!r}: BYTES elements must be strings")
+    widest = max(map(len, texts), default=0)
+    compact = 4 * widest * len(texts) <= sum(map(len, texts)) + 57 * len(texts)
+    if compact and widest and not any(text.endswith("\x00") for text in texts):
+        return np.array(texts, dtype=f"U{widest}")
+    boxed = np.empty(len(texts), dtype=object)
+    boxed[:] = texts
+    return boxed
+
+
 def _from_json(data, spec: TensorSpec, shape: tuple[int, ...]) -> np.ndarray:
     if not isinstance(data, list):
         raise _bad(f'input {spec.name!r}: "data" must be a list, got {type(data).__name__}')
     dtype = DTYPES[spec.datatype]
     try:
         if spec.datatype == "BYTES":
-            values = np.array([v.encode() if isinstance(v, str) else v for v in _flatten(data)], dtype=object)
-            if any(not isinstance(v, bytes) for v in values):
-                raise ValueError("BYTES elements must be strings")
+            values = _text_array(list(_flatten(data)), spec.name)
         elif spec.datatype == "BOOL":
             values = np.asarray(data)
             if values.dtype != np.bool_:
@@ -250,14 +284,15 @@ def decode_infer(
     return InferRequest(arrays, rows.pop(), request_id, wanted, binary_outputs, timeout or None)
 
 
-def tensor_to_bytes(array: np.ndarray) -> bytes:
+def tensor_to_bytes(array: np.ndarray) -> bytes | bytearray:
     """The binary tensor extension's bytes: raw little-endian values, or length-prefixed BYTES."""
-    if array.dtype == object:
-        parts = []
-        for item in array.ravel():
+    if array.dtype == object or array.dtype.kind in "SU":
+        out, pack = bytearray(), struct.Struct("<I").pack
+        for item in array.ravel().tolist():  # appended in place: no list of parts beside the result
             raw = item if isinstance(item, bytes) else str(item).encode()
-            parts.append(struct.pack("<I", len(raw)) + raw)
-        return b"".join(parts)
+            out += pack(len(raw))
+            out += raw
+        return out
     return np.ascontiguousarray(array).tobytes()
 
 

@@ -150,7 +150,7 @@ def _frame(record: tuple) -> pl.DataFrame:
     )
     for key, value in data.items():
         if isinstance(value, np.ndarray) and value.dtype == object:
-            data[key] = [v.decode(errors="replace") if isinstance(v, bytes) else v for v in value]
+            data[key] = value.tolist()  # text (BYTES tensors arrive decoded): a String column
     return pl.DataFrame(data)
 
 
