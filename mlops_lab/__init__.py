@@ -22,6 +22,7 @@ _API = {
     "log_model",
     "log_dataset",
     "get_run",
+    "get_metric_history",
     "search_runs",
     "flush",
     "drift",

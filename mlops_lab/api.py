@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from .config import resolve
 from .store import RunRecord
-from .tracking import ActiveRun
+from .tracking import ActiveRun, MetricPoint
 from .workspace import Workspace, default_workspace, set_default_workspace
 
 if TYPE_CHECKING:
@@ -95,6 +95,11 @@ def log_dataset(data, name: str | None = None, *, direction: str = "input") -> N
 
 def get_run(run_id: str) -> RunRecord:
     return _tracking().get_run(run_id)
+
+
+def get_metric_history(run_id: str, key: str) -> list[MetricPoint]:
+    """Every point of one metric of a run, by step, as MLflow's client gives them."""
+    return _tracking().metric_history(run_id, key)
 
 
 def flush() -> None:
@@ -216,9 +221,14 @@ def _registry():
     return default_workspace().registry
 
 
-def register(name: str, run_id: str, model: str = "model", *, sample_rows=None, tolerance: float = 1e-4) -> int:
-    """Register the model a run logged as a new version of ``name``; returns the version number."""
-    return _registry().register(name, run_id, model, sample_rows=sample_rows, tolerance=tolerance)
+def register(
+    name: str, run_id: str, model: str = "model", *, sample_rows=None, tolerance: float = 1e-4, allow_failed=False
+) -> int:
+    """Register the model a run logged as a new version of ``name``; returns the version number.
+    A FAILED or KILLED run's model needs ``allow_failed=True``."""
+    return _registry().register(
+        name, run_id, model, sample_rows=sample_rows, tolerance=tolerance, allow_failed=allow_failed
+    )
 
 
 def promote(name: str, version: int, stage: str, *, comment: str | None = None, archive_previous: bool = True) -> None:

@@ -43,6 +43,7 @@ class TrackMagics(Magics):
     @line_cell_magic
     def track(self, line: str, cell: str | None = None):
         """Track a cell as a run (``%%track``), or every following cell (``%track on``)."""
+        __tracebackhide__ = True  # a failing cell's traceback shows the user's frames
         try:
             args = parse_argstring(self.track, line)
         except SystemExit:  # argparse on bad input

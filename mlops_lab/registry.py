@@ -115,19 +115,33 @@ class Registry:
     # ---- versions ----------------------------------------------------------------------------
 
     def register(
-        self, name: str, run_id: str, model: str = "model", *, sample_rows=None, tolerance: float = DEFAULT_TOLERANCE
+        self,
+        name: str,
+        run_id: str,
+        model: str = "model",
+        *,
+        sample_rows=None,
+        tolerance: float = DEFAULT_TOLERANCE,
+        allow_failed: bool = False,
     ) -> int:
         """A new version of ``name`` from the model ``model`` logged in ``run_id``.
 
         A scikit-learn model without an ONNX form is converted now; then the ONNX model must
         predict what the source predicts on ``sample_rows`` (or 64 synthetic rows) within
         ``tolerance``, or nothing is registered and the error gives the largest difference.
+        A run that FAILED or was KILLED stopped before it finished what it meant to do: its models
+        are registered only with ``allow_failed=True``.
         """
         if isinstance(name, str) and ("@" in name or "/" in name):
             raise RegistryError(f"model name {name!r} may not contain '@' or '/' (they address versions)")
         check_name(name, "model")
         self.workspace.flush()
         record = self.workspace.store.runs.get_run(run_id)
+        if record.info.status in ("FAILED", "KILLED") and not allow_failed:
+            raise ConflictError(
+                f"run {record.info.name!r} ({run_id}) {record.info.status}: its model may not be the one it meant "
+                "to make; pass allow_failed=True to register it anyway"
+            )
         logged = next((m for m in record.models if m["name"] == model), None)
         if logged is None:
             names = ", ".join(m["name"] for m in record.models) or "none"

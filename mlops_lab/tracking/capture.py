@@ -63,6 +63,14 @@ def is_fitted(estimator) -> bool:
         return False
 
 
+def is_loggable_model(obj) -> bool:
+    """A model a tracked cell logs by itself: a fitted scikit-learn-style estimator or an ONNX model."""
+    root = type(obj).__module__.partition(".")[0]
+    if root == "onnx":
+        return is_onnx_model(obj)
+    return root in ("sklearn", "xgboost", "lightgbm") and is_sklearn_estimator(obj) and is_fitted(obj)
+
+
 def is_onnx_model(obj) -> bool:
     return type(obj).__name__ == "ModelProto" and type(obj).__module__.startswith("onnx")
 
@@ -180,7 +188,8 @@ def _frame_to_polars(data):
     if isinstance(data, pd.Series):
         data = data.to_frame()
     if isinstance(data, pd.DataFrame):
-        return pl.from_pandas(data, include_index=not isinstance(data.index, pd.RangeIndex))
+        # An index is data when it is named (a default one, even after filtering, is row numbers).
+        return pl.from_pandas(data, include_index=any(name is not None for name in data.index.names))
     return None
 
 

@@ -1,34 +1,59 @@
 """Tracking a notebook cell as a run, with no edit to the cell.
 
-From the cell's syntax tree: names bound to literals are params (``lr = 0.01``), names bound to
-computed numbers are metrics (``acc = accuracy_score(...)``), fitted estimators and ONNX models it
-binds are logged models (their hyperparameters become ``name.param`` params), frames it reads from
-the namespace and files it opens are input dataset versions.  Stdout, duration and the outcome are
-recorded; a failing cell is a FAILED run, an interrupted one KILLED.
+The cell is instrumented before it runs: each notebook-level statement that binds names reports
+them to a recorder, and each cell-level ``for``/``while`` loop reports its iterations.  So a run
+records only what this execution bound (a cell that fails half-way records what it reached), and
+loops become curves or sweeps:
+
+- names bound to literals are params (``lr = 0.01``); configs — dicts, dataclasses, namespaces,
+  pydantic models, named tuples — are flattened (``config.lr``);
+- names bound to computed numbers are metrics; inside a cell-level loop, one point per iteration
+  (step = iteration index); the loop variable is the step, never a metric or param;
+- a loop that fits a new model each iteration is a sweep: one child run per iteration, with the
+  loop variable as its param, its metrics and its model;
+- a literal container the cell then mutates (``history = []`` … ``history.append(loss)``) is an
+  accumulator, not a param; a numeric one becomes a metric series;
+- fitted models bound are logged (``get_params(deep=True)`` scalars become ``name.param`` params);
+- frames read from the namespace and files opened are input dataset versions;
+- stdout, duration and the outcome are recorded: FAILED with the error, KILLED when interrupted.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import numbers
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import InvalidInputError
 from . import capture
-from .client import Tracker
+from .client import ActiveRun, Tracker
 
 MAX_COLLECTION_ITEMS = 50
+MAX_CONFIG_PARAMS = 200
+MAX_MODEL_PARAMS = 500
 MAX_STDOUT_CHARS = 1_000_000
 READ_SUFFIXES = set(capture.DATA_SUFFIXES) | {".txt", ".npy", ".npz", ".xlsx", ".xls", ".h5", ".hdf5", ".pkl", ".avro"}
+RECORDER = "__mlops_lab_cell__"  # the recorder's name in the namespace while the cell runs
+MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "appendleft", "extendleft"}
+
+
+# ---- reading the cell ------------------------------------------------------------------------
 
 
 @dataclass
-class CellNames:
-    literal: list[str] = field(default_factory=list)  # bound to a literal: params
-    computed: list[str] = field(default_factory=list)  # bound to anything else
-    loaded: set[str] = field(default_factory=set)  # read by the cell before it binds them: its inputs
+class CellPlan:
+    literal: set[str] = field(default_factory=set)  # bound to a literal somewhere
+    computed: set[str] = field(default_factory=set)  # bound to anything else somewhere
+    loaded: set[str] = field(default_factory=set)  # read before the cell binds them: its inputs
+    accumulators: set[str] = field(default_factory=set)  # mutated in place by the cell
+    loops: int = 0  # cell-level loops, numbered in order
+
+    def is_param(self, name: str) -> bool:
+        return name in self.literal and name not in self.computed and name not in self.accumulators
 
 
 def _is_literal(node: ast.AST) -> bool:
@@ -39,89 +64,172 @@ def _is_literal(node: ast.AST) -> bool:
         return False
 
 
-class _Binder(ast.NodeVisitor):
-    """Names the cell binds at notebook level (not inside functions, classes or lambdas)."""
+def _target_names(target: ast.AST) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [name for element in target.elts for name in _target_names(element)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []
+
+
+def _report(method: str, loop: int, names: list[str], node: ast.AST) -> ast.stmt:
+    """``__mlops_lab_cell__.method(loop, ("a", "b"), (a, b))`` at ``node``'s line."""
+    call = ast.Expr(
+        ast.Call(
+            ast.Attribute(ast.Name(RECORDER, ast.Load()), method, ast.Load()),
+            [
+                ast.Constant(loop),
+                ast.Tuple([ast.Constant(n) for n in names], ast.Load()),
+                ast.Tuple([ast.Name(n, ast.Load()) for n in names], ast.Load()),
+            ],
+            [],
+        )
+    )
+    return ast.copy_location(call, node)
+
+
+class _Instrumenter:
+    """Reads what the cell binds and adds the reports (functions and classes are left alone: their
+    bodies run when called, not as part of the cell)."""
 
     def __init__(self):
-        self.names = CellNames()
-        self.statement = 0  # which top-level statement is being read
+        self.plan = CellPlan()
+        self.statement = 0
         self.first_load: dict[str, int] = {}
         self.first_store: dict[str, int] = {}
 
-    def visit_Module(self, node: ast.Module) -> None:
-        for index, statement in enumerate(node.body):
+    def cell(self, tree: ast.Module) -> ast.Module:
+        body = []
+        for index, statement in enumerate(tree.body):
             self.statement = index
-            self.visit(statement)
+            body.extend(self._statement(statement, loop=-1))
+        tree.body = body
+        plan = self.plan
+        # An input is read no later than the statement that first binds it (x = f(x) reads x first).
+        plan.loaded = {n for n, i in self.first_load.items() if i <= self.first_store.get(n, i)}
+        return ast.fix_missing_locations(tree)
 
-    def _bind(self, target: ast.AST, value: ast.AST | None) -> None:
-        if isinstance(target, ast.Name):
-            self.first_store.setdefault(target.id, self.statement)
-            bucket = self.names.literal if value is not None and _is_literal(value) else self.names.computed
-            if target.id not in bucket:
-                bucket.append(target.id)
-        elif isinstance(target, (ast.Tuple, ast.List)):
-            values = (
-                value.elts
-                if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts)
-                else [None] * len(target.elts)
-            )
-            for sub_target, sub_value in zip(target.elts, values):
-                self._bind(sub_target, sub_value)
+    def _block(self, statements: list[ast.stmt], loop: int) -> list[ast.stmt]:
+        return [out for statement in statements for out in self._statement(statement, loop)]
 
-    def visit_Assign(self, node: ast.Assign) -> None:
-        for target in node.targets:
-            self._bind(target, node.value)
-        self.visit(node.value)
+    def _bind(self, names: list[str], literal: bool) -> list[str]:
+        names = [n for n in names if not n.startswith("_")]
+        for name in names:
+            self.first_store.setdefault(name, self.statement)
+            (self.plan.literal if literal else self.plan.computed).add(name)
+        return names
 
-    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
-        if node.value is not None:
-            self._bind(node.target, node.value)
-            self.visit(node.value)
+    def _reads(self, *nodes: ast.AST | None) -> None:
+        for node in nodes:
+            if node is None:
+                continue
+            for sub in _walk_cell_level(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                    self.first_load.setdefault(sub.id, self.statement)
+                elif _mutated(sub):  # history.append(loss), totals[key] = value
+                    self.plan.accumulators.add(_mutated(sub))
 
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        self._bind(node.target, None)
-        self.visit(node.value)
+    def _statement(self, node: ast.stmt, loop: int) -> list[ast.stmt]:
+        names: list[str] = []
+        if isinstance(node, ast.Assign):
+            self._reads(node.value, *node.targets)
+            for target in node.targets:
+                if isinstance(target, (ast.Tuple, ast.List)) and isinstance(node.value, (ast.Tuple, ast.List)):
+                    for element, value in zip(target.elts, node.value.elts):
+                        names += self._bind(_target_names(element), _is_literal(value))
+                else:
+                    names += self._bind(_target_names(target), _is_literal(node.value))
+        elif isinstance(node, ast.AnnAssign):
+            self._reads(node.value, node.target)
+            if node.value is not None:
+                names = self._bind(_target_names(node.target), _is_literal(node.value))
+        elif isinstance(node, ast.AugAssign):
+            self._reads(node.value, node.target)
+            names = self._bind(_target_names(node.target), False)
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            return self._loop(node, loop)
+        elif isinstance(node, (ast.If, ast.With, ast.AsyncWith, ast.Try, getattr(ast, "TryStar", ast.Try))):
+            self._reads(*[getattr(node, "test", None)], *[item.context_expr for item in getattr(node, "items", [])])
+            for attribute in ("body", "orelse", "finalbody"):
+                if hasattr(node, attribute):
+                    setattr(node, attribute, self._block(getattr(node, attribute), loop) or [ast.Pass()])
+            for handler in getattr(node, "handlers", []):
+                handler.body = self._block(handler.body, loop) or [ast.Pass()]
+            return [node]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            self._reads(*node.decorator_list, *node.args.defaults, *node.args.kw_defaults)  # these run now
+            return [node]
+        elif isinstance(node, ast.ClassDef):
+            self._reads(*node.decorator_list, *node.bases)
+            return [node]
+        else:
+            self._reads(node)
+        names += [n.target.id for n in _walk_cell_level(node) if isinstance(n, ast.NamedExpr)]
+        if not names:
+            return [node]
+        return [node, _report("assigned", loop, list(dict.fromkeys(names)), node)]
 
-    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
-        self._bind(node.target, None)
-        self.visit(node.value)
-
-    def visit_For(self, node: ast.For) -> None:
-        self._bind(node.target, None)
-        self.generic_visit(node)
-
-    def visit_With(self, node: ast.With) -> None:
-        for item in node.items:
-            if item.optional_vars is not None:
-                self._bind(item.optional_vars, None)
-        self.generic_visit(node)
-
-    def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load):
-            self.first_load.setdefault(node.id, self.statement)
-
-    def _skip_body(self, node) -> None:
-        # A function's defaults run now; its body (and its names) only when it is called.
-        for default in [*node.args.defaults, *node.args.kw_defaults]:
-            if default is not None:
-                self.visit(default)
-
-    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _skip_body
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        for base in node.bases:
-            self.visit(base)
+    def _loop(self, node, loop: int) -> list[ast.stmt]:
+        """A cell-level loop gets a number; loops inside it are part of its iterations."""
+        if loop >= 0:
+            inner = loop
+        else:
+            inner = self.plan.loops
+            self.plan.loops += 1
+        targets: list[str] = []
+        if isinstance(node, ast.While):
+            self._reads(node.test)
+        else:
+            self._reads(node.iter)
+            targets = [n for n in _target_names(node.target) if not n.startswith("_")]
+            for name in targets:
+                self.first_store.setdefault(name, self.statement)
+        body = self._block(node.body, inner)
+        if loop < 0:  # each iteration of a cell-level loop starts by saying so
+            body.insert(0, _report("iteration", inner, targets, node))
+        node.body = body
+        node.orelse = self._block(node.orelse, loop)
+        if loop >= 0:
+            return [node]
+        return [node, ast.copy_location(_call("loop_end", inner), node)]
 
 
-def cell_names(tree: ast.Module) -> CellNames:
-    binder = _Binder()
-    binder.visit(tree)
-    names = binder.names
-    # An input is read no later than the statement that first binds it (x = f(x) reads x first).
-    names.loaded = {name for name, index in binder.first_load.items() if index <= binder.first_store.get(name, index)}
-    names.literal = [n for n in names.literal if not n.startswith("_") and n not in names.computed]
-    names.computed = [n for n in names.computed if not n.startswith("_")]
-    return names
+def _call(method: str, loop: int) -> ast.stmt:
+    return ast.Expr(
+        ast.Call(ast.Attribute(ast.Name(RECORDER, ast.Load()), method, ast.Load()), [ast.Constant(loop)], [])
+    )
+
+
+def _mutated(node: ast.AST) -> str | None:
+    """The name a node changes in place, if it does."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS:
+        return node.func.value.id if isinstance(node.func.value, ast.Name) else None
+    if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) and isinstance(node.value, ast.Name):
+        return node.value.id
+    return None
+
+
+def _walk_cell_level(node: ast.AST):
+    """``ast.walk`` that does not enter functions, lambdas, classes or nested statements' bodies."""
+    todo = [node]
+    while todo:
+        current = todo.pop()
+        yield current
+        for child in ast.iter_child_nodes(current):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.stmt)):
+                continue
+            todo.append(child)
+
+
+def instrument(source_tree: ast.Module) -> tuple[ast.Module, CellPlan]:
+    instrumenter = _Instrumenter()
+    tree = instrumenter.cell(source_tree)
+    return tree, instrumenter.plan
+
+
+# ---- values ----------------------------------------------------------------------------------
 
 
 def param_value(value) -> str | None:
@@ -132,10 +240,6 @@ def param_value(value) -> str | None:
         isinstance(value, (list, tuple, set, frozenset))
         and len(value) <= MAX_COLLECTION_ITEMS
         and all(v is None or isinstance(v, (bool, int, float, str)) for v in value)
-    ) or (
-        isinstance(value, dict)
-        and len(value) <= MAX_COLLECTION_ITEMS
-        and all(isinstance(k, str) and (v is None or isinstance(v, (bool, int, float, str))) for k, v in value.items())
     ):
         text = repr(value)
     else:
@@ -144,6 +248,9 @@ def param_value(value) -> str | None:
 
 
 def metric_value(value) -> float | None:
+    kind = type(value)
+    if kind is float or kind is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         shape = getattr(value, "shape", None)
         if shape != () or not hasattr(value, "item"):  # a numpy/torch scalar
@@ -152,6 +259,236 @@ def metric_value(value) -> float | None:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return None
     return float(value)
+
+
+def config_items(value) -> dict | None:
+    """The fields of a config: a dict with text keys, a dataclass, a namespace, a pydantic model
+    or a named tuple."""
+    if isinstance(value, dict):
+        return value if all(isinstance(k, str) for k in value) else None
+    return config_object_items(value)
+
+
+def config_object_items(value) -> dict | None:
+    """The fields of a config object (not a dict: a computed dict is data, a literal one a config)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if type(value).__name__ in ("Namespace", "SimpleNamespace") and hasattr(value, "__dict__"):
+        return dict(vars(value))
+    if hasattr(value, "model_dump") and hasattr(type(value), "model_fields"):  # pydantic
+        try:
+            return value.model_dump()
+        except Exception:
+            return None
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return value._asdict()
+    return None
+
+
+def flat_params(name: str, value) -> dict[str, str]:
+    """``{name: text}`` for a plain value; ``{name.key: text, …}`` for a config, nested keys joined by dots."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, item, depth: int) -> None:
+        if len(out) >= MAX_CONFIG_PARAMS:
+            return
+        fields = config_items(item) if depth < 4 else None
+        if fields is not None:
+            for key, sub in fields.items():
+                walk(f"{prefix}.{key}", sub, depth + 1)
+        elif (text := param_value(item)) is not None:
+            out[prefix] = text
+
+    walk(name, value, 0)
+    return out
+
+
+def model_params(name: str, model) -> dict[str, str]:
+    """A model's hyperparameters as MLflow autolog logs them: ``get_params(deep=True)``, scalars only."""
+    get_params = getattr(model, "get_params", None)
+    if get_params is None:
+        return {}
+    try:
+        hyper = get_params(deep=True)
+    except Exception:
+        return {}
+    out = {}
+    for key, value in hyper.items():
+        if value is None or isinstance(value, (bool, int, float, str)):
+            out[f"{name}.{key}"] = str(value)[:1000]
+            if len(out) >= MAX_MODEL_PARAMS:
+                break
+    return out
+
+
+# ---- what the cell does, as it runs ----------------------------------------------------------
+
+
+@dataclass
+class _Loop:
+    step: int = -1
+    series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    targets: dict[str, object] = field(default_factory=dict)  # the loop variable(s) this iteration
+    others: dict[str, object] = field(default_factory=dict)  # non-numeric values bound this iteration
+    before: dict[str, object] | None = None  # values of its names before the loop
+    last_models: dict[str, object] = field(default_factory=dict)
+    children: int = 0
+    started_ms: int = 0
+
+
+class CellRecorder:
+    """Called by the instrumented cell: keeps what it bound, one point per loop iteration, and
+    starts a child run for each iteration of a sweep."""
+
+    def __init__(self, tracker: Tracker, run: ActiveRun, plan: CellPlan, namespace: dict, experiment: str | None):
+        self.tracker, self.run, self.plan, self.namespace = tracker, run, plan, namespace
+        self.experiment = experiment
+        self.bound: dict[str, object] = {}  # notebook-level names this execution bound: last value
+        self.loops = [_Loop() for _ in range(plan.loops)]
+        self.constants = {name for name in plan.literal if plan.is_param(name)}  # params even inside a loop
+
+    def assigned(self, loop: int, names: tuple, values: tuple) -> None:
+        if loop < 0:
+            for name, value in zip(names, values):
+                self.bound[name] = value
+            return
+        record = self.loops[loop]
+        step = record.step
+        for name, value in zip(names, values):
+            number = None if name in self.constants else metric_value(value)
+            if number is None:
+                record.others[name] = value
+                continue
+            points = record.series.get(name)
+            if points is None:
+                points = record.series[name] = ([], [])
+            steps, numbers_ = points
+            if steps and steps[-1] == step:
+                numbers_[-1] = number  # one point per iteration: its last value
+            else:
+                steps.append(step)
+                numbers_.append(number)
+
+    def iteration(self, loop: int, names: tuple, values: tuple) -> None:
+        record = self.loops[loop]
+        if record.step < 0:
+            record.before = dict(self.namespace)  # references only: what a sweep's models must differ from
+        else:
+            self._end_iteration(loop, "FINISHED")
+        record.step += 1
+        record.targets = dict(zip(names, values))
+        record.others = {}
+        record.started_ms = _now_ms()
+
+    def loop_end(self, loop: int, status: str = "FINISHED") -> None:
+        record = self.loops[loop]
+        if record.step >= 0 and record.targets is not None:
+            self._end_iteration(loop, status)
+            record.targets = None
+            for name in [*record.series, *record.last_models]:  # the loop's values supersede earlier ones
+                self.bound.pop(name, None)
+
+    def finish(self, status: str) -> None:
+        """The cell ended, perhaps inside a loop: close what is open."""
+        for loop in range(len(self.loops)):
+            self.loop_end(loop, status)
+
+    def _end_iteration(self, loop: int, status: str) -> None:
+        """An iteration that bound a new fitted model is one trial of a sweep: a child run."""
+        record = self.loops[loop]
+        models = {
+            name: value
+            for name, value in record.others.items()
+            if capture.is_loggable_model(value) and value is not record.last_models.get(name)
+        }
+        if record.before is not None:
+            models = {name: value for name, value in models.items() if value is not record.before.get(name)}
+            record.before = None
+        record.last_models.update(record.others)
+        if not models:
+            return
+        step = record.step
+        params: dict[str, str] = {}
+        for name, value in record.targets.items():
+            params.update(flat_params(name, value))
+        for name, value in record.others.items():
+            if name in self.constants or config_object_items(value) is not None:
+                params.update(flat_params(name, value))
+        for name, model in models.items():
+            params.update(model_params(name, model))
+        metrics = {name: values[-1] for name, (steps, values) in record.series.items() if steps and steps[-1] == step}
+        label = ",".join(f"{k}={v}" for k, v in params.items() if k in record.targets)[:80] or f"{step}"
+        child = self.tracker.start_run(
+            _safe_name(f"{self.run.name}-{label}"),
+            experiment=self.experiment,
+            parent_run_id=self.run.id,
+            nested=True,
+            start_time=record.started_ms,
+            capture_git=False,
+        )
+        try:
+            self.tracker.log_params(params, run=child)
+            if metrics:
+                self.tracker.log_metrics(metrics, step=0, run=child)
+            for name, model in models.items():
+                self.tracker.log_model(model, name, run=child)
+        finally:
+            self.tracker.end_run(status, run=child)
+        record.children += 1
+
+    def outcome(self) -> tuple[dict[str, str], dict[str, float], dict[str, object], dict[str, tuple[list, list]]]:
+        """What the run keeps: params, final metrics, models and metric series."""
+        params: dict[str, str] = {}
+        metrics: dict[str, float] = {}
+        models: dict[str, object] = {}
+        series: dict[str, tuple[list, list]] = {}
+        candidates = dict(self.bound)
+        for record in self.loops:
+            if record.children:
+                continue  # a sweep: its iterations are the child runs
+            series.update(record.series)
+            for name, value in record.last_models.items():  # a training loop's model, and such
+                candidates.setdefault(name, value)
+        for name, value in candidates.items():
+            if name in self.plan.accumulators:
+                numbers_ = _numeric_list(value)
+                if numbers_ is not None:
+                    series[name] = (list(range(len(numbers_))), numbers_)
+                continue
+            if self.plan.is_param(name) or config_object_items(value) is not None:
+                params.update(flat_params(name, value))
+            elif (number := metric_value(value)) is not None:
+                metrics[name] = number
+            elif isinstance(value, dict) and (scores := _numeric_dict(name, value)):
+                metrics.update(scores)  # scores = {"accuracy": …, "f1": …}: scores.accuracy, scores.f1
+            elif capture.is_loggable_model(value):
+                models[name] = value
+                params.update(model_params(name, value))
+        return params, metrics, models, series
+
+
+def _numeric_list(value) -> list[float] | None:
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    numbers_ = [metric_value(v) for v in value]
+    return None if any(n is None for n in numbers_) else numbers_
+
+
+def _numeric_dict(name: str, value: dict) -> dict[str, float] | None:
+    if not 0 < len(value) <= MAX_COLLECTION_ITEMS or not all(isinstance(k, str) for k in value):
+        return None
+    numbers_ = {f"{name}.{key}": metric_value(v) for key, v in value.items()}
+    return None if any(n is None for n in numbers_.values()) else numbers_
+
+
+def _safe_name(text: str) -> str:
+    return "".join("_" if c in "/\\" or ord(c) < 32 else c for c in text).strip() or "trial"
+
+
+def _now_ms() -> int:
+    from ..store import now_ms
+
+    return now_ms()
 
 
 # ---- reads of files during a cell ------------------------------------------------------------
@@ -279,14 +616,21 @@ def run_tracked_cell(
     tags: dict | None = None,
 ):
     """Run ``source`` in ``shell``'s namespace as a run; return the value of its last expression."""
+    __tracebackhide__ = True  # IPython shows the user's frames, not these
     global _recorder
     if _recorder is None:
         _recorder = _ReadRecorder()
     transformed = shell.transform_cell(source)
     tree = ast.parse(transformed)  # a SyntaxError is the user's to see, before any run exists
-    names = cell_names(tree)
+    if any(isinstance(n, ast.Name) and n.id == RECORDER for n in ast.walk(tree)):
+        raise InvalidInputError(f"{RECORDER} is the name %%track uses while a cell runs: rename it")
+    last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    tree, plan = instrument(tree)
+    last_expr = None
+    if last is not None and tree.body[-1] is last:  # the cell's value, shown as IPython shows it
+        last_expr = ast.Expression(tree.body.pop().value)
     namespace = shell.user_ns
-    frames_read = {n: namespace[n] for n in names.loaded if n in namespace and capture.is_frame(namespace[n])}
+    frames_read = {n: namespace[n] for n in plan.loaded if n in namespace and capture.is_frame(namespace[n])}
 
     from .environment import notebook_path
 
@@ -296,14 +640,13 @@ def run_tracked_cell(
     for var, frame in frames_read.items():
         tracker.log_dataset(frame, var, run=run)
 
-    last_expr = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last_expr = ast.Expression(tree.body.pop().value)
-    filename = shell.compile.cache(transformed)
+    cell = CellRecorder(tracker, run, plan, namespace, experiment)
+    filename = shell.compile.cache(transformed, number=_cell_number(shell), raw_code=source)
     tee = _Tee(sys.stdout)
     status, error, result = "FINISHED", None, None
     _recorder.start()
     sys.stdout = tee
+    namespace[RECORDER] = cell
     try:
         with _wrapped_readers(_recorder):
             exec(compile(tree, filename, "exec"), namespace)
@@ -316,39 +659,42 @@ def run_tracked_cell(
         status, error = "FAILED", f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        namespace.pop(RECORDER, None)
         if sys.stdout is tee:
             sys.stdout = tee.stream
         files_read = _recorder.stop()
         try:
-            _record_outcome(tracker, run, namespace, names, files_read, "".join(tee.parts))
+            cell.finish(status)
+            _record_outcome(tracker, run, cell, files_read, "".join(tee.parts))
         finally:
             tracker.end_run(status, run=run, error=error)
     return result
 
 
-def _record_outcome(
-    tracker: Tracker, run, namespace: dict, names: CellNames, files_read: set[str], stdout: str
-) -> None:
-    params, metrics = {}, {}
-    for var in names.literal:
-        if var in namespace and (text := param_value(namespace[var])) is not None:
-            params[var] = text
-    for var in names.computed:
-        if var not in namespace:
-            continue
-        value = namespace[var]
-        if (number := metric_value(value)) is not None:
-            metrics[var] = number
-        elif capture.is_onnx_model(value) or (capture.is_sklearn_estimator(value) and capture.is_fitted(value)):
-            tracker.log_model(value, var, run=run)
-            if capture.is_sklearn_estimator(value):
-                for key, hyper in value.get_params(deep=False).items():
-                    if (text := param_value(hyper)) is not None:
-                        params.setdefault(f"{var}.{key}", text)
+def _cell_number(shell) -> int:
+    """The In[n] of the cell that called the magic, so a traceback names the cell the user sees."""
+    numbers = getattr(shell.compile, "_filename_map", {})
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename in numbers:
+            return numbers[frame.f_code.co_filename]
+        frame = frame.f_back
+    return shell.execution_count
+
+
+def _record_outcome(tracker: Tracker, run: ActiveRun, cell: CellRecorder, files_read: set[str], stdout: str) -> None:
+    params, metrics, models, series = cell.outcome()
+    params = {k: v for k, v in params.items() if k not in run.params}
     if params:
-        tracker.log_params({k: v for k, v in params.items() if k not in run.params}, run=run)
+        tracker.log_params(params, run=run)
+    for key, (steps, values) in series.items():
+        tracker.log_metric_series(key, steps, values, run=run)
+        if key in metrics:  # bound again after its loop: the value it ended with, one step on
+            tracker.log_metrics({key: metrics.pop(key)}, step=steps[-1] + 1, run=run)
     if metrics:
-        tracker.log_metrics(metrics, run=run)
+        tracker.log_metrics(metrics, step=0, run=run)
+    for name, model in models.items():
+        tracker.log_model(model, name, run=run)
     for path in sorted(files_read):
         if capture.looks_like_credentials(Path(path)):
             print(f"mlops_lab: {path} looks like credentials, not data: not logged with the run", file=sys.stderr)

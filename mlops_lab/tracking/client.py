@@ -16,7 +16,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..store import Batch, RunRecord, StoreError, now_ms
@@ -47,6 +47,15 @@ _NOUNS = ["otter", "falcon", "maple", "comet", "badger", "heron", "cedar", "lynx
 def _run_name(run_id: str) -> str:
     n = int(run_id[:8], 16)
     return f"{_ADJECTIVES[n % 12]}-{_NOUNS[(n // 12) % 12]}-{n % 1000:03d}"
+
+
+class MetricPoint(NamedTuple):
+    """One point of a metric, as MLflow's ``Metric`` entity has it."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
 
 
 @dataclass
@@ -139,6 +148,7 @@ class Tracker:
         notebook_path: str | None = None,
         description: str | None = None,
         capture_git: bool = True,
+        start_time: int | None = None,
     ) -> ActiveRun:
         self.writer.raise_pending_error()
         if name is not None:
@@ -153,7 +163,7 @@ class Tracker:
         experiment = experiment or os.environ.get("MLOPS_LAB_EXPERIMENT") or DEFAULT_EXPERIMENT
         experiment_id = self.experiment_id(experiment)
         run_id = uuid.uuid4().hex
-        start = now_ms()
+        start = now_ms() if start_time is None else check_timestamp("start_time", start_time)
         run = ActiveRun(run_id, name or _run_name(run_id), experiment_id, self)
         tag_rows = self._tag_rows(run, tags or {})
         if description:
@@ -324,6 +334,19 @@ class Tracker:
             rows.append({"run_id": run.id, "key": key, "value": value, "step": key_step, "timestamp": ts})
         self.writer.add("metrics", rows)
 
+    def log_metric_series(self, key: str, steps: list[int], values: list[float], *, run: ActiveRun | None = None):
+        """Many points of one metric at once (a loop's curve): one row each, one timestamp."""
+        check_key(key, "metric")
+        if len(steps) != len(values):
+            raise InvalidInputError(f"metric {key!r}: {len(steps)} steps for {len(values)} values")
+        checked = [(check_step(key, step), check_metric_value(key, value)) for step, value in zip(steps, values)]
+        run = self._current(run)
+        ts = now_ms()
+        rows = [{"run_id": run.id, "key": key, "value": v, "step": step, "timestamp": ts} for step, v in checked]
+        if rows:
+            run.steps[key] = max(run.steps.get(key, -1), max(step for step, _ in checked))
+            self.writer.add("metrics", rows)
+
     def set_tags(self, tags: dict, *, run: ActiveRun | None = None) -> None:
         if not isinstance(tags, dict):
             raise TypeError(f"tags must be a dict, got {type(tags).__name__}")
@@ -423,6 +446,11 @@ class Tracker:
 
     def flush(self) -> None:
         self.writer.flush()
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        self.flush()
+        self.get_run(run_id)  # a clear error for an unknown run
+        return [MetricPoint(key, value, ts, step) for step, ts, value in self.runs.metric_history(run_id, key)]
 
     def get_run(self, run_id: str) -> RunRecord:
         if not isinstance(run_id, str) or not run_id:

@@ -1,0 +1,214 @@
+"""What ``%%track`` records from a cell, through a real kernel (nbclient): failed cells, loops as
+curves, sweeps as child runs, configs, pipelines' hyperparameters, tracebacks, dataset schemas."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import mlops_lab as ml
+from mlops_lab.errors import ConflictError
+from mlops_lab.store import open_store
+
+pytestmark = pytest.mark.timeout(300)
+
+SETUP = """
+%load_ext mlops_lab
+import mlops_lab as ml
+import numpy as np
+from sklearn.datasets import load_wine
+X, y = load_wine(return_X_y=True)
+"""
+
+
+def execute(cells: list[str], tmp_path, monkeypatch, *, allow_errors: bool = False):
+    """Run the cells in one kernel against a store in ``tmp_path``; return the notebook and the store."""
+    db_url = f"sqlite:///{tmp_path / 'capture.db'}"
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", db_url)
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c.strip()) for c in [SETUP, *cells]])
+    client = NotebookClient(
+        notebook, timeout=240, kernel_name="python3", allow_errors=allow_errors,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )  # fmt: skip
+    client.execute()
+    ml.set_store(db_url, str(tmp_path / "artifacts"))
+    return notebook, open_store(db_url)
+
+
+def runs_by_name(store) -> dict:
+    runs, *_ = store.runs.search_runs(order_by="attributes.start_time")
+    return {r["name"]: store.runs.get_run(r["id"]) for r in runs}
+
+
+def errors_of(notebook) -> list[dict]:
+    return [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
+
+
+def test_a_failed_cell_records_only_what_it_bound_and_its_model_is_not_registered_by_accident(tmp_path, monkeypatch):
+    notebook, store = execute(
+        [
+            """
+%%track --name good
+from sklearn.tree import DecisionTreeClassifier
+max_depth = 6
+clf = DecisionTreeClassifier(max_depth=max_depth, random_state=0).fit(X, y)
+accuracy = clf.score(X, y)
+""",
+            """
+%%track --name broken
+max_depth = 2
+clf = DecisionTreeClassifier(max_depth=max_depth, random_state=0).fit(X, y)
+ratio = 1 / 0
+accuracy = clf.score(X, y)
+""",
+        ],
+        tmp_path,
+        monkeypatch,
+        allow_errors=True,
+    )
+    broken = runs_by_name(store)["broken"]
+    assert broken.info.status == "FAILED" and "ZeroDivisionError" in broken.info.error
+    assert broken.params["max_depth"] == "2" and broken.params["clf.max_depth"] == "2"  # was: clf.max_depth=6
+    assert "accuracy" not in broken.metrics and "ratio" not in broken.metrics  # was: the good cell's accuracy
+    [model] = broken.models
+    assert model["name"] == "clf"
+    with pytest.raises(ConflictError, match="FAILED"):
+        ml.register("wine", broken.info.id, "clf")
+    assert ml.register("wine", broken.info.id, "clf", allow_failed=True) == 1  # asked for explicitly
+    # The traceback is the user's: the real cell number, no frames of the magic.
+    [error] = errors_of(notebook)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error["traceback"]))  # without colours
+    assert "Cell In[3], line 3" in text and "ratio = 1 / 0" in text
+    assert "run_tracked_cell" not in text and "Cell In[0]" not in text and "__mlops_lab_cell__" not in text
+
+
+def test_loops_are_curves_and_the_loop_variable_is_the_step(tmp_path, monkeypatch):
+    notebook, store = execute(
+        [
+            """
+%%track --name training
+epochs = 40
+learning_rate = 0.5
+history = []
+weight = 10.0
+for epoch in range(epochs):
+    gradient = 2 * weight
+    weight -= learning_rate * gradient * 0.1
+    loss = weight ** 2
+    if epoch % 10 == 0:
+        val_loss = loss * 1.1
+    history.append(loss)
+final = loss
+""",
+            """
+%%track --name counting
+i = 0
+while i < 5:
+    i += 1
+    doubled = i * 2
+""",
+            "points = ml.get_metric_history(ml.search_runs(filter_string=\"attributes.run_name = 'training'\").run_id[0], 'loss')\n"
+            "print(len(points), points[0].step, points[-1].step, type(points[0]).__name__)",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    assert notebook.cells[-1].outputs[0]["text"] == "40 0 39 MetricPoint\n"  # ml.get_metric_history
+    run = runs_by_name(store)["training"]
+    assert run.params == {"epochs": "40", "learning_rate": "0.5"}  # not history, not weight, not epoch
+    loss = store.runs.metric_history(run.info.id, "loss")
+    assert [step for step, _, _ in loss] == list(range(40))  # one point per iteration
+    assert loss[0][2] == pytest.approx(81.0) and loss[-1][2] < loss[0][2]
+    assert [step for step, _, _ in store.runs.metric_history(run.info.id, "val_loss")] == [0, 10, 20, 30]
+    assert len(store.runs.metric_history(run.info.id, "history")) == 40  # an accumulator: a series
+    assert "epoch" not in run.metrics and "epoch" not in run.params
+    assert run.metrics["final"] == pytest.approx(loss[-1][2])
+    weight = store.runs.metric_history(run.info.id, "weight")
+    assert len(weight) == 40  # bound before the loop (10.0) and in it: only the loop's curve
+    counting = runs_by_name(store)["counting"]
+    assert [v for _, _, v in store.runs.metric_history(counting.info.id, "doubled")] == [2, 4, 6, 8, 10]
+
+
+def test_a_sweep_is_a_parent_with_one_child_run_per_trial(tmp_path, monkeypatch):
+    _, store = execute(
+        [
+            """
+%%track --name svc-sweep
+from sklearn.svm import SVC
+kernel = "rbf"
+for C in [0.1, 1.0, 10.0]:
+    clf = SVC(C=C, kernel=kernel).fit(X, y)
+    score = clf.score(X, y)
+best = max([0.1, 1.0, 10.0])
+"""
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    runs = runs_by_name(store)
+    parent = runs["svc-sweep"]
+    children = [r for r in runs.values() if r.info.parent_run_id == parent.info.id]
+    assert sorted(r.params["C"] for r in children) == ["0.1", "1.0", "10.0"]
+    assert {r.info.name for r in children} == {"svc-sweep-C=0.1", "svc-sweep-C=1.0", "svc-sweep-C=10.0"}
+    for child in children:
+        assert child.params["clf.C"] == child.params["C"] and child.params["clf.kernel"] == "rbf"
+        assert 0 < child.metrics["score"] <= 1 and [m["name"] for m in child.models] == ["clf"]
+        assert child.info.status == "FINISHED"
+    scores = {r.params["C"]: r.metrics["score"] for r in children}
+    assert scores["10.0"] > scores["0.1"]  # each child kept its own model's score
+    assert "C" not in parent.params and "C" not in parent.metrics and "score" not in parent.metrics
+    assert parent.models == [] and parent.params["kernel"] == "rbf" and parent.metrics["best"] == 10
+
+
+def test_configs_are_flattened_and_pipelines_log_their_steps_hyperparameters(tmp_path, monkeypatch):
+    _, store = execute(
+        [
+            """
+from dataclasses import dataclass
+import argparse
+import pandas as pd
+
+@dataclass
+class Train:
+    lr: float = 0.1
+    layers: tuple = (64, 32)
+""",
+            """
+%%track --name configured
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.linear_model import LogisticRegression
+config = {"lr": 0.1, "epochs": 5, "optimizer": {"name": "adam", "beta": 0.9}}
+train = Train(lr=0.01)
+args = argparse.Namespace(seed=7, data="wine")
+pipe = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=500)).fit(X, y)
+scores = {"accuracy": pipe.score(X, y), "rows": len(y)}
+""",
+            """
+frame = pd.DataFrame(X[:, :3], columns=["a", "b", "c"])
+subset = frame[frame.a > 13]
+""",
+            """
+%%track --name subset
+mean_a = subset["a"].mean()
+""",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    runs = runs_by_name(store)
+    params = runs["configured"].params
+    assert params["config.lr"] == "0.1" and params["config.epochs"] == "5"
+    assert params["config.optimizer.name"] == "adam" and params["config.optimizer.beta"] == "0.9"
+    assert "config" not in params
+    assert params["train.lr"] == "0.01" and params["train.layers"] == "(64, 32)"
+    assert params["args.seed"] == "7" and params["args.data"] == "wine"
+    assert params["pipe.logisticregression__C"] == "0.3" and params["pipe.standardscaler__with_mean"] == "True"
+    assert runs["configured"].metrics["scores.accuracy"] > 0.9 and runs["configured"].metrics["scores.rows"] == 178
+    [dataset] = runs["subset"].datasets
+    assert set(json.loads(dataset["columns"])) == {"a", "b", "c"}  # was: a column "None" for the index
