@@ -107,6 +107,109 @@ TRACK_CELL = textwrap.dedent("""
 """)
 
 
+# A training loop with three numeric names per iteration, two bodies: a tiny numpy step (~5 µs, the
+# worst case for capture's cost) and a mini-batch step of a small MLP (~50 µs, closer to real work).
+LOOP_BODIES = {
+    "tiny step": (
+        "w = np.zeros(32)\n",
+        "    w = w - 0.05 * (w - target)\n"
+        "    loss = float(((w - target) ** 2).mean())\n"
+        "    grad_norm = float(np.abs(w - target).sum())\n"
+        "    lr = 0.05 * 0.9999 ** step\n",
+    ),
+    "MLP mini-batch": (
+        "W1, W2 = np.full((32, 64), 0.01), np.full((64, 1), 0.01)\n",
+        "    h = np.maximum(batch @ W1, 0)\n"
+        "    err = h @ W2 - labels\n"
+        "    W2 = W2 - 1e-4 * h.T @ err\n"
+        "    W1 = W1 - 1e-4 * batch.T @ ((err @ W2.T) * (h > 0))\n"
+        "    loss = float((err ** 2).mean())\n"
+        "    grad_norm = float(np.abs(err).sum())\n"
+        "    lr = 1e-4 * 0.9999 ** step\n",
+    ),
+}
+LOOP_SETUP = (
+    "import numpy as np\nrng = np.random.default_rng(0)\ntarget = np.linspace(0, 1, 32)\n"
+    "batch, labels = rng.normal(size=(64, 32)), rng.normal(size=(64, 1))\n"
+)
+
+TRACK_LOOP = textwrap.dedent("""
+    import json, sys, time
+    from IPython.core.interactiveshell import InteractiveShell
+    import mlops_lab as ml
+    root, n, setup, before, body = sys.argv[1], int(sys.argv[2]), *[json.loads(a) for a in sys.argv[3:6]]
+    ml.set_store(f"sqlite:///{root}/loops.db", f"{root}/artifacts")
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "mlops_lab")
+    ip.run_cell(setup)
+    ip.run_cell("%%track\\npass"); ml.flush()
+    cell = before + f"for step in range({n}):\\n" + body
+    def timed(source):
+        t = time.perf_counter(); ip.run_cell(source).raise_error(); cell_s = time.perf_counter() - t
+        ml.flush()
+        return cell_s, time.perf_counter() - t
+    plain = min(timed(cell) for _ in range(3))
+    tracked = min(timed("%%track\\n" + cell) for _ in range(3))
+    print(json.dumps({"plain_s": plain[0], "tracked_cell_s": tracked[0], "tracked_durable_s": tracked[1]}))
+""")
+
+MLFLOW_LOOP = textwrap.dedent("""
+    import json, sys, time
+    import numpy as np
+    import mlflow
+    root, n, setup, before, body = sys.argv[1], int(sys.argv[2]), *[json.loads(a) for a in sys.argv[3:6]]
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    mlflow.set_experiment("loops")
+    namespace = {}
+    exec(setup, namespace)
+    logged = body + "    mlflow.log_metrics({'loss': loss, 'grad_norm': grad_norm, 'lr': lr}, step=step)\\n"
+    code = compile(before + f"for step in range({n}):\\n" + logged, "loop", "exec")
+    with mlflow.start_run():
+        mlflow.log_metric("warm", 1.0)
+    t = time.perf_counter()
+    with mlflow.start_run():
+        exec(code, {**namespace, "mlflow": mlflow})
+    mlflow.flush_async_logging() if hasattr(mlflow, "flush_async_logging") else None
+    print(json.dumps({"logged_s": time.perf_counter() - t}))
+""")
+
+
+def loop_figures(mlflow_python: str, iterations: int, mlflow_iterations: int) -> None:
+    """Per-point cost of loop capture, tracked vs untracked, and MLflow's log_metrics per step."""
+    print(f"\nLoops as curves: {iterations:,} iterations x 3 numeric names ({3 * iterations:,} points)")
+    print(f"{'body':16} {'untracked':>10} {'%%track cell':>13} {'ratio':>6} {'+ durable':>10} {'µs/point':>9}  "
+          f"{'MLflow sync':>12} {'MLflow async':>13}  (µs/point)")  # fmt: skip
+    for label, (before, body) in LOOP_BODIES.items():
+        arguments = [json.dumps(LOOP_SETUP), json.dumps(before), json.dumps(body)]
+        with tempfile.TemporaryDirectory() as root:
+            ours = json.loads(
+                subprocess.run([sys.executable, "-c", TRACK_LOOP, root, str(iterations), *arguments],
+                               capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            )  # fmt: skip
+        per_iteration = ours["plain_s"] / iterations
+        anchor = {}
+        for mode in ("false", "true"):
+            with tempfile.TemporaryDirectory() as root:
+                env = {**os.environ, "MLFLOW_ENABLE_ASYNC_LOGGING": mode, "GIT_PYTHON_REFRESH": "quiet"}
+                result = subprocess.run([mlflow_python, "-c", MLFLOW_LOOP, root, str(mlflow_iterations), *arguments],
+                                        capture_output=True, text=True, env=env)  # fmt: skip
+                if result.returncode != 0:
+                    raise SystemExit(f"MLflow loop failed:\n{result.stderr[-3000:]}")
+                logged = json.loads(result.stdout.strip().splitlines()[-1])["logged_s"]
+                anchor[mode] = (logged - per_iteration * mlflow_iterations) / (3 * mlflow_iterations) * 1e6
+        ratio = ours["tracked_cell_s"] / ours["plain_s"]
+        per_point = (ours["tracked_durable_s"] - ours["plain_s"]) / (3 * iterations) * 1e6
+        print(
+            f"{label:16} {ours['plain_s']:>9.3f}s {ours['tracked_cell_s']:>12.3f}s {ratio:>5.2f}x "
+            f"{ours['tracked_durable_s']:>9.3f}s {per_point:>9.2f}  {anchor['false']:>12.1f} {anchor['true']:>13.1f}"
+        )
+    print(
+        "(ratio: the tracked cell's wall time over the untracked one, goal <= 1.2x; µs/point: added time until the "
+        "points are durable, goal <= 5 µs; MLflow: log_metrics per step, "
+        f"{mlflow_iterations:,} iterations, the loop's own time taken out)"
+    )
+
+
 def ensure_mlflow() -> Path:
     python = MLFLOW_VENV / "bin" / "python"
     if not python.exists():
@@ -147,12 +250,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--points", type=int, default=10_000)
+    parser.add_argument("--loop-iterations", type=int, default=100_000)
+    parser.add_argument("--mlflow-loop-iterations", type=int, default=2_000, help="MLflow writes each step")
+    parser.add_argument("--loops-only", action="store_true", help="only the loop-capture figures")
     args = parser.parse_args()
     mlflow_python = str(ensure_mlflow())
     version = subprocess.run(
         [mlflow_python, "-c", "import mlflow; print(mlflow.__version__)"], capture_output=True, text=True
     ).stdout.strip()
 
+    loop_figures(mlflow_python, args.loop_iterations, args.mlflow_loop_iterations)
+    if args.loops_only:
+        return
     ours = side(sys.executable, "mlops_lab", args.runs, args.points)
     theirs = side(mlflow_python, "mlflow", args.runs, args.points)
     with tempfile.TemporaryDirectory() as root:

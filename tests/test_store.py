@@ -10,7 +10,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from mlops_lab.store import Batch, Database, Store, StoreError, now_ms, open_store
+from mlops_lab.store import Batch, Database, MetricSeries, Store, StoreError, now_ms, open_store
 from mlops_lab.store.engine import SCHEMA_REVISION
 from mlops_lab.store.file_state import HOST
 
@@ -92,6 +92,20 @@ def test_latest_metric_follows_step_not_arrival(store):
     with store.db.engine.connect() as conn:
         row = conn.execute(sa.text("SELECT min_value, max_value, count FROM latest_metric")).one()
     assert tuple(row) == (0.1, 0.9, 4)
+
+
+def test_a_series_is_written_at_once_and_folds_into_the_latest_value(store):
+    """A loop's points (MetricSeries) go through the driver's executemany on both engines."""
+    run_id = make_run(store)
+    store.runs.write(Batch(metrics=[{"run_id": run_id, "key": "loss", "value": 9.0, "step": 0, "timestamp": 1}]))
+    store.runs.write(Batch(metric_series=[MetricSeries(run_id, "loss", 2, [1, 2, 3, 4], [0.5, None, math.inf, 0.25])]))
+    history = store.runs.metric_history(run_id, "loss")
+    assert [s for s, _, _ in history] == [0, 1, 2, 3, 4] and history[3][2] == math.inf
+    assert math.isnan(history[2][2]) and history[4][2] == 0.25
+    assert store.runs.get_run(run_id).metrics == {"loss": 0.25}  # the highest step
+    with store.db.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT min_value, max_value, count FROM latest_metric")).one()
+    assert tuple(row) == (0.25, math.inf, 5)
 
 
 def test_nan_and_infinity_round_trip(store):

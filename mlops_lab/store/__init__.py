@@ -25,7 +25,7 @@ from .features import FeatureDefinitionStore, SqlFeatureDefinitionStore
 from .file_state import FileStateStore, SqlFileStateStore
 from .filters import FilterError
 from .registry import ModelRegistryStore, SqlModelRegistryStore
-from .runs import Batch, RunRecord, RunStore, SqlRunStore
+from .runs import Batch, MetricSeries, RunRecord, RunStore, SqlRunStore
 
 
 @dataclass
@@ -83,6 +83,7 @@ def forget_stores() -> None:
 
 __all__ = [
     "Batch",
+    "MetricSeries",
     "Database",
     "FilterError",
     "NotFoundError",

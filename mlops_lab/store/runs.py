@@ -56,6 +56,17 @@ STALE_AFTER_SECONDS = 300
 
 
 @dataclass
+class MetricSeries:
+    """Points of one metric of one run, steps increasing, one timestamp: written without a dict per point."""
+
+    run_id: str
+    key: str
+    timestamp: int
+    steps: list[int]
+    values: list[float | None]  # None for NaN
+
+
+@dataclass
 class Batch:
     """Rows to write together.  Order of application: parents before children, updates last."""
 
@@ -64,6 +75,7 @@ class Batch:
     datasets: list[dict] = field(default_factory=list)
     params: list[dict] = field(default_factory=list)
     metrics: list[dict] = field(default_factory=list)
+    metric_series: list[MetricSeries] = field(default_factory=list)  # a loop's points, many at once
     tags: list[dict] = field(default_factory=list)
     artifacts: list[dict] = field(default_factory=list)
     models: list[dict] = field(default_factory=list)
@@ -210,6 +222,8 @@ class SqlRunStore(RunStore):
             if batch.metrics:
                 conn.execute(sa.insert(Metric), batch.metrics)
                 self._update_latest_metrics(conn, batch.metrics)
+            for series in batch.metric_series:
+                self._insert_series(conn, series)
             for model, rows, keys in (
                 (Tag, batch.tags, ["run_id", "key"]),
                 (Artifact, batch.artifacts, ["run_id", "path"]),
@@ -253,6 +267,21 @@ class SqlRunStore(RunStore):
         ])  # fmt: skip
         return conflicts
 
+    def _insert_series(self, conn, series: MetricSeries) -> None:
+        run_id, key, ts = series.run_id, series.key, series.timestamp
+        columns = ("run_id", "key", "value", "step", "timestamp")
+        self.db.insert_many(
+            conn, Metric, columns, [(run_id, key, v, s, ts) for s, v in zip(series.steps, series.values)]
+        )
+        known = [v for v in series.values if v is not None]
+        summary = dict(zip(columns, (run_id, key, series.values[-1], series.steps[-1], ts)))
+        summary.update(
+            min_value=min(known, default=None),
+            max_value=max(known, default=None),
+            count=len(known) + series.values.count(None),
+        )
+        self._upsert_latest(conn, [summary])
+
     def _update_latest_metrics(self, conn, points: list[dict]) -> None:
         summary: dict[tuple[str, str], dict] = {}
         for p in points:
@@ -269,6 +298,10 @@ class SqlRunStore(RunStore):
                 if s["max_value"] is None or value > s["max_value"]:
                     s["max_value"] = value
             s["count"] += 1
+        self._upsert_latest(conn, list(summary.values()))
+
+    def _upsert_latest(self, conn, summaries: list[dict]) -> None:
+        """Fold each metric's newest point, min, max and count into what is stored."""
         stmt = self.db.insert(LatestMetric)
         new, old = stmt.excluded, LatestMetric.__table__.c
         newer = sa.or_(new.step > old.step, sa.and_(new.step == old.step, new.timestamp >= old.timestamp))
@@ -289,7 +322,7 @@ class SqlRunStore(RunStore):
         )
         rows = [
             {k: s[k] for k in ("run_id", "key", "value", "step", "timestamp", "min_value", "max_value", "count")}
-            for s in summary.values()
+            for s in summaries
         ]
         conn.execute(stmt, rows)
 

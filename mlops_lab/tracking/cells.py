@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import numbers
 import sys
 import threading
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInputError
+from ..store import now_ms
 from . import capture
 from .client import ActiveRun, Tracker
 
@@ -76,18 +78,16 @@ def _target_names(target: ast.AST) -> list[str]:
 
 def _report(method: str, loop: int, names: list[str], node: ast.AST) -> ast.stmt:
     """``__mlops_lab_cell__.method(loop, ("a", "b"), (a, b))`` at ``node``'s line."""
-    call = ast.Expr(
-        ast.Call(
-            ast.Attribute(ast.Name(RECORDER, ast.Load()), method, ast.Load()),
-            [
-                ast.Constant(loop),
-                ast.Tuple([ast.Constant(n) for n in names], ast.Load()),
-                ast.Tuple([ast.Name(n, ast.Load()) for n in names], ast.Load()),
-            ],
-            [],
-        )
-    )
-    return ast.copy_location(call, node)
+    arguments = [
+        ast.Tuple([ast.Constant(n) for n in names], ast.Load()),
+        ast.Tuple([ast.Name(n, ast.Load()) for n in names], ast.Load()),
+    ]
+    return ast.copy_location(_call(method, loop, *arguments), node)
+
+
+def _points(loop: int, names: list[str], node: ast.AST) -> list[ast.stmt]:
+    """``__mlops_lab_cell__.point(loop, "a", a)`` per name: a loop's hot path, one call a value."""
+    return [ast.copy_location(_call("point", loop, ast.Constant(n), ast.Name(n, ast.Load())), node) for n in names]
 
 
 class _Instrumenter:
@@ -169,7 +169,10 @@ class _Instrumenter:
         names += [n.target.id for n in _walk_cell_level(node) if isinstance(n, ast.NamedExpr)]
         if not names:
             return [node]
-        return [node, _report("assigned", loop, list(dict.fromkeys(names)), node)]
+        names = list(dict.fromkeys(names))
+        if loop >= 0:
+            return [node, *_points(loop, names, node)]
+        return [node, _report("assigned", loop, names, node)]
 
     def _loop(self, node, loop: int) -> list[ast.stmt]:
         """A cell-level loop gets a number; loops inside it are part of its iterations."""
@@ -196,10 +199,9 @@ class _Instrumenter:
         return [node, ast.copy_location(_call("loop_end", inner), node)]
 
 
-def _call(method: str, loop: int) -> ast.stmt:
-    return ast.Expr(
-        ast.Call(ast.Attribute(ast.Name(RECORDER, ast.Load()), method, ast.Load()), [ast.Constant(loop)], [])
-    )
+def _call(method: str, loop: int, *arguments: ast.expr) -> ast.stmt:
+    function = ast.Attribute(ast.Name(RECORDER, ast.Load()), method, ast.Load())
+    return ast.Expr(ast.Call(function, [ast.Constant(loop), *arguments], []))
 
 
 def _mutated(node: ast.AST) -> str | None:
@@ -331,7 +333,7 @@ class _Loop:
     targets: dict[str, object] = field(default_factory=dict)  # the loop variable(s) this iteration
     others: dict[str, object] = field(default_factory=dict)  # non-numeric values bound this iteration
     before: dict[str, object] | None = None  # values of its names before the loop
-    last_models: dict[str, object] = field(default_factory=dict)
+    last_others: dict[str, object] = field(default_factory=dict)  # the others of the latest iteration
     children: int = 0
     started_ms: int = 0
 
@@ -348,44 +350,49 @@ class CellRecorder:
         self.constants = {name for name in plan.literal if plan.is_param(name)}  # params even inside a loop
 
     def assigned(self, loop: int, names: tuple, values: tuple) -> None:
-        if loop < 0:
-            for name, value in zip(names, values):
-                self.bound[name] = value
-            return
-        record = self.loops[loop]
-        step = record.step
+        """Names bound at notebook level (outside loops): the last value of each is kept."""
         for name, value in zip(names, values):
+            self.bound[name] = value
+
+    def point(self, loop: int, name: str, value) -> None:
+        """A name bound inside a loop: a number is this iteration's point of its curve (the last
+        one, if bound twice); anything else is kept for the end of the iteration."""
+        if type(value) is not float and (type(value) is not int or name in self.constants):
             number = None if name in self.constants else metric_value(value)
             if number is None:
-                record.others[name] = value
-                continue
-            points = record.series.get(name)
-            if points is None:
-                points = record.series[name] = ([], [])
-            steps, numbers_ = points
-            if steps and steps[-1] == step:
-                numbers_[-1] = number  # one point per iteration: its last value
-            else:
-                steps.append(step)
-                numbers_.append(number)
+                if name in self.constants or _kept(type(value)):
+                    self.loops[loop].others[name] = value
+                return
+            value = number
+        record = self.loops[loop]
+        points = record.series.get(name)
+        if points is None:
+            points = record.series[name] = ([], [])
+        steps, values = points
+        if steps and steps[-1] == record.step:
+            values[-1] = float(value)
+        else:
+            steps.append(record.step)
+            values.append(float(value))
 
     def iteration(self, loop: int, names: tuple, values: tuple) -> None:
         record = self.loops[loop]
         if record.step < 0:
             record.before = dict(self.namespace)  # references only: what a sweep's models must differ from
-        else:
+        elif record.others:
             self._end_iteration(loop, "FINISHED")
+            record.others = {}
         record.step += 1
         record.targets = dict(zip(names, values))
-        record.others = {}
-        record.started_ms = _now_ms()
+        record.started_ms = now_ms()
 
     def loop_end(self, loop: int, status: str = "FINISHED") -> None:
         record = self.loops[loop]
         if record.step >= 0 and record.targets is not None:
-            self._end_iteration(loop, status)
+            if record.others:
+                self._end_iteration(loop, status)
             record.targets = None
-            for name in [*record.series, *record.last_models]:  # the loop's values supersede earlier ones
+            for name in [*record.series, *record.last_others]:  # the loop's values supersede earlier ones
                 self.bound.pop(name, None)
 
     def finish(self, status: str) -> None:
@@ -399,12 +406,12 @@ class CellRecorder:
         models = {
             name: value
             for name, value in record.others.items()
-            if capture.is_loggable_model(value) and value is not record.last_models.get(name)
+            if capture.is_loggable_model(value) and value is not record.last_others.get(name)
         }
         if record.before is not None:
             models = {name: value for name, value in models.items() if value is not record.before.get(name)}
             record.before = None
-        record.last_models.update(record.others)
+        record.last_others.update(record.others)
         if not models:
             return
         step = record.step
@@ -447,7 +454,7 @@ class CellRecorder:
             if record.children:
                 continue  # a sweep: its iterations are the child runs
             series.update(record.series)
-            for name, value in record.last_models.items():  # a training loop's model, and such
+            for name, value in record.last_others.items():  # a training loop's model, and such
                 candidates.setdefault(name, value)
         for name, value in candidates.items():
             if name in self.plan.accumulators:
@@ -467,6 +474,20 @@ class CellRecorder:
         return params, metrics, models, series
 
 
+@functools.cache
+def _kept(kind: type) -> bool:
+    """Whether a loop keeps a non-numeric value of this type for the iteration's end: a model (a
+    sweep's trial) or a config (its params); arrays, frames and the like are not kept."""
+    module = kind.__module__.partition(".")[0]
+    return (
+        module in ("sklearn", "xgboost", "lightgbm", "onnx")
+        or hasattr(kind, "__dataclass_fields__")
+        or kind.__name__ in ("Namespace", "SimpleNamespace")
+        or hasattr(kind, "model_fields")
+        or (issubclass(kind, tuple) and hasattr(kind, "_asdict"))
+    )
+
+
 def _numeric_list(value) -> list[float] | None:
     if not isinstance(value, (list, tuple)) or not value:
         return None
@@ -483,12 +504,6 @@ def _numeric_dict(name: str, value: dict) -> dict[str, float] | None:
 
 def _safe_name(text: str) -> str:
     return "".join("_" if c in "/\\" or ord(c) < 32 else c for c in text).strip() or "trial"
-
-
-def _now_ms() -> int:
-    from ..store import now_ms
-
-    return now_ms()
 
 
 # ---- reads of files during a cell ------------------------------------------------------------

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..store import Batch, RunRecord, StoreError, now_ms
+from ..store import Batch, MetricSeries, RunRecord, StoreError, now_ms
 from ..store.file_state import HOST
 from ..store.runs import HEARTBEAT_SECONDS, TERMINAL_STATUSES
 from . import capture, environment
 from .search import experiment_ids, runs_frame
 from .values import (
+    INT64_MAX,
     check_key,
     check_metric_value,
     check_name,
@@ -339,13 +340,15 @@ class Tracker:
         check_key(key, "metric")
         if len(steps) != len(values):
             raise InvalidInputError(f"metric {key!r}: {len(steps)} steps for {len(values)} values")
-        checked = [(check_step(key, step), check_metric_value(key, value)) for step, value in zip(steps, values)]
+        if not all(type(s) is int and abs(s) <= INT64_MAX for s in steps):
+            raise InvalidInputError(f"metric {key!r}: steps must be integers in range")
+        if not all(type(v) is float for v in values):
+            raise InvalidInputError(f"metric {key!r}: values must be floats")
         run = self._current(run)
-        ts = now_ms()
-        rows = [{"run_id": run.id, "key": key, "value": v, "step": step, "timestamp": ts} for step, v in checked]
-        if rows:
-            run.steps[key] = max(run.steps.get(key, -1), max(step for step, _ in checked))
-            self.writer.add("metrics", rows)
+        if steps:
+            run.steps[key] = max(run.steps.get(key, -1), max(steps))
+            stored = [v if v == v else None for v in values]  # NaN is stored as NULL (only NaN != NaN)
+            self.writer.add("metric_series", [MetricSeries(run.id, key, now_ms(), list(steps), stored)])
 
     def set_tags(self, tags: dict, *, run: ActiveRun | None = None) -> None:
         if not isinstance(tags, dict):
