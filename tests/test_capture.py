@@ -13,6 +13,7 @@ from nbclient import NotebookClient
 import mlops_lab as ml
 from mlops_lab.errors import ConflictError
 from mlops_lab.store import open_store
+from mlops_lab.workspace import default_workspace
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -135,7 +136,7 @@ while i < 5:
 
 
 def test_a_sweep_is_a_parent_with_one_child_run_per_trial(tmp_path, monkeypatch):
-    _, store = execute(
+    notebook, store = execute(
         [
             """
 %%track --name svc-sweep
@@ -145,11 +146,14 @@ for C in [0.1, 1.0, 10.0]:
     clf = SVC(C=C, kernel=kernel).fit(X, y)
     score = clf.score(X, y)
 best = max([0.1, 1.0, 10.0])
-"""
+""",
+            "ml.flush()\nprint('later')",
         ],
         tmp_path,
         monkeypatch,
     )
+    # skl2onnx warns while converting an SVC on the writer thread: into the run, not a later cell.
+    assert [o.get("text") for o in notebook.cells[-1].outputs] == ["later\n"]
     runs = runs_by_name(store)
     parent = runs["svc-sweep"]
     children = [r for r in runs.values() if r.info.parent_run_id == parent.info.id]
@@ -163,6 +167,8 @@ best = max([0.1, 1.0, 10.0])
     assert scores["10.0"] > scores["0.1"]  # each child kept its own model's score
     assert "C" not in parent.params and "C" not in parent.metrics and "score" not in parent.metrics
     assert parent.models == [] and parent.params["kernel"] == "rbf" and parent.metrics["best"] == 10
+    logs = [a for child in children for a in child.artifacts if a["path"] == "clf.conversion.txt"]
+    assert logs and b"probA_" in default_workspace().artifacts.get_bytes(logs[0]["hash"])
 
 
 def test_configs_are_flattened_and_pipelines_log_their_steps_hyperparameters(tmp_path, monkeypatch):

@@ -6,10 +6,13 @@ to the object do not leak in), and a job for the writer thread that hashes, conv
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import pickle
+import threading
+import warnings
 from pathlib import Path
 
 from ..artifacts import ArtifactStore, sha256_file
@@ -43,6 +46,33 @@ DATA_SUFFIXES = {
 
 
 # ---- models ----------------------------------------------------------------------------------
+
+_warnings_sink = threading.local()
+_shown_by_python = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    sink = getattr(_warnings_sink, "lines", None)
+    if sink is None:
+        return _shown_by_python(message, category, filename, lineno, file, line)
+    sink.append(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+@contextlib.contextmanager
+def warnings_into(lines: list[str]):
+    """Warnings this thread raises meanwhile are appended to ``lines`` instead of printed.
+
+    ``warnings.catch_warnings`` is process-wide: on the writer thread it would swallow the
+    notebook's own warnings, so the one hook routes by thread instead."""
+    global _shown_by_python
+    if warnings.showwarning is not _show_warning:
+        _shown_by_python, warnings.showwarning = warnings.showwarning, _show_warning
+    _warnings_sink.lines = lines
+    try:
+        yield lines
+    finally:
+        _warnings_sink.lines = None
+
 
 
 def is_sklearn_estimator(obj) -> bool:
@@ -146,16 +176,23 @@ def model_job(run_id: str, name: str, model, artifacts: ArtifactStore, input_exa
 
     def job() -> Batch:
         model_hash = artifacts.put_bytes(payload)
-        onnx_hash, onnx_error, signature = None, None, {}
+        onnx_hash, onnx_error, signature, said = None, None, {}, []
         try:
-            onnx_bytes = payload if flavor == "onnx" else sklearn_to_onnx(pickle.loads(payload), n_features)
+            with warnings_into(said):
+                onnx_bytes = payload if flavor == "onnx" else sklearn_to_onnx(pickle.loads(payload), n_features)
             onnx_hash = artifacts.put_bytes(onnx_bytes)
             signature = onnx_signature(onnx_bytes)
         except Exception as exc:  # kept as a fact of the model; registration can retry
             onnx_error = f"{type(exc).__name__}: {exc}"
         if example_columns:
             signature["input_columns"] = example_columns
+        log = []
+        if said:  # the converter's warnings belong to this run, not to whatever cell runs by now
+            text = "".join(said).encode()
+            path = f"{name}.conversion.txt"
+            log = [{"run_id": run_id, "path": path, "hash": artifacts.put_bytes(text), "size": len(text), "kind": "file"}]
         return Batch(
+            artifacts=log,
             models=[
                 {
                     "run_id": run_id,
