@@ -218,3 +218,20 @@ mean_a = subset["a"].mean()
     assert runs["configured"].metrics["scores.accuracy"] > 0.9 and runs["configured"].metrics["scores.rows"] == 178
     [dataset] = runs["subset"].datasets
     assert set(json.loads(dataset["columns"])) == {"a", "b", "c"}  # was: a column "None" for the index
+
+
+def test_track_works_in_a_new_kernel_without_load_ext_and_can_be_turned_off(tmp_path, monkeypatch):
+    cell = "%%track --name no-setup\nrows = 10\nscore = rows / 4"
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", f"sqlite:///{tmp_path / 'zero.db'}")
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "artifacts"))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()  # no %load_ext anywhere
+    run = runs_by_name(open_store(f"sqlite:///{tmp_path / 'zero.db'}"))["no-setup"]
+    assert run.params == {"rows": "10"} and run.metrics == {"score": 2.5}
+
+    monkeypatch.setenv("MLOPS_LAB_AUTOLOAD", "0")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    NotebookClient(notebook, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    assert "Cell magic `%%track` not found" in notebook.cells[0].outputs[0]["text"]  # IPython's UsageError
+    cells = [nbformat.v4.new_code_cell("%load_ext mlops_lab"), nbformat.v4.new_code_cell(cell)]
+    NotebookClient(nbformat.v4.new_notebook(cells=cells), timeout=120, kernel_name="python3").execute()  # still works
