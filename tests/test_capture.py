@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 
 import nbformat
 import pytest
@@ -13,6 +14,7 @@ from nbclient import NotebookClient
 import mlops_lab as ml
 from mlops_lab.errors import ConflictError
 from mlops_lab.store import open_store
+from mlops_lab.tracking.checkout import ReproducibilityWarning
 from mlops_lab.workspace import default_workspace
 
 pytestmark = pytest.mark.timeout(300)
@@ -235,3 +237,44 @@ def test_track_works_in_a_new_kernel_without_load_ext_and_can_be_turned_off(tmp_
     assert "Cell magic `%%track` not found" in notebook.cells[0].outputs[0]["text"]  # IPython's UsageError
     cells = [nbformat.v4.new_code_cell("%load_ext mlops_lab"), nbformat.v4.new_code_cell(cell)]
     NotebookClient(nbformat.v4.new_notebook(cells=cells), timeout=120, kernel_name="python3").execute()  # still works
+
+
+def test_seeds_are_params_and_unseeded_randomness_is_said_and_warned_of(tmp_path, monkeypatch):
+    _, store = execute(
+        [
+            "from numpy.random import default_rng\nfrom sklearn.ensemble import RandomForestClassifier",
+            """
+%%track --name seeded
+from sklearn.tree import DecisionTreeClassifier
+np.random.seed(3)
+rng = np.random.default_rng(11)
+noise = float(rng.normal(size=5).sum())
+clf = DecisionTreeClassifier(random_state=5).fit(X, y)
+""",
+            """
+%%track --name left-to-chance
+g = default_rng()
+value = float(g.random())
+order = np.random.permutation(10)
+forest = RandomForestClassifier(n_estimators=3, n_jobs=2).fit(X, y)
+""",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    runs = runs_by_name(store)
+    seeded = runs["seeded"]
+    assert {k: v for k, v in seeded.params.items() if k.startswith("seed.")} == {
+        "seed.numpy": "3", "seed.numpy_rng": "11", "seed.clf": "5"
+    }  # fmt: skip
+    assert seeded.tags["reproducibility"] == "seeded"
+    chance = runs["left-to-chance"]
+    said = chance.tags["reproducibility"]
+    assert said.startswith("unseeded") and "numpy global generator" in said
+    assert "numpy_rng made without a seed" in said and "forest.random_state is None" in said  # through the import
+    assert "threads (forest.n_jobs=2)" in chance.tags["nondeterminism"]
+    with pytest.warns(ReproducibilityWarning, match="not expected to reproduce"):
+        ml.checkout(chance.info.id, tmp_path / "again")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ml.checkout(seeded.info.id, tmp_path / "seeded-again")  # no warning for a seeded run

@@ -74,7 +74,6 @@ def warnings_into(lines: list[str]):
         _warnings_sink.lines = None
 
 
-
 def is_sklearn_estimator(obj) -> bool:
     return (
         type(obj).__module__.split(".")[0] in ("sklearn", "xgboost", "lightgbm")
@@ -190,7 +189,9 @@ def model_job(run_id: str, name: str, model, artifacts: ArtifactStore, input_exa
         if said:  # the converter's warnings belong to this run, not to whatever cell runs by now
             text = "".join(said).encode()
             path = f"{name}.conversion.txt"
-            log = [{"run_id": run_id, "path": path, "hash": artifacts.put_bytes(text), "size": len(text), "kind": "file"}]
+            log = [
+                {"run_id": run_id, "path": path, "hash": artifacts.put_bytes(text), "size": len(text), "kind": "file"}
+            ]
         return Batch(
             artifacts=log,
             models=[
@@ -204,7 +205,7 @@ def model_job(run_id: str, name: str, model, artifacts: ArtifactStore, input_exa
                     "signature": json.dumps(signature),
                     "created_at": now_ms(),
                 }
-            ]
+            ],
         )
 
     return job

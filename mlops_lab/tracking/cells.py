@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..store import now_ms
-from . import capture
+from . import capture, seeds
 from .client import ActiveRun, Tracker
 
 MAX_COLLECTION_ITEMS = 50
@@ -656,14 +656,15 @@ def run_tracked_cell(
         tracker.log_dataset(frame, var, run=run)
 
     cell = CellRecorder(tracker, run, plan, namespace, experiment)
+    draws = seeds.global_draws(tree, seeds.module_aliases(namespace, tree))
     filename = shell.compile.cache(transformed, number=_cell_number(shell), raw_code=source)
     tee = _Tee(sys.stdout)
-    status, error, result = "FINISHED", None, None
+    status, error, result, seeds_seen = "FINISHED", None, None, {}
     _recorder.start()
     sys.stdout = tee
     namespace[RECORDER] = cell
     try:
-        with _wrapped_readers(_recorder):
+        with _wrapped_readers(_recorder), seeds.watching(namespace) as seeds_seen:
             exec(compile(tree, filename, "exec"), namespace)
             if last_expr is not None:
                 result = eval(compile(last_expr, filename, "eval"), namespace)
@@ -680,7 +681,7 @@ def run_tracked_cell(
         files_read = _recorder.stop()
         try:
             cell.finish(status)
-            _record_outcome(tracker, run, cell, files_read, "".join(tee.parts))
+            _record_outcome(tracker, run, cell, files_read, "".join(tee.parts), seeds_seen, draws)
         finally:
             tracker.end_run(status, run=run, error=error)
     return result
@@ -697,8 +698,20 @@ def _cell_number(shell) -> int:
     return shell.execution_count
 
 
-def _record_outcome(tracker: Tracker, run: ActiveRun, cell: CellRecorder, files_read: set[str], stdout: str) -> None:
+def _record_outcome(
+    tracker: Tracker,
+    run: ActiveRun,
+    cell: CellRecorder,
+    files_read: set[str],
+    stdout: str,
+    seeds_seen: dict,
+    draws: set[str],
+) -> None:
     params, metrics, models, series = cell.outcome()
+    seed_params, reproducibility = seeds.assess(seeds_seen, draws, models)
+    params.update(seed_params)
+    if reproducibility:
+        tracker.set_tags(reproducibility, run=run)
     params = {k: v for k, v in params.items() if k not in run.params}
     if params:
         tracker.log_params(params, run=run)

@@ -6,16 +6,24 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..artifacts import ArtifactError
 from ..errors import InvalidInputError
+from .seeds import UNSEEDED_TAG
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
 SUFFIX = {"arrow": ".arrow", "folder": ""}
+
+
+class ReproducibilityWarning(UserWarning):
+    """A run is restored that cannot be expected to give the same results again."""
+
+
 _UNSAFE = re.compile(r"[/\\\x00-\x1f]")
 
 
@@ -39,6 +47,14 @@ def checkout(workspace: "Workspace", run_id: str, into: str | Path) -> Path:
     """Write the run into the folder ``into`` (new or empty); returns the notebook's path."""
     workspace.flush()
     record = workspace.store.runs.get_run(run_id)
+    chance = record.tags.get(UNSEEDED_TAG, "")
+    if chance.startswith("unseeded"):
+        warnings.warn(
+            f"run {record.info.name!r} left randomness unseeded ({chance.removeprefix('unseeded: ')}): "
+            "re-running it is not expected to reproduce its results",
+            ReproducibilityWarning,
+            stacklevel=3,
+        )
     folder = Path(into).expanduser()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise FileExistsError(f"{folder} is not an empty folder; checkout writes only into a new or empty one")
