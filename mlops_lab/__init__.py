@@ -20,6 +20,7 @@ _API = {
     "log_artifact",
     "log_artifacts",
     "log_model",
+    "log_figure",
     "log_dataset",
     "get_run",
     "get_metric_history",

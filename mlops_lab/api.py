@@ -83,6 +83,12 @@ def log_artifacts(folder, artifact_path: str | None = None) -> None:
     _tracking().log_artifact(folder, artifact_path)
 
 
+def log_figure(figure, artifact_file: str) -> None:
+    """A matplotlib or plotly figure or a PIL image as an artifact of the active run, as MLflow's
+    ``log_figure``: ``chart.png``, ``chart.json`` (plotly, interactive in the lab) or ``chart.html``."""
+    _tracking().log_figure(figure, artifact_file)
+
+
 def log_model(model, name: str = "model", *, input_example=None) -> None:
     """A fitted scikit-learn estimator (kept, and converted to ONNX) or an ONNX model."""
     _tracking().log_model(model, name, input_example=input_example)

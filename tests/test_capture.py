@@ -278,3 +278,58 @@ forest = RandomForestClassifier(n_estimators=3, n_jobs=2).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ml.checkout(seeded.info.id, tmp_path / "seeded-again")  # no warning for a seeded run
+
+
+def test_figures_a_cell_shows_are_logged_with_the_run(tmp_path, monkeypatch):
+    notebook, store = execute(
+        [
+            """
+%%track --name drawn
+import matplotlib.pyplot as plt
+import plotly.graph_objects as go
+from PIL import Image
+plt.plot([1, 2, 3])
+plt.title("left open: the inline backend shows it after the cell")
+go.Figure(go.Bar(y=[1, 3, 2])).show()
+display(Image.new("RGB", (8, 8), "red"))
+""",
+            """
+%%track --name value
+go.Figure(go.Scatter(y=[3, 1, 2]))
+""",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    runs = runs_by_name(store)
+    blobs = default_workspace().artifacts
+    drawn = {a["path"]: blobs.get_bytes(a["hash"]) for a in runs["drawn"].artifacts if a["path"].startswith("figures/")}
+    assert sorted(drawn) == ["figures/figure-1.plotly.json", "figures/figure-2.png", "figures/figure-3.png"]
+    assert json.loads(drawn["figures/figure-1.plotly.json"])["data"][0]["type"] == "bar"
+    assert all(data.startswith(b"\x89PNG") for path, data in drawn.items() if path.endswith(".png"))
+    [value] = [a for a in runs["value"].artifacts if a["path"].startswith("figures/")]
+    assert json.loads(blobs.get_bytes(value["hash"]))["data"][0]["type"] == "scatter"
+    assert any("image/png" in o.get("data", {}) for o in notebook.cells[1].outputs)  # still shown in the notebook
+
+
+def test_log_figure_keeps_matplotlib_plotly_and_images_and_refuses_the_rest(tracker):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    from mlops_lab.errors import InvalidInputError
+
+    figure = plt.figure()
+    plt.plot([0, 1])
+    with ml.start_run() as run:
+        ml.log_figure(figure, "plots/line.png")
+        ml.log_figure(go.Figure(go.Bar(y=[1])), "plots/bar.json")
+        ml.log_figure(go.Figure(go.Bar(y=[1])), "plots/bar.html")
+        with pytest.raises(InvalidInputError, match="saved as .png"):
+            ml.log_figure(figure, "plots/line.json")
+        with pytest.raises(TypeError, match="log_figure takes"):
+            ml.log_figure({"not": "a figure"}, "plots/x.png")
+    paths = sorted(a["path"] for a in ml.get_run(run.id).artifacts)
+    assert paths == ["plots/bar.html", "plots/bar.json", "plots/line.png"]

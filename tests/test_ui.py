@@ -133,11 +133,22 @@ def test_drift_panel_lists_reports_and_opens_one(lab, page, artifacts_dir):
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_compare_two_runs_in_the_main_area(lab, page, artifacts_dir, tracker):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
     for depth, extra in ((3, ""), (8, "model.fit(X, y)\n")):
         run = tracker.start_run(f"tree-depth-{depth}", experiment="ui", source=f"depth = {depth}\n{extra}score = 1\n")
         tracker.log_params({"depth": depth, "criterion": "gini"}, run=run)
         for step in range(30):
             tracker.log_metrics({"loss": 1 / (step + depth)}, step=step, run=run)
+        figure = plt.figure(figsize=(3, 2))
+        plt.plot([1 / (s + depth) for s in range(30)])
+        tracker.log_figure(figure, "figures/loss.png", run=run)
+        plt.close(figure)
+        tracker.log_figure(go.Figure(go.Bar(y=[depth, 1, 2])), "figures/importance.json", run=run)
         tracker.end_run(run=run)
     tracker.flush()
 
@@ -154,10 +165,18 @@ def test_compare_two_runs_in_the_main_area(lab, page, artifacts_dir, tracker):
     view.locator(".jp-mlops-scatter .main-svg").first.wait_for(timeout=15_000)  # param against metric
     view.locator(".jp-mlops-diff-replace").first.wait_for(timeout=10_000)
     assert "model.fit(X, y)" in view.locator(".jp-mlops-diff").inner_text()
+    # Each run's figures side by side: the PNGs decoded, the plotly JSON drawn.
+    page.wait_for_function(
+        "[...document.querySelectorAll('.jp-mlops-figure img')].filter(i => i.naturalWidth > 0).length === 2",
+        timeout=15_000,
+    )
+    view.locator(".jp-mlops-figure .main-svg").nth(1).wait_for(timeout=15_000)
+    assert view.locator(".jp-mlops-figure-table td.jp-mlops-key").all_inner_texts() == ["importance.json", "loss.png"]
     page.set_viewport_size({"width": 1400, "height": 1900})  # the whole view, charts and code included
     view.locator(".jp-mlops-chart .main-svg").first.wait_for(timeout=15_000)
     page.mouse.move(5, 5)  # no hover line over the chart
     page.screenshot(path=str(artifacts_dir / "compare-view.png"))
+    view.locator(".jp-mlops-figures").screenshot(path=str(artifacts_dir / "compare-figures.png"))
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

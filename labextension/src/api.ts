@@ -41,6 +41,18 @@ async function request<T>(endPoint: string, init: RequestInit = {}): Promise<T> 
   return data as T;
 }
 
+/** An artifact's bytes, for images and figures drawn in the page. */
+export async function artifactBlob(runId: string, path: string): Promise<Blob> {
+  const settings = ServerConnection.makeSettings();
+  const encoded = path.split('/').map(encodeURIComponent).join('/');
+  const url = URLExt.join(settings.baseUrl, 'mlops-lab', 'api', 'runs', runId, 'artifacts', encoded);
+  const response = await ServerConnection.makeRequest(url, {}, settings);
+  if (!response.ok) {
+    throw new APIError(`could not read ${path}: ${response.statusText}`, response.status);
+  }
+  return response.blob();
+}
+
 function post<T>(endPoint: string, body: object): Promise<T> {
   return request<T>(endPoint, { method: 'POST', body: JSON.stringify(body) });
 }
@@ -116,6 +128,8 @@ export interface IComparison {
   environment: IAligned[];
   packages: IAligned[];
   code_differs: boolean;
+  /** Each run's figures (PNG or plotly JSON artifacts) by path: the same path is the same chart. */
+  figures: Record<string, string[]>;
 }
 
 export function compareRuns(runIds: string[]): Promise<IComparison> {

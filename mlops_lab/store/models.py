@@ -114,7 +114,7 @@ class Artifact(SQLModel, table=True):
     path: str = Field(primary_key=True, max_length=1000)
     hash: str = Field(max_length=64)  # sha256 of the file, or of the folder's manifest
     size: int = Field(sa_column=Column(BigInteger, nullable=False))
-    kind: str = Field(max_length=16)  # file | dir
+    kind: str = Field(max_length=16)  # file | dir | figure (a PNG or plotly JSON file)
 
 
 class LoggedModel(SQLModel, table=True):

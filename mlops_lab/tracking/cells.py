@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..store import now_ms
-from . import capture, seeds
+from . import capture, figures, seeds
 from .client import ActiveRun, Tracker
 
 MAX_COLLECTION_ITEMS = 50
@@ -663,11 +663,13 @@ def run_tracked_cell(
     _recorder.start()
     sys.stdout = tee
     namespace[RECORDER] = cell
+    shown = figures.CellFigures(shell)
     try:
-        with _wrapped_readers(_recorder), seeds.watching(namespace) as seeds_seen:
+        with _wrapped_readers(_recorder), seeds.watching(namespace) as seeds_seen, shown:
             exec(compile(tree, filename, "exec"), namespace)
             if last_expr is not None:
                 result = eval(compile(last_expr, filename, "eval"), namespace)
+                shown.add_value(result)
     except KeyboardInterrupt as exc:
         status, error = "KILLED", "KeyboardInterrupt: the cell was interrupted"
         raise exc
@@ -682,6 +684,8 @@ def run_tracked_cell(
         try:
             cell.finish(status)
             _record_outcome(tracker, run, cell, files_read, "".join(tee.parts), seeds_seen, draws)
+            for number, (data, suffix) in enumerate(shown.figures, 1):
+                tracker.log_bytes(data, f"figures/figure-{number}{suffix}", run=run, kind="figure")
         finally:
             tracker.end_run(status, run=run, error=error)
     return result

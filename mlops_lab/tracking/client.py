@@ -22,7 +22,7 @@ from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..store import Batch, MetricSeries, RunRecord, StoreError, now_ms
 from ..store.file_state import HOST
 from ..store.runs import HEARTBEAT_SECONDS, TERMINAL_STATUSES
-from . import capture, environment
+from . import capture, environment, figures
 from .search import experiment_ids, runs_frame
 from .values import (
     INT64_MAX,
@@ -384,9 +384,33 @@ class Tracker:
         self._now_or_later(run, f"artifact {name!r}", job, source)
 
     def log_text(self, text: str, artifact_path: str, *, run: ActiveRun | None = None) -> None:
+        self.log_bytes(text.encode(), artifact_path, run=run)
+
+    def log_figure(self, figure, artifact_path: str, *, run: ActiveRun | None = None) -> None:
+        """A matplotlib or plotly figure or a PIL image as an artifact: a PNG, or plotly's JSON
+        (``artifact_path`` ending in ``.json``; ``.html`` gives a page that draws it)."""
+        encoded = figures.encode(figure)
+        if encoded is None:
+            raise TypeError(
+                f"log_figure takes a matplotlib or plotly figure or a PIL image, got {type(figure).__module__}."
+                f"{type(figure).__name__}"
+            )
+        data, suffix = encoded
+        wanted = (".json", ".html") if suffix == ".plotly.json" else (".png",)
+        if not artifact_path.lower().endswith(wanted):
+            raise InvalidInputError(
+                f"a {type(figure).__name__} is saved as {' or '.join(wanted)}: name the artifact so, not {artifact_path!r}"
+            )
+        if artifact_path.lower().endswith(".html"):  # a page to open, not a figure to compare
+            self.log_bytes(figure.to_html(include_plotlyjs="cdn", full_html=True).encode(), artifact_path, run=run)
+        else:
+            self.log_bytes(data, artifact_path, run=run, kind="figure")
+
+    def log_bytes(self, data: bytes, artifact_path: str, *, run: ActiveRun | None = None, kind: str = "file") -> None:
+        """Store ``data`` as the artifact ``artifact_path``; ``kind`` "figure" marks a PNG or plotly
+        JSON that Compare shows side by side."""
         _check_artifact_path(artifact_path)
         run = self._current(run)
-        data = text.encode()
         self.writer.add(
             "artifacts",
             [
@@ -395,7 +419,7 @@ class Tracker:
                     "path": artifact_path,
                     "hash": self.artifacts.put_bytes(data),
                     "size": len(data),
-                    "kind": "file",
+                    "kind": kind,
                 }
             ],
         )

@@ -100,6 +100,8 @@ def compare_runs(runs: RunStore, run_ids: list[str]) -> dict:
         ),
         "environment": _aligned(environment),
         "packages": _package_differences(records),
+        # figures by path, so the same chart of each run sits side by side
+        "figures": {i: sorted(a["path"] for a in r.artifacts if a["kind"] == "figure") for i, r in records.items()},
         "code_differs": len({r.info.source_hash for r in records.values()}) > 1,
     }
 
@@ -168,7 +170,7 @@ def artifact_bytes(runs: RunStore, artifacts: ArtifactStore, run_id: str, path: 
         raise InvalidInputError(f"artifact path {path!r} must be a relative path inside the run, without '..'")
     record = runs.get_run(run_id)
     by_path = {a["path"]: a for a in record.artifacts}
-    if path in by_path and by_path[path]["kind"] == "file":
+    if path in by_path and by_path[path]["kind"] in ("file", "figure"):
         return path, artifacts.get_bytes(by_path[path]["hash"])
     for folder, artifact in by_path.items():
         if artifact["kind"] == "dir" and path.startswith(folder + "/"):

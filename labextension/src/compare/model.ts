@@ -1,4 +1,5 @@
 import {
+  artifactBlob,
   codeDiff,
   compareRuns,
   datasetDiff,
@@ -31,5 +32,9 @@ export class CompareModel extends PollingModel<IComparison | null> {
 
   datasetDiff(left: string, right: string): Promise<IDatasetDiff> {
     return datasetDiff(left, right);
+  }
+
+  figure(runId: string, path: string): Promise<Blob> {
+    return artifactBlob(runId, path);
   }
 }

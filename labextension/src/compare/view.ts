@@ -42,6 +42,8 @@ export class CompareView extends MainView<CompareModel> {
   private _parallel = element('div', '', 'jp-mlops-chart');
   private _scatter = element('div', '', 'jp-mlops-chart jp-mlops-scatter');
   private _code = element('div', '', 'jp-mlops-code-diff');
+  private _figures = element('div', '', 'jp-mlops-figures');
+  private _imageUrls: string[] = [];
 
   constructor(model: CompareModel) {
     super(model, 'jp-mlops-CompareView');
@@ -80,10 +82,79 @@ export class CompareView extends MainView<CompareModel> {
       this._scatterControls(comparison),
       this._scatter,
       element('h3', `Code: ${comparison.runs[0].name} ↔ ${comparison.runs[comparison.runs.length > 1 ? 1 : 0].name}`),
-      this._code
+      this._code,
+      element('h3', 'Figures'),
+      this._figures
     );
     this._renderTables();
     void this._renderCode();
+    void this._renderFigures();
+  }
+
+  dispose(): void {
+    this._imageUrls.forEach(url => URL.revokeObjectURL(url));
+    super.dispose();
+  }
+
+  /** Each figure path a row, each run a column: the same chart of each run side by side. */
+  private async _renderFigures(): Promise<void> {
+    const comparison = this._comparison!;
+    const figures = comparison.figures ?? {};
+    const paths = [...new Set(Object.values(figures).flat())].sort();
+    if (paths.length === 0) {
+      this._figures.replaceChildren(element('p', 'These runs logged no figures.', 'jp-mlops-message'));
+      return;
+    }
+    const table = element('table', '', 'jp-mlops-table jp-mlops-figure-table');
+    const head = element('tr');
+    head.appendChild(element('th', ''));
+    for (const run of comparison.runs) {
+      head.appendChild(element('th', run.name)).title = run.run_id;
+    }
+    table.appendChild(head);
+    const drawing: Promise<void>[] = [];
+    for (const path of paths) {
+      const tr = element('tr');
+      tr.appendChild(element('td', path.replace(/^figures\//, ''), 'jp-mlops-key'));
+      for (const run of comparison.runs) {
+        const cell = element('td', '', 'jp-mlops-figure');
+        if ((figures[run.run_id] ?? []).includes(path)) {
+          drawing.push(this._drawFigure(cell, run.run_id, path));
+        }
+        tr.appendChild(cell);
+      }
+      table.appendChild(tr);
+    }
+    this._figures.replaceChildren(table);
+    await Promise.all(drawing);
+  }
+
+  private async _drawFigure(cell: HTMLElement, runId: string, path: string): Promise<void> {
+    try {
+      const blob = await this.model.figure(runId, path);
+      if (path.endsWith('.json')) {
+        const figure = JSON.parse(await blob.text());
+        const Plotly = await import('plotly.js-dist-min');
+        const chart = element('div', '', 'jp-mlops-chart');
+        cell.appendChild(chart);
+        const layout = {
+          ...(figure.layout ?? {}),
+          autosize: true,
+          height: 280,
+          margin: { t: 30, l: 40, r: 10, b: 30 }
+        };
+        await Plotly.react(chart, figure.data ?? [], layout, { displaylogo: false, responsive: true });
+      } else {
+        const url = URL.createObjectURL(blob);
+        this._imageUrls.push(url);
+        const image = element('img');
+        image.src = url;
+        image.alt = path;
+        cell.appendChild(image);
+      }
+    } catch (error) {
+      cell.textContent = (error as Error).message;
+    }
   }
 
   private _renderTables(): void {
