@@ -3,11 +3,13 @@ curves, sweeps as child runs, configs, pipelines' hyperparameters, tracebacks, d
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import warnings
 
 import nbformat
+import polars as pl
 import pytest
 from nbclient import NotebookClient
 
@@ -333,3 +335,61 @@ def test_log_figure_keeps_matplotlib_plotly_and_images_and_refuses_the_rest(trac
             ml.log_figure({"not": "a figure"}, "plots/x.png")
     paths = sorted(a["path"] for a in ml.get_run(run.id).artifacts)
     assert paths == ["plots/bar.html", "plots/bar.json", "plots/line.png"]
+
+
+def test_many_files_read_are_one_folder_version_and_frames_are_hashed_once(tmp_path, monkeypatch):
+    shards = tmp_path / "shards"
+    (shards / "train").mkdir(parents=True)
+    (shards / "valid").mkdir()
+    for i in range(300):
+        (shards / ("train" if i % 3 else "valid") / f"part-{i:03d}.csv").write_text(f"x,y\n{i},{i % 2}\n")
+    (tmp_path / "labels.csv").write_text("id,label\n1,a\n")
+    loader = f"""
+%%track --name loader
+import os, glob
+rows = 0
+for path in sorted(glob.glob({str(shards)!r} + "/*/*.csv")):
+    with open(path) as handle:
+        rows += len(handle.read().splitlines()) - 1
+labels = pd.read_csv({str(tmp_path / "labels.csv")!r})
+"""
+    _, store = execute(
+        [
+            "import pandas as pd\nframe = pd.DataFrame({'a': range(1000), 'b': [0.5] * 1000})",
+            loader,
+            "%%track --name first\ntotal = frame['a'].sum()",
+            "%%track --name again\ntotal = frame['a'].sum()",
+            "frame.loc[3, 'a'] = -1",
+            "%%track --name changed\ntotal = frame['a'].sum()",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    runs = runs_by_name(store)
+    by_name = {d["name"]: d for d in runs["loader"].datasets}
+    assert set(by_name) == {"shards", "labels.csv"}  # 300 files read: one version of the folder
+    assert by_name["shards"]["format"] == "files" and by_name["shards"]["num_rows"] == 300
+    manifest = default_workspace().artifacts.get_manifest(by_name["shards"]["hash"])
+    assert len(manifest) == 300 and "train/part-001.csv" in manifest and "valid/part-000.csv" in manifest
+    restored = ml.checkout(runs["loader"].info.id, tmp_path / "restored").parent
+    assert (restored / "shards" / "valid" / "part-003.csv").read_text() == "x,y\n3,1\n"
+    frames = {
+        name: [d["hash"] for d in runs[name].datasets if d["name"] == "frame"] for name in ("first", "again", "changed")
+    }
+    assert frames["first"] == frames["again"] and len(frames["first"]) == 1  # the unchanged frame: one version
+    assert frames["changed"] != frames["first"]  # an in-place change is a new version
+
+
+def test_a_frame_changed_right_after_a_tracked_cell_read_it_is_recorded_as_it_was(tracker):
+    import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlops_lab")
+    shell.user_ns["frame"] = pd.DataFrame({"a": range(10)})
+    shell.run_cell("%%track --name read\ntotal = frame['a'].sum()").raise_error()
+    shell.run_cell("frame.loc[0, 'a'] = 100").raise_error()  # before the writer thread reads it
+    ml.flush()
+    [run] = [ml.get_run(i) for i in ml.search_runs().run_id]
+    stored = default_workspace().artifacts.get_bytes(run.datasets[0]["hash"])
+    assert pl.read_ipc(io.BytesIO(stored))["a"].to_list() == list(range(10))  # what the cell read

@@ -34,9 +34,9 @@ def test_logged_files_use_the_cache(workspace, tracker, tmp_path):
         ml.log_artifact(data, "copy.csv")
     record = ml.get_run(run.id)
     assert record.datasets[0]["hash"] == record.artifacts[0]["hash"] == sha256_file(data)
-    assert workspace.store.file_state.file_hash(
-        str(data.resolve()), *(lambda s: (s.st_ino, s.st_mtime_ns, s.st_size))(data.stat())
-    )
+    info = data.stat()
+    key = (str(data.resolve()), info.st_ino, info.st_mtime_ns, info.st_size)
+    assert workspace.store.file_state.file_hashes([key]) == {key[0]: sha256_file(data)}
 
 
 CELL = """

@@ -78,6 +78,20 @@ class ArtifactStore:
         location = f"{self.fs_root}/{self._relative(digest)}"
         return self.fs.exists(location) and (size is None or self.fs.size(location) == size)
 
+    def missing(self, blobs: list[tuple[str, int]]) -> list[bool]:
+        """For each (hash, size): whether that blob is absent or of another size (one stat each,
+        without building a Path: for folders of many thousand files)."""
+        if not self.is_local:
+            return [not self.exists(digest, size) for digest, size in blobs]
+        root, answers = str(self.local_root), []
+        for digest, size in blobs:
+            check_hash(digest)
+            try:
+                answers.append(os.stat(f"{root}/{digest[:2]}/{digest[2:]}").st_size != size)
+            except FileNotFoundError:
+                answers.append(True)
+        return answers
+
     def put_bytes(self, data: bytes) -> str:
         digest = sha256_bytes(data)
         if self.exists(digest, len(data)):
@@ -102,6 +116,39 @@ class ArtifactStore:
         if sha256_bytes(self.fs.cat_file(f"{self.fs_root}/{self._relative(digest)}")) != digest:
             raise ArtifactError(f"{path} changed while it was being stored in {self.root}; log it again")
         return digest
+
+    def put_files(self, paths: list[str]) -> list[str]:
+        """Store many (small) files at once; returns each one's hash.  Locally, one ``os.sync`` for
+        all of them instead of an fsync each: 3,000 files of a data loader are stored in a blink,
+        and still no blob has its name before its bytes are on disk."""
+        if not self.is_local or not hasattr(os, "sync"):
+            return [self.put_file(path) for path in paths]
+        incoming: list[tuple[Path, str]] = []
+        try:
+            for path in paths:
+                digest = hashlib.sha256()
+                with (
+                    open(path, "rb") as source,
+                    tempfile.NamedTemporaryFile(dir=self.local_root, prefix=".incoming-", delete=False) as handle,
+                ):
+                    incoming.append((Path(handle.name), ""))
+                    while chunk := source.read(CHUNK):
+                        digest.update(chunk)
+                        handle.write(chunk)
+                incoming[-1] = (incoming[-1][0], digest.hexdigest())
+            os.sync()  # every file written above is on disk before any gets its name
+            folders = set()
+            for temporary, digest in incoming:
+                target = self.local_path(digest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temporary, target)
+                folders.add(target.parent)
+            for folder in folders:
+                _sync_folder(folder)
+        finally:
+            for temporary, _ in incoming:
+                temporary.unlink(missing_ok=True)
+        return [digest for _, digest in incoming]
 
     def _write_local(self, chunks) -> str:
         """Write ``chunks`` to a temporary file while hashing them, sync it, and rename it to its hash:

@@ -5,7 +5,7 @@
     store.models.list_versions("churn")     # ModelRegistryStore
     store.drift_reports.list()              # DriftReportStore
     store.features.definitions()            # FeatureDefinitionStore
-    store.file_state.file_hash(...)         # FileStateStore
+    store.file_state.file_hashes(...)       # FileStateStore
     store.events.events("model", "churn")   # EventStore
 
 The SQL implementations sit beside their interfaces; a second implementation (a REST client of a

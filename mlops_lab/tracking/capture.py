@@ -7,15 +7,19 @@ to the object do not leak in), and a job for the writer thread that hashes, conv
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import functools
 import io
 import json
 import os
 import pickle
+import re
+import stat
 import threading
 import warnings
 from pathlib import Path
 
-from ..artifacts import ArtifactStore, sha256_file
+from ..artifacts import ArtifactStore, sha256_bytes, sha256_file
 from ..store import Batch, now_ms
 
 ONNX_DTYPES = {
@@ -231,6 +235,51 @@ def _frame_to_polars(data):
     return None
 
 
+def _is_polars(obj) -> bool:
+    return type(obj).__module__.startswith("polars")
+
+
+def frame_snapshot(frame) -> tuple[object, tuple]:
+    """An O(1) copy of a frame that later in-place changes cannot reach, and what identifies the
+    frame's content while that copy lives: pandas (3, copy-on-write) copies a block when a frame
+    that shares it is written to, so the frame's arrays are new objects after any change; polars
+    frames share immutable buffers."""
+    if _is_polars(frame):
+        if type(frame).__name__ == "LazyFrame":
+            return frame, ("lazy", id(frame))  # a plan over sources that may change: never reused
+        return frame.clone(), ("polars", frame.height, tuple((c, str(t)) for c, t in frame.schema.items()))
+    snapshot = frame.copy(deep=False)
+    return snapshot, frame_identity(frame)
+
+
+def frame_identity(frame) -> tuple:
+    if _is_polars(frame):
+        return frame_snapshot(frame)[1] if type(frame).__name__ == "LazyFrame" else (
+            "polars", frame.height, tuple((c, str(t)) for c, t in frame.schema.items())
+        )  # fmt: skip
+    names = tuple(map(str, frame.columns)) if hasattr(frame, "columns") else (str(frame.name),)
+    return ("pandas", tuple(id(array) for array in frame._mgr.arrays), id(frame.index), names)
+
+
+def frame_job(run_id: str, frame, artifacts: ArtifactStore, *, name, direction, source=None):
+    """The job that stores ``frame`` (a snapshot nothing else changes) as Arrow IPC and records its
+    version, on the writer thread."""
+
+    def job() -> Batch:
+        table = _frame_to_polars(frame)
+        buffer = io.BytesIO()
+        table.write_ipc(buffer)
+        payload = buffer.getvalue()
+        digest = artifacts.put_bytes(payload)
+        columns = {c: str(t) for c, t in table.schema.items()}
+        return _dataset_batch(
+            run_id, digest, "arrow", columns, table.height, len(payload), digest, name or f"frame-{digest[:8]}",
+            direction, source, _preview(table),
+        )  # fmt: skip
+
+    return job
+
+
 def is_frame(obj) -> bool:
     module = type(obj).__module__
     return (module.startswith("pandas") and type(obj).__name__ in ("DataFrame", "Series")) or (
@@ -251,16 +300,33 @@ SECRET_FOLDERS = {".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", "gclou
 SECRET_KEYS = (b'"private_key"', b'"client_secret"', b'"refresh_token"', b'"aws_secret_access_key"')
 
 
+def _secret_name_pattern() -> re.Pattern:
+    """One expression for every credentials pattern (the defaults and MLOPS_LAB_SECRET_FILES)."""
+    extra = tuple(p.strip() for p in os.environ.get("MLOPS_LAB_SECRET_FILES", "").split(",") if p.strip())
+    return _compiled_names(SECRET_NAMES + extra)
+
+
+@functools.cache
+def _compiled_names(patterns: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(fnmatch.translate(pattern.lower()) for pattern in patterns))
+
+
+def named_like_credentials(path: str | Path, pattern: re.Pattern | None = None) -> bool:
+    """A key, a token or a credentials file by its name or its folder (no reading)."""
+    folder, name = os.path.split(os.fspath(path))
+    return bool((pattern or _secret_name_pattern()).match(name.lower())) or _secret_folder(folder)
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_folder(folder: str) -> bool:
+    return bool(SECRET_FOLDERS & {part.lower() for part in folder.split(os.sep)})
+
+
 def looks_like_credentials(path: Path) -> bool:
     """A key, a token or a credentials file by its name, its folder, or (small JSON) its keys."""
-    import fnmatch
-
+    if named_like_credentials(path):
+        return True
     name = path.name.lower()
-    patterns = SECRET_NAMES + tuple(p.strip() for p in os.environ.get("MLOPS_LAB_SECRET_FILES", "").split(",") if p)
-    if any(fnmatch.fnmatch(name, pattern) for pattern in patterns):
-        return True
-    if SECRET_FOLDERS & {part.lower() for part in path.parts[:-1]}:
-        return True
     if name.endswith(".json"):
         try:
             with open(path, "rb") as handle:
@@ -288,10 +354,10 @@ def cached_file_hash(store, path: Path) -> str:
     """sha256 of a file, read only when its inode, mtime or size changed since the last time."""
     info = path.stat()
     key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size)
-    digest = store.file_hash(*key)
+    digest = store.file_hashes([key]).get(key[0])
     if digest is None:
         digest = sha256_file(path)
-        store.remember_file_hash(*key, digest)
+        store.remember_file_hashes([(key, digest)])
     return digest
 
 
@@ -308,32 +374,8 @@ def dataset_job(
     """Snapshot a frame or a path now; return the job that hashes and stores it."""
     if direction not in ("input", "output"):
         raise ValueError(f"direction must be 'input' or 'output', got {direction!r}")
-    frame = _frame_to_polars(data)
-    if frame is not None:
-        buffer = io.BytesIO()
-        frame.write_ipc(buffer)
-        payload = buffer.getvalue()
-        columns = {c: str(t) for c, t in frame.schema.items()}
-        rows = frame.height
-        preview = _preview(frame)
-
-        def frame_job() -> Batch:
-            digest = artifacts.put_bytes(payload)
-            return _dataset_batch(
-                run_id,
-                digest,
-                "arrow",
-                columns,
-                rows,
-                len(payload),
-                digest,
-                name or f"frame-{digest[:8]}",
-                direction,
-                source,
-                preview,
-            )
-
-        return frame_job
+    if is_frame(data):  # what it holds now, whatever happens to it next
+        return frame_job(run_id, frame_snapshot(data)[0], artifacts, name=name, direction=direction, source=source)
     if isinstance(data, (str, os.PathLike)):
         path = Path(data).expanduser()
         if not path.exists():
@@ -373,6 +415,42 @@ def dataset_job(
 
 
 PREVIEW_ROWS = 5
+
+
+def file_set_batch(run_id: str, folder: str, paths: list[str], artifacts: ArtifactStore, store) -> Batch:
+    """One dataset version for many files read under ``folder``: a manifest of what was read
+    (relative path → blob), as DVC tracks a directory.  Done now, on the caller's thread, so it
+    records what the cell read; unchanged files cost a stat and one cache lookup per few hundred.
+    Files named like credentials are left out (their content is not read to decide)."""
+    keys = []
+    secret = _secret_name_pattern()
+    for path in paths:
+        try:
+            info = os.stat(path)
+        except OSError:  # gone since the cell read it
+            continue
+        if stat.S_ISREG(info.st_mode) and not named_like_credentials(path, secret):
+            keys.append((path, info.st_ino, info.st_mtime_ns, info.st_size))
+    known = store.file_hashes(keys)
+    prefix = len(folder.rstrip(os.sep)) + 1
+
+    def manifest(digests: dict[str, str]) -> bytes:
+        return json.dumps({"files": {key[0][prefix:]: digests[key[0]] for key in keys}}, sort_keys=True).encode()
+
+    text = manifest(known) if len(known) == len(keys) else b""
+    digest = sha256_bytes(text)
+    if not text or artifacts.missing([(digest, len(text))])[0]:  # else: stored whole before, each blob with it
+        cached = [key for key in keys if key[0] in known]
+        absent = artifacts.missing([(known[key[0]], key[3]) for key in cached])
+        missing = [key for key in keys if key[0] not in known] + [k for k, gone in zip(cached, absent) if gone]
+        stored = artifacts.put_files([key[0] for key in missing])  # hashed while stored
+        new = {key[0]: blob for key, blob in zip(missing, stored)}
+        store.remember_file_hashes([(key, new[key[0]]) for key in missing if new[key[0]] != known.get(key[0])])
+        digest = artifacts.put_bytes(manifest({**known, **new}))
+    total = sum(key[3] for key in keys)
+    preview = json.dumps([{"file": key[0][prefix:]} for key in keys[:PREVIEW_ROWS]])
+    name = Path(folder).name or "files"
+    return _dataset_batch(run_id, digest, "files", {}, len(keys), total, digest, name, "input", folder, preview)
 
 
 def _preview(frame) -> str:

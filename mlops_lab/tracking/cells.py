@@ -24,6 +24,7 @@ import ast
 import dataclasses
 import functools
 import numbers
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ MAX_COLLECTION_ITEMS = 50
 MAX_CONFIG_PARAMS = 200
 MAX_MODEL_PARAMS = 500
 MAX_STDOUT_CHARS = 1_000_000
+FOLDER_FILES = 20  # files read under one folder from which they are one folder-level version
 READ_SUFFIXES = set(capture.DATA_SUFFIXES) | {".txt", ".npy", ".npz", ".xlsx", ".xls", ".h5", ".hdf5", ".pkl", ".avro"}
 RECORDER = "__mlops_lab_cell__"  # the recorder's name in the namespace while the cell runs
 MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "appendleft", "extendleft"}
@@ -510,15 +512,18 @@ def _safe_name(text: str) -> str:
 
 
 class _ReadRecorder:
-    """Collects paths of data files opened for reading while a tracked cell runs.
+    """Collects paths of files opened for reading while a tracked cell runs.
 
     Python's audit hook sees every ``open`` (pandas, numpy, builtins); polars and pyarrow read in
-    native code, so their readers are wrapped for the duration of the cell.
+    native code, so their readers are wrapped for the duration of the cell.  During the cell a path
+    is only remembered (a set insert: a data loader opening 100,000 files pays nothing noticeable);
+    it is made absolute and filtered when the cell ends.
     """
 
     def __init__(self):
-        self.active: set[str] | None = None
+        self.active: set | None = None
         self.owner: int | None = None
+        self.cwd = ""
         self._ignored = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
         sys.addaudithook(self._audit)
 
@@ -526,25 +531,32 @@ class _ReadRecorder:
         if event != "open" or self.active is None or threading.get_ident() != self.owner:
             return
         path, mode = args[0], args[1]
-        if isinstance(path, (str, bytes, Path)) and (mode is None or not any(c in str(mode) for c in "wax+")):
-            self.note(path)
+        if mode is not None and ("w" in mode or "a" in mode or "x" in mode or "+" in mode):
+            return
+        self.active.add(path)
 
     def note(self, path) -> None:
-        if self.active is None:
-            return
-        try:
-            text = str(Path(path if not isinstance(path, bytes) else path.decode()).expanduser().resolve())
-        except (OSError, ValueError, RuntimeError):
-            return
-        if Path(text).suffix.lower() in READ_SUFFIXES and not text.startswith(self._ignored) and Path(text).is_file():
-            self.active.add(text)
+        if self.active is not None:
+            self.active.add(path)
 
     def start(self) -> None:
-        self.active, self.owner = set(), threading.get_ident()
+        self.active, self.owner, self.cwd = set(), threading.get_ident(), os.getcwd()
 
-    def stop(self) -> set[str]:
-        paths, self.active, self.owner = self.active or set(), None, None
-        return paths
+    def stop(self) -> list[str]:
+        """The data files read, as absolute paths (those of Python itself left out)."""
+        seen, self.active, self.owner = self.active or set(), None, None
+        paths = set()
+        for item in seen:
+            if isinstance(item, bytes):
+                item = os.fsdecode(item)
+            elif isinstance(item, os.PathLike):
+                item = os.fspath(item)
+            if not isinstance(item, str) or os.path.splitext(item)[1].lower() not in READ_SUFFIXES:
+                continue  # a descriptor, or not a data file
+            path = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(item)))
+            if not path.startswith(self._ignored):
+                paths.add(path)
+        return sorted(paths)
 
 
 _NATIVE_READERS = {
@@ -653,7 +665,7 @@ def run_tracked_cell(
         name, experiment=experiment, tags=tags, source=source, notebook_path=notebook_path(namespace), nested=True
     )
     for var, frame in frames_read.items():
-        tracker.log_dataset(frame, var, run=run)
+        tracker.log_frame_read(frame, var, run=run)
 
     cell = CellRecorder(tracker, run, plan, namespace, experiment)
     draws = seeds.global_draws(tree, seeds.module_aliases(namespace, tree))
@@ -702,11 +714,38 @@ def _cell_number(shell) -> int:
     return shell.execution_count
 
 
+def group_files(paths: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Files read one by one, and folders whose files were read many at a time (a data loader):
+    each of those is one folder-level version, as DVC tracks a directory.
+
+    Files are grouped by folder; sibling groups join under their parent (train/ and valid/ become
+    their dataset folder), and a group joins the one of its parent folder when that one holds many
+    files itself, until nothing changes."""
+    if len(paths) < FOLDER_FILES:
+        return paths, {}
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        groups.setdefault(os.path.dirname(path), []).append(path)
+    changed = True
+    while changed:
+        changed = False
+        for folder in sorted(groups, key=len, reverse=True):  # the deepest first
+            parent = os.path.dirname(folder)
+            siblings = [f for f in groups if f != folder and os.path.dirname(f) == parent]
+            if siblings or len(groups.get(parent, ())) >= FOLDER_FILES:
+                for merged in [folder, *siblings]:
+                    groups.setdefault(parent, []).extend(groups.pop(merged))
+                changed = True
+                break
+    single = sorted(p for files in groups.values() if len(files) < FOLDER_FILES for p in files)
+    return single, {folder: sorted(files) for folder, files in groups.items() if len(files) >= FOLDER_FILES}
+
+
 def _record_outcome(
     tracker: Tracker,
     run: ActiveRun,
     cell: CellRecorder,
-    files_read: set[str],
+    files_read: list[str],
     stdout: str,
     seeds_seen: dict,
     draws: set[str],
@@ -727,7 +766,10 @@ def _record_outcome(
         tracker.log_metrics(metrics, step=0, run=run)
     for name, model in models.items():
         tracker.log_model(model, name, run=run)
-    for path in sorted(files_read):
+    single, folders = group_files(files_read)
+    for folder, paths in folders.items():
+        tracker.log_file_set(folder, paths, run=run)
+    for path in single:
         if capture.looks_like_credentials(Path(path)):
             print(f"mlops_lab: {path} looks like credentials, not data: not logged with the run", file=sys.stderr)
             continue

@@ -17,7 +17,8 @@ from .seeds import UNSEEDED_TAG
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
-SUFFIX = {"arrow": ".arrow", "folder": ""}
+SUFFIX = {"arrow": ".arrow", "folder": "", "files": ""}
+MANIFESTS = ("folder", "files")  # a folder, or the files a cell read under one
 
 
 class ReproducibilityWarning(UserWarning):
@@ -64,7 +65,7 @@ def checkout(workspace: "Workspace", run_id: str, into: str | Path) -> Path:
         if dataset["direction"] != "input":
             continue
         name = file_name(dataset["name"]) + SUFFIX.get(dataset["format"], "")
-        blobs.export(dataset["hash"], inside(folder, name), is_dir=dataset["format"] == "folder")
+        blobs.export(dataset["hash"], inside(folder, name), is_dir=dataset["format"] in MANIFESTS)
     for model in record.models:
         extension = ".onnx" if model["flavor"] == "onnx" else ".pkl"
         blobs.export(model["model_hash"], inside(folder, "models", file_name(model["name"]) + extension))

@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -116,6 +117,7 @@ class Tracker:
         self._experiments: dict[str, int] = {}
         self._local = threading.local()
         self._all_active: dict[str, ActiveRun] = {}
+        self._frames: dict[int, list] = {}  # id(frame) -> [weak reference, identity, dataset hash, snapshot]
         self._lock = threading.Lock()
         atexit.register(self.close)
 
@@ -446,6 +448,41 @@ class Tracker:
         )
         path = None if capture.is_frame(data) else Path(data).expanduser()
         self._now_or_later(run, f"dataset {name or str(data)!r}", job, path)
+
+    def log_frame_read(self, frame, name: str, *, run: ActiveRun | None = None) -> None:
+        """A frame a tracked cell read from the notebook: an O(1) snapshot now, hashed on the writer
+        thread, and hashed only once while the frame is unchanged (a cell reading a 1 GB frame pays
+        a fraction of a millisecond).  The snapshot is kept with the frame's hash: it is what makes
+        a later in-place change visible (pandas copies what a change touches)."""
+        check_name(name, "dataset")
+        run = self._current(run)
+        known = self._frames.get(id(frame))
+        if known is not None and known[0]() is frame and known[1] == capture.frame_identity(frame) and known[2]:
+            row = {"run_id": run.id, "dataset_hash": known[2], "direction": "input", "name": name, "source": None}
+            self.writer.add("run_datasets", [row])
+            return
+        snapshot, identity = capture.frame_snapshot(frame)
+        key = id(frame)
+
+        def forget(dead) -> None:
+            if self._frames.get(key, (None,))[0] is dead:
+                self._frames.pop(key, None)
+
+        entry = [weakref.ref(frame, forget), identity, None, snapshot]
+        self._frames[key] = entry
+        job = capture.frame_job(run.id, snapshot, self.artifacts, name=name, direction="input")
+
+        def remembered() -> Batch:
+            batch = job()
+            entry[2] = batch.datasets[0]["hash"]
+            return batch
+
+        self._defer(run, f"frame {name!r}", remembered)
+
+    def log_file_set(self, folder: str, paths: list[str], *, run: ActiveRun | None = None) -> None:
+        """Many files read under ``folder`` as one dataset version (format ``files``: a manifest)."""
+        run = self._current(run)
+        self.writer.add_batch(capture.file_set_batch(run.id, folder, paths, self.artifacts, self.file_state))
 
     def _now_or_later(self, run: ActiveRun, what: str, job, path: Path | None) -> None:
         """A file small enough is hashed and stored now, on the caller's thread: it may be rewritten
