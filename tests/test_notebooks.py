@@ -48,6 +48,13 @@ def test_tracking_demo_runs_and_fills_the_store(tmp_path, monkeypatch):
     child = store.runs.get_run(by_name["gb-lr0.1"]["id"])
     assert child.info.parent_run_id == by_name["gb-sweep"]["id"]
     assert len(store.runs.metric_history(child.info.id, "test_log_loss")) == 60
+    # One cell's loop over C: a parent and a child run per value; a training loop: curves.
+    trials = [r for r in runs if r["parent_run_id"] == by_name["svc-sweep"]["id"]]
+    assert sorted(r["name"] for r in trials) == ["svc-sweep-C=0.1", "svc-sweep-C=1.0", "svc-sweep-C=10.0"]
+    assert all(store.runs.get_run(r["id"]).models for r in trials)
+    sgd = by_name["sgd-epochs"]["id"]
+    assert [s for s, _, _ in store.runs.metric_history(sgd, "train_loss")] == list(range(30))
+    assert "epoch" not in store.runs.get_run(sgd).metrics and store.runs.get_run(sgd).models
     # The last cells searched and printed the best run.
     printed = "".join(o.get("text", "") for o in outputs)
     assert "model: [('model'" in printed and "data:" in printed

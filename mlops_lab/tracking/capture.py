@@ -244,6 +244,11 @@ def frame_snapshot(frame) -> tuple[object, tuple]:
     frame's content while that copy lives: pandas (3, copy-on-write) copies a block when a frame
     that shares it is written to, so the frame's arrays are new objects after any change; polars
     frames share immutable buffers."""
+    # The writer thread converts with polars: import it here, on the caller's thread. An import
+    # running on another thread leaves a half-made module in sys.modules that the notebook's own
+    # code (scikit-learn looks polars up there) would trip on.
+    import polars  # noqa: F401
+
     if _is_polars(frame):
         if type(frame).__name__ == "LazyFrame":
             return frame, ("lazy", id(frame))  # a plan over sources that may change: never reused
