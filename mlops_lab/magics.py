@@ -40,6 +40,7 @@ class TrackMagics(Magics):
     @argument("--experiment", "-e", help="experiment name (default: MLOPS_LAB_EXPERIMENT or 'Default')")
     @argument("--name", "-n", help="run name (default: a generated one)")
     @argument("--tag", "-t", action="append", help="tag as key=value; repeatable")
+    @argument("--quiet", "-q", action="store_true", help="no live output under the cell")
     @line_cell_magic
     def track(self, line: str, cell: str | None = None):
         """Track a cell as a run (``%%track``), or every following cell (``%track on``)."""
@@ -59,7 +60,13 @@ class TrackMagics(Magics):
         self._inside_cell = True
         try:
             return run_tracked_cell(
-                default_workspace().tracking, self.shell, cell, experiment=args.experiment, name=args.name, tags=tags
+                default_workspace().tracking,
+                self.shell,
+                cell,
+                experiment=args.experiment,
+                name=args.name,
+                tags=tags,
+                quiet=args.quiet,
             )
         finally:
             self._inside_cell = False

@@ -393,3 +393,33 @@ def test_a_frame_changed_right_after_a_tracked_cell_read_it_is_recorded_as_it_wa
     [run] = [ml.get_run(i) for i in ml.search_runs().run_id]
     stored = default_workspace().artifacts.get_bytes(run.datasets[0]["hash"])
     assert pl.read_ipc(io.BytesIO(stored))["a"].to_list() == list(range(10))  # what the cell read
+
+
+def test_a_running_cell_shows_its_run_live_and_the_store_has_its_latest_values(tmp_path, monkeypatch):
+    notebook, store = execute(
+        [
+            """
+%%track --name live
+import time
+_seen = None
+for epoch in range(30):
+    loss = 1 / (epoch + 1)
+    time.sleep(0.06)
+    if epoch == 25:  # more than a second in: the finished iterations' points are in the store
+        _run = ml.get_run(ml.active_run().id)
+        _seen = (_run.info.status, _run.metrics.get("loss"))
+""",
+            "print(_seen)",
+            "%%track --quiet --name silent\nx = 1",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    status, latest = eval(notebook.cells[2].outputs[0]["text"])
+    assert status == "RUNNING" and latest is not None and latest < 1  # the Runs panel shows it as it runs
+    [output] = [o for o in notebook.cells[1].outputs if "text/html" in o.get("data", {})]
+    shown = output["data"]["text/html"]  # the last state stays in the saved notebook
+    assert "FINISHED" in shown and "<b>live</b>" in shown and "<svg" in shown and "loss" in shown
+    assert "data-commandlinker-command='mlops-lab:open-run'" in shown and "1 metric" in shown
+    assert not [o for o in notebook.cells[3].outputs if "text/html" in o.get("data", {})]  # --quiet
+    assert [s for s, _, _ in store.runs.metric_history(runs_by_name(store)["live"].info.id, "loss")] == list(range(30))

@@ -27,6 +27,7 @@ import numbers
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,11 +35,13 @@ from ..errors import InvalidInputError
 from ..store import now_ms
 from . import capture, figures, seeds
 from .client import ActiveRun, Tracker
+from .live import LiveOutput
 
 MAX_COLLECTION_ITEMS = 50
 MAX_CONFIG_PARAMS = 200
 MAX_MODEL_PARAMS = 500
 MAX_STDOUT_CHARS = 1_000_000
+TICK_SECONDS = 1.0  # how often a running loop's points are sent and its live output redrawn
 FOLDER_FILES = 20  # files read under one folder from which they are one folder-level version
 READ_SUFFIXES = set(capture.DATA_SUFFIXES) | {".txt", ".npy", ".npz", ".xlsx", ".xls", ".h5", ".hdf5", ".pkl", ".avro"}
 RECORDER = "__mlops_lab_cell__"  # the recorder's name in the namespace while the cell runs
@@ -338,18 +341,63 @@ class _Loop:
     last_others: dict[str, object] = field(default_factory=dict)  # the others of the latest iteration
     children: int = 0
     started_ms: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)  # a second loop's curve goes on from the first's
+    pushed: dict[str, int] = field(default_factory=dict)  # points already sent to the store, per name
 
 
 class CellRecorder:
     """Called by the instrumented cell: keeps what it bound, one point per loop iteration, and
     starts a child run for each iteration of a sweep."""
 
-    def __init__(self, tracker: Tracker, run: ActiveRun, plan: CellPlan, namespace: dict, experiment: str | None):
+    def __init__(
+        self,
+        tracker: Tracker,
+        run: ActiveRun,
+        plan: CellPlan,
+        namespace: dict,
+        experiment: str | None,
+        live: LiveOutput | None = None,
+    ):
         self.tracker, self.run, self.plan, self.namespace = tracker, run, plan, namespace
-        self.experiment = experiment
+        self.experiment, self.live = experiment, live
         self.bound: dict[str, object] = {}  # notebook-level names this execution bound: last value
         self.loops = [_Loop() for _ in range(plan.loops)]
         self.constants = {name for name in plan.literal if plan.is_param(name)}  # params even inside a loop
+        self.next_step: dict[str, int] = {}  # per curve, the step a later loop starts at
+        self.started = time.monotonic()
+        self._next_tick = self.started + TICK_SECONDS
+
+    def curves(self) -> dict[str, tuple[list[int], list[float]]]:
+        """The loops' curves so far (not a sweep's: those are its child runs), in global steps."""
+        out: dict[str, tuple[list[int], list[float]]] = {}
+        for record in self.loops:
+            if record.children:
+                continue
+            for name, (steps, values) in record.series.items():
+                offset = record.offsets.get(name, 0)
+                steps_out, values_out = out.setdefault(name, ([], []))
+                steps_out.extend(s + offset for s in steps)
+                values_out.extend(values)
+        return out
+
+    def tick(self) -> None:
+        """At most once a second during a loop: send the finished iterations' points to the store
+        (the Runs panel shows the run's latest values while it runs) and redraw the live output."""
+        self._next_tick = time.monotonic() + TICK_SECONDS
+        for record in self.loops:
+            if record.children or record.step < 1:
+                continue  # a sweep's points belong to its trials; an unfinished first iteration may be one
+            for name, (steps, values) in record.series.items():
+                done = len(steps) - (1 if steps and steps[-1] == record.step else 0)  # the current one may change
+                start = record.pushed.get(name, 0)
+                if done > start:
+                    offset = record.offsets.get(name, 0)
+                    self.tracker.log_metric_series(
+                        name, [s + offset for s in steps[start:done]], values[start:done], run=self.run
+                    )
+                    record.pushed[name] = done
+        if self.live is not None:
+            self.live.update("RUNNING", time.monotonic() - self.started, self.curves())
 
     def assigned(self, loop: int, names: tuple, values: tuple) -> None:
         """Names bound at notebook level (outside loops): the last value of each is kept."""
@@ -370,6 +418,7 @@ class CellRecorder:
         points = record.series.get(name)
         if points is None:
             points = record.series[name] = ([], [])
+            record.offsets[name] = self.next_step.get(name, 0)
         steps, values = points
         if steps and steps[-1] == record.step:
             values[-1] = float(value)
@@ -387,6 +436,8 @@ class CellRecorder:
         record.step += 1
         record.targets = dict(zip(names, values))
         record.started_ms = now_ms()
+        if time.monotonic() >= self._next_tick:
+            self.tick()
 
     def loop_end(self, loop: int, status: str = "FINISHED") -> None:
         record = self.loops[loop]
@@ -396,6 +447,9 @@ class CellRecorder:
             record.targets = None
             for name in [*record.series, *record.last_others]:  # the loop's values supersede earlier ones
                 self.bound.pop(name, None)
+            for name, (steps, _) in record.series.items():
+                if steps:
+                    self.next_step[name] = record.offsets[name] + steps[-1] + 1
 
     def finish(self, status: str) -> None:
         """The cell ended, perhaps inside a loop: close what is open."""
@@ -446,7 +500,7 @@ class CellRecorder:
         record.children += 1
 
     def outcome(self) -> tuple[dict[str, str], dict[str, float], dict[str, object], dict[str, tuple[list, list]]]:
-        """What the run keeps: params, final metrics, models and metric series."""
+        """What the run keeps: params, final metrics, models and the points of its curves not sent yet."""
         params: dict[str, str] = {}
         metrics: dict[str, float] = {}
         models: dict[str, object] = {}
@@ -455,7 +509,11 @@ class CellRecorder:
         for record in self.loops:
             if record.children:
                 continue  # a sweep: its iterations are the child runs
-            series.update(record.series)
+            for name, (steps, values) in record.series.items():
+                start, offset = record.pushed.get(name, 0), record.offsets.get(name, 0)
+                steps_out, values_out = series.setdefault(name, ([], []))
+                steps_out.extend(s + offset for s in steps[start:])
+                values_out.extend(values[start:])
             for name, value in record.last_others.items():  # a training loop's model, and such
                 candidates.setdefault(name, value)
         for name, value in candidates.items():
@@ -641,8 +699,10 @@ def run_tracked_cell(
     experiment: str | None = None,
     name: str | None = None,
     tags: dict | None = None,
+    quiet: bool = False,
 ):
-    """Run ``source`` in ``shell``'s namespace as a run; return the value of its last expression."""
+    """Run ``source`` in ``shell``'s namespace as a run; return the value of its last expression.
+    In a kernel (unless ``quiet``) a small output under the cell follows the run as it goes."""
     __tracebackhide__ = True  # IPython shows the user's frames, not these
     global _recorder
     if _recorder is None:
@@ -667,7 +727,9 @@ def run_tracked_cell(
     for var, frame in frames_read.items():
         tracker.log_frame_read(frame, var, run=run)
 
-    cell = CellRecorder(tracker, run, plan, namespace, experiment)
+    in_kernel = type(shell).__name__ == "ZMQInteractiveShell"
+    live = LiveOutput(run.name, run.id) if in_kernel and not quiet else None
+    cell = CellRecorder(tracker, run, plan, namespace, experiment, live)
     draws = seeds.global_draws(tree, seeds.module_aliases(namespace, tree))
     filename = shell.compile.cache(transformed, number=_cell_number(shell), raw_code=source)
     tee = _Tee(sys.stdout)
@@ -695,9 +757,20 @@ def run_tracked_cell(
         files_read = _recorder.stop()
         try:
             cell.finish(status)
-            _record_outcome(tracker, run, cell, files_read, "".join(tee.parts), seeds_seen, draws)
+            curves = cell.curves()
+            summary = _record_outcome(
+                tracker, run, cell, files_read, "".join(tee.parts), seeds_seen, draws, frames=len(frames_read)
+            )
             for number, (data, suffix) in enumerate(shown.figures, 1):
                 tracker.log_bytes(data, f"figures/figure-{number}{suffix}", run=run, kind="figure")
+            if live is not None:
+                children = sum(record.children for record in cell.loops)
+                said = (
+                    summary
+                    + (f", {children} trial runs" if children else "")
+                    + (f", {len(shown.figures)} figures" if shown.figures else "")
+                )
+                live.update(status, time.monotonic() - cell.started, curves, said)
         finally:
             tracker.end_run(status, run=run, error=error)
     return result
@@ -749,7 +822,9 @@ def _record_outcome(
     stdout: str,
     seeds_seen: dict,
     draws: set[str],
-) -> None:
+    frames: int = 0,
+) -> str:
+    """Log what the cell bound and read; return a line saying what was recorded."""
     params, metrics, models, series = cell.outcome()
     seed_params, reproducibility = seeds.assess(seeds_seen, draws, models)
     params.update(seed_params)
@@ -761,7 +836,7 @@ def _record_outcome(
     for key, (steps, values) in series.items():
         tracker.log_metric_series(key, steps, values, run=run)
         if key in metrics:  # bound again after its loop: the value it ended with, one step on
-            tracker.log_metrics({key: metrics.pop(key)}, step=steps[-1] + 1, run=run)
+            tracker.log_metrics({key: metrics.pop(key)}, run=run)
     if metrics:
         tracker.log_metrics(metrics, step=0, run=run)
     for name, model in models.items():
@@ -779,3 +854,6 @@ def _record_outcome(
             print(f"mlops_lab: could not log the data file {path}: {exc}", file=sys.stderr)
     if stdout:
         tracker.log_text(stdout, "stdout.txt", run=run)
+    counts = [(len(params), "param"), (len(metrics) + len(series), "metric"), (len(models), "model")]
+    counts += [(frames + len(single) + len(folders), "data version")]
+    return ", ".join(f"{n} {word}{'s' if n != 1 else ''}" for n, word in counts if n)
