@@ -1,4 +1,5 @@
-"""Notebook widgets: ``ml.runs(...)`` and ``ml.compare([...])`` (ipywidgets with plotly charts).
+"""Notebook widgets: ``ml.runs(...)``, ``ml.compare([...])`` and ``ml.models()`` (ipywidgets with
+plotly charts), each with a static snapshot that stays readable in the saved notebook.
 
 They render what the tracking service returns; they work wherever ipywidgets do (JupyterLab,
 Notebook 7, VS Code).
@@ -11,9 +12,11 @@ import html
 import numpy as np
 
 from .errors import status_of
+from .snapshot import NotebookView, line_chart
 from .tracking.compare import code_diff, compare_runs, metric_history
 from .workspace import default_workspace
 
+SNAPSHOT_CHARTS = 4  # metrics drawn in the static snapshot of a comparison
 DIFF_COLOURS = {"replace": "#fff3cd", "delete": "#f8d7da", "insert": "#d4edda", "equal": "transparent"}
 
 
@@ -155,14 +158,24 @@ def compare(run_ids: list[str]):
             control.observe(render_charts, names="value")
         render_charts()
         children += [widgets.HBox([metric, smoothing, log_y]), charts]
+    code = ""
     if len(runs) >= 2:
-        children.append(
-            widgets.HTML(
-                f"<h4>code: {html.escape(runs[0]['name'])} ↔ {html.escape(runs[1]['name'])}</h4>"
-                + code_diff_html(code_diff(store, runs[0]["run_id"], runs[1]["run_id"]))
-            )
+        code = f"<h4>code: {html.escape(runs[0]['name'])} ↔ {html.escape(runs[1]['name'])}</h4>" + code_diff_html(
+            code_diff(store, runs[0]["run_id"], runs[1]["run_id"])
         )
-    return widgets.VBox(children)
+        children.append(widgets.HTML(code))
+    charts = "".join(
+        line_chart(
+            f"{key} by step",
+            {
+                run["name"]: (curve["steps"], curve["values"])
+                for run in runs
+                for curve in [metric_history(store, run["run_id"], key)]
+            },
+        )
+        for key in metric_keys[:SNAPSHOT_CHARTS]
+    )
+    return NotebookView(widgets.VBox(children), f"<h3>Comparing {len(runs)} runs</h3>{tables.value}{charts}{code}")
 
 
 def runs(
@@ -217,7 +230,8 @@ def runs(
     x_axis.observe(plot, names="value")
     y_axis.observe(plot, names="value")
     load()
-    return widgets.VBox([box, message, table, widgets.HBox([x_axis, y_axis]), chart])
+    shown = f"<p>{html.escape(box.value or 'all runs')}: {message.value}</p>{table.value}"
+    return NotebookView(widgets.VBox([box, message, table, widgets.HBox([x_axis, y_axis]), chart]), shown)
 
 
 def models():
@@ -230,7 +244,8 @@ def models():
     registry = default_workspace().registry
     names = [m["name"] for m in registry.overview()]
     if not names:
-        return widgets.HTML('<i>No registered models yet: ml.register("name", run_id).</i>')
+        empty = '<i>No registered models yet: ml.register("name", run_id).</i>'
+        return NotebookView(widgets.HTML(empty), empty)
     picker = widgets.Dropdown(options=names, description="model")
     body = widgets.HTML()
     version = widgets.Dropdown(description="version")
@@ -302,9 +317,13 @@ def models():
     )
     approve.on_click(act(lambda: registry.approve(request.value, comment=comment.value or None), lambda: "approved"))
     reject.on_click(act(lambda: registry.reject(request.value, comment=comment.value or None), lambda: "rejected"))
+    pages = []
+    for name in reversed(names):  # every model in the snapshot, not only the one picked; the first last
+        picker.value = name
+        render()
+        pages.insert(0, f"<h3>{html.escape(name)}</h3>{body.value}")
     picker.observe(render, names="value")
-    render()
-    return widgets.VBox(
+    view = widgets.VBox(
         [
             picker,
             body,
@@ -314,6 +333,7 @@ def models():
             message,
         ]
     )
+    return NotebookView(view, "".join(pages))
 
 
 def json_payload(payload: dict) -> str:

@@ -113,7 +113,7 @@ def test_notebook_widgets_render(workspace, tracker):
                 ml.log_metric("loss", 1 / (step + depth), step=step)
         ids.append(run.id)
     widget = ml.compare(ids)
-    assert isinstance(widget, ipywidgets.VBox)
+    assert isinstance(widget.widget, ipywidgets.VBox) and "<svg" in widget.snapshot
     tables = widget.children[1].value
     assert "depth" in tables and "&lt;b&gt;rf&lt;/b&gt;" not in tables  # same everywhere: hidden by default
     widget.children[0].value = False  # "only what differs" off

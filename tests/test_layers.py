@@ -1,7 +1,7 @@
 """Imports point downward, and no module imports another that leads back to it (lazy imports
 included): the layering of docs/architecture.md, kept by a test rather than by review.
 
-    foundation   errors, jsonsafe, net, config, version
+    foundation   errors, jsonsafe, net, config, version, snapshot (notebook outputs that outlive the kernel)
     storage      store/, artifacts/                 (import only foundation)
     services     tracking/, registry, gates, monitoring/, features, serving/
     workspace    workspace                          (builds the services; services never import it)
@@ -19,7 +19,7 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "mlops_lab"
 
-FOUNDATION = {"errors", "jsonsafe", "net", "config", "version", "_version"}
+FOUNDATION = {"errors", "jsonsafe", "net", "config", "version", "_version", "snapshot"}
 STORAGE = {"store", "artifacts"}
 SERVICES = {"tracking", "registry", "gates", "monitoring", "features", "serving"}
 WORKSPACE = {"workspace"}

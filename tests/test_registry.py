@@ -215,7 +215,7 @@ def test_models_widget_shows_and_acts(tracker, iris_run):
     assert "No registered models" in ml.models().value
     ml.register("iris", run_id)
     widget = ml.models()
-    assert isinstance(widget, ipywidgets.VBox)
+    assert isinstance(widget.widget, ipywidgets.VBox) and "<h3>" in widget.snapshot
     body, controls, buttons, approvals, message = widget.children[1:]
     assert "<b>None</b>" in body.value and run_id in body.value
     version_box, stage_box, comment_box = controls.children

@@ -415,3 +415,65 @@ def test_views_open_once_through_commands_and_come_back_after_a_reload(lab, page
     page.locator('.lm-TabBar-tab[data-id="mlops-model-iris"]').click()
     page.locator('.jp-mlops-ModelView tr[data-version="1"]').wait_for(timeout=10_000)  # and loaded again
     page.screenshot(path=str(artifacts_dir / "views-restored.png"))
+
+
+VIEWS_NOTEBOOK = [
+    "import mlops_lab as ml\nimport numpy as np\nimport pandas as pd\n"
+    "from sklearn.linear_model import LogisticRegression\nfrom sklearn.datasets import load_iris\n"
+    "X, y = load_iris(return_X_y=True)",
+    "%%track --name view-a --quiet\nC = 0.1\nmodel = LogisticRegression(C=C, max_iter=300).fit(X, y)\n"
+    "for step in range(5):\n    loss = 1 / (step + 1)",
+    "%%track --name view-b --quiet\nC = 1.0\nmodel = LogisticRegression(C=C, max_iter=300).fit(X, y)\n"
+    "for step in range(5):\n    loss = 1 / (step + 2)",
+    "ids = list(ml.search_runs(order_by=['attributes.start_time']).run_id)\nml.register('iris-views', ids[0], 'model')",
+    "ml.runs()",
+    "ml.compare(ids)",
+    "ml.models()",
+    "rng = np.random.default_rng(0)\n"
+    "ml.drift(pd.DataFrame({'age': rng.normal(40, 5, 500)}), pd.DataFrame({'age': rng.normal(48, 5, 500)}))",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_notebook_views_stay_readable_with_no_kernel(lab, page, artifacts_dir, tracker, monkeypatch):
+    """ml.runs/compare/models/drift outputs, executed by nbclient and saved: readable in nbconvert's
+    HTML with no kernel, and in the lab reopened with a kernel that never ran them."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.runs.url)
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in VIEWS_NOTEBOOK])
+    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()  # the kernel is shut down after
+    path = lab.root / "views.ipynb"
+    nbformat.write(notebook, path)
+
+    page_html, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
+    assert page_html.count("mlops-lab-static") == 4
+    for text in ("view-a", "Comparing 2 runs", "<svg", "iris-views", "features drifted", "age"):
+        assert text in page_html
+
+    page.goto(f"{lab.url}/lab/tree/views.ipynb?token={lab.token}")
+    snapshots = page.locator(".jp-OutputArea-output .mlops-lab-static")
+    snapshots.nth(3).wait_for(timeout=60_000)
+    page.wait_for_function(
+        "[...document.querySelectorAll('.mlops-lab-static')].every(node => node.offsetParent !== null)",
+        timeout=30_000,
+    )  # all four shown: their live widgets cannot be drawn by a kernel that never ran them
+    assert page.get_by_text("Error displaying widget").filter(visible=True).count() == 0
+    assert "Comparing 2 runs" in snapshots.nth(1).inner_text() and "iris-views" in snapshots.nth(2).inner_text()
+    page.screenshot(path=str(artifacts_dir / "notebook-views-no-kernel.png"), full_page=True)
+    # Run again with the kernel: the live widgets are drawn, and their snapshots give way.
+    page.locator(".jp-Notebook").click()
+    page.keyboard.press("Escape")
+    page.get_by_role("menuitem", name="Run").first.click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    page.wait_for_function(
+        "document.querySelectorAll('.jp-OutputArea-output .widget-vbox').length >= 3", timeout=90_000
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('.mlops-lab-static')].filter(node => node.offsetParent !== null).length === 0",
+        timeout=30_000,
+    )

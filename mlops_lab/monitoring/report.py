@@ -8,6 +8,7 @@ distance ≥ 0.1.  Every statistic is computed and reported either way.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -190,11 +191,10 @@ class DriftReport:
         return report_html(self)
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from ..snapshot import NotebookView
+        from .widget import drift_widget, report_html
 
-        from .widget import drift_widget
-
-        display(drift_widget(self))
+        NotebookView(drift_widget(self), f"<p>{html.escape(self.summary())}</p>{report_html(self)}")._ipython_display_()
 
 
 def _number(value):
