@@ -160,6 +160,13 @@ class Registry:
             max_difference = self._verify(estimator, self.artifacts.get_bytes(onnx_hash), sample_rows, tolerance)
         elif onnx_hash is None:
             raise RegistryError(f"model {model!r} of run {run_id} has no ONNX form: {logged['onnx_error']}")
+        elif logged["flavor"] == "pytorch":  # checked when exported: the module's class lives in its notebook
+            max_difference = signature.get("verified_max_difference")
+            if max_difference is None or not max_difference <= tolerance:
+                raise RegistryError(
+                    f"the ONNX export of {model!r} differs from the PyTorch module by up to {max_difference} "
+                    f"(tolerance {tolerance}); nothing was registered"
+                )
         datasets = [{"name": d["name"], "hash": d["hash"], "direction": d["direction"]} for d in record.datasets]
         return self.models.add_version(
             {

@@ -423,3 +423,66 @@ for epoch in range(30):
     assert "data-commandlinker-command='mlops-lab:open-run'" in shown and "1 metric" in shown
     assert not [o for o in notebook.cells[3].outputs if "text/html" in o.get("data", {})]  # --quiet
     assert [s for s, _, _ in store.runs.metric_history(runs_by_name(store)["live"].info.id, "loss")] == list(range(30))
+
+
+def test_pytorch_xgboost_and_lightgbm_models_are_captured_converted_registered_and_served(tmp_path, monkeypatch):
+    notebook, store = execute(
+        [
+            """
+%%track --name xgb --quiet
+from xgboost import XGBClassifier
+booster = XGBClassifier(n_estimators=20, max_depth=3, random_state=0).fit(X, y)
+accuracy = booster.score(X, y)
+""",
+            """
+%%track --name lgbm --quiet
+from lightgbm import LGBMClassifier
+gbm = LGBMClassifier(n_estimators=20, verbose=-1, random_state=0).fit(X, y)
+accuracy = gbm.score(X, y)
+""",
+            """
+%%track --name torch --quiet
+import torch
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(13, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+optimizer = torch.optim.Adam(net.parameters(), lr=0.05)
+inputs, labels = torch.tensor((X - X.mean(0)) / X.std(0), dtype=torch.float32), torch.tensor(y)
+for epoch in range(40):
+    optimizer.zero_grad()
+    loss = torch.nn.functional.cross_entropy(net(inputs), labels)
+    loss.backward()
+    optimizer.step()
+""",
+            "import time; time.sleep(0.5); ml.flush(); print('after')",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    assert [o.get("text") for o in notebook.cells[-1].outputs] == ["after\n"]  # no exporter chatter in a later cell
+    runs = runs_by_name(store)
+    import numpy as np
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    for run_name, model, rows in (
+        ("xgb", "booster", X),
+        ("lgbm", "gbm", X),
+        ("torch", "net", (X - X.mean(0)) / X.std(0)),
+    ):
+        run = runs[run_name]
+        [logged] = run.models
+        assert logged["name"] == model and logged["onnx_hash"], logged["onnx_error"]
+        version = ml.register(f"wine-{run_name}", run.info.id, model, sample_rows=rows[:64])  # verified
+        predicted = ml.load_model(f"wine-{run_name}/{version}").predict(rows)
+        labels = predicted if predicted.ndim == 1 else predicted.argmax(axis=1)
+        assert (labels == y).mean() > 0.9, run_name
+    torch_run = runs["torch"]
+    assert torch_run.params["seed.torch"] == "0" and torch_run.params["net.parameters"] == "275"
+    assert [s for s, _, _ in store.runs.metric_history(torch_run.info.id, "loss")] == list(range(40))
+    assert runs["xgb"].params["booster.max_depth"] == "3" and runs["xgb"].params["seed.booster"] == "0"
+    served = ml.serve("wine-torch/1", name="wine-torch", log_sample=0)
+    try:
+        scores = served.predict(((X - X.mean(0)) / X.std(0))[:5].astype(np.float32))
+        assert scores.shape == (5, 3) and (scores.argmax(axis=1) == y[:5]).all()
+    finally:
+        served.stop()

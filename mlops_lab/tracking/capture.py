@@ -7,17 +7,22 @@ to the object do not leak in), and a job for the writer thread that hashes, conv
 from __future__ import annotations
 
 import contextlib
+import copy
 import fnmatch
 import functools
 import io
 import json
+import logging
 import os
 import pickle
 import re
 import stat
+import sys
 import threading
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 from ..artifacts import ArtifactStore, sha256_bytes, sha256_file
 from ..store import Batch, now_ms
@@ -62,15 +67,47 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     sink.append(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+class _ConverterLog(logging.Handler):
+    """The converters' log records: on a thread converting for a run, kept with its warnings; on
+    any other, printed as Python prints records nobody configured (having a handler here stops
+    that fallback, so it is done here)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = getattr(_warnings_sink, "lines", None)
+        if sink is not None:
+            sink.append(f"{record.levelname} {record.name}: {record.getMessage()}\n")
+        elif not logging.getLogger().handlers and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
+
+
+CONVERTER_LOGGERS = ("torch.onnx", "onnxscript", "skl2onnx", "onnxmltools")
+_converter_log = _ConverterLog()
+
+
+def _not_while_converting(record: logging.LogRecord) -> bool:
+    """A filter for the libraries' own handlers (PyTorch has some): silent on a converting thread."""
+    return getattr(_warnings_sink, "lines", None) is None
+
+
 @contextlib.contextmanager
 def warnings_into(lines: list[str]):
-    """Warnings this thread raises meanwhile are appended to ``lines`` instead of printed.
+    """Warnings and converter log records this thread raises meanwhile are appended to ``lines``
+    instead of printed.
 
     ``warnings.catch_warnings`` is process-wide: on the writer thread it would swallow the
     notebook's own warnings, so the one hook routes by thread instead."""
     global _shown_by_python
     if warnings.showwarning is not _show_warning:
         _shown_by_python, warnings.showwarning = warnings.showwarning, _show_warning
+    for name in CONVERTER_LOGGERS:
+        logger = logging.getLogger(name)
+        if _converter_log not in logger.handlers:
+            logger.addHandler(_converter_log)
+        while logger is not None and logger is not logging.getLogger():  # their ancestors' handlers too
+            for handler in logger.handlers:
+                if handler is not _converter_log and _not_while_converting not in handler.filters:
+                    handler.addFilter(_not_while_converting)
+            logger = logger.parent
     _warnings_sink.lines = lines
     try:
         yield lines
@@ -97,11 +134,54 @@ def is_fitted(estimator) -> bool:
 
 
 def is_loggable_model(obj) -> bool:
-    """A model a tracked cell logs by itself: a fitted scikit-learn-style estimator or an ONNX model."""
+    """A model a tracked cell logs by itself: a fitted scikit-learn-style estimator (XGBoost and
+    LightGBM included), a PyTorch module or an ONNX model."""
     root = type(obj).__module__.partition(".")[0]
     if root == "onnx":
         return is_onnx_model(obj)
+    if is_torch_module(obj):
+        return True
     return root in ("sklearn", "xgboost", "lightgbm") and is_sklearn_estimator(obj) and is_fitted(obj)
+
+
+def is_torch_module(obj) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
+
+
+def torch_input_example(module, input_example=None):
+    """A float32 batch to trace ``module`` with: ``input_example`` (2 rows of it), else one made from
+    the in_features of its first Linear layer."""
+    import torch
+
+    if input_example is not None:
+        values = input_example.to_numpy() if hasattr(input_example, "to_numpy") else input_example
+        return torch.as_tensor(np.asarray(values, dtype=np.float32)[:2])
+    first = next((m for m in module.modules() if isinstance(m, torch.nn.Linear)), None)
+    if first is None:
+        raise ValueError("the input shape is unknown (no Linear layer to read it from): pass input_example")
+    return torch.zeros(2, first.in_features)
+
+
+def torch_to_onnx(module, example) -> tuple[bytes, float]:
+    """The module as ONNX with a free batch axis, and the largest difference between the two on
+    64 random rows (checked now: the module's class may not be importable anywhere else)."""
+    import torch
+
+    module = module.eval()
+    exported = torch.onnx.export(
+        module, (example,), dynamo=True, verbose=False, input_names=["input"], output_names=["output"],
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+    )  # fmt: skip
+    onnx_bytes = exported.model_proto.SerializeToString()
+    rows = np.random.default_rng(0).normal(size=(64, *example.shape[1:])).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(rows)).numpy()
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    produced = session.run(None, {session.get_inputs()[0].name: rows})[0]
+    return onnx_bytes, float(np.max(np.abs(produced - expected))) if expected.size else 0.0
 
 
 def is_onnx_model(obj) -> bool:
@@ -133,10 +213,48 @@ def onnx_signature(model_bytes: bytes) -> dict:
     return {"inputs": describe(graph.input), "outputs": describe(graph.output)}
 
 
+def _register_boosting_converters() -> None:
+    """skl2onnx converts XGBoost and LightGBM models (alone or in a pipeline) with onnxmltools'
+    converters, once they are registered for their scikit-learn API classes."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    if "xgboost" in sys.modules:
+        import xgboost
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+
+        update_registered_converter(
+            xgboost.XGBClassifier, "XGBoostXGBClassifier", calculate_linear_classifier_output_shapes,
+            convert_xgboost, options=classifier_options,
+        )  # fmt: skip
+        update_registered_converter(
+            xgboost.XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
+        )
+    if "lightgbm" in sys.modules:
+        import lightgbm
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+
+        update_registered_converter(
+            lightgbm.LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
+            convert_lightgbm, options=classifier_options,
+        )  # fmt: skip
+        update_registered_converter(
+            lightgbm.LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, convert_lightgbm
+        )
+
+
 def sklearn_to_onnx(estimator, n_features: int | None) -> bytes:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.base import is_classifier
+
+    boosting = "xgboost" in sys.modules or "lightgbm" in sys.modules
+    if boosting:
+        _register_boosting_converters()
 
     n_features = n_features or getattr(estimator, "n_features_in_", None)
     if not n_features:
@@ -144,12 +262,14 @@ def sklearn_to_onnx(estimator, n_features: int | None) -> bytes:
     initial_types = [("input", FloatTensorType([None, int(n_features)]))]
     # Plain probability tensors rather than a list of dicts: what a serving client expects.
     options = {"zipmap": False} if is_classifier(estimator) else None
+    # onnxmltools' tree converters write version 3 of the ai.onnx.ml operators, not the newest.
+    opsets = {"": 17, "ai.onnx.ml": 3} if boosting else None
     try:
-        onx = to_onnx(estimator, initial_types=initial_types, options=options)
+        onx = to_onnx(estimator, initial_types=initial_types, options=options, target_opset=opsets)
     except Exception:
         if options is None:
             raise
-        onx = to_onnx(estimator, initial_types=initial_types)
+        onx = to_onnx(estimator, initial_types=initial_types, target_opset=opsets)
     return onx.SerializeToString()
 
 
@@ -163,10 +283,19 @@ def model_job(run_id: str, name: str, model, artifacts: ArtifactStore, input_exa
         if not is_fitted(model):
             raise ValueError(f"model {name!r} ({type(model).__name__}) is not fitted yet: fit it before logging")
         flavor, payload = "sklearn", pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    elif is_torch_module(model):
+        import torch
+
+        # A copy now: the notebook may go on training the module while the writer exports it.
+        snapshot = copy.deepcopy(model)
+        example = torch_input_example(snapshot, input_example)
+        buffer = io.BytesIO()
+        torch.save(snapshot, buffer)
+        flavor, payload = "pytorch", buffer.getvalue()
     else:
         raise TypeError(
-            f"model {name!r} is a {type(model).__module__}.{type(model).__name__}; "
-            "log_model takes a fitted scikit-learn estimator, an onnx.ModelProto or a path to a .onnx file"
+            f"model {name!r} is a {type(model).__module__}.{type(model).__name__}; log_model takes a fitted "
+            "scikit-learn, XGBoost or LightGBM estimator, a PyTorch module, an onnx.ModelProto or a .onnx file"
         )
     example_columns = None
     n_features = None
@@ -182,9 +311,13 @@ def model_job(run_id: str, name: str, model, artifacts: ArtifactStore, input_exa
         onnx_hash, onnx_error, signature, said = None, None, {}, []
         try:
             with warnings_into(said):
-                onnx_bytes = payload if flavor == "onnx" else sklearn_to_onnx(pickle.loads(payload), n_features)
+                if flavor == "pytorch":
+                    onnx_bytes, difference = torch_to_onnx(snapshot, example)
+                    signature["verified_max_difference"] = difference
+                else:
+                    onnx_bytes = payload if flavor == "onnx" else sklearn_to_onnx(pickle.loads(payload), n_features)
             onnx_hash = artifacts.put_bytes(onnx_bytes)
-            signature = onnx_signature(onnx_bytes)
+            signature = {**onnx_signature(onnx_bytes), **signature}
         except Exception as exc:  # kept as a fact of the model; registration can retry
             onnx_error = f"{type(exc).__name__}: {exc}"
         if example_columns:

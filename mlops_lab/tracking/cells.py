@@ -312,6 +312,8 @@ def flat_params(name: str, value) -> dict[str, str]:
 
 def model_params(name: str, model) -> dict[str, str]:
     """A model's hyperparameters as MLflow autolog logs them: ``get_params(deep=True)``, scalars only."""
+    if capture.is_torch_module(model):
+        return {f"{name}.parameters": str(sum(p.numel() for p in model.parameters()))}
     get_params = getattr(model, "get_params", None)
     if get_params is None:
         return {}
@@ -540,7 +542,7 @@ def _kept(kind: type) -> bool:
     sweep's trial) or a config (its params); arrays, frames and the like are not kept."""
     module = kind.__module__.partition(".")[0]
     return (
-        module in ("sklearn", "xgboost", "lightgbm", "onnx")
+        module in ("sklearn", "xgboost", "lightgbm", "onnx", "torch")
         or hasattr(kind, "__dataclass_fields__")
         or kind.__name__ in ("Namespace", "SimpleNamespace")
         or hasattr(kind, "model_fields")
@@ -759,7 +761,7 @@ def run_tracked_cell(
             cell.finish(status)
             curves = cell.curves()
             summary = _record_outcome(
-                tracker, run, cell, files_read, "".join(tee.parts), seeds_seen, draws, frames=len(frames_read)
+                tracker, run, cell, files_read, "".join(tee.parts), seeds_seen, draws, tree, frames=len(frames_read)
             )
             for number, (data, suffix) in enumerate(shown.figures, 1):
                 tracker.log_bytes(data, f"figures/figure-{number}{suffix}", run=run, kind="figure")
@@ -822,11 +824,14 @@ def _record_outcome(
     stdout: str,
     seeds_seen: dict,
     draws: set[str],
+    tree: ast.Module,
     frames: int = 0,
 ) -> str:
     """Log what the cell bound and read; return a line saying what was recorded."""
     params, metrics, models, series = cell.outcome()
-    seed_params, reproducibility = seeds.assess(seeds_seen, draws, models)
+    aliases = seeds.module_aliases(cell.namespace, tree)
+    seen = {**seeds.seeding_calls(tree, aliases, cell.namespace), **seeds_seen}
+    seed_params, reproducibility = seeds.assess(seen, draws, models)
     params.update(seed_params)
     if reproducibility:
         tracker.set_tags(reproducibility, run=run)

@@ -58,10 +58,15 @@ def watching(namespace: dict):
                 namespace[name] = value
 
 
+LIBRARIES = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})  # where installed packages live
+
+
 def _watch(original, param: str, seen: dict):
     def seeder(*args, **kwargs):
-        seed = args[0] if args else kwargs.get("seed")
-        seen[param] = seed if isinstance(seed, (int, str)) or seed is None else repr(seed)[:100]
+        # The notebook's own calls, not a library's (an import may make a generator of its own).
+        if not sys._getframe(1).f_code.co_filename.startswith(LIBRARIES):
+            seed = args[0] if args else kwargs.get("seed")
+            seen[param] = seed if isinstance(seed, (int, str)) or seed is None else repr(seed)[:100]
         return original(*args, **kwargs)
 
     seeder.__wrapped__ = original
@@ -84,6 +89,24 @@ def global_draws(tree: ast.AST, aliases: dict[str, str]) -> set[str]:
         ):
             needed.add(GLOBAL_DRAWS[owner])
     return needed
+
+
+def seeding_calls(tree: ast.AST, aliases: dict[str, str], namespace: dict) -> dict[str, object]:
+    """Seeds the cell's own code passes as a literal or a name (``torch.manual_seed(seed)``): what
+    the watch cannot see when the cell imports the library itself."""
+    found = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+            continue
+        param = SEEDERS.get((_dotted(node.func.value, aliases), node.func.attr))
+        argument = node.args[0]
+        if param is None:
+            continue
+        if isinstance(argument, ast.Constant) and isinstance(argument.value, int):
+            found[param] = argument.value
+        elif isinstance(argument, ast.Name) and isinstance(namespace.get(argument.id), int):
+            found[param] = namespace[argument.id]
+    return found
 
 
 def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
