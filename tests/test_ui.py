@@ -477,3 +477,28 @@ def test_notebook_views_stay_readable_with_no_kernel(lab, page, artifacts_dir, t
         "[...document.querySelectorAll('.mlops-lab-static')].filter(node => node.offsetParent !== null).length === 0",
         timeout=30_000,
     )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_sweep_s_trials_nest_under_their_parent_in_the_runs_panel(lab, page, tracker, artifacts_dir):
+    parent = tracker.start_run("svc-sweep", experiment="nest")
+    for c in (0.1, 1.0, 10.0):
+        child = tracker.start_run(f"svc-sweep-C={c}", experiment="nest", nested=True)
+        tracker.log_params({"C": c}, run=child)
+        tracker.end_run(run=child)
+    tracker.end_run(run=parent)
+    tracker.start_run("alone", experiment="nest")
+    tracker.end_run()
+    tracker.flush()
+    open_runs_panel(page, lab)
+    names = page.locator(".jp-mlops-runs tr[data-run-id] .jp-mlops-run-name")
+    assert names.all_inner_texts() == ["alone", "▸ 3svc-sweep"]
+    page.locator(".jp-mlops-tree-toggle").click()
+    page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr.jp-mlops-child-run').length === 3")
+    shown = names.all_inner_texts()
+    assert shown[:2] == ["alone", "▾ 3svc-sweep"] and sorted(shown[2:]) == [
+        "svc-sweep-C=0.1", "svc-sweep-C=1.0", "svc-sweep-C=10.0"
+    ]  # fmt: skip
+    page.locator("#mlops-lab-runs").screenshot(path=str(artifacts_dir / "runs-panel-nested.png"))
+    page.locator(".jp-mlops-tree-toggle").click()  # and folded again
+    page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr.jp-mlops-child-run').length === 0")

@@ -66,6 +66,7 @@ export interface IRunRow {
   name: string;
   experiment: string;
   status: string;
+  parent_run_id: string | null;
   user: string;
   start_time: number;
   end_time: number | null;

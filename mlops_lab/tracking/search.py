@@ -97,6 +97,7 @@ def runs_page(
                 "name": run["name"],
                 "experiment": run["experiment"],
                 "status": run["status"],
+                "parent_run_id": run["parent_run_id"],
                 "user": run["user"],
                 "start_time": run["start_time"],
                 "end_time": end,

@@ -46,6 +46,7 @@ function filterBox(model: RunsModel): HTMLInputElement {
  * "only what differs" toggle, live while visible; tick runs to compare them. */
 export class RunsPanel extends SidebarPanel<RunsModel> {
   private _selected = new Set<string>();
+  private _expanded = new Set<string>(); // parents whose child runs are shown
   private _chosen: Column[] | null = null; // null: the first metrics, until someone chooses
   private _onlyDiffers = false;
   private _compare = element('button', 'Compare', 'jp-mlops-compare-button');
@@ -126,9 +127,32 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     this._columnsMenu.replaceChildren(...options);
   }
 
+  /** The runs as a tree: each child run (a sweep's trial, a nested run) under its parent when the
+   * parent is listed too, shown once the parent is expanded. */
+  private _tree(): { run: IRunRow; depth: number; children: number }[] {
+    const { runs } = this.model.data;
+    const listed = new Set(runs.map(run => run.run_id));
+    const children = new Map<string, IRunRow[]>();
+    for (const run of runs) {
+      if (run.parent_run_id && listed.has(run.parent_run_id)) {
+        children.set(run.parent_run_id, [...(children.get(run.parent_run_id) ?? []), run]);
+      }
+    }
+    const rows: { run: IRunRow; depth: number; children: number }[] = [];
+    const visit = (run: IRunRow, depth: number) => {
+      const below = children.get(run.run_id) ?? [];
+      rows.push({ run, depth, children: below.length });
+      if (this._expanded.has(run.run_id)) {
+        below.forEach(child => visit(child, depth + 1));
+      }
+    };
+    runs.filter(run => !(run.parent_run_id && listed.has(run.parent_run_id))).forEach(run => visit(run, 0));
+    return rows;
+  }
+
   /** Only the rows in view (and a few around them) exist; spacers keep the scroll height right. */
   private _renderRows(): void {
-    const { runs } = this.model.data;
+    const runs = this._tree();
     const columns = this._columns();
     const head = element('tr');
     for (const title of ['', 'Run', 'Time', ...columns.map(c => c.key)]) {
@@ -145,14 +169,17 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     this.table.replaceChildren(
       head,
       spacer(first),
-      ...runs.slice(first, last).map(run => this._row(run, columns)),
+      ...runs.slice(first, last).map(({ run, depth, children }) => this._row(run, columns, depth, children)),
       spacer(runs.length - last)
     );
   }
 
-  private _row(run: IRunRow, columns: Column[]): HTMLElement {
-    const row = element('tr');
+  private _row(run: IRunRow, columns: Column[], depth: number, children: number): HTMLElement {
+    const row = element('tr', '', depth ? 'jp-mlops-child-run' : '');
     row.dataset.runId = run.run_id;
+    if (run.parent_run_id) {
+      row.dataset.parentRunId = run.parent_run_id;
+    }
     row.style.height = `${ROW_HEIGHT}px`;
     const pick = element('input');
     pick.type = 'checkbox';
@@ -165,10 +192,25 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     pickCell.appendChild(pick);
     const name = element('td');
     name.title = `${run.run_id}\n${run.status}, started ${new Date(run.start_time).toLocaleString()} by ${run.user}`;
-    name.append(
-      element('div', run.name, 'jp-mlops-run-name'),
-      element('div', `${run.experiment} · ${formatAge(run.start_time)}`, 'jp-mlops-run-experiment')
-    );
+    const title = element('div', '', 'jp-mlops-run-name');
+    if (children) {
+      const open = this._expanded.has(run.run_id);
+      const toggle = element('button', `${open ? '▾' : '▸'} ${children}`, 'jp-mlops-tree-toggle');
+      toggle.title = `${open ? 'Hide' : 'Show'} its ${children} child runs`;
+      toggle.setAttribute('aria-expanded', String(open));
+      toggle.addEventListener('click', () => {
+        if (open) {
+          this._expanded.delete(run.run_id);
+        } else {
+          this._expanded.add(run.run_id);
+        }
+        this._renderRows();
+      });
+      title.appendChild(toggle);
+    }
+    title.appendChild(document.createTextNode(run.name));
+    name.style.paddingLeft = `${4 + depth * 14}px`;
+    name.append(title, element('div', `${run.experiment} · ${formatAge(run.start_time)}`, 'jp-mlops-run-experiment'));
     row.append(pickCell, name, element('td', formatDuration(run.duration_ms)));
     for (const { kind, key } of columns) {
       const value = kind === 'metrics' ? formatNumber(run.metrics[key]) : (run.params[key] ?? '');
