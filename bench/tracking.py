@@ -348,9 +348,9 @@ def main() -> None:
     ).stdout.strip()
 
     loop_figures(mlflow_python, args.loop_iterations, args.mlflow_loop_iterations)
-    data_figures(args.files, args.frame_mb)
     if args.loops_only:
         return
+    data_figures(args.files, args.frame_mb)
     ours = side(sys.executable, "mlops_lab", args.runs, args.points)
     theirs = side(mlflow_python, "mlflow", args.runs, args.points)
     with tempfile.TemporaryDirectory() as root:

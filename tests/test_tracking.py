@@ -102,7 +102,10 @@ def test_nan_and_inf_policy(tracker):
         (lambda: ml.set_tag("t", "y" * 9000), "tag 't' is 9000 characters"),
         (lambda: ml.log_artifact("/nonexistent/file.txt"), "does not exist"),
         (lambda: ml.log_dataset(object()), "log_dataset takes a pandas or polars frame"),
-        (lambda: ml.log_model(object()), "log_model takes a fitted scikit-learn estimator"),
+        (
+            lambda: ml.log_model(object()),
+            "log_model takes a fitted scikit-learn, XGBoost or LightGBM estimator, a PyTorch module",
+        ),
     ],
 )
 def test_bad_input_is_refused_and_nothing_stored_changes(tracker, call, message):

@@ -41,7 +41,8 @@ MAX_COLLECTION_ITEMS = 50
 MAX_CONFIG_PARAMS = 200
 MAX_MODEL_PARAMS = 500
 MAX_STDOUT_CHARS = 1_000_000
-TICK_SECONDS = 1.0  # how often a running loop's points are sent and its live output redrawn
+TICK_SECONDS = 1.0  # how often a running loop's live output is redrawn
+PUSH_SECONDS = 10.0  # how often its finished points are sent to the store (writing competes with the loop)
 FOLDER_FILES = 20  # files read under one folder from which they are one folder-level version
 READ_SUFFIXES = set(capture.DATA_SUFFIXES) | {".txt", ".npy", ".npz", ".xlsx", ".xls", ".h5", ".hdf5", ".pkl", ".avro"}
 RECORDER = "__mlops_lab_cell__"  # the recorder's name in the namespace while the cell runs
@@ -366,8 +367,10 @@ class CellRecorder:
         self.loops = [_Loop() for _ in range(plan.loops)]
         self.constants = {name for name in plan.literal if plan.is_param(name)}  # params even inside a loop
         self.next_step: dict[str, int] = {}  # per curve, the step a later loop starts at
+        self.arrays: set[str] = set()  # names a loop binds to arrays with dimensions
         self.started = time.monotonic()
         self._next_tick = self.started + TICK_SECONDS
+        self._next_push = self._next_tick  # a first look soon, then every PUSH_SECONDS
 
     def curves(self) -> dict[str, tuple[list[int], list[float]]]:
         """The loops' curves so far (not a sweep's: those are its child runs), in global steps."""
@@ -383,9 +386,17 @@ class CellRecorder:
         return out
 
     def tick(self) -> None:
-        """At most once a second during a loop: send the finished iterations' points to the store
-        (the Runs panel shows the run's latest values while it runs) and redraw the live output."""
-        self._next_tick = time.monotonic() + TICK_SECONDS
+        """At most once a second during a loop: redraw the live output; every PUSH_SECONDS, send the
+        finished iterations' points to the store (the Runs panel shows the run's latest values)."""
+        now = time.monotonic()
+        self._next_tick = now + TICK_SECONDS
+        if now >= self._next_push:
+            self._next_push = now + PUSH_SECONDS
+            self.push()
+        if self.live is not None:
+            self.live.update("RUNNING", now - self.started, self.curves())
+
+    def push(self) -> None:
         for record in self.loops:
             if record.children or record.step < 1:
                 continue  # a sweep's points belong to its trials; an unfinished first iteration may be one
@@ -398,8 +409,6 @@ class CellRecorder:
                         name, [s + offset for s in steps[start:done]], values[start:done], run=self.run
                     )
                     record.pushed[name] = done
-        if self.live is not None:
-            self.live.update("RUNNING", time.monotonic() - self.started, self.curves())
 
     def assigned(self, loop: int, names: tuple, values: tuple) -> None:
         """Names bound at notebook level (outside loops): the last value of each is kept."""
@@ -409,11 +418,16 @@ class CellRecorder:
     def point(self, loop: int, name: str, value) -> None:
         """A name bound inside a loop: a number is this iteration's point of its curve (the last
         one, if bound twice); anything else is kept for the end of the iteration."""
-        if type(value) is not float and (type(value) is not int or name in self.constants):
+        kind = type(value)
+        if kind is not float and (kind is not int or name in self.constants):
+            if name in self.arrays:
+                return
             number = None if name in self.constants else metric_value(value)
             if number is None:
-                if name in self.constants or _kept(type(value)):
+                if name in self.constants or _kept(kind):
                     self.loops[loop].others[name] = value
+                elif getattr(value, "ndim", 0):  # a weight matrix, a batch: never a point, so not looked at again
+                    self.arrays.add(name)
                 return
             value = number
         record = self.loops[loop]
