@@ -781,11 +781,9 @@ def run_tracked_cell(
                 tracker.log_bytes(data, f"figures/figure-{number}{suffix}", run=run, kind="figure")
             if live is not None:
                 children = sum(record.children for record in cell.loops)
-                said = (
-                    summary
-                    + (f", {children} trial runs" if children else "")
-                    + (f", {len(shown.figures)} figures" if shown.figures else "")
-                )
+                extra = [f"{children} trial runs"] if children else []
+                extra += [f"{len(shown.figures)} figures"] if shown.figures else []
+                said = ", ".join(part for part in [summary, *extra] if part)
                 live.update(status, time.monotonic() - cell.started, curves, said)
         finally:
             tracker.end_run(status, run=run, error=error)

@@ -46,12 +46,18 @@ def render(run_name: str, run_id: str, status: str, seconds: float, curves: dict
     return (
         "<div class='mlops-lab-run' style='font-size:12px;font-family:var(--jp-ui-font-family,sans-serif)'>"
         f"<span style='color:{colour}'>{mark} {html.escape(status)}</span> "
-        f"run <b>{html.escape(run_name)}</b> <span style='color:#777'>{seconds:.1f} s</span> · "
+        f"run <b>{html.escape(run_name)}</b> <span style='color:#777'>{_duration(seconds)}</span> · "
         f"<a href='#' data-commandlinker-command='mlops-lab:open-run' data-commandlinker-args='{link}' "
         f"title='{html.escape(run_id)}'>open the run</a>"
         f"{(' · ' + html.escape(summary)) if summary else ''}"
         f"{'<table>' + ''.join(rows) + '</table>' if rows else ''}{more}</div>"
     )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 class LiveOutput:
