@@ -89,7 +89,7 @@ accuracy = clf.score(X, y)
     [error] = errors_of(notebook)
     text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error["traceback"]))  # without colours
     assert "Cell In[3], line 3" in text and "ratio = 1 / 0" in text
-    assert "run_tracked_cell" not in text and "Cell In[0]" not in text and "__mlops_lab_cell__" not in text
+    assert "run_tracked_cell" not in text and "Cell In[0]" not in text and "__mlops_lab_" not in text
 
 
 def test_loops_are_curves_and_the_loop_variable_is_the_step(tmp_path, monkeypatch):

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from ..store import now_ms
 from . import capture, figures, seeds
 from .client import ActiveRun, Tracker
 from .live import LiveOutput
@@ -45,7 +44,8 @@ TICK_SECONDS = 1.0  # how often a running loop's live output is redrawn
 PUSH_SECONDS = 10.0  # how often its finished points are sent to the store (writing competes with the loop)
 FOLDER_FILES = 20  # files read under one folder from which they are one folder-level version
 READ_SUFFIXES = set(capture.DATA_SUFFIXES) | {".txt", ".npy", ".npz", ".xlsx", ".xls", ".h5", ".hdf5", ".pkl", ".avro"}
-RECORDER = "__mlops_lab_cell__"  # the recorder's name in the namespace while the cell runs
+HOOK_PREFIX = "__mlops_lab_"  # the recorder's methods are __mlops_lab_point__ & co. while the cell runs
+HOOKS = ("assigned", "point", "iteration", "loop_end")
 MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "appendleft", "extendleft"}
 
 
@@ -83,7 +83,7 @@ def _target_names(target: ast.AST) -> list[str]:
 
 
 def _report(method: str, loop: int, names: list[str], node: ast.AST) -> ast.stmt:
-    """``__mlops_lab_cell__.method(loop, ("a", "b"), (a, b))`` at ``node``'s line."""
+    """``__mlops_lab_method__(loop, ("a", "b"), (a, b))`` at ``node``'s line."""
     arguments = [
         ast.Tuple([ast.Constant(n) for n in names], ast.Load()),
         ast.Tuple([ast.Name(n, ast.Load()) for n in names], ast.Load()),
@@ -92,7 +92,7 @@ def _report(method: str, loop: int, names: list[str], node: ast.AST) -> ast.stmt
 
 
 def _points(loop: int, names: list[str], node: ast.AST) -> list[ast.stmt]:
-    """``__mlops_lab_cell__.point(loop, "a", a)`` per name: a loop's hot path, one call a value."""
+    """``__mlops_lab_point__(loop, "a", a)`` per name: a loop's hot path, one call a value."""
     return [ast.copy_location(_call("point", loop, ast.Constant(n), ast.Name(n, ast.Load())), node) for n in names]
 
 
@@ -206,7 +206,9 @@ class _Instrumenter:
 
 
 def _call(method: str, loop: int, *arguments: ast.expr) -> ast.stmt:
-    function = ast.Attribute(ast.Name(RECORDER, ast.Load()), method, ast.Load())
+    """``__mlops_lab_point__(loop, …)``: a bound method under its own name (no attribute lookup in
+    a loop's hot path)."""
+    function = ast.Name(f"{HOOK_PREFIX}{method}__", ast.Load())
     return ast.Expr(ast.Call(function, [ast.Constant(loop), *arguments], []))
 
 
@@ -338,12 +340,12 @@ def model_params(name: str, model) -> dict[str, str]:
 class _Loop:
     step: int = -1
     series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
-    targets: dict[str, object] = field(default_factory=dict)  # the loop variable(s) this iteration
+    targets: tuple | None = None  # the loop variable(s) this iteration: (names, values)
     others: dict[str, object] = field(default_factory=dict)  # non-numeric values bound this iteration
     before: dict[str, object] | None = None  # values of its names before the loop
     last_others: dict[str, object] = field(default_factory=dict)  # the others of the latest iteration
     children: int = 0
-    started_ms: int = 0
+    started: float = 0.0  # when the iteration began (time.time())
     offsets: dict[str, int] = field(default_factory=dict)  # a second loop's curve goes on from the first's
     pushed: dict[str, int] = field(default_factory=dict)  # points already sent to the store, per name
 
@@ -450,8 +452,8 @@ class CellRecorder:
             self._end_iteration(loop, "FINISHED")
             record.others = {}
         record.step += 1
-        record.targets = dict(zip(names, values))
-        record.started_ms = now_ms()
+        record.targets = (names, values)  # made a dict only for a sweep's trial
+        record.started = time.time()
         if time.monotonic() >= self._next_tick:
             self.tick()
 
@@ -487,8 +489,9 @@ class CellRecorder:
         if not models:
             return
         step = record.step
+        targets = dict(zip(*record.targets))
         params: dict[str, str] = {}
-        for name, value in record.targets.items():
+        for name, value in targets.items():
             params.update(flat_params(name, value))
         for name, value in record.others.items():
             if name in self.constants or config_object_items(value) is not None:
@@ -496,13 +499,13 @@ class CellRecorder:
         for name, model in models.items():
             params.update(model_params(name, model))
         metrics = {name: values[-1] for name, (steps, values) in record.series.items() if steps and steps[-1] == step}
-        label = ",".join(f"{k}={v}" for k, v in params.items() if k in record.targets)[:80] or f"{step}"
+        label = ",".join(f"{k}={v}" for k, v in params.items() if k in targets)[:80] or f"{step}"
         child = self.tracker.start_run(
             _safe_name(f"{self.run.name}-{label}"),
             experiment=self.experiment,
             parent_run_id=self.run.id,
             nested=True,
-            start_time=record.started_ms,
+            start_time=int(record.started * 1000),
             capture_git=False,
         )
         try:
@@ -725,8 +728,8 @@ def run_tracked_cell(
         _recorder = _ReadRecorder()
     transformed = shell.transform_cell(source)
     tree = ast.parse(transformed)  # a SyntaxError is the user's to see, before any run exists
-    if any(isinstance(n, ast.Name) and n.id == RECORDER for n in ast.walk(tree)):
-        raise InvalidInputError(f"{RECORDER} is the name %%track uses while a cell runs: rename it")
+    if any(isinstance(n, ast.Name) and n.id.startswith(HOOK_PREFIX) for n in ast.walk(tree)):
+        raise InvalidInputError(f"names starting {HOOK_PREFIX} are the ones %%track uses while a cell runs: rename it")
     last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
     tree, plan = instrument(tree)
     last_expr = None
@@ -752,7 +755,7 @@ def run_tracked_cell(
     status, error, result, seeds_seen = "FINISHED", None, None, {}
     _recorder.start()
     sys.stdout = tee
-    namespace[RECORDER] = cell
+    namespace.update({f"{HOOK_PREFIX}{hook}__": getattr(cell, hook) for hook in HOOKS})
     shown = figures.CellFigures(shell)
     try:
         with _wrapped_readers(_recorder), seeds.watching(namespace) as seeds_seen, shown:
@@ -767,7 +770,8 @@ def run_tracked_cell(
         status, error = "FAILED", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        namespace.pop(RECORDER, None)
+        for hook in HOOKS:
+            namespace.pop(f"{HOOK_PREFIX}{hook}__", None)
         if sys.stdout is tee:
             sys.stdout = tee.stream
         files_read = _recorder.stop()
