@@ -79,11 +79,21 @@ def test_runs_panel_lists_runs_and_filters(lab, page, artifacts_dir):
     page.screenshot(path=str(artifacts_dir / "runs-panel-columns.png"))
 
     box = page.locator(".jp-mlops-filter")
+    asked = []
+    page.on("request", lambda request: asked.append(request.url) if "/mlops-lab/api/runs" in request.url else None)
     box.fill("metrics.accuracy >")
     box.press("Enter")
     page.locator("#mlops-lab-runs .jp-mlops-message.jp-mlops-error").wait_for(timeout=10_000)
     assert "ends early" in page.locator("#mlops-lab-runs .jp-mlops-message").inner_text()
+    assert rows.count() == 0  # no stale rows under the error
+    page.wait_for_timeout(5_000)  # two polls' time: the refused filter is not sent again
+    assert len([url for url in asked if "accuracy" in url]) == 1
     page.screenshot(path=str(artifacts_dir / "runs-panel-bad-filter.png"))
+
+    box.fill("metrics.accuracy > 2")
+    box.press("Enter")
+    page.get_by_text("No runs match this filter.").wait_for(timeout=10_000)  # not "No runs yet"
+    assert rows.count() == 0
 
     box.fill("params.model = 'rf' and metrics.accuracy > 0.9")
     box.press("Enter")

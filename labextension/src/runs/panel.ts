@@ -78,13 +78,10 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
   protected render(): void {
     const { runs } = this.model.data;
     const error = this.model.error;
-    this.showMessage(
-      error ??
-        (runs.length === 0
-          ? 'No runs yet: %load_ext mlops_lab, then start a cell with %%track.'
-          : `${runs.length} latest runs`),
-      error !== null
-    );
+    const empty = this.model.filter.trim()
+      ? 'No runs match this filter.'
+      : 'No runs yet: start a notebook cell with %%track.';
+    this.showMessage(error ?? (runs.length === 0 ? empty : `${runs.length} latest runs`), error !== null);
     this._renderColumnsMenu();
     this._renderRows();
   }
@@ -130,7 +127,7 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
   /** The runs as a tree: each child run (a sweep's trial, a nested run) under its parent when the
    * parent is listed too, shown once the parent is expanded. */
   private _tree(): { run: IRunRow; depth: number; children: number }[] {
-    const { runs } = this.model.data;
+    const runs = this.model.error === null ? this.model.data.runs : []; // no stale rows under an error
     const listed = new Set(runs.map(run => run.run_id));
     const children = new Map<string, IRunRow[]>();
     for (const run of runs) {
