@@ -95,6 +95,19 @@ def test_runs_panel_lists_runs_and_filters(lab, page, artifacts_dir):
     page.get_by_text("No runs match this filter.").wait_for(timeout=10_000)  # not "No runs yet"
     assert rows.count() == 0
 
+    box.fill("params.model = 'rf'")  # CSV of what is listed: every run, every param and metric
+    box.press("Enter")
+    page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr[data-run-id]').length === 2", timeout=10_000)
+    with page.expect_download() as download:
+        page.locator(".jp-mlops-csv-button").click()
+    import csv
+    import io
+    from pathlib import Path
+
+    listed = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert sorted(r["name"] for r in listed) == ["sweep-0", "sweep-1"]
+    assert {r["params.model"] for r in listed} == {"rf"} and {r["metrics.accuracy"] for r in listed} == {"0.91", "0.87"}
+
     box.fill("params.model = 'rf' and metrics.accuracy > 0.9")
     box.press("Enter")
     page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr[data-run-id]').length === 1", timeout=10_000)

@@ -70,7 +70,10 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     const differsLabel = element('label', '', 'jp-mlops-toggle');
     differsLabel.append(this._differs, document.createTextNode(' only what differs'));
     this._columnsMenu.appendChild(element('summary', 'Columns'));
-    toolbar.append(this._compare, this._columnsMenu, differsLabel);
+    const csv = element('button', 'CSV', 'jp-mlops-csv-button');
+    csv.title = 'Download the listed runs as CSV';
+    csv.addEventListener('click', () => this._downloadCsv());
+    toolbar.append(this._compare, this._columnsMenu, differsLabel, csv);
     this._scroller = this.table.parentElement as HTMLElement;
     this._scroller.addEventListener('scroll', () => this._renderRows());
   }
@@ -224,6 +227,39 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     }
     this._compare.disabled = this._selected.size === 0;
     this._compare.textContent = this._selected.size ? `Compare ${this._selected.size}` : 'Compare';
+  }
+
+  /** The runs listed (all of them, not only the rows in view) with every param and metric, as CSV. */
+  private _downloadCsv(): void {
+    const { runs, param_keys, metric_keys } = this.model.data;
+    const quote = (value: unknown) => {
+      const text = value === null || value === undefined ? '' : String(value);
+      return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+    };
+    const head = ['run_id', 'name', 'experiment', 'status', 'user', 'start_time', 'duration_ms', 'parent_run_id'];
+    const lines = [
+      [...head, ...param_keys.map(k => `params.${k}`), ...metric_keys.map(k => `metrics.${k}`)].map(quote).join(',')
+    ];
+    for (const run of runs) {
+      const cells = [
+        run.run_id,
+        run.name,
+        run.experiment,
+        run.status,
+        run.user,
+        new Date(run.start_time).toISOString(),
+        run.duration_ms,
+        run.parent_run_id,
+        ...param_keys.map(k => run.params[k]),
+        ...metric_keys.map(k => run.metrics[k])
+      ];
+      lines.push(cells.map(quote).join(','));
+    }
+    const link = element('a');
+    link.href = URL.createObjectURL(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }));
+    link.download = 'runs.csv';
+    link.click();
+    window.setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
   }
 
   private _openComparison(): void {
