@@ -213,38 +213,48 @@ def onnx_signature(model_bytes: bytes) -> dict:
     return {"inputs": describe(graph.input), "outputs": describe(graph.output)}
 
 
+# library -> (classifier, regressor, the onnxmltools module and function that convert both)
+BOOSTING = {
+    "xgboost": (
+        "XGBClassifier",
+        "XGBRegressor",
+        "onnxmltools.convert.xgboost.operator_converters.XGBoost",
+        "convert_xgboost",
+    ),
+    "lightgbm": (
+        "LGBMClassifier",
+        "LGBMRegressor",
+        "onnxmltools.convert.lightgbm.operator_converters.LightGbm",
+        "convert_lightgbm",
+    ),
+}
+_registered_boosting: set[str] = set()
+
+
 def _register_boosting_converters() -> None:
     """skl2onnx converts XGBoost and LightGBM models (alone or in a pipeline) with onnxmltools'
-    converters, once they are registered for their scikit-learn API classes."""
+    converters, once they are registered for their scikit-learn API classes (once per library)."""
+    import importlib
+
     from skl2onnx import update_registered_converter
     from skl2onnx.common.shape_calculator import (
         calculate_linear_classifier_output_shapes,
         calculate_linear_regressor_output_shapes,
     )
 
-    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
-    if "xgboost" in sys.modules:
-        import xgboost
-        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
-
+    for library, (classifier, regressor, module, function) in BOOSTING.items():
+        if library not in sys.modules or library in _registered_boosting:
+            continue
+        classes, convert = sys.modules[library], getattr(importlib.import_module(module), function)
+        options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
         update_registered_converter(
-            xgboost.XGBClassifier, "XGBoostXGBClassifier", calculate_linear_classifier_output_shapes,
-            convert_xgboost, options=classifier_options,
+            getattr(classes, classifier), f"{library}{classifier}", calculate_linear_classifier_output_shapes,
+            convert, options=options,
         )  # fmt: skip
         update_registered_converter(
-            xgboost.XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
+            getattr(classes, regressor), f"{library}{regressor}", calculate_linear_regressor_output_shapes, convert
         )
-    if "lightgbm" in sys.modules:
-        import lightgbm
-        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
-
-        update_registered_converter(
-            lightgbm.LGBMClassifier, "LightGbmLGBMClassifier", calculate_linear_classifier_output_shapes,
-            convert_lightgbm, options=classifier_options,
-        )  # fmt: skip
-        update_registered_converter(
-            lightgbm.LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, convert_lightgbm
-        )
+        _registered_boosting.add(library)
 
 
 def sklearn_to_onnx(estimator, n_features: int | None) -> bytes:
@@ -382,19 +392,17 @@ def frame_snapshot(frame) -> tuple[object, tuple]:
     # code (scikit-learn looks polars up there) would trip on.
     import polars  # noqa: F401
 
-    if _is_polars(frame):
-        if type(frame).__name__ == "LazyFrame":
-            return frame, ("lazy", id(frame))  # a plan over sources that may change: never reused
-        return frame.clone(), ("polars", frame.height, tuple((c, str(t)) for c, t in frame.schema.items()))
-    snapshot = frame.copy(deep=False)
-    return snapshot, frame_identity(frame)
+    if not _is_polars(frame):
+        return frame.copy(deep=False), frame_identity(frame)
+    lazy = type(frame).__name__ == "LazyFrame"
+    return (frame if lazy else frame.clone()), frame_identity(frame)
 
 
 def frame_identity(frame) -> tuple:
     if _is_polars(frame):
-        return frame_snapshot(frame)[1] if type(frame).__name__ == "LazyFrame" else (
-            "polars", frame.height, tuple((c, str(t)) for c, t in frame.schema.items())
-        )  # fmt: skip
+        if type(frame).__name__ == "LazyFrame":
+            return ("lazy", id(frame))  # a plan over sources that may change: never reused
+        return ("polars", frame.height, tuple((c, str(t)) for c, t in frame.schema.items()))
     names = tuple(map(str, frame.columns)) if hasattr(frame, "columns") else (str(frame.name),)
     return ("pandas", tuple(id(array) for array in frame._mgr.arrays), id(frame.index), names)
 

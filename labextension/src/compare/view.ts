@@ -106,12 +106,7 @@ export class CompareView extends MainView<CompareModel> {
       return;
     }
     const table = element('table', '', 'jp-mlops-table jp-mlops-figure-table');
-    const head = element('tr');
-    head.appendChild(element('th', ''));
-    for (const run of comparison.runs) {
-      head.appendChild(element('th', run.name)).title = run.run_id;
-    }
-    table.appendChild(head);
+    table.appendChild(this._runsHeader());
     const drawing: Promise<void>[] = [];
     for (const path of paths) {
       const tr = element('tr');
@@ -168,12 +163,7 @@ export class CompareView extends MainView<CompareModel> {
         continue;
       }
       const table = element('table', '', 'jp-mlops-table jp-mlops-compare-table');
-      const head = element('tr');
-      head.appendChild(element('th', ''));
-      for (const run of comparison.runs) {
-        head.appendChild(element('th', run.name)).title = run.run_id;
-      }
-      table.appendChild(head);
+      table.appendChild(this._runsHeader());
       for (const row of rows) {
         const tr = element('tr', '', row.differs ? 'jp-mlops-differs' : '');
         tr.dataset.key = row.key;
@@ -189,6 +179,16 @@ export class CompareView extends MainView<CompareModel> {
       parts.push(table);
     }
     this._tables.replaceChildren(...parts);
+  }
+
+  /** A header row naming each run (its id on hover), above a table with a column per run. */
+  private _runsHeader(): HTMLElement {
+    const head = element('tr');
+    head.appendChild(element('th', ''));
+    for (const run of this._comparison!.runs) {
+      head.appendChild(element('th', run.name)).title = run.run_id;
+    }
+    return head;
   }
 
   /** A button that asks what changed between the first two runs' versions of a dataset. */
