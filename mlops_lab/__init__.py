@@ -54,6 +54,9 @@ _API = {
     "deployments",
     "stop_serving",
     "predict",
+    "log_text",
+    "delete_run",
+    "restore_run",
 }
 
 

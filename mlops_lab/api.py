@@ -83,6 +83,11 @@ def log_artifacts(folder, artifact_path: str | None = None) -> None:
     _tracking().log_artifact(folder, artifact_path)
 
 
+def log_text(text: str, artifact_file: str) -> None:
+    """Store text as an artifact file of the active run (MLflow's ``log_text``)."""
+    _tracking().log_text(text, artifact_file)
+
+
 def log_figure(figure, artifact_file: str) -> None:
     """A matplotlib or plotly figure or a PIL image as an artifact of the active run, as MLflow's
     ``log_figure``: ``chart.png``, ``chart.json`` (plotly, interactive in the lab) or ``chart.html``."""
@@ -101,6 +106,21 @@ def log_dataset(data, name: str | None = None, *, direction: str = "input") -> N
 
 def get_run(run_id: str) -> RunRecord:
     return _tracking().get_run(run_id)
+
+
+def delete_run(run_id: str) -> None:
+    """Take a run out of searches and the Runs panel; everything is kept until ``restore_run``."""
+    from .tracking.run_page import set_deleted
+
+    workspace = default_workspace()
+    set_deleted(workspace.store.runs, run_id, workspace.user, True)
+
+
+def restore_run(run_id: str) -> None:
+    from .tracking.run_page import set_deleted
+
+    workspace = default_workspace()
+    set_deleted(workspace.store.runs, run_id, workspace.user, False)
 
 
 def get_metric_history(run_id: str, key: str) -> list[MetricPoint]:

@@ -7,7 +7,8 @@ import pytest
 
 import mlops_lab as ml
 from mlops_lab.store import NotFoundError
-from mlops_lab.tracking.compare import artifact_bytes, code_diff, compare_runs, downsample, metric_history
+from mlops_lab.tracking.compare import code_diff, compare_runs, downsample, metric_history
+from mlops_lab.tracking.run_page import artifact_bytes
 
 
 def test_downsample_keeps_ends_and_extremes():

@@ -249,7 +249,7 @@ async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_htt
     client = tornado.httpclient.AsyncHTTPClient()
     for pattern, handler in ROUTES:
         path = re.sub(r"\(\[0-9a-f\]\{32\}\)", logged_runs[0], pattern).replace("(.+)", "stdout.txt")
-        path = path.replace("([^/]+)", "iris").replace("(\\d+)", "1")
+        path = path.replace("([^/]+)", "iris").replace("(\\d+)", "1").replace("(logged|onnx)", "onnx")
         url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}mlops-lab/api/{path}"
         if "get" in handler.__dict__:
             response = await client.fetch(url, raise_error=False)

@@ -199,6 +199,20 @@ class ArtifactStore:
             raise ArtifactError(f"blob {digest} in {self.root} is corrupt: its content no longer matches its hash")
         return data
 
+    def read_head(self, digest: str, limit: int) -> tuple[bytes, int]:
+        """The first ``limit`` bytes of a blob and its full size: for previews, which show the start
+        of a file that may be large (no hash check: a download checks, a preview only shows)."""
+        try:
+            if self.is_local:
+                path = self.local_path(digest)
+                with path.open("rb") as file:
+                    return file.read(limit), path.stat().st_size
+            remote = f"{self.fs_root}/{self._relative(digest)}"
+            with self.fs.open(remote, "rb") as file:
+                return file.read(limit), self.fs.size(remote)
+        except FileNotFoundError:
+            raise ArtifactError(f"blob {digest} is missing from the artifact store {self.root}") from None
+
     def get_manifest(self, digest: str) -> dict[str, str]:
         try:
             return json.loads(self.get_bytes(digest))["files"]

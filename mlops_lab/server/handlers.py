@@ -6,15 +6,16 @@ import asyncio
 import inspect
 import json
 import re
+from pathlib import Path
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 
-from ..errors import ForbiddenError, InvalidInputError, error_body, status_of
-from ..tracking import experiment_ids
-from ..tracking.compare import artifact_bytes, code_diff, compare_runs, metric_history
+from ..errors import ForbiddenError, InvalidInputError, NotFoundError, error_body, status_of
+from ..tracking import experiment_ids, run_page
+from ..tracking.compare import code_diff, compare_runs, metric_history
 from ..tracking.search import runs_page
 from ..workspace import Workspace
 
@@ -161,11 +162,13 @@ class RunsHandler(BaseHandler):
         filter_string = self.get_argument("filter", None)
         order_by = self.get_arguments("order_by") or None
         experiment = self.get_argument("experiment", None)
+        lifecycle = self.get_argument("lifecycle", "active")
 
         def page():
             runs = self.workspace.store.runs
             # an experiment not there yet lists no runs: the panel may be waiting for it
-            return runs_page(runs, experiment_ids(runs, experiment or None), filter_string, order_by, limit, offset)
+            ids = experiment_ids(runs, experiment or None)
+            return runs_page(runs, ids, filter_string, order_by, limit, offset, lifecycle=lifecycle)
 
         self.finish(await self.call(page))
 
@@ -174,9 +177,50 @@ class RunHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str):
-        record = await self.call(lambda: self.workspace.store.runs.get_run(run_id))
+        workspace = self.workspace
+        page = await self.call(run_page.run_page, workspace.store.runs, workspace.artifacts, run_id)
+        page["notebook"] = self._openable(page["info"]["notebook_path"])
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(record.to_dict(), default=str))
+        self.finish(json.dumps(page, default=str))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, run_id: str):
+        await self.call(run_page.set_deleted, self.workspace.store.runs, run_id, self.username, True)
+        self.finish({"run_id": run_id, "deleted": True})
+
+    def _openable(self, notebook_path: str | None) -> str | None:
+        """The notebook's path as the lab opens it (relative to the server's root), if it is under it."""
+        if not notebook_path:
+            return None
+        root = Path(self.settings.get("server_root_dir") or self.contents_manager.root_dir).expanduser().resolve()
+        path = Path(notebook_path)
+        try:
+            relative = (path if path.is_absolute() else root / path).resolve().relative_to(root)
+        except (ValueError, OSError):
+            return None
+        return relative.as_posix()
+
+
+class RunRestoreHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, run_id: str):
+        await self.call(run_page.set_deleted, self.workspace.store.runs, run_id, self.username, False)
+        self.finish({"run_id": run_id, "deleted": False})
+
+
+class RunTagsHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, run_id: str):
+        body = self.json_body()
+        unknown = set(body) - {"set", "remove"}
+        if unknown:
+            raise http_error(InvalidInputError(f"tags are changed with 'set' and 'remove', not {sorted(unknown)}"))
+        runs = self.workspace.store.runs
+        await self.call(run_page.edit_tags, runs, run_id, self.username, body.get("set"), body.get("remove"))
+        self.finish({"tags": (await self.call(runs.get_run, run_id)).tags})
 
 
 class MetricHistoryHandler(BaseHandler):
@@ -218,15 +262,50 @@ class CodeDiffHandler(BaseHandler):
         self.finish(await self.call(code_diff, self.workspace.store.runs, left, right))
 
 
+def _send_file(handler: BaseHandler, name: str, data: bytes) -> None:
+    """Bytes as a download, never rendered by the browser on the lab's origin (an SVG or HTML
+    artifact could hold scripts): the page draws images from a blob it fetched."""
+    handler.set_header("Content-Type", "application/octet-stream")
+    filename = re.sub(r"[^\w.\- ]", "_", name.rsplit("/", 1)[-1])
+    handler.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+    handler.set_header("X-Content-Type-Options", "nosniff")
+    handler.write(data)
+    JupyterHandler.finish(handler)  # not APIHandler's, which labels every answer JSON
+
+
 class ArtifactHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, run_id: str, path: str):
-        name, data = await self.call(artifact_bytes, self.workspace.store.runs, self.workspace.artifacts, run_id, path)
-        self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Content-Disposition", f'attachment; filename="{name.rsplit("/", 1)[-1]}"')
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish(data)
+        workspace = self.workspace
+        if self.get_argument("preview", None) is not None:
+            preview = run_page.artifact_preview
+            self.finish(await self.call(preview, workspace.store.runs, workspace.artifacts, run_id, path))
+            return
+        name, data = await self.call(run_page.artifact_bytes, workspace.store.runs, workspace.artifacts, run_id, path)
+        _send_file(self, name, data)
+
+
+class LoggedModelFileHandler(BaseHandler):
+    """A logged model as it was logged (pickle or ONNX) or its ONNX form."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str, name: str, form: str):
+        workspace = self.workspace
+
+        def read() -> tuple[str, bytes]:
+            model = next((m for m in workspace.store.runs.get_run(run_id).models if m["name"] == name), None)
+            if model is None:
+                raise NotFoundError(f"run {run_id} logged no model named {name!r}")
+            if form == "onnx":
+                if not model["onnx_hash"]:
+                    raise NotFoundError(f"model {name!r} has no ONNX form: {model['onnx_error'] or 'not converted'}")
+                return f"{name}.onnx", workspace.artifacts.get_bytes(model["onnx_hash"])
+            suffix = ".onnx" if model["flavor"] == "onnx" else ".pkl"
+            return f"{name}{suffix}", workspace.artifacts.get_bytes(model["model_hash"])
+
+        _send_file(self, *(await self.call(read)))
 
 
 class ModelsHandler(BaseHandler):
@@ -234,6 +313,21 @@ class ModelsHandler(BaseHandler):
     @authorized
     async def get(self):
         self.finish({"models": await self.call(lambda: self.workspace.registry.overview())})
+
+
+class ModelVersionsHandler(BaseHandler):
+    """Register a run's logged model as a new version (the run page's Register button)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, name: str):
+        body = self.json_body("run_id")
+        model = body.get("model", "model")
+        if not isinstance(body["run_id"], str) or not isinstance(model, str):
+            raise http_error(InvalidInputError("run_id and model must be strings"))
+        registry = self.workspace.registry
+        version = await self.call(registry.register, name, body["run_id"], model)
+        self.finish({"name": name, "version": version})
 
 
 class ModelHandler(BaseHandler):
@@ -358,12 +452,16 @@ ROUTES = [
     ("runs", RunsHandler),
     (r"runs/([0-9a-f]{32})", RunHandler),
     (r"runs/([0-9a-f]{32})/metric-history", MetricHistoryHandler),
+    (r"runs/([0-9a-f]{32})/restore", RunRestoreHandler),
+    (r"runs/([0-9a-f]{32})/tags", RunTagsHandler),
     (r"runs/([0-9a-f]{32})/artifacts/(.+)", ArtifactHandler),
+    (r"runs/([0-9a-f]{32})/models/([^/]+)/(logged|onnx)", LoggedModelFileHandler),
     ("compare", CompareHandler),
     ("code-diff", CodeDiffHandler),
     ("dataset-diff", DatasetDiffHandler),
     ("models", ModelsHandler),
     (r"models/([^/]+)", ModelHandler),
+    (r"models/([^/]+)/versions", ModelVersionsHandler),
     (r"models/([^/]+)/versions/(\d+)/stage", StageHandler),
     (r"models/([^/]+)/versions/(\d+)/approvals", ApprovalRequestHandler),
     (r"models/([^/]+)/aliases", AliasHandler),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, or_, select
 
 from ..errors import InvalidInputError
-from .models import LatestMetric, Param, Run, Tag
+from .models import Experiment, LatestMetric, Param, Run, Tag
 
 # Core columns, not ORM attributes: building a statement from them costs a fraction as much.
 RUN, PARAM, METRIC, TAG = (model.__table__.c for model in (Run, Param, LatestMetric, Tag))
@@ -52,6 +52,7 @@ STRING_ATTRIBUTES = {
     "notebook_path": RUN.notebook_path,
     "git_commit": RUN.git_commit,
     "parent_run_id": RUN.parent_run_id,
+    "experiment": Experiment.__table__.c.name,  # searches join each run's experiment
 }
 ATTRIBUTES = NUMERIC_ATTRIBUTES | STRING_ATTRIBUTES | {"duration": None, "experiment_id": RUN.experiment_id}
 

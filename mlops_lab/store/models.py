@@ -60,6 +60,8 @@ class Run(SQLModel, table=True):
     pid: int
     heartbeat_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     error: str | None = Field(default=None, sa_column=Column(Text))
+    # Deleted runs are kept (MLflow's lifecycle_stage "deleted") until restored; searches skip them.
+    deleted_at: int | None = Field(default=None, sa_column=Column(BigInteger))
 
 
 class Param(SQLModel, table=True):

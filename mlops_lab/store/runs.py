@@ -38,6 +38,7 @@ from .models import (
 )
 
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
+LIFECYCLES = ("active", "deleted", "all")
 # What a search returns of each run (the cell's code and the like stay in get_run).
 SEARCH_COLUMNS = (
     "id",
@@ -172,6 +173,10 @@ class RunStore(Protocol):
 
     def count_metric_points(self, run_id: str | None = None) -> int: ...
 
+    def edit_tags(self, run_id: str, tags: dict[str, str], removed: list[str], event: dict) -> None: ...
+
+    def set_deleted(self, run_id: str, deleted: bool, event: dict) -> None: ...
+
     def search_runs(
         self,
         experiment_ids: list[int] | None = None,
@@ -179,6 +184,7 @@ class RunStore(Protocol):
         order_by: list[str] | str | None = None,
         max_results: int = 1000,
         offset: int = 0,
+        lifecycle: str = "active",
     ) -> tuple[list[dict], dict[str, dict], dict[str, dict], dict[str, dict]]: ...
 
 
@@ -443,6 +449,31 @@ class SqlRunStore(RunStore):
             info, row.experiment_name, params, metrics, summaries, tags, artifacts, models, datasets, environment
         )
 
+    def _existing(self, conn, run_id: str) -> None:
+        if conn.execute(select(Run.id).where(Run.id == run_id)).first() is None:
+            raise NotFoundError(f"no run with id {run_id!r}")
+
+    def edit_tags(self, run_id: str, tags: dict[str, str], removed: list[str], event: dict) -> None:
+        """Set and remove tags of a run, finished or not, and record who did it: one transaction."""
+        with self.db.writing() as conn:
+            self._existing(conn, run_id)
+            if removed:
+                conn.execute(sa.delete(Tag).where(Tag.run_id == run_id, Tag.key.in_(removed)))
+            if tags:
+                stmt = self.db.insert(Tag)
+                conn.execute(
+                    stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}),
+                    [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+                )
+            add_events(conn, [event])
+
+    def set_deleted(self, run_id: str, deleted: bool, event: dict) -> None:
+        """Delete (keeping everything, out of searches) or restore a run, and record who did it."""
+        with self.db.writing() as conn:
+            self._existing(conn, run_id)
+            conn.execute(update(Run).where(Run.id == run_id).values(deleted_at=now_ms() if deleted else None))
+            add_events(conn, [event])
+
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         with self.db.reading() as conn:
             rows = conn.execute(
@@ -488,15 +519,24 @@ class SqlRunStore(RunStore):
         order_by: list[str] | str | None = None,
         max_results: int = 1000,
         offset: int = 0,
+        lifecycle: str = "active",
     ) -> tuple[list[dict], dict[str, dict], dict[str, dict], dict[str, dict]]:
-        """Matching runs (as dicts) and their params, latest metrics and tags keyed by run id."""
+        """Matching runs (as dicts) and their params, latest metrics and tags keyed by run id.
+        ``lifecycle``: "active" (not deleted), "deleted" or "all", as MLflow's ``run_view_type``."""
         if not isinstance(max_results, int) or isinstance(max_results, bool) or not 0 < max_results <= 100_000:
             raise FilterError(f"max_results must be an integer from 1 to 100000, got {max_results!r}")
         if not isinstance(offset, int) or offset < 0:
             raise FilterError(f"offset must be a non-negative integer, got {offset!r}")
+        if lifecycle not in LIFECYCLES:
+            raise FilterError(f"lifecycle must be one of {', '.join(LIFECYCLES)}, got {lifecycle!r}")
         order = tuple(order_by) if isinstance(order_by, (list, tuple)) else order_by
         query = self._search_statement(
-            None if experiment_ids is None else tuple(experiment_ids), filter_string, order, max_results, offset
+            None if experiment_ids is None else tuple(experiment_ids),
+            filter_string,
+            order,
+            max_results,
+            offset,
+            lifecycle,
         )
         self.reap_stale_runs()
         sql, parameters = query
@@ -515,7 +555,13 @@ class SqlRunStore(RunStore):
 
     @functools.lru_cache(maxsize=256)  # noqa: B019 (a store lives as long as its process)
     def _search_statement(
-        self, experiment_ids: tuple | None, filter_string: str | None, order_by, max_results: int, offset: int
+        self,
+        experiment_ids: tuple | None,
+        filter_string: str | None,
+        order_by,
+        max_results: int,
+        offset: int,
+        lifecycle: str,
     ) -> tuple[str, tuple | dict]:
         """The search statement, compiled to SQL text and its parameters.  Kept: a lab polls the
         same search again and again, and building and compiling it costs more than running it."""
@@ -542,6 +588,9 @@ class SqlRunStore(RunStore):
             query = query.where(run.c.experiment_id.in_(experiment_ids))
         if condition is not None:
             query = query.where(condition)
+        if lifecycle != "all":
+            deleted = run.c.deleted_at
+            query = query.where(deleted.is_(None) if lifecycle == "active" else deleted.is_not(None))
         for index, (fld, descending) in enumerate(parse_order_by(order_by)):
             if fld.entity == "attributes":
                 column = attribute_column(fld.key)

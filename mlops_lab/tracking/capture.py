@@ -420,7 +420,7 @@ def frame_job(run_id: str, frame, artifacts: ArtifactStore, *, name, direction, 
         columns = {c: str(t) for c, t in table.schema.items()}
         return _dataset_batch(
             run_id, digest, "arrow", columns, table.height, len(payload), digest, name or f"frame-{digest[:8]}",
-            direction, source, _preview(table),
+            direction, source, preview_json(table),
         )  # fmt: skip
 
     return job
@@ -599,9 +599,9 @@ def file_set_batch(run_id: str, folder: str, paths: list[str], artifacts: Artifa
     return _dataset_batch(run_id, digest, "files", {}, len(keys), total, digest, name, "input", folder, preview)
 
 
-def _preview(frame) -> str:
-    """The first rows as JSON, values shortened: enough to recognise the data in the lab."""
-    head = frame.head(PREVIEW_ROWS)
+def preview_json(frame, rows: int = PREVIEW_ROWS) -> str:
+    """The first rows of a polars frame as JSON, values shortened: enough to recognise the data."""
+    head = frame.head(rows)
     rows = [
         {k: (v if isinstance(v, (int, float, bool)) or v is None else str(v)[:100]) for k, v in row.items()}
         for row in head.iter_rows(named=True)
@@ -620,11 +620,11 @@ def _file_schema(path: Path, fmt: str) -> tuple[dict, int | None, str | None]:
             return (
                 {c: str(t) for c, t in schema.items()},
                 lazy.select(pl.len()).collect().item(),
-                _preview(lazy.head(PREVIEW_ROWS).collect()),
+                preview_json(lazy.head(PREVIEW_ROWS).collect()),
             )
         if fmt == "json":
             frame = pl.read_ndjson(path) if path.suffix.lower() in (".jsonl", ".ndjson") else pl.read_json(path)
-            return {c: str(t) for c, t in frame.schema.items()}, frame.height, _preview(frame)
+            return {c: str(t) for c, t in frame.schema.items()}, frame.height, preview_json(frame)
     except Exception:  # unreadable as a table: still a versioned file
         pass
     return {}, None, None

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 
-from ..artifacts import ArtifactError, ArtifactStore
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError
 from ..jsonsafe import json_number
 from ..store.runs import RunStore
 
@@ -160,25 +159,4 @@ def code_diff(runs: RunStore, run_a: str, run_b: str, context: int = 3) -> dict:
     }
 
 
-def artifact_bytes(runs: RunStore, artifacts: ArtifactStore, run_id: str, path: str) -> tuple[str, bytes]:
-    """A run's artifact by its logical path (a file, or a file inside a logged folder).
-
-    Paths are names in the store, never joined to a folder on disk, so ``../`` cannot reach out;
-    they are still refused early, with a clear message.
-    """
-    if not path or path.startswith("/") or "\\" in path or any(part in ("", ".", "..") for part in path.split("/")):
-        raise InvalidInputError(f"artifact path {path!r} must be a relative path inside the run, without '..'")
-    record = runs.get_run(run_id)
-    by_path = {a["path"]: a for a in record.artifacts}
-    if path in by_path and by_path[path]["kind"] in ("file", "figure"):
-        return path, artifacts.get_bytes(by_path[path]["hash"])
-    for folder, artifact in by_path.items():
-        if artifact["kind"] == "dir" and path.startswith(folder + "/"):
-            manifest = artifacts.get_manifest(artifact["hash"])
-            inner = path[len(folder) + 1 :]
-            if inner in manifest:
-                return path, artifacts.get_bytes(manifest[inner])
-    raise NotFoundError(f"run {run_id} has no artifact {path!r}")
-
-
-__all__ = ["ArtifactError", "artifact_bytes", "code_diff", "compare_runs", "downsample", "metric_history"]
+__all__ = ["code_diff", "compare_runs", "downsample", "metric_history"]

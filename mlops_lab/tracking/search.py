@@ -84,9 +84,13 @@ def runs_page(
     order_by: list[str] | str | None = None,
     limit: int = 100,
     offset: int = 0,
+    *,
+    lifecycle: str = "active",
 ) -> dict:
     """A page of runs for the lab's panels: plain JSON, NaN/inf spelled out."""
-    runs, params, metrics, tags = runs_store.search_runs(experiment_ids, filter_string, order_by, limit, offset)
+    runs, params, metrics, tags = runs_store.search_runs(
+        experiment_ids, filter_string, order_by, limit, offset, lifecycle=lifecycle
+    )
     rows = []
     for run in runs:
         run_id = run["id"]
