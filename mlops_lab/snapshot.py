@@ -75,3 +75,15 @@ def line_chart(title: str, curves: dict[str, tuple[list, list]], width: int = 56
         f'<text x="{width - right}" y="{height - 8}" font-size="10" text-anchor="end">{x1:g}</text>'
         f"{''.join(lines)}</svg>"
     )
+
+
+def run_card(name: str, status: str, experiment: str, values: dict[str, str]) -> str:
+    """A run's name, status and values as a small HTML table (``ml.get_run`` outside the lab)."""
+    rows = "".join(
+        f"<tr><td style='text-align:left'>{html.escape(k)}</td><td style='text-align:left'>{html.escape(v)}</td></tr>"
+        for k, v in values.items()
+    )
+    return (
+        f"<div class='mlops-lab-run'><b>{html.escape(name)}</b> · {html.escape(status)} · {html.escape(experiment)}"
+        f"<table>{rows}</table></div>"
+    )

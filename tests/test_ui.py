@@ -44,6 +44,9 @@ def page(lab):
         browser = launch_browser(playwright)
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = context.new_page()
+        # The browser's errors in the test's output: what a failing UI test needs first.
+        page.on("pageerror", lambda error: print("page error:", error))
+        page.on("console", lambda message: print("console:", message.text) if message.type == "error" else None)
         yield page
         context.close()
         browser.close()
@@ -66,7 +69,7 @@ def test_runs_panel_lists_runs_and_filters(lab, page, artifacts_dir):
     rows.first.wait_for(timeout=10_000)
     interactive_s = time.monotonic() - opened
     assert rows.count() == 3
-    assert page.locator(".jp-mlops-runs th").all_inner_texts() == ["", "Run", "Time", "accuracy", "loss"]
+    assert page.locator(".jp-mlops-runs th").all_inner_texts() == ["", "Run", "Started", "Duration", "accuracy", "loss"]
     assert "sweep-0" in page.locator(".jp-mlops-runs").inner_text()
     page.screenshot(path=str(artifacts_dir / "runs-panel.png"))
 
@@ -74,7 +77,7 @@ def test_runs_panel_lists_runs_and_filters(lab, page, artifacts_dir):
     page.locator(".jp-mlops-columns summary").click()
     page.locator('.jp-mlops-columns input[data-column="params.model"]').check()
     page.locator('.jp-mlops-columns input[data-column="metrics.loss"]').uncheck()
-    assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["accuracy", "model"]
+    assert page.locator(".jp-mlops-runs th").all_inner_texts()[4:] == ["accuracy", "model"]
     page.locator(".jp-mlops-columns summary").click()
     page.screenshot(path=str(artifacts_dir / "runs-panel-columns.png"))
 
@@ -424,13 +427,13 @@ def test_views_open_once_through_commands_and_come_back_after_a_reload(lab, page
     model_row.click()  # a second click shows the same tab, not a second one
     run_link = page.locator(".jp-mlops-ModelView .jp-mlops-link").first
     run_link.click()
-    page.locator(".jp-mlops-CompareView h2").wait_for(timeout=10_000)
+    page.locator(".jp-mlops-RunView h2").wait_for(timeout=10_000)
     page.locator('.lm-TabBar-tab[data-id="mlops-model-iris"]').click()
     run_link.click()
     page.wait_for_timeout(500)
     assert page.locator('.lm-TabBar-tab[data-id="mlops-model-iris"]').count() == 1
     assert page.locator(f'.lm-TabBar-tab[data-id="mlops-run-{run.id}"]').count() == 1
-    assert page.locator(".jp-mlops-ModelView").count() == 1 and page.locator(".jp-mlops-CompareView").count() == 1
+    assert page.locator(".jp-mlops-ModelView").count() == 1 and page.locator(".jp-mlops-RunView").count() == 1
 
     page.wait_for_timeout(1500)  # the layout restorer saves the open tabs to the workspace
     page.reload()
@@ -527,3 +530,158 @@ def test_a_sweep_s_trials_nest_under_their_parent_in_the_runs_panel(lab, page, t
     page.locator("#mlops-lab-runs").screenshot(path=str(artifacts_dir / "runs-panel-nested.png"))
     page.locator(".jp-mlops-tree-toggle").click()  # and folded again
     page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr.jp-mlops-child-run').length === 0")
+
+
+def _a_run_with_everything(tracker, tmp_path) -> str:
+    """A run as a notebook leaves one: curves, single values, files, a figure, a model, data, children."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("a note")
+    pd.DataFrame({"x": range(30), "label": [f"row{i}" for i in range(30)]}).to_csv(tmp_path / "scores.csv", index=False)
+    figure, axes = plt.subplots(figsize=(3, 2))
+    axes.plot([3, 1, 2])
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
+    plt.close(figure)
+    X, y = load_iris(return_X_y=True)
+    with ml.start_run("iris-page", experiment="pages", description="Baseline before *feature work*") as run:
+        ml.log_params({"C": 1.0, "solver": "lbfgs"})
+        for step in range(200):
+            ml.log_metrics({"loss": 1 / (step + 1), "val_loss": 1.2 / (step + 1)}, step=step)
+        ml.log_metric("accuracy", 0.953)
+        ml.set_tag("team", "churn")
+        ml.log_artifact(folder)
+        ml.log_artifact(tmp_path / "scores.csv")
+        tracker.log_bytes(png.getvalue(), "figures/loss.png", kind="figure")
+        ml.log_text("epoch 1 done\nepoch 2 done\n", "stdout.txt")
+        ml.log_dataset(pd.DataFrame(X, columns=["a", "b", "c", "d"]), "iris")
+        ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
+        for c in (0.1, 10.0):
+            with ml.start_run(f"iris-page-C={c}", nested=True):
+                ml.log_param("C", c)
+    ml.flush()
+    return run.id
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_run_page_opened_from_the_runs_panel(lab, page, tracker, artifacts_dir, tmp_path):
+    run_id = _a_run_with_everything(tracker, tmp_path)
+    open_runs_panel(page, lab)
+    page.locator(".jp-mlops-runs tr[data-run-id] .jp-mlops-open-run", has_text="iris-page").first.click()
+    view = page.locator(".jp-mlops-RunView")
+    view.locator("h2").wait_for(timeout=10_000)
+    assert "iris-page" in view.locator("h2").inner_text() and "FINISHED" in view.locator("h2").inner_text()
+    assert page.locator(f'.lm-TabBar-tab[data-id="mlops-run-{run_id}"]').inner_text() == "Run: iris-page"
+    view.locator(".jp-mlops-curve.js-plotly-plot").nth(1).wait_for(timeout=20_000)  # loss and val_loss
+    assert view.locator(".jp-mlops-curve").count() == 2  # accuracy is one number: in the table, not a curve
+    assert view.locator('.jp-mlops-metrics-table tr[data-key="accuracy"]').inner_text().split()[:2] == [
+        "accuracy",
+        "0.953",
+    ]
+    view.locator(".jp-mlops-markdown em", has_text="feature work").wait_for()  # the description, as markdown
+    assert "lbfgs" in view.locator('[data-section="params"]').inner_text()
+    assert "epoch 2 done" in view.locator(".jp-mlops-stdout").inner_text()
+    view.locator('[data-section="figures"] img').wait_for(timeout=10_000)
+    assert view.locator(".jp-mlops-model-card h4").inner_text() == "model · sklearn"
+    assert view.locator(".jp-mlops-signature tr").count() >= 3  # a header, the input, the outputs
+    assert [c.strip() for c in view.locator(".jp-mlops-children li .jp-mlops-link").all_inner_texts()] == [
+        "iris-page-C=0.1",
+        "iris-page-C=10.0",
+    ]
+    page.screenshot(path=str(artifacts_dir / "run-page.png"))
+
+    # Artifacts: a table's first rows, a folder's files, a download.
+    view.locator('.jp-mlops-artifacts tr[data-path="scores.csv"] .jp-mlops-preview-button').click()
+    view.locator(".jp-mlops-artifact-preview .jp-mlops-preview-table tr").nth(20).wait_for(timeout=10_000)
+    assert "row0" in view.locator(".jp-mlops-artifact-preview").inner_text()
+    view.locator('.jp-mlops-artifacts tr[data-path="outputs/notes.txt"] .jp-mlops-preview-button').click()
+    view.locator(".jp-mlops-artifact-preview .jp-mlops-preview-text", has_text="a note").wait_for(timeout=10_000)
+    view.locator('.jp-mlops-artifacts tr[data-path="figures/loss.png"] .jp-mlops-preview-button').click()
+    view.locator(".jp-mlops-artifact-preview img").wait_for(timeout=10_000)
+    with page.expect_download() as download:
+        view.locator('.jp-mlops-artifacts tr[data-path="scores.csv"] .jp-mlops-download-button').click()
+    from pathlib import Path
+
+    assert Path(download.value.path()).read_text().startswith("x,label\n0,row0")
+    view.locator('[data-section="artifacts"]').screenshot(path=str(artifacts_dir / "run-page-artifacts.png"))
+    view.locator('.jp-mlops-datasets tr[data-dataset="iris"] button').click()
+    assert view.locator(".jp-mlops-dataset-preview .jp-mlops-preview-table tr").count() == 6  # head + 5 rows
+
+    # The description and tags, edited in place.
+    view.locator(".jp-mlops-edit-description").click()
+    view.locator(".jp-mlops-description-editor").fill("Now with **bold** results")
+    view.locator(".jp-mlops-save-description").click()
+    view.locator(".jp-mlops-markdown strong", has_text="bold").wait_for(timeout=10_000)
+    view.get_by_label("Tag key").fill("reviewed")
+    view.get_by_label("Tag value").fill("yes")
+    view.get_by_role("button", name="Add tag").click()
+    view.locator('.jp-mlops-tags tr[data-key="reviewed"]').wait_for(timeout=10_000)
+    view.get_by_label("Remove the tag team").click()
+    page.wait_for_function("!document.querySelector('.jp-mlops-tags tr[data-key=\"team\"]')", timeout=10_000)
+    assert tracker.get_run(run_id).tags == {"description": "Now with **bold** results", "reviewed": "yes"}
+    view.get_by_label("Tag key").fill(" ")
+    view.get_by_role("button", name="Add tag").click()
+    view.locator(".jp-mlops-run-status.jp-mlops-error", has_text="non-empty").wait_for(timeout=10_000)
+
+    # Register the run's model from its page.
+    view.locator(".jp-mlops-register-button").click()
+    page.locator(".jp-Dialog input").fill("iris-from-page")
+    page.locator(".jp-Dialog").get_by_role("button", name="Register").click()
+    view.locator(".jp-mlops-run-status", has_text="Registered iris-from-page version 1.").wait_for(timeout=30_000)
+    view.get_by_role("button", name="Open iris-from-page").click()
+    page.locator('.jp-mlops-ModelView tr[data-version="1"]').wait_for(timeout=10_000)
+    page.locator(f'.lm-TabBar-tab[data-id="mlops-run-{run_id}"]').click()
+
+    # Delete: the run leaves the Runs panel, its page says so; Restore brings it back.
+    view.locator(".jp-mlops-delete-run").click()
+    view.locator("h2 .jp-mlops-deleted").wait_for(timeout=10_000)
+    page.wait_for_function(f"!document.querySelector('.jp-mlops-runs tr[data-run-id=\"{run_id}\"]')", timeout=10_000)
+    view.locator(".jp-mlops-delete-run", has_text="Restore").click()
+    page.locator(f'.jp-mlops-runs tr[data-run-id="{run_id}"]').wait_for(timeout=10_000)
+
+    # A child's page links back to its parent.
+    view.locator(".jp-mlops-children .jp-mlops-link", has_text="iris-page-C=0.1").click()
+    child = page.locator(".jp-mlops-RunView:visible")
+    child.locator(".jp-mlops-relatives", has_text="Parent: iris-page").wait_for(timeout=10_000)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_run_page_is_live_while_the_run_runs_and_shows_a_failure(lab, page, tracker, artifacts_dir):
+    run = tracker.start_run("live-run", experiment="pages")
+    tracker.log_metric("loss", 1.0, step=0, run=run)
+    tracker.log_metric("loss", 0.5, step=1, run=run)
+    tracker.flush()
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]').wait_for(timeout=60_000)
+    page.get_by_role("menuitem", name="View").click()  # the command palette: "open run" asks for the id
+    page.get_by_text("Activate Command Palette").click()
+    page.locator(".lm-CommandPalette-input").fill("MLOps: open run")
+    page.locator(".lm-CommandPalette-item", has_text="MLOps: open run").click()
+    page.locator(".jp-Dialog input").fill(run.id)
+    page.keyboard.press("Enter")
+    view = page.locator(".jp-mlops-RunView")
+    view.locator("h2", has_text="RUNNING").wait_for(timeout=10_000)
+    points = view.locator('.jp-mlops-metrics-table tr[data-key="loss"] td').nth(4)
+    assert points.inner_text() == "2"
+    for step in range(2, 6):
+        tracker.log_metric("loss", 1 / (step + 1), step=step, run=run)
+    tracker.flush()
+    page.wait_for_function(
+        "document.querySelector('.jp-mlops-metrics-table tr[data-key=\"loss\"] td:nth-child(5)').textContent === '6'",
+        timeout=10_000,
+    )  # no reload: the page polls while the run runs
+    tracker.end_run("FAILED", run=run, error="Traceback (most recent call last):\nValueError: the data ran out")
+    tracker.flush()
+    view.locator("h2", has_text="FAILED").wait_for(timeout=10_000)
+    assert "ValueError: the data ran out" in view.locator(".jp-mlops-traceback").inner_text()
+    page.screenshot(path=str(artifacts_dir / "run-page-failed.png"))

@@ -41,16 +41,25 @@ async function request<T>(endPoint: string, init: RequestInit = {}): Promise<T> 
   return data as T;
 }
 
-/** An artifact's bytes, for images and figures drawn in the page. */
-export async function artifactBlob(runId: string, path: string): Promise<Blob> {
+/** Bytes from the API (an artifact, a model file), for images drawn in the page and downloads. */
+export async function fetchBlob(endPoint: string): Promise<Blob> {
   const settings = ServerConnection.makeSettings();
-  const encoded = path.split('/').map(encodeURIComponent).join('/');
-  const url = URLExt.join(settings.baseUrl, 'mlops-lab', 'api', 'runs', runId, 'artifacts', encoded);
+  const url = URLExt.join(settings.baseUrl, 'mlops-lab', 'api', endPoint);
   const response = await ServerConnection.makeRequest(url, {}, settings);
   if (!response.ok) {
-    throw new APIError(`could not read ${path}: ${response.statusText}`, response.status);
+    throw new APIError(`could not read ${endPoint}: ${response.statusText}`, response.status);
   }
   return response.blob();
+}
+
+/** An artifact's bytes, for images and figures drawn in the page. */
+export function artifactBlob(runId: string, path: string): Promise<Blob> {
+  return fetchBlob(artifactEndPoint(runId, path));
+}
+
+/** A logged model's file: as it was logged, or its ONNX form. */
+export function modelFile(runId: string, name: string, form: 'logged' | 'onnx'): Promise<Blob> {
+  return fetchBlob(`runs/${part(runId)}/models/${part(name)}/${form}`);
 }
 
 function post<T>(endPoint: string, body: object): Promise<T> {
@@ -87,6 +96,7 @@ export interface IRunsQuery {
   filter?: string;
   experiment?: string;
   orderBy?: string[];
+  lifecycle?: 'active' | 'deleted' | 'all';
 }
 
 export function listRuns(query: IRunsQuery): Promise<IRunsPage> {
@@ -100,6 +110,9 @@ export function listRuns(query: IRunsQuery): Promise<IRunsPage> {
   for (const order of query.orderBy ?? []) {
     params.append('order_by', order);
   }
+  if (query.lifecycle) {
+    params.set('lifecycle', query.lifecycle);
+  }
   return request<IRunsPage>(`runs?${params.toString()}`);
 }
 
@@ -110,6 +123,149 @@ export interface ICurve {
 
 export function metricHistory(runId: string, key: string): Promise<ICurve> {
   return request<ICurve>(`runs/${runId}/metric-history?key=${part(key)}`);
+}
+
+// ---- one run (the run page) --------------------------------------------------------------------
+
+export interface IRunInfo {
+  id: string;
+  name: string;
+  experiment: string;
+  status: string;
+  user: string;
+  start_time: number;
+  end_time: number | null;
+  parent_run_id: string | null;
+  notebook_path: string | null;
+  source: string | null;
+  git_commit: string | null;
+  git_dirty: boolean | null;
+  error: string | null;
+  host: string;
+  deleted: boolean;
+}
+
+export interface IArtifactEntry {
+  path: string;
+  size: number | null;
+  kind: 'file' | 'dir' | 'figure';
+  folder?: string;
+  files?: number;
+  error?: string;
+}
+
+export interface ILoggedModel {
+  name: string;
+  flavor: string;
+  onnx_hash: string | null;
+  onnx_error: string | null;
+  signature: {
+    inputs?: { name: string; type: string; shape: (number | string | null)[] }[];
+    outputs?: { name: string; type: string; shape: (number | string | null)[] }[];
+    verified_max_difference?: number;
+    input_columns?: string[];
+  };
+  created_at: number;
+}
+
+export interface IRunDataset {
+  name: string;
+  direction: string;
+  source: string | null;
+  hash: string;
+  format: string;
+  num_rows: number | null;
+  num_bytes: number;
+  columns: Record<string, string>;
+  preview: Record<string, unknown>[] | null;
+}
+
+export interface ITextHead {
+  text: string;
+  size: number;
+  truncated?: boolean;
+  error?: string;
+}
+
+export interface IRunLink {
+  run_id: string;
+  name: string | null;
+  status: string | null;
+}
+
+export interface IRunPage {
+  info: IRunInfo;
+  params: Record<string, string>;
+  metrics: Record<string, number | string>;
+  metric_summaries: Record<string, { last_step: number; min: number | string; max: number | string; count: number }>;
+  tags: Record<string, string>;
+  description: string;
+  curves: Record<string, ICurve>;
+  curve_keys: string[];
+  artifacts: IArtifactEntry[];
+  figures: string[];
+  models: ILoggedModel[];
+  datasets: IRunDataset[];
+  environment: {
+    python: string;
+    platform: string;
+    packages: Record<string, string>;
+    hardware: Record<string, unknown>;
+  } | null;
+  stdout: ITextHead | null;
+  git: { commit: string | null; dirty: boolean | null; diff: ITextHead | null };
+  parent: IRunLink | null;
+  children: IRunLink[];
+  /** The notebook's path as the lab opens it, when it is under the lab's root. */
+  notebook: string | null;
+}
+
+export interface IArtifactPreview {
+  path: string;
+  size: number;
+  kind: 'image' | 'table' | 'json' | 'text' | 'binary';
+  media_type?: string;
+  text?: string;
+  truncated?: boolean;
+  columns?: Record<string, string>;
+  rows?: Record<string, unknown>[];
+  note?: string;
+}
+
+export function getRun(runId: string): Promise<IRunPage> {
+  return request<IRunPage>(`runs/${part(runId)}`);
+}
+
+function artifactEndPoint(runId: string, path: string): string {
+  return `runs/${part(runId)}/artifacts/${path.split('/').map(part).join('/')}`;
+}
+
+export function artifactPreview(runId: string, path: string): Promise<IArtifactPreview> {
+  return request<IArtifactPreview>(`${artifactEndPoint(runId, path)}?preview=1`);
+}
+
+export function editTags(
+  runId: string,
+  set: Record<string, string>,
+  remove: string[]
+): Promise<{ tags: Record<string, string> }> {
+  return post(`runs/${part(runId)}/tags`, { set, remove });
+}
+
+export function deleteRun(runId: string): Promise<unknown> {
+  return request(`runs/${part(runId)}`, { method: 'DELETE' });
+}
+
+export function restoreRun(runId: string): Promise<unknown> {
+  return post(`runs/${part(runId)}/restore`, {});
+}
+
+export function registerModel(name: string, runId: string, model: string): Promise<{ name: string; version: number }> {
+  return post(`models/${part(name)}/versions`, { run_id: runId, model });
+}
+
+export async function listExperiments(): Promise<{ id: number; name: string }[]> {
+  return (await request<{ experiments: { id: number; name: string }[] }>('experiments')).experiments;
 }
 
 // ---- compare ---------------------------------------------------------------------------------

@@ -30,6 +30,62 @@ export function formatNumber(value: number | string | null | undefined): string 
     : String(Number(value.toPrecision(4)));
 }
 
+/** A label as plotly shows it: plotly reads `<a>`, `<b>`… in labels as markup, so names are escaped. */
+export function plotlyText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Save bytes as a file in the browser's downloads. */
+export function download(blob: Blob, filename: string): void {
+  const link = element('a');
+  link.href = URL.createObjectURL(blob);
+  link.download = filename;
+  link.click();
+  window.setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+/** A size in bytes as a person reads it. */
+export function formatBytes(size: number | null | undefined): string {
+  if (size === null || size === undefined) {
+    return '';
+  }
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = size;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
+}
+
+/** A duration in milliseconds, short enough for a narrow column ("…" while it runs). */
+export function formatDuration(ms: number | null): string {
+  if (ms === null) {
+    return '…';
+  }
+  if (ms < 1000) {
+    return `${ms}ms`;
+  }
+  if (ms < 60_000) {
+    return `${(ms / 1000).toFixed(1)}s`;
+  }
+  if (ms < 3_600_000) {
+    return `${Math.floor(ms / 60_000)}m ${Math.floor((ms % 60_000) / 1000)}s`;
+  }
+  return `${Math.floor(ms / 3_600_000)}h ${Math.floor((ms % 3_600_000) / 60_000)}m`;
+}
+
+const STATUS_ICONS: Record<string, string> = { FINISHED: '✓', RUNNING: '◌', FAILED: '✗', KILLED: '■' };
+
+/** A run's status as a word and an icon, coloured (never colour alone). */
+export function statusBadge(status: string): HTMLElement {
+  const badge = element('span', '', `jp-mlops-status jp-mlops-status-${status.toLowerCase()}`);
+  badge.append(element('span', STATUS_ICONS[status] ?? '?', 'jp-mlops-status-icon'), document.createTextNode(status));
+  badge.title = status;
+  return badge;
+}
+
 /**
  * Data fetched from the server and refreshed on a timer while someone looks at it (`intervalMs`
  * 0: fetched when shown, no timer). A refresh asked for during a fetch fetches once more after it,
@@ -165,10 +221,27 @@ export abstract class SidebarPanel<M extends PollingModel<unknown>> extends Mode
 
 /** A view in the main area (one run, a comparison, a model, a report, a deployment). */
 export abstract class MainView<M extends PollingModel<unknown>> extends ModelWidget<M> {
+  private _resizing: number | null = null;
+
   constructor(model: M, className: string) {
     super(model);
     this.addClass('jp-mlops-MainView');
     this.addClass(className);
     this.node.textContent = 'Loading…';
+  }
+
+  /** Charts follow the view's width (a sidebar opened or dragged, not only the window resized). */
+  protected onResize(msg: Widget.ResizeMessage): void {
+    if (this._resizing !== null) {
+      window.clearTimeout(this._resizing);
+    }
+    this._resizing = window.setTimeout(async () => {
+      this._resizing = null;
+      const charts = Array.from(this.node.querySelectorAll<HTMLElement>('.js-plotly-plot'));
+      if (charts.length) {
+        const Plotly = await import('plotly.js-dist-min');
+        charts.forEach(chart => void Plotly.Plots.resize(chart));
+      }
+    }, 100);
   }
 }

@@ -4,7 +4,8 @@
  * the same thing twice.
  */
 import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
-import { MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { InputDialog, MainAreaWidget, WidgetTracker } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
 import { CompareModel } from './compare/model';
@@ -13,20 +14,26 @@ import { DriftReportModel } from './drift/model';
 import { DriftReportView } from './drift/view';
 import { ModelModel } from './registry/model';
 import { ModelView } from './registry/view';
+import { RunModel } from './run/model';
+import { RunView } from './run/view';
 import { DeploymentModel } from './serving/model';
 import { DeploymentView } from './serving/view';
 import { CommandIDs } from './tokens';
 
 type ViewKind = 'run' | 'compare' | 'model' | 'drift-report' | 'deployment';
 
-export function addCommands(app: JupyterFrontEnd, restorer: ILayoutRestorer | null): void {
+export function addCommands(
+  app: JupyterFrontEnd,
+  restorer: ILayoutRestorer | null,
+  rendermime: IRenderMimeRegistry | null
+): void {
   const { commands, shell } = app;
   const tracker = new WidgetTracker<MainAreaWidget>({ namespace: 'mlops-lab' });
 
   const build = (view: ViewKind, key: string): [Widget, string] => {
     switch (view) {
       case 'run':
-        return [new CompareView(new CompareModel([key])), `Run ${key.slice(0, 8)}`];
+        return [new RunView(new RunModel(key), commands, rendermime), `Run ${key.slice(0, 8)}`];
       case 'compare': {
         const ids = key.split(',');
         return [new CompareView(new CompareModel(ids)), `Compare ${ids.length} runs`];
@@ -73,7 +80,17 @@ export function addCommands(app: JupyterFrontEnd, restorer: ILayoutRestorer | nu
   });
   commands.addCommand(CommandIDs.openRun, {
     label: 'MLOps: open run',
-    execute: args => open('run', text(args.runId, 'runId'))
+    execute: async args => {
+      let runId = args.runId as string | undefined;
+      if (runId === undefined) {
+        const answer = await InputDialog.getText({ title: 'Open a run', label: 'Run id', okLabel: 'Open' });
+        if (!answer.button.accept || !answer.value?.trim()) {
+          return;
+        }
+        runId = answer.value.trim();
+      }
+      return open('run', text(runId, 'runId'));
+    }
   });
   commands.addCommand(CommandIDs.openComparison, {
     label: 'MLOps: compare runs',

@@ -1,12 +1,16 @@
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette } from '@jupyterlab/apputils';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
 import { addCommands } from './commands';
+import { CommandIDs } from './tokens';
 import { DriftReportsModel } from './drift/model';
 import { DriftPanel } from './drift/panel';
 import { ModelsModel } from './registry/model';
 import { ModelsPanel } from './registry/panel';
+import { runOutputFactory } from './run/output';
 import { RunsModel } from './runs/model';
 import { RunsPanel } from './runs/panel';
 import { DeploymentsModel } from './serving/model';
@@ -32,10 +36,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlops-lab:plugin',
   description: 'MLOps sidebar: runs, drift reports, models and serving.',
   autoStart: true,
-  optional: [ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
-    addCommands(app, restorer);
+  optional: [ILayoutRestorer, IRenderMimeRegistry, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    rendermime: IRenderMimeRegistry | null,
+    palette: ICommandPalette | null
+  ) => {
+    addCommands(app, restorer, rendermime);
     const { commands } = app;
+    palette?.addItem({ command: CommandIDs.openRun, category: 'MLOps' });
+    rendermime?.addFactory(runOutputFactory(commands));
     // The sidebar panels, top to bottom; each remembers whether it was open.
     const panels: [Widget, string, LabIcon, string][] = [
       [new RunsPanel(new RunsModel(), commands), 'mlops-lab-runs', mlopsIcon, 'MLOps: runs'],

@@ -39,6 +39,7 @@ from .models import (
 
 TERMINAL_STATUSES = ("FINISHED", "FAILED", "KILLED")
 LIFECYCLES = ("active", "deleted", "all")
+CARD_VALUES = 8  # metrics and params a run shows in a notebook's output
 # What a search returns of each run (the cell's code and the like stay in get_run).
 SEARCH_COLUMNS = (
     "id",
@@ -106,6 +107,28 @@ class RunRecord:
     models: list[dict]
     datasets: list[dict]
     environment: dict | None
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """In JupyterLab a card with a button that opens the run's page; elsewhere an HTML table."""
+        from ..snapshot import run_card
+
+        metrics = {k: json_number(v) for k, v in sorted(self.metrics.items())[:CARD_VALUES]}
+        params = dict(sorted(self.params.items())[:CARD_VALUES])
+        card = {
+            "run_id": self.info.id,
+            "name": self.info.name,
+            "status": self.info.status,
+            "experiment": self.experiment,
+            "metrics": metrics,
+            "params": params,
+        }
+        values = {**{f"metrics.{k}": f"{v:.4g}" if isinstance(v, float) else str(v) for k, v in metrics.items()}}
+        values.update({f"params.{k}": v for k, v in params.items()})
+        return {
+            "application/vnd.mlops-lab.run+json": card,
+            "text/html": run_card(self.info.name, self.info.status, self.experiment, values),
+            "text/plain": f"<Run {self.info.name!r} {self.info.status} {self.info.id}>",
+        }
 
     def to_dict(self) -> dict:
         """A JSON-ready form (NaN and inf become strings, which JSON lacks)."""

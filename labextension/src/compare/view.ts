@@ -1,5 +1,5 @@
 import { IAligned, IComparison } from '../api';
-import { element, MainView } from '../base';
+import { element, MainView, plotlyText } from '../base';
 import { CompareModel } from './model';
 
 const SECTIONS: [keyof IComparison, string][] = [
@@ -16,11 +16,6 @@ function formatCell(value: string | number | null | undefined): string {
     return '';
   }
   return typeof value === 'number' ? String(Number(value.toPrecision(6))) : value;
-}
-
-/** A label as plotly shows it: plotly reads `<a>`, `<b>`… in labels as markup, so run names are escaped. */
-function plotlyText(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 function smooth(values: number[], weight: number): number[] {

@@ -1,7 +1,7 @@
 import { CommandRegistry } from '@lumino/commands';
 
 import { IRunRow } from '../api';
-import { element, formatNumber, SidebarPanel } from '../base';
+import { download, element, formatDuration, formatNumber, SidebarPanel, statusBadge } from '../base';
 import { CommandIDs } from '../tokens';
 import { RunsModel } from './model';
 
@@ -11,21 +11,28 @@ const DEFAULT_METRIC_COLUMNS = 2;
 
 type Column = { kind: 'params' | 'metrics'; key: string };
 
-function formatDuration(ms: number | null): string {
-  if (ms === null) {
-    return '…';
-  }
-  return ms < 1000 ? `${ms} ms` : ms < 60000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60000).toFixed(1)} min`;
+/** The fixed columns: title, and the field a click on it sorts by. */
+const FIXED_COLUMNS: [string, string | null][] = [
+  ['', null],
+  ['Run', 'attributes.run_name'],
+  ['Started', 'attributes.start_time'],
+  ['Duration', 'attributes.duration']
+];
+
+/** A field in the run filter grammar, its key quoted when it is not a plain name. */
+function field(kind: string, key: string): string {
+  return /^[\w.]+$/.test(key) ? `${kind}.${key}` : `${kind}.\`${key}\``;
 }
 
+/** How long ago, in the fewest characters (the full date is the cell's tooltip). */
 function formatAge(time: number): string {
   const seconds = Math.max(0, (Date.now() - time) / 1000);
   return seconds < 60
-    ? 'just now'
+    ? 'now'
     : seconds < 3600
-      ? `${Math.round(seconds / 60)} min ago`
+      ? `${Math.round(seconds / 60)}m ago`
       : seconds < 86400
-        ? `${Math.round(seconds / 3600)} h ago`
+        ? `${Math.round(seconds / 3600)}h ago`
         : new Date(time).toLocaleDateString();
 }
 
@@ -42,10 +49,23 @@ function filterBox(model: RunsModel): HTMLInputElement {
   return filter;
 }
 
-/** The sidebar's Runs panel: the latest runs, a filter box, chosen param and metric columns, an
- * "only what differs" toggle, live while visible; tick runs to compare them. */
+function experimentPicker(model: RunsModel): HTMLSelectElement {
+  const picker = element('select', '', 'jp-mlops-experiment-picker');
+  picker.setAttribute('aria-label', 'Experiment');
+  picker.appendChild(element('option', 'All experiments')).value = '';
+  picker.addEventListener('change', () => {
+    model.experiment = picker.value;
+  });
+  return picker;
+}
+
+/** The sidebar's Runs panel: the latest runs of an experiment or all, a filter box, sortable
+ * columns (chosen params and metrics), child runs folded under their parent, live while visible;
+ * click a run to open its page, tick runs to compare them. */
 export class RunsPanel extends SidebarPanel<RunsModel> {
   private _selected = new Set<string>();
+  private _selection: HTMLElement;
+  private _experiments: HTMLSelectElement;
   private _expanded = new Set<string>(); // parents whose child runs are shown
   private _chosen: Column[] | null = null; // null: the first metrics, until someone chooses
   private _onlyDiffers = false;
@@ -59,7 +79,11 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     private _commands: CommandRegistry
   ) {
     const toolbar = element('div', '', 'jp-mlops-toolbar');
-    super(model, 'Runs', 'jp-mlops-runs', [filterBox(model), toolbar]);
+    const experiments = experimentPicker(model);
+    const selection = element('div', '', 'jp-mlops-selection');
+    super(model, 'Runs', 'jp-mlops-runs', [experiments, filterBox(model), toolbar, selection]);
+    this._experiments = experiments;
+    this._selection = selection;
     this._compare.disabled = true;
     this._compare.addEventListener('click', () => this._openComparison());
     this._differs.type = 'checkbox';
@@ -85,8 +109,52 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
       ? 'No runs match this filter.'
       : 'No runs yet: start a notebook cell with %%track.';
     this.showMessage(error ?? (runs.length === 0 ? empty : `${runs.length} latest runs`), error !== null);
+    this._renderExperiments();
     this._renderColumnsMenu();
     this._renderRows();
+    this._renderSelection();
+  }
+
+  private _renderExperiments(): void {
+    const names = ['', ...this.model.experiments];
+    const current = Array.from(this._experiments.options).map(option => option.value);
+    if (names.join('\n') !== current.join('\n')) {
+      this._experiments.replaceChildren(
+        ...names.map(name => {
+          const option = element('option', name || 'All experiments');
+          option.value = name;
+          return option;
+        })
+      );
+    }
+    this._experiments.value = this.model.experiment;
+  }
+
+  /** How many runs are ticked, and how many of them the list no longer shows (kept, and said). */
+  private _renderSelection(): void {
+    const listed = new Set(this.model.data.runs.map(run => run.run_id));
+    const hidden = [...this._selected].filter(id => !listed.has(id)).length;
+    this._compare.disabled = this._selected.size === 0;
+    this._compare.textContent = this._selected.size ? `Compare ${this._selected.size}` : 'Compare';
+    if (this._selected.size === 0) {
+      this._selection.replaceChildren();
+      return;
+    }
+    const clear = element('button', 'Clear', 'jp-mlops-clear-selection');
+    clear.addEventListener('click', () => {
+      this._selected.clear();
+      this._renderRows();
+      this._renderSelection();
+    });
+    const text = `${this._selected.size} selected` + (hidden ? ` (${hidden} not in this list)` : '');
+    this._selection.replaceChildren(element('span', text), clear);
+  }
+
+  /** Sort by a column: a first click sorts descending, a second ascending, a third as it was. */
+  private _sortBy(fieldName: string): void {
+    const order = this.model.orderBy;
+    this.model.orderBy =
+      order === `${fieldName} DESC` ? `${fieldName} ASC` : order === `${fieldName} ASC` ? null : `${fieldName} DESC`;
   }
 
   /** The param/metric columns shown: the chosen ones, less those equal in every run if asked. */
@@ -155,8 +223,19 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     const runs = this._tree();
     const columns = this._columns();
     const head = element('tr');
-    for (const title of ['', 'Run', 'Time', ...columns.map(c => c.key)]) {
-      head.appendChild(element('th', title)).title = title;
+    const order = this.model.orderBy ?? '';
+    const titles: [string, string | null][] = [
+      ...FIXED_COLUMNS,
+      ...columns.map(({ kind, key }) => [key, field(kind, key)] as [string, string | null])
+    ];
+    for (const [title, sortField] of titles) {
+      const th = head.appendChild(element('th', title));
+      th.title = sortField ? `${sortField}: click to sort` : title;
+      if (sortField) {
+        th.classList.add('jp-mlops-sortable');
+        th.dataset.sort = order === `${sortField} DESC` ? 'desc' : order === `${sortField} ASC` ? 'asc' : '';
+        th.addEventListener('click', () => this._sortBy(sortField));
+      }
     }
     const first = Math.max(0, Math.floor(this._scroller.scrollTop / ROW_HEIGHT) - OVERSCAN);
     const visible = Math.ceil((this._scroller.clientHeight || 600) / ROW_HEIGHT) + 2 * OVERSCAN;
@@ -186,7 +265,6 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     pick.checked = this._selected.has(run.run_id);
     pick.setAttribute('aria-label', `Select ${run.name}`);
     pick.addEventListener('change', () => this._toggle(run.run_id, pick.checked));
-    // The status is the colour of the selection cell's edge: room in a narrow sidebar goes to values.
     const pickCell = element('td', '', `jp-mlops-pick jp-mlops-edge-${run.status.toLowerCase()}`);
     pickCell.title = run.status;
     pickCell.appendChild(pick);
@@ -208,10 +286,17 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
       });
       title.appendChild(toggle);
     }
-    title.appendChild(document.createTextNode(run.name));
+    const open = element('button', run.name, 'jp-mlops-open-run');
+    open.title = `Open the page of ${run.name}`;
+    open.addEventListener('click', () => void this._commands.execute(CommandIDs.openRun, { runId: run.run_id }));
+    title.appendChild(open);
     name.style.paddingLeft = `${4 + depth * 14}px`;
-    name.append(title, element('div', `${run.experiment} · ${formatAge(run.start_time)}`, 'jp-mlops-run-experiment'));
-    row.append(pickCell, name, element('td', formatDuration(run.duration_ms)));
+    const second = element('div', '', 'jp-mlops-run-experiment');
+    second.append(statusBadge(run.status), document.createTextNode(` ${run.experiment}`));
+    name.append(title, second);
+    const started = element('td', formatAge(run.start_time));
+    started.title = new Date(run.start_time).toLocaleString();
+    row.append(pickCell, name, started, element('td', formatDuration(run.duration_ms)));
     for (const { kind, key } of columns) {
       const value = kind === 'metrics' ? formatNumber(run.metrics[key]) : (run.params[key] ?? '');
       row.appendChild(element('td', value)).title = `${kind}.${key}`;
@@ -225,8 +310,7 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
     } else {
       this._selected.delete(runId);
     }
-    this._compare.disabled = this._selected.size === 0;
-    this._compare.textContent = this._selected.size ? `Compare ${this._selected.size}` : 'Compare';
+    this._renderSelection();
   }
 
   /** The runs listed (all of them, not only the rows in view) with every param and metric, as CSV. */
@@ -255,11 +339,7 @@ export class RunsPanel extends SidebarPanel<RunsModel> {
       ];
       lines.push(cells.map(quote).join(','));
     }
-    const link = element('a');
-    link.href = URL.createObjectURL(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }));
-    link.download = 'runs.csv';
-    link.click();
-    window.setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+    download(new Blob([lines.join('\n') + '\n'], { type: 'text/csv' }), 'runs.csv');
   }
 
   private _openComparison(): void {
