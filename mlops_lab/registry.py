@@ -236,6 +236,14 @@ class Registry:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         return name, pointed
 
+    def source_run(self, uri: str) -> str | None:
+        """The run a model reference's version was registered from (None if it no longer resolves)."""
+        try:
+            name, version = self.resolve(uri)
+            return self.models.get_version(name, version).run_id
+        except (RegistryError, NotFoundError):
+            return None
+
     def required_approvals(self, name: str) -> int:
         policy = self.models.get_model(name).required_approvals
         return self.default_required_approvals if policy is None else policy

@@ -685,3 +685,44 @@ def test_a_run_page_is_live_while_the_run_runs_and_shows_a_failure(lab, page, tr
     view.locator("h2", has_text="FAILED").wait_for(timeout=10_000)
     assert "ValueError: the data ran out" in view.locator(".jp-mlops-traceback").inner_text()
     page.screenshot(path=str(artifacts_dir / "run-page-failed.png"))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_get_run_in_a_notebook_opens_the_run_page_and_its_notebook(lab, page, tracker, artifacts_dir):
+    """ml.get_run(id) draws a card in the output; its button opens the run page, whose code section
+    links back to the notebook the cell ran in. The saved card shows with no kernel."""
+    import nbformat
+
+    cells = [
+        "%%track --name from-lab --quiet\nC = 0.5\nscore = C * 2\nprint('trained')",
+        "import mlops_lab as ml\nml.flush()\n"
+        "ml.get_run(ml.search_runs(filter_string=\"attributes.run_name = 'from-lab'\").run_id[0])",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, lab.root / "card.ipynb")
+    page.goto(f"{lab.url}/lab/tree/card.ipynb?token={lab.token}")
+    page.locator(".jp-Notebook").wait_for(timeout=60_000)
+    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+    page.locator(".jp-Notebook").click()
+    page.keyboard.press("Escape")
+    page.get_by_role("menuitem", name="Run").first.click()
+    page.get_by_text("Run All Cells", exact=True).click()
+    card = page.locator(".jp-mlops-RunOutput")
+    card.wait_for(timeout=90_000)
+    assert "from-lab" in card.inner_text() and "FINISHED" in card.inner_text() and "score 1" in card.inner_text()
+    page.screenshot(path=str(artifacts_dir / "get-run-card.png"))
+    card.get_by_role("button", name="Open run page").click()
+    view = page.locator(".jp-mlops-RunView")
+    view.locator(".jp-mlops-source", has_text="score = C * 2").wait_for(timeout=10_000)
+    assert "trained" in view.locator(".jp-mlops-stdout").inner_text()
+    assert view.locator('[data-section="params"] tr[data-key="C"]').inner_text().split() == ["C", "0.5"]
+    view.locator(".jp-mlops-open-notebook").click()  # back to the notebook the cell ran in
+    page.wait_for_function(
+        "document.querySelector('.lm-DockPanel .lm-TabBar-tab.lm-mod-current').textContent.includes('card.ipynb')"
+    )
+    page.keyboard.press("Control+s")
+    page.wait_for_timeout(1000)
+    saved = nbformat.read(lab.root / "card.ipynb", as_version=4)
+    assert "application/vnd.mlops-lab.run+json" in saved.cells[1].outputs[0]["data"]
+    assert "from-lab" in saved.cells[1].outputs[0]["data"]["text/html"]  # readers without the lab get HTML

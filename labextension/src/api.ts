@@ -487,6 +487,8 @@ export interface IVersionStats {
 
 export interface IRole {
   spec: string;
+  /** The run the served version was registered from, for a link to its page. */
+  run_id: string | null;
   version: string;
   provider: string;
   max_batch_size: number;

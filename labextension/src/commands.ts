@@ -43,7 +43,7 @@ export function addCommands(
       case 'drift-report':
         return [new DriftReportView(new DriftReportModel(key)), `Drift report ${key.slice(0, 8)}`];
       case 'deployment':
-        return [new DeploymentView(new DeploymentModel(key)), `Serving: ${key}`];
+        return [new DeploymentView(new DeploymentModel(key), commands), `Serving: ${key}`];
     }
   };
 

@@ -417,7 +417,15 @@ class DeploymentHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, name: str):
-        self.finish(await self.call(self.workspace.serving.get, name))
+        workspace = self.workspace
+
+        def detail() -> dict:
+            found = workspace.serving.get(name)
+            for role in ((found.get("server") or {}).get("roles") or {}).values():
+                role["run_id"] = workspace.registry.source_run(role["spec"])  # for a link to the run's page
+            return found
+
+        self.finish(await self.call(detail))
 
     @tornado.web.authenticated
     @authorized("execute")  # starts or stops processes

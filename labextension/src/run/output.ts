@@ -28,7 +28,7 @@ export class RunOutput extends Widget implements IRenderMime.IRenderer {
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     const run = model.data[RUN_MIME] as unknown as IRunOutput;
     const title = element('div', '', 'jp-mlops-run-output-title');
-    const open = element('button', 'Open run page', 'jp-mlops-open-run');
+    const open = element('button', 'Open run page', 'jp-mlops-card-open');
     open.addEventListener('click', () => void this._commands.execute(CommandIDs.openRun, { runId: run.run_id }));
     title.append(element('strong', run.name), statusBadge(run.status), element('span', run.experiment), open);
     const values = [

@@ -1,5 +1,8 @@
+import { CommandRegistry } from '@lumino/commands';
+
 import { IDeploymentDetail } from '../api';
 import { element, MainView } from '../base';
+import { CommandIDs } from '../tokens';
 import { DeploymentModel } from './model';
 
 /** A deployment's state: starting, ready, crashed, restarting, failed, stopped. */
@@ -19,7 +22,10 @@ export class DeploymentView extends MainView<DeploymentModel> {
   private _shadow = element('input');
   private _rolloutMessage = element('span', '', 'jp-mlops-message');
 
-  constructor(model: DeploymentModel) {
+  constructor(
+    model: DeploymentModel,
+    private _commands: CommandRegistry
+  ) {
     super(model, 'jp-mlops-DeploymentView');
     // The rollout form stays put while the rest is redrawn every two seconds.
     const form = element('div', '', 'jp-mlops-serving-rollout');
@@ -84,9 +90,16 @@ export class DeploymentView extends MainView<DeploymentModel> {
         const stats = server.stats.find(s => s.version === info.version);
         const row = element('tr');
         const share = role === 'canary' ? ` (${Math.round(server.canary_share * 100)}%)` : '';
+        const version = element('td', info.version);
+        if (info.run_id) {
+          const link = element('button', 'run', 'jp-mlops-link');
+          link.title = `Open the run ${info.run_id} this version was registered from`;
+          link.addEventListener('click', () => void this._commands.execute(CommandIDs.openRun, { runId: info.run_id }));
+          version.appendChild(link);
+        }
         row.append(
           element('td', role + share),
-          element('td', info.version),
+          version,
           element('td', info.provider.replace('ExecutionProvider', '')),
           element('td', String(stats?.inference_stats.success.count ?? 0)),
           element('td', String(stats?.inference_stats.fail.count ?? 0)),
