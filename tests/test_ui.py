@@ -726,3 +726,85 @@ def test_get_run_in_a_notebook_opens_the_run_page_and_its_notebook(lab, page, tr
     saved = nbformat.read(lab.root / "card.ipynb", as_version=4)
     assert "application/vnd.mlops-lab.run+json" in saved.cells[1].outputs[0]["data"]
     assert "from-lab" in saved.cells[1].outputs[0]["data"]["text/html"]  # readers without the lab get HTML
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_runs_panel_experiments_sorting_status_and_selection_at_the_default_width(lab, page, tracker, artifacts_dir):
+    for experiment, name, acc in [("alpha", "a-low", 0.7), ("alpha", "a-high", 0.9), ("beta", "b-mid", 0.8)]:
+        with ml.start_run(name, experiment=experiment):
+            ml.log_metrics({"accuracy": acc, "a_metric_with_a_long_name": acc / 3})
+            ml.log_params({"model": "rf", "max_depth": 3})
+    run = tracker.start_run("b-broken", experiment="beta")
+    tracker.end_run("FAILED", run=run, error="ValueError: bad")
+    ml.flush()
+    open_runs_panel(page, lab)
+    rows = page.locator(".jp-mlops-runs tr[data-run-id]")
+    names = page.locator(".jp-mlops-runs tr[data-run-id] .jp-mlops-open-run")
+    assert rows.count() == 4
+
+    # At the sidebar's default width nothing is cut: the controls fit, the fixed columns are whole,
+    # the values scroll sideways under a name that stays.
+    panel = page.locator("#mlops-lab-runs").bounding_box()
+    for control in (".jp-mlops-experiment-picker", ".jp-mlops-filter", ".jp-mlops-toolbar"):
+        box = page.locator(f"#mlops-lab-runs {control}").bounding_box()
+        assert box["x"] >= panel["x"] and box["x"] + box["width"] <= panel["x"] + panel["width"] + 1, control
+    scroller = page.locator("#mlops-lab-runs .jp-mlops-scroll")
+    edge = scroller.bounding_box()["x"] + scroller.bounding_box()["width"]
+    headers = page.locator(".jp-mlops-runs th")
+    for i in range(4):  # the tick, Run, Started, Duration
+        box = headers.nth(i).bounding_box()
+        assert box["x"] + box["width"] <= edge + 1, headers.nth(i).inner_text()
+    page.locator("#mlops-lab-runs").screenshot(path=str(artifacts_dir / "runs-panel-default-width.png"))
+    scroller.evaluate("node => { node.scrollLeft = node.scrollWidth; }")
+    page.wait_for_timeout(200)
+    last = headers.last.bounding_box()
+    assert last["x"] + last["width"] <= edge + 1  # the last column is reachable whole
+    name_cell = page.locator(".jp-mlops-runs tr[data-run-id] td:nth-child(2)").first.bounding_box()
+    assert name_cell["x"] >= scroller.bounding_box()["x"] - 1  # the name stayed in view
+    scroller.evaluate("node => { node.scrollLeft = 0; }")
+
+    # Status as a word and an icon; Started and Duration apart.
+    failed = page.locator(".jp-mlops-runs tr[data-run-id]", has_text="b-broken")
+    assert failed.locator(".jp-mlops-status").text_content() == "✗FAILED"
+    assert [h.strip() for h in headers.all_inner_texts()[:4]] == ["", "Run", "Started", "Duration"]
+
+    # Sortable headers: descending, ascending, then as it was.
+    accuracy = page.locator(".jp-mlops-runs th", has_text="accuracy")
+    accuracy.click()
+    page.wait_for_function(
+        "document.querySelector('.jp-mlops-runs tr[data-run-id] .jp-mlops-open-run')?.textContent === 'a-high'"
+    )
+    assert names.all_inner_texts()[:3] == ["a-high", "b-mid", "a-low"]
+    assert page.locator(".jp-mlops-runs th", has_text="accuracy").get_attribute("data-sort") == "desc"
+    page.locator(".jp-mlops-runs th", has_text="accuracy").click()
+    page.wait_for_function(
+        "document.querySelector('.jp-mlops-runs tr[data-run-id] .jp-mlops-open-run')?.textContent === 'a-low'"
+    )
+    assert names.all_inner_texts()[:3] == ["a-low", "b-mid", "a-high"]  # (the run without it last)
+
+    # The experiment selector, and the same through the filter.
+    page.locator(".jp-mlops-experiment-picker").select_option("alpha")
+    page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr[data-run-id]').length === 2")
+    assert sorted(names.all_inner_texts()) == ["a-high", "a-low"]
+    page.locator(".jp-mlops-experiment-picker").select_option("")
+    box = page.locator(".jp-mlops-filter")
+    box.fill("attributes.experiment = 'beta'")
+    box.press("Enter")
+    page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr[data-run-id]').length === 2")
+    assert sorted(names.all_inner_texts()) == ["b-broken", "b-mid"]
+
+    # A selection is kept, and said, when the filter hides part of it; Clear empties it.
+    box.fill("")
+    box.press("Enter")
+    page.wait_for_function("document.querySelectorAll('.jp-mlops-runs tr[data-run-id]').length === 4")
+    for name in ("a-high", "b-mid"):
+        page.locator(".jp-mlops-runs tr[data-run-id]", has_text=name).locator("input[type=checkbox]").check()
+    assert page.locator(".jp-mlops-selection").inner_text().startswith("2 selected")
+    box.fill("attributes.experiment = 'alpha'")
+    box.press("Enter")
+    page.locator(".jp-mlops-selection", has_text="2 selected (1 not in this list)").wait_for(timeout=10_000)
+    assert page.locator(".jp-mlops-compare-button").inner_text() == "Compare 2"
+    page.locator("#mlops-lab-runs").screenshot(path=str(artifacts_dir / "runs-panel-selection.png"))
+    page.locator(".jp-mlops-clear-selection").click()
+    assert page.locator(".jp-mlops-compare-button").inner_text() == "Compare"
+    assert page.locator(".jp-mlops-runs tr[data-run-id] input:checked").count() == 0
