@@ -808,3 +808,90 @@ def test_runs_panel_experiments_sorting_status_and_selection_at_the_default_widt
     page.locator(".jp-mlops-clear-selection").click()
     assert page.locator(".jp-mlops-compare-button").inner_text() == "Compare"
     assert page.locator(".jp-mlops-runs tr[data-run-id] input:checked").count() == 0
+
+
+def _overlaps(boxes: list[dict]) -> list[tuple[int, int]]:
+    return [
+        (i, j)
+        for i, a in enumerate(boxes)
+        for j, b in enumerate(boxes[i + 1 :], i + 1)
+        if a["x"] < b["x"] + b["width"] - 1
+        and b["x"] < a["x"] + a["width"] - 1
+        and a["y"] < b["y"] + b["height"] - 1
+        and b["y"] < a["y"] + a["height"] - 1
+    ]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_compare_defaults_read_and_charts_follow_the_view_s_size(lab, page, tracker, artifacts_dir):
+    ids = []
+    for i, (c, solver) in enumerate([(0.1, "lbfgs"), (1.0, "lbfgs"), (10.0, "saga")]):
+        source = f"C = {c}\nsolver = {solver!r}\nmodel = fit(C, solver)\n" + "# a long comment " * 20 * (i == 2)
+        run = tracker.start_run(f"trial-{i}", experiment="cmp", source=source)
+        tracker.log_params({"C": c, "solver": solver, "seed": 7, "optimizer.learning_rate_schedule": "cosine"}, run=run)
+        for step in range(30):
+            tracker.log_metric("loss", (1 + i) / (step + 1), step=step, run=run)
+        tracker.log_metrics({"accuracy": 0.8 + i / 20, "n_features": 4}, run=run)
+        tracker.end_run(run=run)
+        ids.append(run.id)
+    tracker.flush()
+    open_runs_panel(page, lab)
+    compare_all_listed(page)
+    view = page.locator(".jp-mlops-CompareView")
+    view.locator(".jp-mlops-chart.js-plotly-plot").first.wait_for(timeout=20_000)
+    page.wait_for_function("document.querySelectorAll('.jp-mlops-CompareView .js-plotly-plot').length >= 3")
+
+    # The primary metric is accuracy, logged once per run: a bar per run, not dots at step 0.
+    assert view.get_by_label("Metric", exact=True).input_value() == "accuracy"
+    assert view.locator(".jp-mlops-chart[data-kind]").first.get_attribute("data-kind") == "bars"
+    view.get_by_label("Metric", exact=True).select_option("loss")
+    page.wait_for_function(
+        "document.querySelector('.jp-mlops-CompareView .jp-mlops-chart[data-kind]').dataset.kind === 'curves'"
+    )
+    # Parallel coordinates: the params that differ and the primary metric; not seed, not the equal schedule.
+    view.locator(".jp-mlops-axes summary").click()
+    checked = [box.get_attribute("data-axis") for box in view.locator(".jp-mlops-axes input:checked").all()]
+    assert checked == ["params.C", "params.solver", "metrics.accuracy"]
+    view.locator('.jp-mlops-axes input[data-axis="params.optimizer.learning_rate_schedule"]').check()
+    page.wait_for_function(
+        "[...document.querySelectorAll('.jp-mlops-CompareView svg text')].some(t => t.textContent.startsWith('…'))"
+    )  # a long name is shortened, its end kept
+    view.locator(".jp-mlops-axes summary").click()
+    # The scatter's x is a param that varies, its y the primary metric.
+    assert view.get_by_label("Scatter x", exact=True).input_value() == "params.C"
+    assert view.get_by_label("Scatter y", exact=True).input_value() == "accuracy"
+    # Any pair's code, wrapped to the view's width.
+    view.get_by_label("Code on the left").select_option(ids[0])
+    view.get_by_label("Code on the right").select_option(ids[2])
+    view.locator(".jp-mlops-diff", has_text="C = 0.1").filter(has_text="a long comment").wait_for(timeout=10_000)
+    widths = page.evaluate(
+        "[document.querySelector('.jp-mlops-CompareView .jp-mlops-diff'), document.querySelector('.jp-mlops-CompareView')]"
+        ".map(node => node.getBoundingClientRect().width)"
+    )
+    assert widths[0] <= widths[1]
+    page.screenshot(path=str(artifacts_dir / "compare-defaults.png"), full_page=True)
+
+    def chart_boxes() -> list[dict]:
+        page.wait_for_timeout(700)  # the resize is debounced, then plotly redraws
+        boxes = [chart.bounding_box() for chart in view.locator(".js-plotly-plot").all()]
+        width = view.bounding_box()["x"] + view.bounding_box()["width"]
+        assert all(box["x"] + box["width"] <= width + 1 for box in boxes), "a chart is wider than its view"
+        return boxes
+
+    assert _overlaps(chart_boxes()) == []
+    page.set_viewport_size({"width": 900, "height": 800})  # the window narrower
+    assert _overlaps(chart_boxes()) == []
+    page.screenshot(path=str(artifacts_dir / "compare-narrow-window.png"), full_page=True)
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle:visible").first  # the sidebar dragged wider
+    box = handle.bounding_box()
+    before = view.bounding_box()["width"]
+    page.mouse.move(box["x"] + 1, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 200, box["y"] + 200, steps=5)
+    page.mouse.up()
+    boxes = chart_boxes()
+    assert view.bounding_box()["width"] < before - 100  # the view did get narrower
+    assert _overlaps(boxes) == []
+    page.set_viewport_size({"width": 1400, "height": 900})
+    assert _overlaps(chart_boxes()) == []
+    page.screenshot(path=str(artifacts_dir / "compare-after-resizes.png"), full_page=True)

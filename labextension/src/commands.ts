@@ -36,7 +36,7 @@ export function addCommands(
         return [new RunView(new RunModel(key), commands, rendermime), `Run ${key.slice(0, 8)}`];
       case 'compare': {
         const ids = key.split(',');
-        return [new CompareView(new CompareModel(ids)), `Compare ${ids.length} runs`];
+        return [new CompareView(new CompareModel(ids), commands), `Compare ${ids.length} runs`];
       }
       case 'model':
         return [new ModelView(new ModelModel(key), commands), `Model: ${key}`];

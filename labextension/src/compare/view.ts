@@ -1,5 +1,8 @@
+import { CommandRegistry } from '@lumino/commands';
+
 import { IAligned, IComparison } from '../api';
 import { element, MainView, plotlyText } from '../base';
+import { CommandIDs } from '../tokens';
 import { CompareModel } from './model';
 
 const SECTIONS: [keyof IComparison, string][] = [
@@ -28,6 +31,35 @@ function smooth(values: number[], weight: number): number[] {
   });
 }
 
+const MAX_AXES = 8;
+const LABEL_CHARS = 20;
+// Metrics that usually say how good a run is, in the order a reader looks for them.
+const PRIMARY_METRICS = [/acc/i, /f1/i, /auc/i, /r2/i, /score/i, /loss/i, /error/i];
+
+/** The metric a comparison is about: a familiar one that differs between the runs, if any. */
+function primaryMetric(comparison: IComparison): string | null {
+  const differing = comparison.metrics.filter(row => row.differs).map(row => row.key);
+  const all = comparison.metrics.map(row => row.key);
+  for (const keys of [differing, all]) {
+    for (const pattern of PRIMARY_METRICS) {
+      const found = keys.find(key => pattern.test(key));
+      if (found) {
+        return found;
+      }
+    }
+  }
+  return differing[0] ?? all[0] ?? null;
+}
+
+/** A label short enough to stay readable on an axis: the end of a long dotted name is the telling part. */
+function shortLabel(label: string): string {
+  return label.length > LABEL_CHARS ? `…${label.slice(-(LABEL_CHARS - 1))}` : label;
+}
+
+function isNumeric(values: (string | number | null)[]): boolean {
+  return values.every(v => v !== null && v !== '' && !Number.isNaN(Number(v)));
+}
+
 /** Runs side by side: what differs, metric curves, parallel coordinates, code diff. */
 export class CompareView extends MainView<CompareModel> {
   private _comparison: IComparison | null = null;
@@ -39,8 +71,12 @@ export class CompareView extends MainView<CompareModel> {
   private _code = element('div', '', 'jp-mlops-code-diff');
   private _figures = element('div', '', 'jp-mlops-figures');
   private _imageUrls: string[] = [];
+  private _axes: string[] = []; // parallel coordinates' axes: "params.x" / "metrics.y"
 
-  constructor(model: CompareModel) {
+  constructor(
+    model: CompareModel,
+    private _commands: CommandRegistry
+  ) {
     super(model, 'jp-mlops-CompareView');
   }
 
@@ -63,27 +99,113 @@ export class CompareView extends MainView<CompareModel> {
       this._renderTables();
     });
     toggle.append(box, document.createTextNode(' only what differs'));
-    const controls = this._chartControls(comparison);
+    const primary = primaryMetric(comparison);
+    this._axes = this._defaultAxes(comparison, primary);
+    const controls = this._chartControls(comparison, primary);
     this.node.replaceChildren(
       element('h2', `Comparing ${comparison.runs.length} runs`),
       toggle,
       this._tables,
-      element('h3', 'Metric curves'),
+      element('h3', 'Metrics'),
       controls,
       this._chart,
       element('h3', 'Params → metric'),
+      this._axesMenu(comparison),
       this._parallel,
       element('h3', 'Param against metric'),
-      this._scatterControls(comparison),
+      this._scatterControls(comparison, primary),
       this._scatter,
-      element('h3', `Code: ${comparison.runs[0].name} ↔ ${comparison.runs[comparison.runs.length > 1 ? 1 : 0].name}`),
+      element('h3', 'Code'),
+      this._codeControls(comparison),
       this._code,
       element('h3', 'Figures'),
       this._figures
     );
     this._renderTables();
-    void this._renderCode();
+    void this._renderParallel();
     void this._renderFigures();
+  }
+
+  /** The params that differ (at most MAX_AXES - 1) and the primary metric. */
+  private _defaultAxes(comparison: IComparison, primary: string | null): string[] {
+    const params = comparison.params.filter(row => row.differs).map(row => `params.${row.key}`);
+    return [...params.slice(0, primary ? MAX_AXES - 1 : MAX_AXES), ...(primary ? [`metrics.${primary}`] : [])];
+  }
+
+  private _axesMenu(comparison: IComparison): HTMLElement {
+    const menu = element('details', '', 'jp-mlops-axes');
+    menu.appendChild(element('summary', `Axes (${this._axes.length} of at most ${MAX_AXES})`));
+    const fields = [
+      ...comparison.params.map(row => `params.${row.key}`),
+      ...comparison.metrics.map(row => `metrics.${row.key}`)
+    ];
+    for (const name of fields) {
+      const label = element('label', '', 'jp-mlops-column-option');
+      const box = element('input');
+      box.type = 'checkbox';
+      box.dataset.axis = name;
+      box.checked = this._axes.includes(name);
+      box.addEventListener('change', () => {
+        this._axes = box.checked ? [...this._axes, name].slice(-MAX_AXES) : this._axes.filter(a => a !== name);
+        menu.querySelectorAll<HTMLInputElement>('input[data-axis]').forEach(other => {
+          other.checked = this._axes.includes(other.dataset.axis!);
+        });
+        menu.firstElementChild!.textContent = `Axes (${this._axes.length} of at most ${MAX_AXES})`;
+        void this._renderParallel();
+      });
+      label.append(box, document.createTextNode(` ${name}`));
+      menu.appendChild(label);
+    }
+    return menu;
+  }
+
+  /** One axis per chosen param or metric; text params become categories; coloured by the last metric axis. */
+  private async _renderParallel(): Promise<void> {
+    const comparison = this._comparison!;
+    const runs = comparison.runs;
+    const Plotly = await import('plotly.js-dist-min');
+    if (this._axes.length === 0 || runs.length < 2) {
+      Plotly.purge(this._parallel);
+      this._parallel.replaceChildren(
+        element('p', runs.length < 2 ? 'Compare two runs or more.' : 'Choose axes above.', 'jp-mlops-message')
+      );
+      return;
+    }
+    const dimensions = this._axes.map(axis => {
+      const [section, ...rest] = axis.split('.');
+      const key = rest.join('.');
+      const row = (section === 'params' ? comparison.params : comparison.metrics).find(r => r.key === key);
+      const values = runs.map(run => row?.values[run.run_id] ?? null);
+      if (isNumeric(values)) {
+        return { label: plotlyText(shortLabel(key)), values: values.map(Number) };
+      }
+      const categories = [...new Set(values.map(v => String(v ?? '')))].sort();
+      return {
+        label: plotlyText(shortLabel(key)),
+        values: values.map(v => categories.indexOf(String(v ?? ''))),
+        tickvals: categories.map((_, i) => i),
+        ticktext: categories.map(c => plotlyText(shortLabel(c || '(none)')))
+      };
+    });
+    const metricAxis = [...this._axes].reverse().find(axis => axis.startsWith('metrics.'));
+    const colour = metricAxis ? dimensions[this._axes.indexOf(metricAxis)].values : undefined;
+    if (!this._parallel.classList.contains('js-plotly-plot')) {
+      this._parallel.replaceChildren(); // a message drawn before
+    }
+    await Plotly.react(
+      this._parallel,
+      [
+        {
+          type: 'parcoords',
+          dimensions,
+          labelangle: -15,
+          labelfont: { size: 11 },
+          line: colour ? { color: colour, colorscale: 'Viridis', showscale: true } : {}
+        }
+      ],
+      { height: 340, margin: { t: 60, l: 60, r: 60, b: 20 } },
+      { displaylogo: false, responsive: true }
+    );
   }
 
   dispose(): void {
@@ -181,7 +303,10 @@ export class CompareView extends MainView<CompareModel> {
     const head = element('tr');
     head.appendChild(element('th', ''));
     for (const run of this._comparison!.runs) {
-      head.appendChild(element('th', run.name)).title = run.run_id;
+      const th = head.appendChild(element('th'));
+      const link = th.appendChild(element('button', run.name, 'jp-mlops-link'));
+      link.title = `Open the page of ${run.name} (${run.run_id})`;
+      link.addEventListener('click', () => void this._commands.execute(CommandIDs.openRun, { runId: run.run_id }));
     }
     return head;
   }
@@ -214,12 +339,15 @@ export class CompareView extends MainView<CompareModel> {
     return cell;
   }
 
-  private _chartControls(comparison: IComparison): HTMLElement {
+  private _chartControls(comparison: IComparison, primary: string | null): HTMLElement {
     const bar = element('div', '', 'jp-mlops-chart-controls');
     const metric = element('select');
     metric.setAttribute('aria-label', 'Metric');
     for (const row of comparison.metrics) {
       metric.appendChild(element('option', row.key)).value = row.key;
+    }
+    if (primary) {
+      metric.value = primary;
     }
     const smoothing = element('input');
     smoothing.type = 'range';
@@ -246,44 +374,48 @@ export class CompareView extends MainView<CompareModel> {
     return bar;
   }
 
+  /** A metric's curves, one per run; a metric logged once per run is a bar per run, not a dot at step 0. */
   private async _renderCharts(key: string, weight: number, logScale: boolean): Promise<void> {
     const comparison = this._comparison!;
     const [Plotly, curves] = await Promise.all([import('plotly.js-dist-min'), this.model.curves(key)]);
+    const names = comparison.runs.map(run => plotlyText(run.name));
+    const yaxis = { title: { text: plotlyText(key) }, type: logScale ? 'log' : 'linear', automargin: true };
+    this._chart.dataset.kind = curves.every(curve => curve.steps.length <= 1) ? 'bars' : 'curves';
+    if (this._chart.dataset.kind === 'bars') {
+      const values = curves.map(curve => (curve.values.length ? Number(curve.values[0]) : null));
+      await Plotly.react(
+        this._chart,
+        [
+          {
+            type: 'bar',
+            x: names,
+            y: values,
+            text: values.map(v => (v === null ? '' : formatCell(v))),
+            textposition: 'auto'
+          }
+        ],
+        { height: 300, margin: { t: 30, l: 60, r: 20, b: 60 }, yaxis, xaxis: { automargin: true } },
+        { displaylogo: false, responsive: true }
+      );
+      return;
+    }
     const traces = curves.map((curve, i) => ({
       x: curve.steps,
       y: smooth(curve.values.map(Number), weight),
-      name: plotlyText(comparison.runs[i].name),
-      mode: 'lines+markers',
+      name: names[i],
+      mode: curve.steps.length > 50 ? 'lines' : 'lines+markers',
       type: 'scatter'
     }));
     const layout = {
       height: 340,
       margin: { t: 30, l: 60, r: 20, b: 40 },
       xaxis: { title: { text: 'step' } },
-      yaxis: { title: { text: key }, type: logScale ? 'log' : 'linear' }
+      yaxis
     };
     await Plotly.react(this._chart, traces, layout, { displaylogo: false, responsive: true });
-    const numeric = comparison.params.filter(row =>
-      comparison.runs.every(run => row.values[run.run_id] !== null && !Number.isNaN(Number(row.values[run.run_id])))
-    );
-    const target = comparison.metrics.find(row => row.key === key);
-    const dimensions = numeric.map(row => ({
-      label: row.key,
-      values: comparison.runs.map(run => Number(row.values[run.run_id]))
-    }));
-    const colour = target ? comparison.runs.map(run => Number(target.values[run.run_id])) : [];
-    if (target) {
-      dimensions.push({ label: key, values: colour });
-    }
-    await Plotly.react(
-      this._parallel,
-      [{ type: 'parcoords', dimensions, line: { color: colour, colorscale: 'Viridis', showscale: true } }],
-      { height: 320, margin: { t: 40, l: 60, r: 60, b: 20 } },
-      { displaylogo: false, responsive: true }
-    );
   }
 
-  private _scatterControls(comparison: IComparison): HTMLElement {
+  private _scatterControls(comparison: IComparison, primary: string | null): HTMLElement {
     const bar = element('div', '', 'jp-mlops-chart-controls');
     const x = element('select');
     const y = element('select');
@@ -295,6 +427,14 @@ export class CompareView extends MainView<CompareModel> {
     for (const row of comparison.metrics) {
       x.appendChild(element('option', `metrics.${row.key}`)).value = `metrics.${row.key}`;
       y.appendChild(element('option', row.key)).value = row.key;
+    }
+    // A param that varies says something against the metric; one that does not is a vertical line.
+    const varying = comparison.params.find(row => row.differs);
+    if (varying) {
+      x.value = `params.${varying.key}`;
+    }
+    if (primary) {
+      y.value = primary;
     }
     const redraw = () => void this._renderScatter(x.value, y.value);
     x.addEventListener('change', redraw);
@@ -331,20 +471,43 @@ export class CompareView extends MainView<CompareModel> {
       {
         height: 320,
         margin: { t: 20, l: 60, r: 20, b: 50 },
-        xaxis: { title: { text: xField } },
-        yaxis: { title: { text: yKey } }
+        xaxis: { title: { text: plotlyText(xField) } },
+        yaxis: { title: { text: plotlyText(yKey) } }
       },
       { displaylogo: false, responsive: true }
     );
   }
 
-  private async _renderCode(): Promise<void> {
-    const runs = this._comparison!.runs;
+  /** Any two runs' code side by side: a picker for each side. */
+  private _codeControls(comparison: IComparison): HTMLElement {
+    const bar = element('div', '', 'jp-mlops-chart-controls');
+    const runs = comparison.runs;
     if (runs.length < 2) {
-      this._code.textContent = 'Pick two runs to see their code side by side.';
+      this._code.textContent = 'Compare two runs or more to see their code side by side.';
+      return bar;
+    }
+    const pickers = [0, 1].map(side => {
+      const picker = element('select');
+      picker.setAttribute('aria-label', side === 0 ? 'Code on the left' : 'Code on the right');
+      runs.forEach(run => (picker.appendChild(element('option', run.name)).value = run.run_id));
+      picker.value = runs[side].run_id;
+      return picker;
+    });
+    const redraw = () => void this._renderCode(pickers[0].value, pickers[1].value);
+    pickers.forEach(picker => picker.addEventListener('change', redraw));
+    bar.append(pickers[0], element('span', '↔'), pickers[1]);
+    redraw();
+    return bar;
+  }
+
+  private async _renderCode(left: string, right: string): Promise<void> {
+    let diff;
+    try {
+      diff = await this.model.codeDiff(left, right);
+    } catch (error) {
+      this._code.replaceChildren(element('p', (error as Error).message, 'jp-mlops-message jp-mlops-error'));
       return;
     }
-    const diff = await this.model.codeDiff(runs[0].run_id, runs[1].run_id);
     if (diff.identical) {
       this._code.replaceChildren(element('p', 'The two cells ran the same code.', 'jp-mlops-message'));
       return;
