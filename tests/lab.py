@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
 
 
 class LabServer:
-    def __init__(self, root: Path, env: dict, python: str = sys.executable):
+    def __init__(self, root: Path, env: dict, python: str = sys.executable, args: tuple[str, ...] = ()):
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.root = root
@@ -55,12 +55,15 @@ class LabServer:
                 f"--LabApp.workspaces_dir={state / 'workspaces'}",
                 "--LabServerApp.open_browser=False",
                 "--ServerApp.allow_root=True",
+                *args,
             ],
             env={
                 **os.environ,
                 **env,
                 "JUPYTER_CONFIG_DIR": str(state / "config"),
                 "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+                # the tests package importable by the server (a test identity provider lives there)
+                "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")]),
             },
             stdout=self.log,
             stderr=subprocess.STDOUT,

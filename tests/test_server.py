@@ -214,8 +214,10 @@ async def test_models_panel_api_with_approvals(workspace, jp_fetch, tracker):
         assert info.value.code == code, path
 
 
-async def test_a_token_alone_cannot_ask_approve_and_promote_as_three_people(workspace, jp_fetch, tracker):
-    """Four eyes: each token-only request would be a new anonymous user, so such calls are refused."""
+async def test_in_a_single_user_lab_one_person_is_one_name(workspace, jp_fetch, tracker):
+    """The lab acts as its own user (MLOPS_LAB_USER or the OS user), the name its kernels log under,
+    never a random id per browser or per token-only request: asking in a notebook and approving in
+    the sidebar is one person approving themselves."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
@@ -224,25 +226,17 @@ async def test_a_token_alone_cannot_ask_approve_and_promote_as_three_people(work
         ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
     ml.flush()
     version = ml.register("iris", run.id)
-    workspace.registry.promote("iris", version, "Staging")
-    request = workspace.as_user("owner").registry.request_approval("iris", version)
-    for path, body in [
-        (("models", "iris", "versions", str(version), "approvals"), {}),
-        (("approvals", request), {"decision": "approve"}),
-        (("approvals", request), {"decision": "reject"}),
-        (("models", "iris", "versions", str(version), "stage"), {"stage": "Archived"}),
-    ]:
+    ml.promote("iris", version, "Staging")
+    request = ml.request_approval("iris", version)  # in a notebook, as the kernel's user
+    for headers in ({}, await signed_in(jp_fetch)):  # the token alone, and a browser's identity cookie
         with pytest.raises(tornado.httpclient.HTTPClientError) as info:
-            await post_json(jp_fetch, *path, body=body)  # the token, and no identity cookie
-        assert info.value.code == 403, path
-        assert "identity that lasts beyond one request" in json.loads(info.value.response.body)["error"]
-    described = workspace.registry.describe("iris")
-    assert described["versions"][0]["stage"] == "Staging" and described["approvals"][0]["status"] == "PENDING"
-    assert [e["kind"] for e in described["history"]] == ["registered", "stage", "approval_requested"]
-    me = await signed_in(jp_fetch)  # the same calls with a lasting identity go through
-    assert (await post_json(jp_fetch, "approvals", request, body={"decision": "approve"}, headers=me))["status"] == (
-        "APPROVED"
-    )
+            await post_json(jp_fetch, "approvals", request, body={"decision": "approve"}, headers=headers)
+        assert info.value.code == 403
+        assert "cannot approve it themselves" in json.loads(info.value.response.body)["error"]
+    await post_json(jp_fetch, "models", "iris", "versions", str(version), "stage", body={"stage": "Archived"})
+    history = workspace.registry.describe("iris")["history"]
+    assert {e["user"] for e in history} == {"tester"}  # the notebook's and the sidebar's, one name
+    assert workspace.as_user("reviewer").registry.approve(request) == "APPROVED"  # a second person can
 
 
 async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_http_port, logged_runs):

@@ -266,10 +266,22 @@ def test_a_notebook_s_runs_appear_and_compare(lab, page, artifacts_dir, tracker,
     assert "n_estimators = 100" in view.locator(".jp-mlops-diff").inner_text()
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_models_panel_promotion_with_a_second_user_s_approval(lab, tracker, artifacts_dir):
-    """Two browsers are two users: one asks for Production, the other approves, the first promotes."""
-    from playwright.sync_api import sync_playwright
+@pytest.fixture
+def shared_lab(tracker, tmp_path):
+    """A lab whose identity provider names people (as JupyterHub's does): each browser is a person."""
+    require_chromium()
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    server = LabServer(
+        root,
+        {"MLOPS_LAB_DB_URL": tracker.runs.url, "MLOPS_LAB_ARTIFACTS": tracker.artifacts.root},
+        args=("--ServerApp.identity_provider_class=tests.identity.NamedByHeader",),
+    )
+    yield server
+    server.stop()
+
+
+def _iris_version(name: str = "iris") -> int:
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
@@ -278,19 +290,29 @@ def test_models_panel_promotion_with_a_second_user_s_approval(lab, tracker, arti
         ml.log_model(LogisticRegression(max_iter=500).fit(X, y))
         ml.log_metric("accuracy", 0.97)
     ml.flush()
-    version = ml.register("iris", run.id)
+    return ml.register(name, run.id)
 
-    def open_model(page):
-        page.goto(f"{lab.url}/lab?token={lab.token}")
-        tab = page.locator('.lm-TabBar-tab[data-id="mlops-lab-models"]')
-        tab.wait_for(timeout=60_000)
-        page.wait_for_timeout(500)  # the restored layout settles: the panel may already be open
-        if not page.locator("#mlops-lab-models").is_visible():
-            tab.click()
-        page.locator('.jp-mlops-ModelsPanel tr[data-model="iris"]').click(timeout=10_000)
-        view = page.locator(".jp-mlops-ModelView")
-        view.locator(f'tr[data-version="{version}"]').wait_for(timeout=10_000)
-        return view
+
+def _open_model(page, lab, name: str, version: int):
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    tab = page.locator('.lm-TabBar-tab[data-id="mlops-lab-models"]')
+    tab.wait_for(timeout=60_000)
+    page.wait_for_timeout(500)  # the restored layout settles: the panel may already be open
+    if not page.locator("#mlops-lab-models").is_visible():
+        tab.click()
+    page.locator(f'.jp-mlops-ModelsPanel tr[data-model="{name}"]').click(timeout=10_000)
+    view = page.locator(".jp-mlops-ModelView")
+    view.locator(f'tr[data-version="{version}"]').wait_for(timeout=10_000)
+    return view
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_models_panel_promotion_with_a_second_user_s_approval(shared_lab, tracker, artifacts_dir):
+    """Two people in two browsers: alice asks for Production, bob approves, alice's open view shows it
+    without a reload, and she promotes."""
+    from playwright.sync_api import sync_playwright
+
+    version = _iris_version()
 
     def move(view, stage):
         row = view.locator(f'tr[data-version="{version}"]')
@@ -299,9 +321,13 @@ def test_models_panel_promotion_with_a_second_user_s_approval(lab, tracker, arti
 
     with sync_playwright() as playwright:
         browser = launch_browser(playwright)
-        owner = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-        reviewer = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-        view = open_model(owner)
+        people = {
+            name: browser.new_context(
+                viewport={"width": 1400, "height": 900}, extra_http_headers={"X-Lab-User": name}
+            ).new_page()
+            for name in ("alice", "bob")
+        }
+        view = _open_model(people["alice"], shared_lab, "iris", version)
         move(view, "Staging")
         view.locator(".jp-mlops-badge", has_text="Staging").wait_for(timeout=10_000)
         move(view, "Production")
@@ -309,24 +335,41 @@ def test_models_panel_promotion_with_a_second_user_s_approval(lab, tracker, arti
         view.locator(f'tr[data-version="{version}"] .jp-mlops-request').click()
         view.locator(".jp-mlops-approval", has_text="PENDING").wait_for(timeout=10_000)
         view.locator(".jp-mlops-approve").click()  # asking and approving oneself is refused
-        view.locator(".jp-mlops-message.jp-mlops-error", has_text="cannot approve it themselves").wait_for(
+        view.locator(".jp-mlops-message.jp-mlops-error", has_text="'alice' asked for this approval").wait_for(
             timeout=10_000
         )
 
-        second = open_model(reviewer)
+        second = _open_model(people["bob"], shared_lab, "iris", version)
         second.locator(".jp-mlops-approve").click()
         second.locator(".jp-mlops-approval", has_text="APPROVED").wait_for(timeout=10_000)
-        reviewer.screenshot(path=str(artifacts_dir / "models-approval-by-reviewer.png"))
+        people["bob"].screenshot(path=str(artifacts_dir / "models-approval-by-reviewer.png"))
 
-        view = open_model(owner)
+        view.locator(".jp-mlops-approval", has_text="APPROVED").wait_for(timeout=15_000)  # alice's view, live
         move(view, "Production")
         view.locator(f'tr[data-version="{version}"] .jp-mlops-badge', has_text="Production").wait_for(timeout=10_000)
         assert "Production: version 1" in view.inner_text()
         assert "approve" in view.locator(".jp-mlops-history").inner_text()
-        owner.screenshot(path=str(artifacts_dir / "models-promoted.png"))
+        people["alice"].screenshot(path=str(artifacts_dir / "models-promoted.png"))
         browser.close()
-    users = {e["user"] for e in ml.model_history("iris") if e["kind"] in ("approve", "approval_requested")}
-    assert len(users) == 2  # two distinct identities asked and approved
+    users = {e["user"]: e["kind"] for e in ml.model_history("iris") if e["kind"] in ("approve", "approval_requested")}
+    assert users == {"alice": "approval_requested", "bob": "approve"}  # names, not random ids
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_in_a_single_user_lab_asking_in_a_notebook_and_approving_in_the_sidebar_is_one_person(
+    lab, page, tracker, artifacts_dir
+):
+    version = _iris_version()
+    ml.promote("iris", version, "Staging")
+    ml.request_approval("iris", version, comment="from my notebook")  # the kernel's user: tester
+    view = _open_model(page, lab, "iris", version)
+    view.locator(".jp-mlops-approval", has_text="asked by tester").wait_for(timeout=10_000)
+    view.locator(".jp-mlops-approve").click()
+    view.locator(".jp-mlops-message.jp-mlops-error", has_text="'tester' asked for this approval").wait_for(
+        timeout=10_000
+    )
+    page.screenshot(path=str(artifacts_dir / "models-one-person-one-name.png"))
+    assert {e["user"] for e in ml.model_history("iris")} == {"tester"}
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

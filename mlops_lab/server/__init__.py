@@ -16,8 +16,9 @@ def _load_jupyter_server_extension(serverapp) -> None:
 
     location = resolve(start_dir=serverapp.root_dir)
     web_app = serverapp.web_app
-    # Opened lazily: a broken store cannot stop the server starting; handlers act as the signed-in user.
-    web_app.settings["mlops_lab"] = Workspace(location, user="server")
+    # Opened lazily: a broken store cannot stop the server starting.  It acts as the lab's user (the
+    # kernels' name); handlers act as the signed-in user where an identity provider names people.
+    web_app.settings["mlops_lab"] = Workspace(location)
     base_url = web_app.settings["base_url"]
     web_app.add_handlers(
         ".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler) for path, handler in ROUTES]
