@@ -17,6 +17,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
+from .errors import status_of
+
 
 def _tags(pairs: list[str] | None) -> dict:
     tags = {}
@@ -125,7 +127,12 @@ class TrackMagics(Magics):
         }
         if args.cpu:
             options["cpu"] = True
-        return api.serve(args.model, **options)
+        try:
+            return api.serve(args.model, **options)
+        except Exception as exc:
+            if status_of(exc) is None:
+                raise  # a bug: its traceback is wanted
+            raise UsageError(f"%serve: {exc}") from None  # a refused request: one line, no traceback
 
     def _auto_transform(self, lines: list[str]) -> list[str]:
         """With %track on, each cell is run as if it began with %%track (one code path for both)."""

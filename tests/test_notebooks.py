@@ -85,8 +85,15 @@ def test_serving_demo_serves_shadows_logs_and_swaps(tmp_path, monkeypatch):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "same as in-process onnxruntime: True" in text
     assert "nv_inference_request_success" in text
-    assert re.search(r"mean batch: (\d+\.\d)", text) and float(re.search(r"mean batch: (\d+\.\d)", text)[1]) > 1
-    assert "shadow: " in text and "requests compared" in text
+    # The wording matches the numbers: requests, and the rows they carry (100 of 20 rows, 2 earlier ones of 5 and 2)
+    requests, rows = map(int, re.search(r"(\d+) requests so far, carrying (\d+) rows", text).groups())
+    assert (requests, rows) == (102, 2007)
+    assert float(re.search(r"ran (\d+\.\d) rows at a time", text)[1]) > 1
+    compared = re.search(r"shadow: (\d+) rows of (\d+) requests compared", text)
+    shadow_rows, shadow_requests = int(compared[1]), int(compared[2])  # (a full shadow queue drops, never slows)
+    assert 90 <= shadow_requests <= 102 and 20 * (shadow_requests - 2) <= shadow_rows <= 2007
+    assert "shadow verdict: the candidate" in text
+    assert re.search(r"(\d+) rows logged", text) and int(re.search(r"(\d+) rows logged", text)[1]) >= 2000
     assert "1 of 4 features drifted" in text and "now serving: 2" in text  # monthly_charges moved
     (report,) = open_store(db_url).drift_reports.list(10)
     assert report["deployment"] == "churn" and report["model_name"] == "churn" and report["model_version"] == "1"

@@ -531,13 +531,19 @@ def test_canary_gets_its_share_and_shadow_is_compared_not_returned(tracker, two_
     time.sleep(0.3)
     shadow = json.loads(server.request("GET", "/v2/deployment")[2])["shadow"]
     assert shadow["compared"] >= 190 and shadow["disagreed"] > 0  # v2 learned the opposite labels
+    assert (shadow["rows_compared"], shadow["rows_disagreed"]) == (shadow["compared"], shadow["disagreed"])
+    server.infer("churn", row_request(X[:10], "input"))  # one request of ten rows: counted both ways
+    time.sleep(0.3)
+    after = json.loads(server.request("GET", "/v2/deployment")[2])["shadow"]
+    assert after["compared"] == shadow["compared"] + 1 and after["rows_compared"] == shadow["rows_compared"] + 10
+    assert 1 <= after["rows_disagreed"] - shadow["rows_disagreed"] <= 10
     assert "mlops_lab_shadow_disagreed_total" in server.request("GET", "/metrics")[2].decode()
     assert server.stop() == 0
     from mlops_lab.serving.request_log import read_request_log
 
     served, mirrored = read_request_log(folder), read_request_log(folder, shadow=True)
-    assert served.height == 201 and set(served["@role"]) == {"primary", "canary"}
-    assert mirrored.height >= 190 and set(mirrored["@model_version"]) == {"2"}
+    assert served.height == 211 and set(served["@role"]) == {"primary", "canary"}  # a line per row
+    assert mirrored.height >= 200 and set(mirrored["@model_version"]) == {"2"}
     assert {"a", "b", "c", "d", "label"} <= set(served.columns)  # registered input columns name the features
 
 
@@ -703,16 +709,59 @@ def test_a_server_that_fails_to_start_is_not_restarted(tmp_path):
     from mlops_lab.workspace import default_workspace
 
     manager = ServingManager(default_workspace(), check_seconds=0.1)
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
     try:
-        manager.start(str(tmp_path / "missing.onnx"), name="broken")
+        manager.start(str(broken), name="broken")
         with pytest.raises(ServingError, match="failed"):
             manager.wait_ready("broken", timeout=60)
         time.sleep(0.5)
         summary = manager.list()[0]
         assert summary["state"] == "failed" and summary["restarts"] == 0
-        assert "no such model file" in manager.log("broken")
+        manager.remove("broken")  # a failed deployment can be removed; its history stays
+        assert manager.list() == [] and manager.history("broken")[-1]["kind"] == "removed"
     finally:
         manager.shutdown()
+
+
+def test_an_unknown_model_fails_before_a_process_starts(small_model, tmp_path, tracker):
+    from mlops_lab.errors import NotFoundError
+    from mlops_lab.serving.manager import ServingError, ServingManager
+    from mlops_lab.workspace import default_workspace
+
+    manager = ServingManager(default_workspace(), check_seconds=0.1)
+    try:
+        for model, options, message in [
+            ("churn@production", {}, "no registered model|no model|not found|has no"),
+            (str(tmp_path / "missing.onnx"), {}, "no such model file"),
+            (str(small_model), {"canary": "churn/7"}, "churn"),
+            (str(small_model), {"shadow": str(tmp_path / "gone.onnx")}, "no such model file"),
+        ]:
+            with pytest.raises(NotFoundError, match=message):
+                manager.start(model, name="nothing", **options)
+            assert manager.list() == [] and not (manager.root / "nothing").exists()  # no process, no folder
+        manager.start(str(small_model), name="running")
+        manager.wait_ready("running")
+        with pytest.raises(ServingError, match="stop it before removing it"):
+            manager.remove("running")
+        manager.stop("running")
+        manager.remove("running")
+        assert manager.list() == []
+        with pytest.raises(NotFoundError):
+            manager.remove("running")
+    finally:
+        manager.shutdown()
+
+
+def test_serve_magic_says_an_unknown_model_in_one_line(tracker, capsys):
+    from IPython.core.error import UsageError
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "mlops_lab")
+    with pytest.raises(UsageError, match=r"^%serve: .*churn") as info:
+        shell.run_line_magic("serve", "churn@production")
+    assert "\n" not in str(info.value) and info.value.__cause__ is None
 
 
 def test_serve_magic_and_api_outside_a_lab(small_model):

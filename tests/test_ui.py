@@ -135,7 +135,9 @@ def test_drift_panel_lists_reports_and_opens_one(lab, page, artifacts_dir):
     rng = np.random.default_rng(0)
     reference = pd.DataFrame({"age": rng.normal(40, 10, 5000), "plan": rng.choice(["basic", "pro"], 5000)})
     current = pd.DataFrame({"age": rng.normal(48, 10, 5000), "plan": rng.choice(["basic", "pro", "student"], 5000)})
-    ml.save_drift_report(ml.drift(reference, current), "weekly check", model="churn/3")
+    current["day"] = pd.Timestamp("2026-11-01") + pd.to_timedelta(np.arange(5000) // 1000, unit="D")
+    report = ml.drift(reference, current, timestamp="day", period="1d")
+    ml.save_drift_report(report, "weekly check", model="churn/3")
 
     page.goto(f"{lab.url}/lab?token={lab.token}")
     page.locator('.lm-TabBar-tab[data-id="mlops-lab-drift"]').click(timeout=60_000)
@@ -148,7 +150,23 @@ def test_drift_panel_lists_reports_and_opens_one(lab, page, artifacts_dir):
     table.first.wait_for(timeout=10_000)
     assert table.count() == 2
     assert "Dataset drift: 2 of 2 features drifted" in page.locator(".jp-mlops-drift-summary").inner_text()
-    assert "Jensen–Shannon distance (base 2)" in page.locator(".jp-mlops-drift-table").inner_text()
+    # Every test's statistic and p-value, a column each; no Value/Score pair that repeats one of them.
+    headers = page.locator(".jp-mlops-drift-table th").all_inner_texts()
+    for title in ("KS D", "KS p", "PSI", "Wasserstein (σ)", "Jensen–Shannon", "χ²", "χ² p"):
+        assert title in headers, title
+    assert "Value" not in headers and "Score" not in headers
+    age = {
+        cell.get_attribute("data-statistic"): cell.inner_text()
+        for cell in page.locator('.jp-mlops-drift-table tr[data-column="age"] td[data-statistic]').all()
+    }
+    assert float(age["KS p"]) < 0.05 and float(age["Wasserstein (σ)"]) > 0.5 and age["χ²"] == ""
+    deciding = page.locator('.jp-mlops-drift-table tr[data-column="age"] td.jp-mlops-deciding')
+    assert deciding.count() >= 1  # the test that decides is marked
+    # The report has a time column: each day's scores.
+    periods = page.locator(".jp-mlops-period-table tr")
+    periods.nth(5).wait_for(timeout=10_000)
+    assert periods.count() == 6  # a header and five days
+    page.locator(".jp-mlops-drift-periods .main-svg").first.wait_for(timeout=15_000)
     page.locator(".jp-mlops-drift-chart .main-svg").first.wait_for(timeout=15_000)  # the first column's charts
     page.locator('.jp-mlops-drift-table tr[data-column="plan"]').click()
     page.wait_for_function(
@@ -227,9 +245,9 @@ def test_runs_table_renders_only_the_rows_in_view(lab, page, tracker):
     )
     page.locator(".jp-mlops-columns summary").click()
     page.locator('.jp-mlops-columns input[data-column="params.same"]').check()
-    assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["score", "same"]
+    assert page.locator(".jp-mlops-runs th").all_inner_texts()[4:] == ["score", "same"]
     page.locator("#mlops-lab-runs .jp-mlops-toggle input").check()
-    assert page.locator(".jp-mlops-runs th").all_inner_texts()[3:] == ["score"]  # 'same' never differs
+    assert page.locator(".jp-mlops-runs th").all_inner_texts()[4:] == ["score"]  # 'same' never differs
 
 
 @pytest.mark.slow
@@ -938,3 +956,81 @@ def test_compare_defaults_read_and_charts_follow_the_view_s_size(lab, page, trac
     page.set_viewport_size({"width": 1400, "height": 900})
     assert _overlaps(chart_boxes()) == []
     page.screenshot(path=str(artifacts_dir / "compare-after-resizes.png"), full_page=True)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_serving_refuses_unknown_models_charts_traffic_over_a_swap_and_removes(lab, page, tracker, artifacts_dir):
+    import json
+    import urllib.request
+
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    versions = []
+    for c in (1.0, 0.01):
+        with ml.start_run(f"scorer-C={c}") as run:
+            ml.log_model(LogisticRegression(C=c, max_iter=500).fit(X, y))
+        ml.flush()
+        versions.append(ml.register("scorer", run.id))
+    ml.set_approval_policy("scorer", 0)
+    for version in versions:
+        ml.promote("scorer", version, "Staging")
+    ml.promote("scorer", versions[0], "Production")
+
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-serving"]').click(timeout=60_000)
+    form = page.locator(".jp-mlops-serving-form")
+    form.locator("input").first.fill("nope@production")  # refused before any process starts
+    form.locator("button").click()
+    page.locator("#mlops-lab-serving .jp-mlops-message.jp-mlops-error", has_text="nope").wait_for(timeout=10_000)
+    assert page.locator(".jp-mlops-serving-list tr[data-deployment]").count() == 0
+    assert lab.api("GET", "deployments")["deployments"] == []
+    page.locator("#mlops-lab-serving").screenshot(path=str(artifacts_dir / "serving-unknown-model.png"))
+
+    form.locator("input").first.fill("scorer@production")
+    form.locator("button").click()
+    row = page.locator('.jp-mlops-serving-list tr[data-deployment="scorer"]')
+    row.locator(".jp-mlops-serving-ready").wait_for(timeout=60_000)
+    url = lab.api("GET", "deployments/scorer")["url"]
+
+    def traffic(requests: int) -> None:
+        body = {"inputs": [{"name": "input", "shape": [4, 4], "datatype": "FP32", "data": X[:4].ravel().tolist()}]}
+        for _ in range(requests):
+            request = urllib.request.Request(f"{url}/v2/models/scorer/infer", data=json.dumps(body).encode())
+            urllib.request.urlopen(request, timeout=30).read()
+
+    row.click()
+    view = page.locator(".jp-mlops-DeploymentView")
+    view.locator(".jp-mlops-serving-roles").wait_for(timeout=10_000)
+    for _ in range(3):
+        traffic(20)
+        page.wait_for_timeout(2_100)  # a poll between bursts: a rate per poll
+    ml.promote("scorer", versions[1], "Production")  # @production moves: the process swaps to version 2
+    page.wait_for_function(
+        "[...document.querySelectorAll('.jp-mlops-serving-roles td')].some(td => td.textContent.startsWith('2'))",
+        timeout=30_000,
+    )
+    for _ in range(3):
+        traffic(20)
+        page.wait_for_timeout(2_100)
+    legend = page.evaluate(
+        "[...document.querySelectorAll('.jp-mlops-serving-chart[data-chart=\"requests\"] .legendtext')]"
+        ".map(t => t.textContent)"
+    )
+    assert legend == ["1", "2"]  # version 1's figures stay beside version 2's after the swap
+    rates = page.evaluate(
+        "document.querySelector('.jp-mlops-serving-chart[data-chart=\"requests\"]').data"
+        ".map(trace => Math.max(...trace.y.filter(v => v !== null)))"
+    )
+    assert all(rate > 1 for rate in rates)
+    assert page.locator(".jp-mlops-serving-chart.js-plotly-plot").count() == 3
+    page.screenshot(path=str(artifacts_dir / "serving-charts-over-a-swap.png"))
+
+    if not page.locator("#mlops-lab-serving").is_visible():  # stop, then remove
+        page.locator('.lm-TabBar-tab[data-id="mlops-lab-serving"]').click()
+    row.locator("button", has_text="Stop").click()
+    row.locator(".jp-mlops-serving-stopped").wait_for(timeout=60_000)
+    row.locator(".jp-mlops-remove-deployment").click()
+    row.wait_for(state="detached", timeout=10_000)
+    assert lab.api("GET", "deployments")["deployments"] == []

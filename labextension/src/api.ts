@@ -442,6 +442,8 @@ export interface IDriftDetail {
     share_drifted: number;
     dataset_drift: boolean;
     columns: IColumnDrift[];
+    /** With a time column: each period's rows and each column's deciding score. */
+    over_time?: Record<string, number | string | null>[] | null;
   };
 }
 
@@ -538,6 +540,10 @@ export function startDeployment(body: IServeRequest): Promise<IDeployment> {
 
 export function stopDeployment(name: string): Promise<IDeployment> {
   return request<IDeployment>(`deployments/${part(name)}`, { method: 'DELETE' });
+}
+
+export function removeDeployment(name: string): Promise<unknown> {
+  return post(`deployments/${part(name)}/remove`, {});
 }
 
 export function rollout(name: string, change: IRollout): Promise<IDeployment> {

@@ -426,6 +426,14 @@ class DeploymentRolloutHandler(BaseHandler):
         self.finish(await self.call(self.workspace.serving.rollout, name, user=self.username, **body))
 
 
+class DeploymentRemoveHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized("execute")
+    async def post(self, name: str):
+        await self.call(self.workspace.serving.remove, name, user=self.username)
+        self.finish({"name": name, "removed": True})
+
+
 class DeploymentLogHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
@@ -460,4 +468,5 @@ ROUTES = [
     (r"deployments/([^/]+)", DeploymentHandler),
     (r"deployments/([^/]+)/log", DeploymentLogHandler),
     (r"deployments/([^/]+)/rollout", DeploymentRolloutHandler),
+    (r"deployments/([^/]+)/remove", DeploymentRemoveHandler),
 ]

@@ -96,12 +96,25 @@ class ServedVersion:
 
 @dataclass
 class ShadowSummary:
-    compared: int = 0
-    disagreed: int = 0
+    compared: int = 0  # requests
+    disagreed: int = 0  # requests with at least one row whose decisive output differs
+    rows_compared: int = 0
+    rows_disagreed: int = 0
     dropped: int = 0  # the shadow's queue was full: mirroring never slows the primary
     failed: int = 0
     max_abs_diff: float = 0.0
     disagreed_by_output: dict[str, int] = field(default_factory=dict)
+
+
+def _rows_differing(ours: np.ndarray, theirs: np.ndarray | None, rows: int) -> np.ndarray:
+    """Which rows of a decisive output differ (all of them when the shapes do not even match)."""
+    if theirs is None or theirs.shape != ours.shape or ours.ndim == 0 or ours.shape[0] != rows:
+        return np.ones(rows, dtype=bool)
+    if ours.dtype.kind == "f":
+        far = np.abs(ours.astype(np.float64) - theirs) > 1e-4
+    else:
+        far = ours != theirs
+    return far.reshape(rows, -1).any(axis=1)
 
 
 class Deployment:
@@ -319,6 +332,8 @@ class Deployment:
         summary = self.shadow
         summary.compared += 1
         decisive = [n for n, a in primary.items() if a.dtype.kind != "f"] or list(primary)
+        rows = next((a.shape[0] for a in primary.values() if a.ndim), 1)
+        differing_rows = np.zeros(rows, dtype=bool)
         disagreed = False
         for name, ours in primary.items():
             theirs = shadow.get(name)
@@ -333,7 +348,11 @@ class Deployment:
             if not same:
                 summary.disagreed_by_output[name] = summary.disagreed_by_output.get(name, 0) + 1
                 disagreed = disagreed or name in decisive
+                if name in decisive:
+                    differing_rows |= _rows_differing(ours, theirs, rows)
         summary.disagreed += disagreed
+        summary.rows_compared += rows
+        summary.rows_disagreed += int(differing_rows.sum())
 
     def describe(self) -> dict:
         return {

@@ -181,6 +181,8 @@ class ServingManager:
         options = _check_options(options)
         if token is not None and (not isinstance(token, str) or len(token) < 8):
             raise ServingError("a token must be a string of at least 8 characters")
+        for spec in filter(None, (model, options.get("canary"), options.get("shadow"))):
+            self._check_reference(spec)
         with self._lock:
             current = self._deployments.get(name)
             if current is not None and current.state not in ("stopped", "failed"):
@@ -260,6 +262,25 @@ class ServingManager:
             summary = managed.summary()
         self._record()
         return summary
+
+    def _check_reference(self, spec: str) -> None:
+        """An unknown model, version, alias or file fails here, in one sentence, before a process
+        starts (and crashes with it in its log)."""
+        if spec.endswith(".onnx"):
+            if not Path(spec).expanduser().is_file():
+                raise NotFoundError(f"no such model file: {spec}")
+            return
+        self.workspace.registry.resolve(spec)
+
+    def remove(self, name: str, user: str | None = None) -> None:
+        """Forget a stopped or failed deployment (its history stays in the store)."""
+        with self._lock:
+            managed = self._get(name)
+            if managed.state not in ("stopped", "failed"):
+                raise ServingError(f"{name} is {managed.state}; stop it before removing it")
+            self._note(managed, "removed", "", user or self.workspace.user)
+            del self._deployments[name]
+        self._record()
 
     def list(self) -> list[dict]:
         with self._lock:

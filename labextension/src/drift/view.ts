@@ -1,14 +1,19 @@
 import { IColumnDrift, IDriftDetail } from '../api';
-import { element, MainView } from '../base';
+import { element, MainView, plotlyText } from '../base';
 import { DriftReportModel } from './model';
 
-const METHODS: Record<string, string> = {
-  ks: 'KS p-value',
-  wasserstein: 'Wasserstein (ref. std)',
-  chi_square: 'chi-square p-value',
-  jensen_shannon: 'Jensen–Shannon distance (base 2)',
-  mmd: 'MMD p-value'
-};
+/** Every test a report may hold, a column each: [statistic, header, its p-value?]. */
+const STATISTICS: [string, string, 'value' | 'p_value'][] = [
+  ['ks', 'KS D', 'value'],
+  ['ks', 'KS p', 'p_value'],
+  ['psi', 'PSI', 'value'],
+  ['wasserstein', 'Wasserstein (σ)', 'value'],
+  ['jensen_shannon', 'Jensen–Shannon', 'value'],
+  ['chi_square', 'χ²', 'value'],
+  ['chi_square', 'χ² p', 'p_value'],
+  ['mmd', 'MMD', 'value'],
+  ['mmd', 'MMD p', 'p_value']
+];
 
 function formatValue(value: number | string | null): string {
   if (value === null) {
@@ -48,20 +53,21 @@ export class DriftReportView extends MainView<DriftReportModel> {
     );
     const legend = element(
       'p',
-      'Score: Wasserstein distance in reference standard deviations (numeric) or Jensen–Shannon distance in base 2 (categorical). Bars: reference (grey) and current (orange) shares.',
+      'Every test each column had; the one that decides drift is in bold. KS and χ² with their p-values; ' +
+        'Wasserstein in reference standard deviations; Jensen–Shannon distance in base 2. ' +
+        'Bars: reference (grey) and current (orange) shares.',
       'jp-mlops-message'
     );
     const table = element('table', '', 'jp-mlops-table jp-mlops-drift-table');
     const head = element('tr');
-    for (const title of ['Column', 'Kind', 'Drift', 'Test', 'Value', 'Score', 'Distribution']) {
+    const shown = STATISTICS.filter(([name]) => report.columns.some(c => c.statistics.some(s => s.name === name)));
+    for (const title of ['Column', 'Kind', 'Drift', ...shown.map(([, header]) => header), 'Distribution']) {
       head.appendChild(element('th', title));
     }
     table.appendChild(head);
     for (const column of report.columns) {
       const row = element('tr');
       row.dataset.column = column.column;
-      const deciding = column.statistics.find(s => s.name === column.method);
-      const value = deciding ? (deciding.p_value ?? deciding.value) : '';
       const role = column.role === 'feature' ? '' : ` (${column.role})`;
       row.append(
         element('td', column.column + role),
@@ -70,11 +76,18 @@ export class DriftReportView extends MainView<DriftReportModel> {
           'td',
           column.drift ? 'drift' : 'ok',
           column.drift ? 'jp-mlops-status-failed' : 'jp-mlops-status-finished'
-        ),
-        element('td', METHODS[column.method] ?? column.method),
-        element('td', formatValue(value)),
-        element('td', formatValue(column.score))
+        )
       );
+      for (const [name, header, field] of shown) {
+        const statistic = column.statistics.find(s => s.name === name);
+        const cell = element('td', statistic ? formatValue(statistic[field]) : '');
+        cell.dataset.statistic = header;
+        if (statistic) {
+          cell.title = `${name}: ${statistic.detail}${statistic.drift ? ' (drift)' : ''}`;
+          cell.classList.toggle('jp-mlops-deciding', name === column.method);
+        }
+        row.appendChild(cell);
+      }
       const bars = element('td');
       bars.appendChild(this._bars(column));
       row.appendChild(bars);
@@ -82,7 +95,12 @@ export class DriftReportView extends MainView<DriftReportModel> {
     }
     const title = element('h2', record.name);
     const hint = element('p', 'Click a column for its histogram and ECDF.', 'jp-mlops-message');
-    this.node.replaceChildren(title, header, legend, table, hint, this._chart);
+    const parts: HTMLElement[] = [title, header, legend, table, hint, this._chart];
+    if (report.over_time?.length) {
+      parts.push(element('h3', 'By period'), this._periods);
+      void this._plotPeriods(report.over_time, report.columns);
+    }
+    this.node.replaceChildren(...parts);
     const rows = Array.from(table.querySelectorAll<HTMLElement>('tr[data-column]'));
     rows.forEach((row, i) => row.addEventListener('click', () => void this._plot(report.columns[i])));
     if (report.columns.length) {
@@ -91,6 +109,41 @@ export class DriftReportView extends MainView<DriftReportModel> {
   }
 
   private _chart = element('div', '', 'jp-mlops-chart jp-mlops-drift-chart');
+  private _periods = element('div', '', 'jp-mlops-drift-periods');
+
+  /** Each column's deciding score in each period of the current data: a line per column, and a table. */
+  private async _plotPeriods(periods: Record<string, number | string | null>[], columns: IColumnDrift[]) {
+    const names = columns.map(c => c.column).filter(name => periods.some(p => name in p));
+    const chart = element('div', '', 'jp-mlops-chart');
+    const table = element('table', '', 'jp-mlops-table jp-mlops-period-table');
+    const head = element('tr');
+    ['Period', 'Rows', ...names].forEach(title => head.appendChild(element('th', title)));
+    table.appendChild(head);
+    for (const period of periods) {
+      const row = element('tr');
+      row.append(element('td', String(period.period)), element('td', String(period.rows)));
+      names.forEach(name => row.appendChild(element('td', formatValue((period[name] as number | null) ?? null))));
+      table.appendChild(row);
+    }
+    this._periods.replaceChildren(chart, table);
+    const Plotly = await import('plotly.js-dist-min');
+    await Plotly.react(
+      chart,
+      names.map(name => ({
+        type: 'scatter',
+        mode: 'lines+markers',
+        name: plotlyText(name),
+        x: periods.map(p => p.period),
+        y: periods.map(p => p[name])
+      })),
+      {
+        height: 300,
+        margin: { t: 20, l: 50, r: 20, b: 50 },
+        yaxis: { title: { text: 'deciding score' } }
+      },
+      { displaylogo: false, responsive: true }
+    );
+  }
 
   /** Overlaid histogram and ECDF (numeric) or category shares, for one column. */
   private async _plot(column: IColumnDrift): Promise<void> {

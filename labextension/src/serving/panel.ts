@@ -102,6 +102,14 @@ export class ServingPanel extends SidebarPanel<DeploymentsModel> {
         void this._stop(deployment.name);
       });
       actions.appendChild(stop);
+    } else {
+      const remove = element('button', 'Remove', 'jp-mlops-button jp-mod-styled jp-mlops-remove-deployment');
+      remove.title = `Forget ${deployment.name} (its history stays)`;
+      remove.addEventListener('click', event => {
+        event.stopPropagation();
+        void this._remove(deployment.name);
+      });
+      actions.appendChild(remove);
     }
     row.append(
       element('td', deployment.name),
@@ -117,12 +125,27 @@ export class ServingPanel extends SidebarPanel<DeploymentsModel> {
     return row;
   }
 
-  private async _stop(name: string): Promise<void> {
-    this._notice = { text: `Stopping ${name} (requests in flight are answered first)…`, isError: false };
-    this.render();
+  private _remove(name: string): Promise<void> {
+    return this._act(() => this.model.remove(name), null, `Removed ${name}.`);
+  }
+
+  private _stop(name: string): Promise<void> {
+    return this._act(
+      () => this.model.stopServing(name),
+      `Stopping ${name} (requests in flight are answered first)…`,
+      `Stopped ${name}.`
+    );
+  }
+
+  /** Run an action on a deployment: a notice while it runs (if any), then what it did or its error. */
+  private async _act(action: () => Promise<void>, doing: string | null, done: string): Promise<void> {
+    if (doing !== null) {
+      this._notice = { text: doing, isError: false };
+      this.render();
+    }
     try {
-      await this.model.stopServing(name);
-      this._notice = { text: `Stopped ${name}.`, isError: false };
+      await action();
+      this._notice = { text: done, isError: false };
       this._clearNoticeSoon();
     } catch (error) {
       this._notice = { text: (error as Error).message, isError: true };

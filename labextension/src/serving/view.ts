@@ -1,7 +1,7 @@
 import { CommandRegistry } from '@lumino/commands';
 
 import { IDeploymentDetail } from '../api';
-import { element, MainView } from '../base';
+import { element, MainView, plotlyText } from '../base';
 import { CommandIDs } from '../tokens';
 import { DeploymentModel } from './model';
 
@@ -21,6 +21,8 @@ export class DeploymentView extends MainView<DeploymentModel> {
   private _share = element('input');
   private _shadow = element('input');
   private _rolloutMessage = element('span', '', 'jp-mlops-message');
+  private _charts = element('div', '', 'jp-mlops-chart-grid jp-mlops-serving-charts');
+  private _chartOf = new Map<string, HTMLElement>();
 
   constructor(
     model: DeploymentModel,
@@ -37,7 +39,61 @@ export class DeploymentView extends MainView<DeploymentModel> {
     const apply = element('button', 'Apply rollout', 'jp-mlops-button jp-mod-styled');
     apply.addEventListener('click', () => void this._rollout());
     form.append(element('b', 'Rollout '), this._canary, this._share, this._shadow, apply, this._rolloutMessage);
-    this.node.replaceChildren(form, this._content);
+    for (const key of ['requests', 'latency', 'batch']) {
+      const chart = element('div', '', 'jp-mlops-chart jp-mlops-serving-chart');
+      chart.dataset.chart = key;
+      this._chartOf.set(key, chart);
+      this._charts.appendChild(chart);
+    }
+    this.node.replaceChildren(form, this._charts, this._content);
+  }
+
+  /** Requests/s, p50 and p99 latency, and batch size over time, a line per served version: after a
+   * swap the previous primary's figures stay on the charts beside the new one's. */
+  private async _drawCharts(): Promise<void> {
+    const samples = this.model.samples;
+    if (samples.length === 0) {
+      return;
+    }
+    const Plotly = await import('plotly.js-dist-min');
+    const versions = [...new Set(samples.map(s => s.version))];
+    const series = (version: string, value: (s: (typeof samples)[number]) => number | null) => {
+      const own = samples.filter(s => s.version === version);
+      return { x: own.map(s => new Date(s.time)), y: own.map(value) };
+    };
+    const charts: [string, string, { name: string; x: Date[]; y: (number | null)[]; line?: object }[]][] = [
+      ['requests', 'requests/s', versions.map(v => ({ name: plotlyText(v), ...series(v, s => s.requestsPerSecond) }))],
+      [
+        'latency',
+        'latency (ms): p50 solid, p99 dotted',
+        versions.flatMap(v => [
+          { name: plotlyText(`${v} p50`), ...series(v, s => (s.p50 === null ? null : s.p50 / 1000)) },
+          {
+            name: plotlyText(`${v} p99`),
+            ...series(v, s => (s.p99 === null ? null : s.p99 / 1000)),
+            line: { dash: 'dot' }
+          }
+        ])
+      ],
+      ['batch', 'mean batch size (rows)', versions.map(v => ({ name: plotlyText(v), ...series(v, s => s.batch) }))]
+    ];
+    await Promise.all(
+      charts.map(([key, title, traces]) =>
+        Plotly.react(
+          this._chartOf.get(key)!,
+          traces.map(t => ({ ...t, type: 'scatter', mode: 'lines' })),
+          {
+            title: { text: title, font: { size: 12 } },
+            height: 200,
+            margin: { t: 30, l: 45, r: 10, b: 30 },
+            showlegend: true,
+            legend: { orientation: 'h', y: -0.25 },
+            uirevision: key
+          },
+          { displaylogo: false, responsive: true }
+        )
+      )
+    );
   }
 
   protected render(): void {
@@ -46,6 +102,7 @@ export class DeploymentView extends MainView<DeploymentModel> {
       this._content.textContent = `Could not load ${this.model.name}: ${this.model.error}`;
     } else {
       this._render(state.detail, state.log);
+      void this._drawCharts();
     }
   }
 
