@@ -153,6 +153,7 @@ def start_lab(folder: Path, port: int, token: str, db_url: str, artifacts: str) 
             f"--ServerApp.port={port}",
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={folder / 'root'}",
+            f"--LabApp.workspaces_dir={folder / 'workspaces'}",  # no tabs restored from an earlier run
             "--ServerApp.allow_root=True",
         ],
         env={**os.environ, "MLOPS_LAB_DB_URL": db_url, "MLOPS_LAB_ARTIFACTS": artifacts},
@@ -262,7 +263,9 @@ def lab_pages(tab, port: int, token: str, made: dict) -> dict:
     tab.goto(f"{base}/lab?token={token}")
     runs = tab.locator('.lm-TabBar-tab[data-id="mlops-lab-runs"]')
     runs.wait_for(timeout=120_000)
-    runs.click()
+    tab.wait_for_timeout(1000)  # the restored layout settles: the panel may be open already
+    if not tab.locator("#mlops-lab-runs").is_visible():
+        runs.click()
     tab.locator(".jp-mlops-runs tr[data-run-id]").first.wait_for(timeout=30_000)
     view = tab.locator(".jp-mlops-RunView")
     marks: dict[str, list[float]] = {"page_first": [], "page_charts": []}
@@ -309,12 +312,13 @@ def mlflow_pages(tab, port: int, made: dict) -> dict:
     """MLflow's UI, navigated within itself (its app already loaded), as a user clicks through it."""
     base = f"http://127.0.0.1:{port}"
     experiment = made["experiment"]
-    tab.goto(f"{base}/#/experiments/{experiment}")
-    tab.wait_for_load_state("networkidle")
+    tab.goto(f"{base}/#/experiments/{experiment}/runs")  # its training runs (MLflow 3 opens on GenAI traces)
+    listed = tab.get_by_text("trial-19", exact=True).first  # the experiment's runs table is drawn
+    listed.wait_for(timeout=120_000)
 
     def go(hash_: str, ready) -> float:
-        tab.evaluate(f"location.hash = '#/experiments/{experiment}'")
-        tab.wait_for_load_state("networkidle")
+        tab.evaluate(f"location.hash = '#/experiments/{experiment}/runs'")
+        listed.wait_for(timeout=60_000)
         start = time.perf_counter()
         tab.evaluate(f"location.hash = {json.dumps(hash_)}")
         ready()

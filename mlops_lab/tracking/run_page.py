@@ -15,8 +15,10 @@ from ..store.runs import RunStore
 from .compare import metric_history
 from .values import check_key, tag_text
 
-INLINE_CURVES = 24  # curves sent with the page; a run with more metrics fetches the others when shown
-CURVE_POINTS = 500  # per inline curve, downsampled keeping spikes
+# Short curves come with the page (one request paints it); long ones cost ~3 µs a point to read, so
+# the page asks for them after it is drawn, in parallel.
+INLINE_CURVES = 24
+INLINE_POINTS = 2_000
 FOLDER_ENTRIES = 500  # files listed per logged folder
 TEXT_BYTES = 100_000  # of stdout, a git diff or a text artifact shown in the page
 PREVIEW_ROWS = 20
@@ -43,9 +45,10 @@ def run_page(runs: RunStore, artifacts: ArtifactStore, run_id: str) -> dict:
     page["info"]["deleted"] = info.deleted_at is not None
     page["description"] = record.tags.get(DESCRIPTION_TAG, "")
     curves = [k for k, s in sorted(record.metric_summaries.items()) if s["count"] > 1]
+    short = [k for k in curves if record.metric_summaries[k]["count"] <= INLINE_POINTS][:INLINE_CURVES]
     page["curves"] = {
-        key: {k: v for k, v in metric_history(runs, run_id, key, CURVE_POINTS).items() if k in ("steps", "values")}
-        for key in curves[:INLINE_CURVES]
+        key: {k: v for k, v in metric_history(runs, run_id, key, INLINE_POINTS).items() if k in ("steps", "values")}
+        for key in short
     }
     page["curve_keys"] = curves
     page["artifacts"] = _listing(record.artifacts, artifacts)

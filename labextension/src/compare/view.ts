@@ -60,6 +60,49 @@ function isNumeric(values: (string | number | null)[]): boolean {
   return values.every(v => v !== null && v !== '' && !Number.isNaN(Number(v)));
 }
 
+const VIRIDIS = ['#440154', '#3b528b', '#21918c', '#5ec962', '#fde725'];
+
+/** A colour of the viridis scale for a position from 0 to 1. */
+function viridis(position: number): string {
+  const scaled = Math.min(Math.max(position, 0), 1) * (VIRIDIS.length - 1);
+  const i = Math.min(Math.floor(scaled), VIRIDIS.length - 2);
+  const mix = (a: string, b: string, t: number) =>
+    Math.round(parseInt(a, 16) + (parseInt(b, 16) - parseInt(a, 16)) * t)
+      .toString(16)
+      .padStart(2, '0');
+  const [from, to] = [VIRIDIS[i], VIRIDIS[i + 1]];
+  const t = scaled - i;
+  return `#${[1, 3, 5].map(k => mix(from.slice(k, k + 2), to.slice(k, k + 2), t)).join('')}`;
+}
+
+/** An axis of the parallel coordinates: each run's position from 0 to 1, labels and ticks. */
+function parallelAxis(raw: (string | number | null)[]): {
+  position: number[];
+  labels: string[];
+  ticks: [number, string][];
+  low: number;
+  high: number;
+} {
+  if (isNumeric(raw)) {
+    const values = raw.map(Number);
+    const [low, high] = [Math.min(...values), Math.max(...values)];
+    const at = (v: number) => (high > low ? (v - low) / (high - low) : 0.5);
+    const ticks: [number, string][] =
+      high > low
+        ? [
+            [0, formatCell(low)],
+            [0.5, formatCell((low + high) / 2)],
+            [1, formatCell(high)]
+          ]
+        : [[0.5, formatCell(low)]];
+    return { position: values.map(at), labels: values.map(v => formatCell(v)), ticks, low, high };
+  }
+  const labels = raw.map(v => (v === null || v === '' ? '(none)' : String(v)));
+  const categories = [...new Set(labels)].sort();
+  const at = (label: string) => (categories.length > 1 ? categories.indexOf(label) / (categories.length - 1) : 0.5);
+  return { position: labels.map(at), labels, ticks: categories.map(c => [at(c), c]), low: 0, high: 1 };
+}
+
 /** Runs side by side: what differs, metric curves, parallel coordinates, code diff. */
 export class CompareView extends MainView<CompareModel> {
   private _comparison: IComparison | null = null;
@@ -159,7 +202,11 @@ export class CompareView extends MainView<CompareModel> {
     return menu;
   }
 
-  /** One axis per chosen param or metric; text params become categories; coloured by the last metric axis. */
+  /**
+   * One axis per chosen param or metric (text params become categories), a line per run coloured by
+   * the last metric axis. Drawn as SVG lines, not plotly's WebGL parcoords: a browser without a GPU
+   * (a VM, a remote desktop) spent two seconds on twenty runs, with the page frozen.
+   */
   private async _renderParallel(): Promise<void> {
     const comparison = this._comparison!;
     const runs = comparison.runs;
@@ -171,39 +218,85 @@ export class CompareView extends MainView<CompareModel> {
       );
       return;
     }
-    const dimensions = this._axes.map(axis => {
+    const axes = this._axes.map(axis => {
       const [section, ...rest] = axis.split('.');
       const key = rest.join('.');
       const row = (section === 'params' ? comparison.params : comparison.metrics).find(r => r.key === key);
-      const values = runs.map(run => row?.values[run.run_id] ?? null);
-      if (isNumeric(values)) {
-        return { label: plotlyText(shortLabel(key)), values: values.map(Number) };
-      }
-      const categories = [...new Set(values.map(v => String(v ?? '')))].sort();
-      return {
-        label: plotlyText(shortLabel(key)),
-        values: values.map(v => categories.indexOf(String(v ?? ''))),
-        tickvals: categories.map((_, i) => i),
-        ticktext: categories.map(c => plotlyText(shortLabel(c || '(none)')))
-      };
+      const raw = runs.map(run => row?.values[run.run_id] ?? null);
+      return { key, ...parallelAxis(raw) };
     });
-    const metricAxis = [...this._axes].reverse().find(axis => axis.startsWith('metrics.'));
-    const colour = metricAxis ? dimensions[this._axes.indexOf(metricAxis)].values : undefined;
+    const metricIndex = this._axes.map(a => a.startsWith('metrics.')).lastIndexOf(true);
+    const colours = metricIndex >= 0 ? axes[metricIndex].position.map(viridis) : runs.map(() => '#1f77b4');
+    const x = axes.map((_, i) => i);
+    const traces: object[] = runs.map((run, r) => ({
+      type: 'scatter',
+      mode: 'lines+markers',
+      x,
+      y: axes.map(axis => axis.position[r]),
+      line: { color: colours[r], width: 2 },
+      marker: { size: 5, color: colours[r] },
+      hoverinfo: 'text',
+      hovertext: axes.map(() =>
+        [plotlyText(run.name), ...axes.map(axis => `${plotlyText(axis.key)}: ${plotlyText(axis.labels[r])}`)].join(
+          '<br>'
+        )
+      ),
+      showlegend: false
+    }));
+    if (metricIndex >= 0) {
+      const metric = axes[metricIndex];
+      traces.push({
+        type: 'scatter',
+        mode: 'markers',
+        x: [null],
+        y: [null],
+        hoverinfo: 'skip',
+        showlegend: false,
+        marker: {
+          colorscale: 'Viridis',
+          cmin: metric.low,
+          cmax: metric.high,
+          color: [metric.low],
+          showscale: true,
+          colorbar: { title: { text: plotlyText(shortLabel(metric.key)) }, thickness: 12 }
+        }
+      });
+    }
+    const annotations = axes.flatMap((axis, i) => [
+      { x: i, y: 1.12, text: `<b>${plotlyText(shortLabel(axis.key))}</b>`, showarrow: false, textangle: 0 },
+      ...axis.ticks.map(([position, label]) => ({
+        x: i,
+        y: position,
+        text: plotlyText(shortLabel(label)),
+        showarrow: false,
+        xanchor: 'right',
+        xshift: -4,
+        font: { size: 10 }
+      }))
+    ]);
+    const shapes = axes.map((_, i) => ({
+      type: 'line',
+      x0: i,
+      x1: i,
+      y0: 0,
+      y1: 1,
+      line: { color: '#888', width: 1 }
+    }));
     if (!this._parallel.classList.contains('js-plotly-plot')) {
       this._parallel.replaceChildren(); // a message drawn before
     }
     await Plotly.react(
       this._parallel,
-      [
-        {
-          type: 'parcoords',
-          dimensions,
-          labelangle: -15,
-          labelfont: { size: 11 },
-          line: colour ? { color: colour, colorscale: 'Viridis', showscale: true } : {}
-        }
-      ],
-      { height: 340, margin: { t: 60, l: 60, r: 60, b: 20 } },
+      traces,
+      {
+        height: 340,
+        margin: { t: 40, l: 70, r: 20, b: 20 },
+        xaxis: { visible: false, range: [-0.5, axes.length - 0.6] },
+        yaxis: { visible: false, range: [-0.06, 1.2] },
+        annotations,
+        shapes,
+        hovermode: 'closest'
+      },
       { displaylogo: false, responsive: true }
     );
   }
