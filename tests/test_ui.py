@@ -173,6 +173,8 @@ def test_drift_panel_lists_reports_and_opens_one(lab, page, artifacts_dir):
         "document.querySelector('.jp-mlops-drift-chart').innerText.includes('student')", timeout=10_000
     )
     page.screenshot(path=str(artifacts_dir / "drift-report.png"))
+    page.locator(".jp-mlops-drift-model", has_text="churn/3").click()  # the model the report is about
+    page.locator(".jp-mlops-ModelView").wait_for(timeout=10_000)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -41,7 +41,7 @@ export function addCommands(
       case 'model':
         return [new ModelView(new ModelModel(key), commands), `Model: ${key}`];
       case 'drift-report':
-        return [new DriftReportView(new DriftReportModel(key)), `Drift report ${key.slice(0, 8)}`];
+        return [new DriftReportView(new DriftReportModel(key), commands), `Drift report ${key.slice(0, 8)}`];
       case 'deployment':
         return [new DeploymentView(new DeploymentModel(key), commands), `Serving: ${key}`];
     }

@@ -1,5 +1,8 @@
+import { CommandRegistry } from '@lumino/commands';
+
 import { IColumnDrift, IDriftDetail } from '../api';
 import { element, MainView, plotlyText } from '../base';
+import { CommandIDs } from '../tokens';
 import { DriftReportModel } from './model';
 
 /** Every test a report may hold, a column each: [statistic, header, its p-value?]. */
@@ -26,7 +29,10 @@ function formatValue(value: number | string | null): string {
 export class DriftReportView extends MainView<DriftReportModel> {
   private _shown: IDriftDetail | null = null;
 
-  constructor(model: DriftReportModel) {
+  constructor(
+    model: DriftReportModel,
+    private _commands: CommandRegistry
+  ) {
     super(model, 'jp-mlops-DriftReport');
   }
 
@@ -94,6 +100,16 @@ export class DriftReportView extends MainView<DriftReportModel> {
       table.appendChild(row);
     }
     const title = element('h2', record.name);
+    if (record.model_name) {
+      const model = `${record.model_name}${record.model_version ? '/' + record.model_version : ''}`;
+      const link = element('button', model, 'jp-mlops-link jp-mlops-drift-model');
+      link.title = `Open the registered model ${record.model_name}`;
+      link.addEventListener(
+        'click',
+        () => void this._commands.execute(CommandIDs.openModel, { name: record.model_name })
+      );
+      title.append(document.createTextNode(' · '), link);
+    }
     const hint = element('p', 'Click a column for its histogram and ECDF.', 'jp-mlops-message');
     const parts: HTMLElement[] = [title, header, legend, table, hint, this._chart];
     if (report.over_time?.length) {
