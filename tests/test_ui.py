@@ -535,7 +535,8 @@ def test_notebook_views_stay_readable_with_no_kernel(lab, page, artifacts_dir, t
     monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.runs.url)
     monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in VIEWS_NOTEBOOK])
-    NotebookClient(notebook, timeout=300, kernel_name="python3").execute()  # the kernel is shut down after
+    # (a cell timeout under the test's own: a stuck cell is named, not only the test)
+    NotebookClient(notebook, timeout=200, kernel_name="python3").execute()  # the kernel is shut down after
     path = lab.root / "views.ipynb"
     nbformat.write(notebook, path)
 
