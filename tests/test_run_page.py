@@ -11,16 +11,9 @@ import tornado.httpclient
 
 import mlops_lab as ml
 
-from .test_server import get_json, post_json
+from .test_server import get_json, jp_server_config, post_json  # noqa: F401 (a fixture: the same server)
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-
-@pytest.fixture
-def jp_server_config(tracker, monkeypatch):
-    monkeypatch.setenv("MLOPS_LAB_DB_URL", tracker.runs.url)
-    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", tracker.artifacts.root)
-    return {"ServerApp": {"jpserver_extensions": {"mlops_lab": True}}}
 
 
 @pytest.fixture

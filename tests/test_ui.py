@@ -717,6 +717,8 @@ def test_a_run_page_opened_from_the_runs_panel(lab, page, tracker, artifacts_dir
     view.locator(".jp-mlops-children .jp-mlops-link", has_text="iris-page-C=0.1").click()
     child = page.locator(".jp-mlops-RunView:visible")
     child.locator(".jp-mlops-relatives", has_text="Parent: iris-page").wait_for(timeout=10_000)
+    child.get_by_role("button", name="Compare with siblings").click()  # the parent's children, side by side
+    page.locator(".jp-mlops-CompareView h2", has_text="Comparing 2 runs").wait_for(timeout=10_000)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

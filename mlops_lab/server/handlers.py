@@ -12,7 +12,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 
-from ..errors import ForbiddenError, InvalidInputError, NotFoundError, error_body, status_of
+from ..errors import ForbiddenError, InvalidInputError, error_body, status_of
 from ..tracking import experiment_ids, run_page
 from ..tracking.compare import code_diff, compare_runs, metric_history
 from ..tracking.search import runs_page
@@ -273,19 +273,8 @@ class LoggedModelFileHandler(BaseHandler):
     @authorized
     async def get(self, run_id: str, name: str, form: str):
         workspace = self.workspace
-
-        def read() -> tuple[str, bytes]:
-            model = next((m for m in workspace.store.runs.get_run(run_id).models if m["name"] == name), None)
-            if model is None:
-                raise NotFoundError(f"run {run_id} logged no model named {name!r}")
-            if form == "onnx":
-                if not model["onnx_hash"]:
-                    raise NotFoundError(f"model {name!r} has no ONNX form: {model['onnx_error'] or 'not converted'}")
-                return f"{name}.onnx", workspace.artifacts.get_bytes(model["onnx_hash"])
-            suffix = ".onnx" if model["flavor"] == "onnx" else ".pkl"
-            return f"{name}{suffix}", workspace.artifacts.get_bytes(model["model_hash"])
-
-        _send_file(self, *(await self.call(read)))
+        read = run_page.logged_model_file
+        _send_file(self, *(await self.call(read, workspace.store.runs, workspace.artifacts, run_id, name, form)))
 
 
 class ModelsHandler(BaseHandler):
@@ -397,15 +386,7 @@ class DeploymentHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, name: str):
-        workspace = self.workspace
-
-        def detail() -> dict:
-            found = workspace.serving.get(name)
-            for role in ((found.get("server") or {}).get("roles") or {}).values():
-                role["run_id"] = workspace.registry.source_run(role["spec"])  # for a link to the run's page
-            return found
-
-        self.finish(await self.call(detail))
+        self.finish(await self.call(self.workspace.serving.get, name))
 
     @tornado.web.authenticated
     @authorized("execute")  # starts or stops processes

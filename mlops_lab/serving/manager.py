@@ -292,6 +292,8 @@ class ServingManager:
             managed = self._get(name)
             summary = managed.summary()
         summary["server"] = self._fetch(managed, "/v2/deployment") if managed.state == "ready" else None
+        for role in ((summary["server"] or {}).get("roles") or {}).values():
+            role["run_id"] = self.workspace.registry.source_run(role["spec"])  # where each version came from
         summary["history"] = self.history(name)
         return summary
 

@@ -27,6 +27,7 @@ from . import capture, environment, figures
 from .search import experiment_ids, runs_frame
 from .values import (
     INT64_MAX,
+    check_artifact_path,
     check_key,
     check_metric_value,
     check_name,
@@ -370,7 +371,7 @@ class Tracker:
         if not source.exists():
             raise FileNotFoundError(f"artifact {str(source)!r} does not exist")
         name = artifact_path or source.name
-        _check_artifact_path(name)
+        check_artifact_path(name)
         run = self._current(run)
         artifacts = self.artifacts
 
@@ -411,7 +412,7 @@ class Tracker:
     def log_bytes(self, data: bytes, artifact_path: str, *, run: ActiveRun | None = None, kind: str = "file") -> None:
         """Store ``data`` as the artifact ``artifact_path``; ``kind`` "figure" marks a PNG or plotly
         JSON that Compare shows side by side."""
-        _check_artifact_path(artifact_path)
+        check_artifact_path(artifact_path)
         run = self._current(run)
         self.writer.add(
             "artifacts",
@@ -543,13 +544,6 @@ class Tracker:
             self.writer.flush(timeout=60)
         except StoreError as exc:
             print(f"mlops_lab: {exc}")
-
-
-def _check_artifact_path(name: str) -> None:
-    if not isinstance(name, str) or not name or name.startswith("/") or ".." in name.split("/") or "\x00" in name:
-        raise InvalidInputError(
-            f"artifact path {name!r} must be a relative path inside the run (no '..', no leading '/')"
-        )
 
 
 __all__ = ["ActiveRun", "NotFoundError", "Tracker"]

@@ -13,7 +13,7 @@ from ..errors import InvalidInputError, NotFoundError
 from ..store.events import event_row
 from ..store.runs import RunStore
 from .compare import metric_history
-from .values import check_key, tag_text
+from .values import check_artifact_path, check_key, tag_text
 
 # Short curves come with the page (one request paints it); long ones cost ~3 µs a point to read, so
 # the page asks for them after it is drawn, in parallel.
@@ -111,20 +111,6 @@ def _text_head(artifacts: ArtifactStore, digest: str) -> dict:
     return {"text": head.decode("utf-8", errors="replace"), "size": size, "truncated": size > len(head)}
 
 
-def check_artifact_path(path: str) -> str:
-    """Paths are names in the store, never joined to a folder on disk, so ``../`` cannot reach out;
-    they are still refused early, with a clear message."""
-    if (
-        not isinstance(path, str)
-        or not path
-        or path.startswith("/")
-        or "\\" in path
-        or any(part in ("", ".", "..") for part in path.split("/"))
-    ):
-        raise InvalidInputError(f"artifact path {path!r} must be a relative path inside the run, without '..'")
-    return path
-
-
 def artifact_blob(runs: RunStore, artifacts: ArtifactStore, run_id: str, path: str) -> str:
     """The blob hash of a run's artifact by its logical path (a file, or a file inside a logged folder)."""
     check_artifact_path(path)
@@ -145,15 +131,33 @@ def artifact_bytes(runs: RunStore, artifacts: ArtifactStore, run_id: str, path: 
     return path, artifacts.get_bytes(artifact_blob(runs, artifacts, run_id, path))
 
 
+def logged_model_file(runs: RunStore, artifacts: ArtifactStore, run_id: str, name: str, form: str) -> tuple[str, bytes]:
+    """A model the run logged, as it was logged (``form="logged"``: pickle or ONNX) or its ONNX form."""
+    model = next((m for m in runs.get_run(run_id).models if m["name"] == name), None)
+    if model is None:
+        raise NotFoundError(f"run {run_id} logged no model named {name!r}")
+    if form == "onnx":
+        if not model["onnx_hash"]:
+            raise NotFoundError(f"model {name!r} has no ONNX form: {model['onnx_error'] or 'not converted'}")
+        return f"{name}.onnx", artifacts.get_bytes(model["onnx_hash"])
+    suffix = ".onnx" if model["flavor"] == "onnx" else ".pkl"
+    return f"{name}{suffix}", artifacts.get_bytes(model["model_hash"])
+
+
 def artifact_preview(runs: RunStore, artifacts: ArtifactStore, run_id: str, path: str) -> dict:
     """What the page shows of an artifact: an image's type (the page fetches its bytes), a table's
     first rows, JSON or text (the first TEXT_BYTES), or only its size."""
     digest = artifact_blob(runs, artifacts, run_id, path)
     suffix = posixpath.splitext(path)[1].lower()
+    if suffix in IMAGE_TYPES:  # the page fetches the bytes itself: only the size is read here
+        return {
+            "path": path,
+            "size": artifacts.read_head(digest, 0)[1],
+            "kind": "image",
+            "media_type": IMAGE_TYPES[suffix],
+        }
     head, size = artifacts.read_head(digest, TABLE_BYTES if suffix == ".parquet" else TEXT_BYTES)
     preview = {"path": path, "size": size}
-    if suffix in IMAGE_TYPES:
-        return {**preview, "kind": "image", "media_type": IMAGE_TYPES[suffix]}
     if suffix in TABLE_SUFFIXES and (suffix == ".parquet" or b"\x00" not in head):
         return {**preview, **_table_preview(head, size, suffix)}
     truncated = size > len(head)

@@ -37,6 +37,21 @@ def check_name(key, what: str) -> str:
     return key
 
 
+def check_artifact_path(path) -> str:
+    """An artifact's name in its run, for writing and reading alike.  Names are never joined to a
+    folder on disk, so ``../`` cannot reach out; they are still refused early, with a clear message."""
+    if (
+        not isinstance(path, str)
+        or not path
+        or path.startswith("/")
+        or "\\" in path
+        or "\x00" in path
+        or any(part in ("", ".", "..") for part in path.split("/"))
+    ):
+        raise InvalidInputError(f"artifact path {path!r} must be a relative path inside the run, without '..'")
+    return path
+
+
 def check_metric_value(key: str, value) -> float | None:
     """The stored form: a float, or None for NaN."""
     if isinstance(value, (str, bytes)):

@@ -2,7 +2,7 @@ import { InputDialog } from '@jupyterlab/apputils';
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import { CommandRegistry } from '@lumino/commands';
 
-import { getRun, IArtifactEntry, IArtifactPreview, ICurve, ILoggedModel, IRunDataset, IRunPage } from '../api';
+import { listRuns, IArtifactEntry, IArtifactPreview, ICurve, ILoggedModel, IRunDataset, IRunPage } from '../api';
 import {
   download,
   element,
@@ -200,9 +200,11 @@ export class RunView extends MainView<RunModel> {
     return header;
   }
 
+  /** The runs under the same parent (a search, not the parent's whole page). */
   private async _siblings(page: IRunPage): Promise<string[]> {
-    const parent = await getRun(page.parent!.run_id);
-    return parent.children.map(child => child.run_id).slice(0, 50);
+    const filter = `attributes.parent_run_id = '${page.parent!.run_id}'`;
+    const listed = await listRuns({ limit: 50, filter, lifecycle: 'all' });
+    return listed.runs.map(run => run.run_id);
   }
 
   private _description(page: IRunPage): HTMLElement {
