@@ -217,6 +217,111 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_server(args) -> int:
+    import asyncio
+    import os
+
+    from .server.team import build_team_server, serve
+
+    location = resolve(args.db_url, args.artifacts)
+    hub_api = os.environ.get("JUPYTERHUB_API_URL") if args.hub else None
+    if args.hub and not hub_api:
+        raise InvalidInputError("--hub: JUPYTERHUB_API_URL is not set (JupyterHub sets it for its services)")
+    team = build_team_server(
+        location.db_url,
+        location.artifacts,
+        default_level=args.default_permission,
+        admins=set(args.admin or []),
+        approver_group=args.approvers,
+        hub_api_url=hub_api,
+        default_required_approvals=args.required_approvals,
+    )
+    base_url = args.base_url or (os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/") if args.hub else "/")
+    shown = location.public()
+
+    def ready(port: int) -> None:
+        print(f"mlops-lab team server on http://{args.host}:{port}{base_url} — store {shown['db_url']}", flush=True)
+
+    try:
+        asyncio.run(serve(team, args.host, args.port, base_url, ready))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _team(args):
+    """The team's administration: through the team server when one is configured, else straight on
+    the database as the server's operator (whoever can open the database is trusted with it)."""
+    import functools
+
+    location = resolve(args.db_url, args.artifacts)
+    if location.is_team_server:
+        from .remote import RemoteClient
+        from .team.client import TeamClient
+
+        return TeamClient(RemoteClient(location.db_url, location.token))
+    from .store import open_store
+    from .team import Access
+
+    access = Access(open_store(location.db_url))
+
+    class Operator:
+        def __getattr__(self, name):
+            return functools.partial(getattr(access, name), None)
+
+    return Operator()
+
+
+def cmd_token_create(args) -> int:
+    token_id, secret = _team(args).create_token(args.user, note=args.note, expires_in_days=args.expires_days)
+    print(secret)
+    print(f"token {token_id}: shown once, keep it (MLOPS_LAB_TOKEN)", file=sys.stderr)
+    return 0
+
+
+def cmd_token_list(args) -> int:
+    from datetime import datetime
+
+    def when(ms):
+        return "-" if ms is None else datetime.fromtimestamp(ms / 1000).isoformat(timespec="minutes")
+
+    print(f"{'ID':12}  {'USER':16}  {'CREATED':16}  {'EXPIRES':16}  {'REVOKED':16}  NOTE")
+    for t in _team(args).tokens(args.user):
+        created, expires, revoked = when(t["created_at"]), when(t["expires_at"]), when(t["revoked_at"])
+        print(f"{t['id']:12}  {t['user']:16}  {created:16}  {expires:16}  {revoked:16}  {t['note']}")
+    return 0
+
+
+def cmd_token_revoke(args) -> int:
+    _team(args).revoke_token(args.token_id)
+    print(f"revoked token {args.token_id}")
+    return 0
+
+
+def cmd_users(args) -> int:
+    team = _team(args)
+    for name in args.admin or []:
+        team.set_admin(name, True)
+    for name in args.not_admin or []:
+        team.set_admin(name, False)
+    for user in team.users():
+        print(f"{user['name']}{'  (admin)' if user['is_admin'] else ''}")
+    return 0
+
+
+def cmd_permissions_list(args) -> int:
+    for p in _team(args).permissions(args.kind, args.name):
+        print(f"{p['kind']:10}  {p['name']:30}  {p['grantee']:20}  {p['level']}")
+    return 0
+
+
+def cmd_permissions_set(args) -> int:
+    level = None if args.level == "NONE" else args.level
+    _team(args).set_permission(args.kind, args.name, args.grantee, level)
+    print(f"{args.grantee}: {args.level} on {args.kind} {args.name!r}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-lab", description="mlops_lab: runs, models and data from the shell")
     parser.add_argument("--db-url", help="database URL (default: see `mlops-lab info`)")
@@ -298,6 +403,52 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--keep", action="append", help="an input column to copy to the output (an id); repeatable")
     predict.add_argument("--cpu", action="store_true", help="use the CPU even when CUDA is available")
     predict.set_defaults(func=cmd_predict)
+
+    server = commands.add_parser("server", help="the team server: one store for a team, behind authenticated REST")
+    server.add_argument("--host", default="127.0.0.1")
+    server.add_argument("--port", type=int, default=5050)
+    server.add_argument("--base-url", help="a path prefix (default: / or, with --hub, JupyterHub's service prefix)")
+    server.add_argument(
+        "--default-permission", default="READ", choices=["NONE", "READ", "EDIT", "MANAGE"],
+        help="what anyone may do on an experiment or model without a grant (default READ)",
+    )  # fmt: skip
+    server.add_argument("--admin", action="append", help="a user who may do anything; repeatable")
+    server.add_argument("--approvers", help="a group whose members may approve any model's versions")
+    server.add_argument("--required-approvals", type=int, default=1, help="approvals before Production (default 1)")
+    server.add_argument("--hub", action="store_true", help="run as a JupyterHub service: accept hub tokens")
+    server.set_defaults(func=cmd_server)
+
+    token = commands.add_parser("token", help="team server tokens").add_subparsers(dest="action", required=True)
+    create = token.add_parser("create", help="a new token (printed once)")
+    create.add_argument("--user", help="whose (default: yours; an admin may name anyone)")
+    create.add_argument("--note", default="", help="what it is for")
+    create.add_argument("--expires-days", type=float, help="days until it stops working")
+    create.set_defaults(func=cmd_token_create)
+    listing = token.add_parser("list", help="tokens (yours; an admin's: everyone's)")
+    listing.add_argument("--user")
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token.add_parser("revoke", help="stop a token working")
+    revoke.add_argument("token_id")
+    revoke.set_defaults(func=cmd_token_revoke)
+
+    users = commands.add_parser("users", help="the team server's users (admins only)")
+    users.add_argument("--admin", action="append", help="make this user an admin; repeatable")
+    users.add_argument("--not-admin", action="append", help="make this user an admin no more; repeatable")
+    users.set_defaults(func=cmd_users)
+
+    permissions = commands.add_parser("permissions", help="who may read, edit or manage what").add_subparsers(
+        dest="action", required=True
+    )
+    listing = permissions.add_parser("list", help="grants")
+    listing.add_argument("--kind", choices=["experiment", "model"])
+    listing.add_argument("--name")
+    listing.set_defaults(func=cmd_permissions_list)
+    grant = permissions.add_parser("set", help="grant a level (NONE takes the grant away)")
+    grant.add_argument("kind", choices=["experiment", "model"])
+    grant.add_argument("name")
+    grant.add_argument("grantee", help="a user, or group:<name>")
+    grant.add_argument("level", choices=["NONE", "READ", "EDIT", "MANAGE"])
+    grant.set_defaults(func=cmd_permissions_set)
     return parser
 
 

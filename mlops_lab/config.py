@@ -1,8 +1,10 @@
 """Where data lives: one resolution order for the kernel, the server and the CLI.
 
-explicit argument → ``MLOPS_LAB_DB_URL`` / ``MLOPS_LAB_ARTIFACTS`` → a ``mlops_lab.toml`` found
-walking up from the starting directory → the per-user home (``MLOPS_LAB_HOME`` or
-``~/.mlops_lab``).  A notebook in any sub-folder and the sidebar therefore see the same store.
+explicit argument → ``MLOPS_LAB_TRACKING_URI`` (a team server, with ``MLOPS_LAB_TOKEN``, or inside
+JupyterHub the hub's API token) or ``MLOPS_LAB_DB_URL`` / ``MLOPS_LAB_ARTIFACTS`` → a
+``mlops_lab.toml`` found walking up from the starting directory → the per-user home
+(``MLOPS_LAB_HOME`` or ``~/.mlops_lab``).  A notebook in any sub-folder and the sidebar therefore
+see the same store.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InvalidInputError
@@ -24,9 +26,14 @@ class ConfigError(InvalidInputError):
 
 @dataclass(frozen=True)
 class StoreLocation:
-    db_url: str
+    db_url: str  # a database URL, or a team server's http(s):// address (which holds the artifacts too)
     artifacts: str
     source: str  # a sentence saying why these were chosen, shown by `mlops-lab info`
+    token: str | None = field(default=None, repr=False)  # a team server's token
+
+    @property
+    def is_team_server(self) -> bool:
+        return is_server_url(self.db_url)
 
     def public(self) -> dict:
         """What may be shown (logs, `mlops-lab info`, the lab's info route): passwords redacted."""
@@ -35,6 +42,8 @@ class StoreLocation:
     def environment(self) -> dict[str, str]:
         """The variables that make a child process resolve this same location, without putting a
         password on its command line (where any user's `ps` reads it)."""
+        if self.is_team_server:
+            return {"MLOPS_LAB_TRACKING_URI": self.db_url, "MLOPS_LAB_TOKEN": self.token or ""}
         return {"MLOPS_LAB_DB_URL": self.db_url, "MLOPS_LAB_ARTIFACTS": self.artifacts}
 
 
@@ -45,6 +54,15 @@ def redact(url: str) -> str:
     """``url`` with any password replaced by ``***`` (``postgresql://me:***@db/runs``): for logs,
     answers and anything else a person or another process may see."""
     return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+def is_server_url(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+def server_token() -> str | None:
+    """The token for a team server: MLOPS_LAB_TOKEN, else (in a JupyterHub-spawned kernel) the hub's."""
+    return os.environ.get("MLOPS_LAB_TOKEN") or os.environ.get("JUPYTERHUB_API_TOKEN") or None
 
 
 def default_home() -> Path:
@@ -82,6 +100,13 @@ def resolve(
     start_dir: str | os.PathLike | None = None,
 ) -> StoreLocation:
     """Resolve the store location; each part is taken from the first place that names it."""
+    if db_url and is_server_url(db_url):
+        return StoreLocation(db_url, db_url, "team server from the explicit argument", server_token())
+    if not db_url and os.environ.get("MLOPS_LAB_TRACKING_URI"):
+        uri = os.environ["MLOPS_LAB_TRACKING_URI"]
+        if not is_server_url(uri):
+            raise ConfigError(f"MLOPS_LAB_TRACKING_URI is a team server's http(s):// address, got {uri!r}")
+        return StoreLocation(uri, uri, "team server from MLOPS_LAB_TRACKING_URI", server_token())
     reasons = []
     if db_url:
         reasons.append("database from the explicit argument")

@@ -33,6 +33,12 @@ class InvalidInputError(MlopsLabError, ValueError):
     status = 400
 
 
+class UnauthorizedError(MlopsLabError, PermissionError):
+    """No credentials, or credentials that are unknown, revoked or expired (401)."""
+
+    status = 401
+
+
 class ForbiddenError(MlopsLabError, PermissionError):
     """The caller may not do this (403)."""
 
@@ -58,7 +64,8 @@ class UnavailableError(MlopsLabError, RuntimeError):
 
 
 _BY_STATUS = {
-    cls.status: cls for cls in (InvalidInputError, ForbiddenError, NotFoundError, ConflictError, UnavailableError)
+    cls.status: cls
+    for cls in (InvalidInputError, UnauthorizedError, ForbiddenError, NotFoundError, ConflictError, UnavailableError)
 }
 
 
@@ -80,9 +87,20 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
-def error_body(message: str, status: int) -> dict:
-    """What a REST door answers for a refused request (``error_from_response`` reads it back)."""
-    return {"error": message, "status": status}
+def error_body(message: str, status: int, kind: str | None = None) -> dict:
+    """What a REST door answers for a refused request (``error_from_response`` reads it back);
+    ``kind``, the error's class, lets a client of the team server raise the same class."""
+    return {"error": message, "status": status, **({"kind": kind} if kind else {})}
+
+
+def _error_class(name: str, status: int) -> type[MlopsLabError] | None:
+    pending = [MlopsLabError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name and cls.status == status:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None
 
 
 def error_from_response(status: int, body: bytes | str) -> MlopsLabError:
@@ -93,8 +111,10 @@ def error_from_response(status: int, body: bytes | str) -> MlopsLabError:
         parsed = json.loads(text)
     except ValueError:
         parsed = None
+    kind = None
     if isinstance(parsed, dict) and parsed.get("error"):
         message = str(parsed["error"])
         status = int(parsed.get("status") or status)
-    cls = _BY_STATUS.get(status) or (InvalidInputError if 400 <= status < 500 else UnavailableError)
+        kind = _error_class(str(parsed.get("kind")), status)
+    cls = kind or _BY_STATUS.get(status) or (InvalidInputError if 400 <= status < 500 else UnavailableError)
     return cls(message or f"HTTP {status}", status=status)

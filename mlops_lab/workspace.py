@@ -16,6 +16,7 @@ are created on first use, so opening a workspace costs nothing until something i
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,8 +50,30 @@ class Workspace:
         self, location: StoreLocation | None = None, *, user: str | None = None, _shared: _Shared | None = None
     ):
         self.location = location or resolve()
-        self.user = user or current_user()
+        self._user = user
         self._shared = _shared or _Shared(self)
+
+    @property
+    def user(self) -> str:
+        """Who acts: the name given, else the team server's word for the token (asked once), else
+        MLOPS_LAB_USER or the OS user (advisory: the embedded store cannot check it)."""
+        if self._user is None:
+            self._user = self._shared.owner._server_user() if self.location.is_team_server else current_user()
+        return self._user
+
+    def _server_user(self) -> str:
+        with self._shared.lock:
+            if self._user is None:
+                import warnings
+
+                self._user = self.store.runs.client.get_json("api/whoami")["user"]
+                claimed = os.environ.get("MLOPS_LAB_USER")
+                if claimed and claimed != self._user:
+                    warnings.warn(
+                        f"MLOPS_LAB_USER={claimed!r} is ignored: the team server knows this token as {self._user!r}",
+                        stacklevel=3,
+                    )
+        return self._user
 
     def __repr__(self) -> str:
         return f"<Workspace {self.location.db_url} as {self.user!r}>"
@@ -133,10 +156,14 @@ class Workspace:
 def _open_store(workspace: Workspace) -> "Store":
     from .store import open_store
 
-    return open_store(workspace.location.db_url)
+    return open_store(workspace.location.db_url, workspace.location.token)
 
 
 def _open_artifacts(workspace: Workspace) -> "ArtifactStore":
+    if workspace.location.is_team_server:  # through the server, which holds them
+        from .artifacts.rest import RestArtifactStore
+
+        return RestArtifactStore(workspace.store.runs.client)
     from .artifacts import ArtifactStore
 
     return ArtifactStore(workspace.location.artifacts)

@@ -91,24 +91,53 @@ def sqlite_url(tmp_path):
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 
+# The store tests: each runs on SQLite, on PostgreSQL, and through a team server (REST, on PostgreSQL).
+STORE_TEST_MODULES = {"test_store", "test_tracking", "test_registry"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc):
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module not in STORE_TEST_MODULES or "workspace" not in metafunc.fixturenames:
+        return
+    if any("db_url" in str(marker.args[0]) for marker in metafunc.definition.iter_markers("parametrize")):
+        return  # the test names its engines
+    # as a marker, which takes precedence over the fixture's own params
+    metafunc.definition.add_marker(pytest.mark.parametrize("db_url", ["sqlite", "postgresql", "team"], indirect=True))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
-    """Each test that takes this runs on both engines."""
+    """Each test that takes this runs on both engines ("team": the team server's PostgreSQL)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
-def workspace(db_url, tmp_path):
-    """The process's workspace, on the engine under test, used by the fluent API too."""
+def workspace(request, db_url, tmp_path):
+    """The process's workspace, on the engine under test, used by the fluent API too.  Through a
+    team server, it acts as "tester" with a token of theirs (and ``store.db`` is the server's
+    database, for the tests that read rows back)."""
     from mlops_lab.config import StoreLocation
     from mlops_lab.workspace import Workspace, set_default_workspace
 
-    ws = Workspace(StoreLocation(db_url, str(tmp_path / "artifacts"), "test"))
+    server = None
+    if getattr(request.node, "callspec", None) and request.node.callspec.params.get("db_url") == "team":
+        from tests.team import TeamServerThread
+
+        # an open team (anyone manages anything): these tests are about the store; tests/test_team.py
+        # is about who may do what
+        server = TeamServerThread(db_url, str(tmp_path / "server-artifacts"), default_level="MANAGE")
+        ws = Workspace(server.location("tester"))
+        ws.store.db = server.team.calls.store.db
+    else:
+        ws = Workspace(StoreLocation(db_url, str(tmp_path / "artifacts"), "test"))
     set_default_workspace(ws)
     yield ws
     ws.close()
+    if server is not None:
+        server.stop()
 
 
 @pytest.fixture

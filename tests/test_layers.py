@@ -19,9 +19,9 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "mlops_lab"
 
-FOUNDATION = {"errors", "jsonsafe", "net", "config", "version", "_version", "snapshot"}
+FOUNDATION = {"errors", "jsonsafe", "net", "remote", "config", "version", "_version", "snapshot"}
 STORAGE = {"store", "artifacts"}
-SERVICES = {"tracking", "registry", "gates", "monitoring", "features", "serving"}
+SERVICES = {"tracking", "registry", "gates", "monitoring", "features", "serving", "team"}
 WORKSPACE = {"workspace"}
 DOORS = {"api", "widgets", "magics", "cli", "server", "labextension"}
 # The serving process's own entry point is a door like the CLI: it parses arguments and builds a workspace.

@@ -27,6 +27,12 @@ def iris_run(tracker):
 
 
 def registry_as(workspace, user: str) -> Registry:
+    """``user``'s registry: the same workspace as them, or through a team server, with their token."""
+    if workspace.location.is_team_server:
+        from mlops_lab.workspace import Workspace
+        from tests.team import server_of
+
+        return Workspace(server_of(workspace.location.db_url).location(user)).registry
     return workspace.as_user(user).registry
 
 
@@ -183,7 +189,7 @@ def test_two_promotions_at_once_processes(workspace, tracker, iris_run, tmp_path
         from mlops_lab.config import StoreLocation
         from mlops_lab.errors import ConflictError
         from mlops_lab.store import open_store
-        store = open_store(sys.argv[1])
+        store = open_store(sys.argv[1], sys.argv[4] or None)  # a team server's needs its token
         start = float(sys.argv[3])
         while time.time() < start:
             pass
@@ -198,7 +204,9 @@ def test_two_promotions_at_once_processes(workspace, tracker, iris_run, tmp_path
     start = time.time() + 2
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", script, tracker.runs.url, str(v), str(start)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", script, tracker.runs.url, str(v), str(start), workspace.location.token or ""],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for v in (v1, v2)
     ]

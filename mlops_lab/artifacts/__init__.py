@@ -26,6 +26,12 @@ class ArtifactError(UnavailableError):
     """A blob is missing, corrupt, or a path is not allowed."""
 
 
+class BlobMissingError(ArtifactError):
+    """No blob by that hash (404: asking again will not help)."""
+
+    status = 404
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -191,7 +197,7 @@ class ArtifactStore:
             else:
                 data = self.fs.cat_file(f"{self.fs_root}/{self._relative(digest)}")
         except FileNotFoundError:
-            raise ArtifactError(f"blob {digest} is missing from the artifact store {self.root}") from None
+            raise BlobMissingError(f"blob {digest} is missing from the artifact store {self.root}") from None
         if sha256_bytes(data) != digest:
             if self.is_local:  # moved aside: the next write of the same content puts a good copy back
                 path = self.local_path(digest)
@@ -211,7 +217,7 @@ class ArtifactStore:
             with self.fs.open(remote, "rb") as file:
                 return file.read(limit), self.fs.size(remote)
         except FileNotFoundError:
-            raise ArtifactError(f"blob {digest} is missing from the artifact store {self.root}") from None
+            raise BlobMissingError(f"blob {digest} is missing from the artifact store {self.root}") from None
 
     def get_manifest(self, digest: str) -> dict[str, str]:
         try:
@@ -247,4 +253,4 @@ def _sync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
-__all__ = ["ArtifactError", "ArtifactStore", "check_hash", "sha256_bytes", "sha256_file"]
+__all__ = ["ArtifactError", "ArtifactStore", "BlobMissingError", "check_hash", "sha256_bytes", "sha256_file"]

@@ -8,8 +8,8 @@
     store.file_state.file_hashes(...)       # FileStateStore
     store.events.events("model", "churn")   # EventStore
 
-The SQL implementations sit beside their interfaces; a second implementation (a REST client of a
-team server) can stand in for any of them.
+The SQL implementations sit beside their interfaces; the REST client of a team server
+(``open_store("http://team-server:5050", token)``) stands in for all of them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 
 from ..errors import NotFoundError
+from ..remote import RemoteClient
 from .drift_reports import DriftReportStore, SqlDriftReportStore
 from .engine import Database, StoreError
 from .events import EventStore, SqlEventStore, now_ms
@@ -26,19 +27,21 @@ from .file_state import FileStateStore, SqlFileStateStore
 from .filters import FilterError
 from .registry import ModelRegistryStore, SqlModelRegistryStore
 from .runs import Batch, MetricSeries, RunRecord, RunStore, SqlRunStore
+from .team import SqlTeamStore
 
 
 @dataclass
 class Store:
-    """One database's stores, one per domain."""
+    """One database's stores, one per domain (``db`` is None for a team server's)."""
 
-    db: Database
+    db: Database | None
     runs: RunStore
     models: ModelRegistryStore
     drift_reports: DriftReportStore
     features: FeatureDefinitionStore
     file_state: FileStateStore
     events: EventStore
+    team: SqlTeamStore | None = None  # users, tokens and permissions: the team server's own
 
     @classmethod
     def sql(cls, db: Database) -> "Store":
@@ -50,26 +53,48 @@ class Store:
             SqlFeatureDefinitionStore(db),
             SqlFileStateStore(db),
             SqlEventStore(db),
+            SqlTeamStore(db),
+        )
+
+    @classmethod
+    def rest(cls, client: RemoteClient) -> "Store":
+        from . import rest
+
+        return cls(
+            None,
+            rest.RestRunStore(client),
+            rest.RestModelRegistryStore(client),
+            rest.RestDriftReportStore(client),
+            rest.RestFeatureDefinitionStore(client),
+            rest.RestFileStateStore(client),
+            rest.RestEventStore(client),
         )
 
     @property
     def url(self) -> str:
-        return self.db.url
+        return self.runs.url
 
     def dispose(self) -> None:
-        self.db.dispose()
+        if self.db is not None:
+            self.db.dispose()
 
 
 _stores: dict[str, Store] = {}
 _stores_lock = threading.Lock()
 
 
-def open_store(db_url: str) -> Store:
-    """The process's one Store for a URL (engines and their pools are shared)."""
+def open_store(db_url: str, token: str | None = None) -> Store:
+    """The process's one Store for a URL (engines and their pools are shared): a database's, or a
+    team server's (``http(s)://…``, reached with ``token``)."""
     with _stores_lock:
-        store = _stores.get(db_url)
+        key = f"{db_url} {token}" if token else db_url
+        store = _stores.get(key)
         if store is None:
-            store = _stores[db_url] = Store.sql(Database(db_url))
+            if db_url.startswith(("http://", "https://")):
+                store = Store.rest(RemoteClient(db_url, token))
+            else:
+                store = Store.sql(Database(db_url))
+            _stores[key] = store
         return store
 
 

@@ -26,7 +26,7 @@ from ..errors import UnavailableError
 from . import models  # noqa: F401  (registers every table on SQLModel.metadata)
 
 # The Alembic revision the models describe; tests check it equals the migrations' head.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 
 class StoreError(UnavailableError):

@@ -22,17 +22,17 @@ QUERY_CHUNK = 5000  # paths per query: under every engine's limit on bound param
 
 
 class FileStateStore(Protocol):
-    def file_hashes(self, keys: list[FileKey]) -> dict[str, str]: ...
+    def file_hashes(self, keys: list[FileKey], host: str = HOST) -> dict[str, str]: ...
 
-    def remember_file_hashes(self, hashed: list[tuple[FileKey, str]]) -> None: ...
+    def remember_file_hashes(self, hashed: list[tuple[FileKey, str]], host: str = HOST) -> None: ...
 
 
 class SqlFileStateStore(FileStateStore):
     def __init__(self, db: Database):
         self.db = db
 
-    def file_hashes(self, keys: list[FileKey]) -> dict[str, str]:
-        """The cached hashes of files on this host that have not changed since they were hashed,
+    def file_hashes(self, keys: list[FileKey], host: str = HOST) -> dict[str, str]:
+        """The cached hashes of files on ``host`` that have not changed since they were hashed,
         by path (one query per few hundred files: a folder of 100,000 is looked up in a blink)."""
         state = FileState.__table__.c
         wanted = {key[0]: key for key in keys}
@@ -42,7 +42,7 @@ class SqlFileStateStore(FileStateStore):
             for start in range(0, len(paths), QUERY_CHUNK):
                 rows = conn.execute(
                     select(state.path, state.inode, state.mtime_ns, state.size, state.hash).where(
-                        state.host == HOST, state.path.in_(paths[start : start + QUERY_CHUNK])
+                        state.host == host, state.path.in_(paths[start : start + QUERY_CHUNK])
                     )
                 ).all()
                 for path, inode, mtime_ns, size, digest in rows:
@@ -50,14 +50,14 @@ class SqlFileStateStore(FileStateStore):
                         found[path] = digest
         return found
 
-    def remember_file_hashes(self, hashed: list[tuple[FileKey, str]]) -> None:
+    def remember_file_hashes(self, hashed: list[tuple[FileKey, str]], host: str = HOST) -> None:
         if not hashed:
             return
         stmt = self.db.insert(FileState)
         excluded = stmt.excluded
         set_ = {column: excluded[column] for column in ("inode", "mtime_ns", "size", "hash")}
         rows = [
-            {"host": HOST, "path": path, "inode": inode, "mtime_ns": mtime_ns, "size": size, "hash": digest}
+            {"host": host, "path": path, "inode": inode, "mtime_ns": mtime_ns, "size": size, "hash": digest}
             for (path, inode, mtime_ns, size), digest in hashed
         ]
         with self.db.writing() as conn:

@@ -296,3 +296,49 @@ class FeatureDefinition(SQLModel, table=True):
     spec: str = Field(sa_column=Column(Text, nullable=False))  # JSON
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_by: str = Field(max_length=250)
+
+
+# ---- the team server: who may do what --------------------------------------------------------
+
+
+class TeamUser(SQLModel, table=True):
+    """A person known to the team server (from one of its tokens or from JupyterHub)."""
+
+    __tablename__ = "team_user"
+
+    name: str = Field(primary_key=True, max_length=250)
+    is_admin: bool = Field(default=False)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    """A team-server token: only its sha256 is kept, so the table gives no one a way in."""
+
+    __tablename__ = "api_token"
+
+    id: str = Field(primary_key=True, max_length=32)
+    hash: str = Field(max_length=64, unique=True, index=True)
+    user: str = Field(max_length=250, index=True)
+    note: str = Field(default="", max_length=250)
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expires_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    revoked_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class Permission(SQLModel, table=True):
+    """READ, EDIT or MANAGE on one experiment or registered model for one user or group ("group:x")."""
+
+    kind: str = Field(primary_key=True, max_length=16)  # experiment | model
+    name: str = Field(primary_key=True, max_length=MAX_KEY_LENGTH)
+    grantee: str = Field(primary_key=True, max_length=250)
+    level: str = Field(max_length=8)
+
+
+class AppliedBatch(SQLModel, table=True):
+    """Write batches already applied, by the id their client gave them: a batch sent again after a
+    lost answer is not applied twice."""
+
+    __tablename__ = "applied_batch"
+
+    id: str = Field(primary_key=True, max_length=64)
+    applied_at: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -24,6 +24,7 @@ from .events import add_events, now_ms
 from .file_state import HOST
 from .filters import FilterError, attribute_column, compile_filter, parse_order_by
 from .models import (
+    AppliedBatch,
     Artifact,
     DatasetVersion,
     Environment,
@@ -184,7 +185,7 @@ class RunStore(Protocol):
 
     def list_experiments(self) -> list[Experiment]: ...
 
-    def write(self, batch: Batch) -> list[dict]: ...
+    def write(self, batch: Batch, batch_id: str | None = None) -> list[dict]: ...
 
     def reap_stale_runs(self, *, force: bool = False) -> list[str]: ...
 
@@ -229,14 +230,24 @@ class SqlRunStore(RunStore):
             )
             return conn.execute(select(Experiment.id).where(Experiment.name == name)).scalar_one()
 
-    def write(self, batch: Batch) -> list[dict]:
+    def write(self, batch: Batch, batch_id: str | None = None) -> list[dict]:
         """Apply a batch in one transaction; all of it lands or none of it.  Returns the params that
         could not be written because the run already has another value for them (two processes
-        logging to one resumed run): the first value stays, and each refusal is an event."""
+        logging to one resumed run): the first value stays, and each refusal is an event.
+        A batch with an id is applied once: sent again (its answer was lost), it changes nothing."""
         if not len(batch):
             return []
         conflicts: list[dict] = []
         with self.db.writing() as conn:
+            if batch_id is not None:
+                first_time = conn.execute(
+                    self.db.insert(AppliedBatch)
+                    .on_conflict_do_nothing(index_elements=["id"])
+                    .returning(AppliedBatch.id),
+                    {"id": batch_id, "applied_at": now_ms()},
+                ).first()
+                if first_time is None:
+                    return []
             if batch.environments:
                 conn.execute(
                     self.db.insert(Environment).on_conflict_do_nothing(index_elements=["hash"]), batch.environments

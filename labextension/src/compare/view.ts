@@ -115,6 +115,7 @@ export class CompareView extends MainView<CompareModel> {
   private _figures = element('div', '', 'jp-mlops-figures');
   private _imageUrls: string[] = [];
   private _axes: string[] = []; // parallel coordinates' axes: "params.x" / "metrics.y"
+  private _codeRequest = 0; // answers to earlier code picks may arrive after the last one's
 
   constructor(
     model: CompareModel,
@@ -594,12 +595,19 @@ export class CompareView extends MainView<CompareModel> {
   }
 
   private async _renderCode(left: string, right: string): Promise<void> {
+    const request = ++this._codeRequest;
     let diff;
     try {
       diff = await this.model.codeDiff(left, right);
     } catch (error) {
+      if (request !== this._codeRequest) {
+        return;
+      }
       this._code.replaceChildren(element('p', (error as Error).message, 'jp-mlops-message jp-mlops-error'));
       return;
+    }
+    if (request !== this._codeRequest) {
+      return; // a later pick is drawn (or will be)
     }
     if (diff.identical) {
       this._code.replaceChildren(element('p', 'The two cells ran the same code.', 'jp-mlops-message'));
