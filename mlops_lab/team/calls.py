@@ -78,9 +78,11 @@ class StoreCalls:
     # ---- runs --------------------------------------------------------------------------------
 
     def runs__get_or_create_experiment(self, who: Identity, name):
+        """Asked by a kernel about to log a run there: one who may not edit hears it now, not when
+        the run's first batch is refused."""
         existing = self.store.runs.experiment_id(_text(name, "name"))
         if existing is not None:
-            self.access.require(who, "experiment", name, "READ")
+            self.access.require(who, "experiment", name, "EDIT")
             return existing
         experiment_id = self.store.runs.get_or_create_experiment(name, who.user)
         self.access.grant_creator(who, "experiment", name)
