@@ -234,6 +234,7 @@ def cmd_server(args) -> int:
         admins=set(args.admin or []),
         approver_group=args.approvers,
         hub_api_url=hub_api,
+        hub_service=os.environ.get("JUPYTERHUB_SERVICE_NAME") if args.hub else None,
         default_required_approvals=args.required_approvals,
     )
     base_url = args.base_url or (os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/") if args.hub else "/")

@@ -242,7 +242,12 @@ def make_app(team: TeamServer, base_url: str = "/") -> tornado.web.Application:
         (r"api/team/users/([^/]+)", UserHandler),
         ("api/team/permissions", PermissionsHandler),
     ]
-    return tornado.web.Application([(base + path, handler) for path, handler in routes], team=team)
+    # under the base URL (JupyterHub's proxy sends /services/<name>/… on unchanged) and at the root
+    # (kernels beside the hub call the service's own address)
+    prefixes = {"/", base}
+    return tornado.web.Application(
+        [(prefix + path, handler) for prefix in prefixes for path, handler in routes], team=team
+    )
 
 
 def build_team_server(
@@ -253,13 +258,14 @@ def build_team_server(
     admins: set[str] | frozenset[str] = frozenset(),
     approver_group: str | None = None,
     hub_api_url: str | None = None,
+    hub_service: str | None = None,
     default_required_approvals: int = 1,
     threads: int = 16,
 ) -> TeamServer:
     if db_url.startswith(("http://", "https://")):
         raise InvalidInputError("a team server owns a database (sqlite:// or postgresql://), not another server")
     store = open_store(db_url)
-    hub = HubIdentities(hub_api_url) if hub_api_url else None
+    hub = HubIdentities(hub_api_url, hub_service) if hub_api_url else None
     access = Access(store, default_level=default_level, admins=admins, approver_group=approver_group, hub=hub)
     calls = StoreCalls(store, access, default_required_approvals=default_required_approvals)
     executor = ThreadPoolExecutor(threads, thread_name_prefix="mlops-lab-team")

@@ -62,10 +62,12 @@ def _kind(kind: str) -> str:
 
 
 class HubIdentities:
-    """Hub tokens resolved by JupyterHub's API (``GET /hub/api/user`` with the caller's token)."""
+    """Hub tokens resolved by JupyterHub's API (``GET /hub/api/user`` with the caller's token).  As a
+    hub service (``service`` is its name), a token must carry access to this service."""
 
-    def __init__(self, api_url: str):
+    def __init__(self, api_url: str, service: str | None = None):
         self.api_url = api_url.rstrip("/")
+        self.service = service
         self._cache: dict[str, tuple[float, Identity | None]] = {}
         self._lock = threading.Lock()
 
@@ -80,12 +82,16 @@ class HubIdentities:
             with urllib.request.urlopen(request, timeout=10) as response:
                 model = json.loads(response.read())
             identity = Identity(model["name"], bool(model.get("admin")), tuple(model.get("groups") or ()))
+            scopes = model.get("scopes")
         except urllib.error.HTTPError as exc:
             if exc.code not in (401, 403, 404):
                 raise UnavailableError(f"JupyterHub at {self.api_url} answered {exc.code}") from None
-            identity = None
+            identity = scopes = None
         except (OSError, ValueError, KeyError) as exc:
             raise UnavailableError(f"JupyterHub at {self.api_url} cannot be asked who a token is: {exc}") from None
+        allowed = {"access:services", f"access:services!service={self.service}"}
+        if identity and self.service and scopes is not None and not allowed & set(scopes):
+            raise ForbiddenError(f"{identity.user!r}'s token does not give access to the {self.service} service")
         with self._lock:
             self._cache[key] = (time.monotonic() + HUB_CACHE_SECONDS, identity)
         return identity
