@@ -11,7 +11,7 @@
 4. The Runs panel's page: 100 runs filtered and ordered by a metric, through the team server, at
    --runs runs on PostgreSQL (p50 of 21).
 
-MLflow lives in bench/.venv-mlflow (made on first use, with psycopg2 for PostgreSQL).  Not a test.
+MLflow lives in bench/.venv-mlflow (made on first use, with psycopg for PostgreSQL).  Not a test.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def start_team_server(db_url: str, artifacts: str) -> tuple[subprocess.Popen, st
 def start_mlflow_server(python: Path, db_url: str, artifacts: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     mlflow = str(python.parent / "mlflow")
-    backend = db_url.replace("postgresql+psycopg://", "postgresql://")
+    backend = db_url  # psycopg 3, as ours
     server = subprocess.Popen(
         [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--backend-store-uri", backend,
          "--artifacts-destination", artifacts, "--workers", "1"],
@@ -195,8 +195,8 @@ def main() -> None:
     args = parser.parse_args()
 
     python = ensure_mlflow()
-    if subprocess.run([str(python), "-c", "import psycopg2"], capture_output=True).returncode:
-        subprocess.run([str(MLFLOW_VENV / "bin" / "pip"), "install", "-q", "psycopg2-binary"], check=True)
+    if subprocess.run([str(python), "-c", "import psycopg"], capture_output=True).returncode:
+        subprocess.run([str(MLFLOW_VENV / "bin" / "pip"), "install", "-q", "psycopg[binary]"], check=True)
     engine = sa.create_engine(PG)
     schemas, servers = [], []
     try:

@@ -36,8 +36,9 @@ if TYPE_CHECKING:
 class _Shared:
     """What every user's view of one workspace shares: connections, the tracker, serving processes."""
 
-    def __init__(self, owner: "Workspace"):
+    def __init__(self, owner: "Workspace", lab: bool = False):
         self.owner = owner  # shared services act as the workspace that was opened, not as a copy's user
+        self.lab = lab  # a lab's server: it runs the team's deployments that are its user's on its host
         self.lock = threading.RLock()
         self.store: Store | None = None
         self.artifacts: ArtifactStore | None = None
@@ -47,11 +48,16 @@ class _Shared:
 
 class Workspace:
     def __init__(
-        self, location: StoreLocation | None = None, *, user: str | None = None, _shared: _Shared | None = None
+        self,
+        location: StoreLocation | None = None,
+        *,
+        user: str | None = None,
+        lab: bool = False,
+        _shared: _Shared | None = None,
     ):
         self.location = location or resolve()
         self._user = user
-        self._shared = _shared or _Shared(self)
+        self._shared = _shared or _Shared(self, lab)
 
     @property
     def user(self) -> str:
@@ -178,7 +184,7 @@ def _start_tracking(workspace: Workspace) -> "Tracker":
 def _start_serving(workspace: Workspace) -> "ServingManager":
     from .serving.manager import ServingManager
 
-    return ServingManager(workspace)
+    return ServingManager(workspace, reconcile=workspace._shared.lab)
 
 
 _default: Workspace | None = None

@@ -371,3 +371,55 @@ def test_cli_tokens_users_and_permissions_through_the_server(server, monkeypatch
     assert "revoked" in capsys.readouterr().err
     with pytest.raises(UnauthorizedError):
         server.team.access.authenticate(bob_token)
+
+
+def test_deployments_are_team_state(server, as_user):
+    """Every lab lists the team's deployments; the owner's lab runs each (and runs it again after a
+    restart); another may stop it only with MANAGE on its model, and the owner's lab carries it out."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_lab.serving.manager import ServingError, ServingManager
+    from mlops_lab.store.file_state import HOST
+
+    alice, bob = as_user("alice"), as_user("bob")
+    set_default_workspace(alice)
+    with ml.start_run("r", experiment="e") as run:
+        ml.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), "model")
+    ml.flush()
+    alice.registry.register("churn", run.id)
+    alice_lab = ServingManager(alice, check_seconds=0.1, reconcile=True)
+    bob_lab = ServingManager(bob, check_seconds=0.1, reconcile=True)
+
+    def wait(condition, what: str, seconds: float = 60):
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    try:
+        alice_lab.start("churn/1", name="churn-api", log_sample=0.0)
+        port = alice_lab.wait_ready("churn-api")["port"]
+        (seen,) = [d for d in bob_lab.list() if d["name"] == "churn-api"]
+        assert (seen["owner"], seen["host"], seen["state"], seen["here"]) == ("alice", HOST, "elsewhere", False)
+        assert bob_lab.get("churn-api")["history"][0]["user"] == "alice"
+        with pytest.raises(ForbiddenError, match="alice's deployment; changing it needs MANAGE on the model 'churn'"):
+            bob_lab.stop("churn-api")
+        with pytest.raises(ServingError, match="churn-api is alice's deployment on"):
+            bob_lab.start("churn/1", name="churn-api")
+
+        alice_lab.shutdown()  # the lab stops (its processes with it) and comes back
+        alice_lab = ServingManager(alice, check_seconds=0.1, reconcile=True)
+        wait(lambda: [d["state"] for d in alice_lab.list()] == ["ready"], "re-adopted and ready")
+        assert alice_lab.get("churn-api")["port"] == port  # clients keep their address
+        assert "adopted" in [e["kind"] for e in alice_lab.history("churn-api")]
+
+        server.team.access.set_permission(None, "model", "churn", "bob", "MANAGE")
+        assert bob_lab.stop("churn-api")["state"] == "stopped"  # wanted; alice's lab does it
+        wait(lambda: alice_lab.get("churn-api")["state"] == "stopped", "stopped by alice's lab", 30)
+        assert ("stop", "bob") in [(e["kind"], e["user"]) for e in alice_lab.history("churn-api")]
+        bob_lab.remove("churn-api")
+        assert [d["name"] for d in alice_lab.list()] == ["churn-api"]  # still known here, stopped
+        assert alice.store.deployments.list() == []
+    finally:
+        alice_lab.shutdown()
+        bob_lab.shutdown()

@@ -467,6 +467,9 @@ export interface IDeployment {
   name: string;
   model: string;
   options: Record<string, string | number | boolean>;
+  owner: string;
+  host: string;
+  here: boolean; // run by this lab; else by its owner's lab (state "elsewhere" while it should run)
   url: string;
   state: string;
   pid: number | null;

@@ -6,7 +6,10 @@ server's root directory), so the sidebar and every notebook agree without config
 
 from __future__ import annotations
 
+import threading
+
 from ..config import resolve
+from ..store.file_state import HOST
 from ..workspace import Workspace
 from .handlers import ROUTES
 
@@ -18,13 +21,23 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app = serverapp.web_app
     # Opened lazily: a broken store cannot stop the server starting.  It acts as the lab's user (the
     # kernels' name); handlers act as the signed-in user where an identity provider names people.
-    web_app.settings["mlops_lab"] = Workspace(location)
+    workspace = web_app.settings["mlops_lab"] = Workspace(location, lab=True)
     base_url = web_app.settings["base_url"]
     web_app.add_handlers(
         ".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler) for path, handler in ROUTES]
     )
+    # The lab runs again the deployments it ran before it stopped (the team's table says which).
+    threading.Thread(target=_adopt_deployments, args=(workspace, serverapp.log), daemon=True).start()
     shown = location.public()
     serverapp.log.info("mlops_lab: store %s (%s)", shown["db_url"], shown["source"])
+
+
+def _adopt_deployments(workspace: Workspace, log) -> None:
+    try:
+        if any(d["host"] == HOST and d["state"] == "running" for d in workspace.store.deployments.list()):
+            _ = workspace.serving  # starting the manager starts its reconciliation
+    except Exception as exc:  # a store that cannot be read now: the first serving request tries again
+        log.warning("mlops_lab: could not read the deployment table: %s", exc)
 
 
 def _unload_jupyter_server_extension(serverapp) -> None:

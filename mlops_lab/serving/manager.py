@@ -8,6 +8,12 @@ readiness probe is killed and restarted the same way.  A process that fails befo
 ready (a model that cannot load, say) is not restarted: its state is ``failed`` and the log says
 why.  Every change of state is also an event in the store (entity ``deployment``), with who
 asked — or ``watcher`` for what the manager did itself — so the history outlives the lab.
+
+Deployments are team state: each one's desired state (model, rollout, owner, host, running or
+stopped) is a row of the store's deployment table, which every lab lists.  A lab reconciles the
+rows it owns (its user's, on its host): it starts again what should run after a restart, stops
+what another lab asked to stop, and applies a rollout another lab asked for.  Through a team
+server only the owner, or one who manages the model, may change another's deployment.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from typing import TYPE_CHECKING
 from ..config import deployments_dir
 from ..errors import InvalidInputError, NotFoundError
 from ..net import free_port
+from ..store.deployments import COLUMNS as DEPLOYMENT_COLUMNS
+from ..store.file_state import HOST
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -54,6 +62,8 @@ OPTIONS = {
 }
 UNHEALTHY_CHECKS = 10  # failed readiness probes in a row before a live process is restarted
 WATCHER = "watcher"  # the user recorded on what the manager does by itself
+RECONCILE_SECONDS = 2.0  # how often a lab compares its processes with what the team's table wants
+ROLLOUT_KEYS = ("canary", "canary_share", "shadow")
 log = logging.getLogger("mlops_lab.serving")
 
 
@@ -69,6 +79,7 @@ class ManagedProcess:
     port: int
     token: str | None
     folder: Path
+    owner: str = ""
     process: subprocess.Popen | None = None
     state: str = "starting"  # starting → ready; crashed → restarting → ready; stopped; failed
     restarts: int = 0
@@ -99,6 +110,9 @@ class ManagedProcess:
             "name": self.name,
             "model": self.model,
             "options": self.options,
+            "owner": self.owner,
+            "host": HOST,
+            "here": True,
             "url": self.url,
             "port": self.port,
             "state": self.state,
@@ -155,8 +169,11 @@ def default_name(model: str) -> str:
 
 
 class ServingManager:
-    def __init__(self, workspace: "Workspace", *, check_seconds: float = 0.5):
+    def __init__(self, workspace: "Workspace", *, check_seconds: float = 0.5, reconcile: bool = False):
+        """``reconcile``: this is a lab's manager, which runs the team table's deployments of its user
+        on its host (a script's or a kernel's own manager runs only what it started)."""
         self.workspace = workspace
+        self.reconcile = reconcile
         self.location = workspace.location
         self.root = deployments_dir(self.location)
         self.check_seconds = check_seconds
@@ -164,6 +181,7 @@ class ServingManager:
         self._unrecorded: list[dict] = []  # events waiting to be written to the store
         self._lock = threading.RLock()
         self._closed = threading.Event()
+        self._last_reconcile = 0.0
         self._watcher = threading.Thread(target=self._watch, name="serving-watcher", daemon=True)
         self._watcher.start()
 
@@ -183,28 +201,132 @@ class ServingManager:
             raise ServingError("a token must be a string of at least 8 characters")
         for spec in filter(None, (model, options.get("canary"), options.get("shadow"))):
             self._check_reference(spec)
+        user = user or self.workspace.user
+        wanted = self.workspace.store.deployments.get(name)
+        if wanted is not None and wanted["state"] == "running" and not self._owns(wanted):
+            raise ServingError(
+                f"{name} is {wanted['owner']}'s deployment on {wanted['host']}; stop it or choose another name"
+            )
         with self._lock:
             current = self._deployments.get(name)
             if current is not None and current.state not in ("stopped", "failed"):
                 raise ServingError(f"{name} is already being served at {current.url}; stop it first")
-            folder = self.root / name
-            folder.mkdir(parents=True, exist_ok=True)
             port = current.port if current is not None else free_port()
-            managed = ManagedProcess(name, model, options, port, token, folder)
+            managed = self._begin(name, model, options, port, token, self.workspace.user)
+            self._want(managed, "running", user)  # refused (another's deployment): nothing started
             self._deployments[name] = managed
-            self._note(managed, "requested", model, user or self.workspace.user, model=model, options=options)
+            self._note(managed, "requested", model, user, model=model, options=options)
             self._launch(managed)
             summary = managed.summary()
         self._record()
         return summary
 
-    def stop(self, name: str, timeout: float = 30.0, user: str | None = None) -> dict:
-        """SIGTERM (the server drains requests in flight), then SIGKILL after ``timeout``."""
+    def _begin(self, name: str, model: str, options: dict, port: int, token: str | None, owner: str):
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return ManagedProcess(name, model, options, port, token, folder, owner)
+
+    # ---- the team's table of deployments --------------------------------------------------------
+
+    def _owns(self, wanted: dict) -> bool:
+        """Whether this lab runs the deployment ``wanted`` describes (its user's, on its host)."""
+        return wanted["host"] == HOST and wanted["owner"] == self.workspace.user
+
+    def _want(self, managed: ManagedProcess, state: str, user: str) -> None:
+        row = {"name": managed.name, "model": managed.model, "options": managed.options, "owner": managed.owner,
+               "host": HOST, "port": managed.port, "state": state}  # fmt: skip
+        self.workspace.store.deployments.save(row, user)
+
+    def _save_wanted(self, wanted: dict, user: str, **changes) -> None:
+        self.workspace.store.deployments.save({**{k: wanted[k] for k in DEPLOYMENT_COLUMNS}, **changes}, user)
+
+    def _wanted_elsewhere(self, name: str) -> dict:
+        """The table's row of a deployment this lab does not run (its owner's lab does)."""
+        wanted = self.workspace.store.deployments.get(name)
+        if wanted is None:
+            raise NotFoundError(f"no deployment named {name!r}")
+        return wanted
+
+    @staticmethod
+    def _elsewhere(wanted: dict) -> dict:
+        """What a lab shows of a deployment another lab runs."""
+        return {
+            **{key: wanted[key] for key in ("name", "model", "options", "owner", "host", "port")},
+            "url": f"http://{wanted['host']}:{wanted['port']}",
+            "state": "elsewhere" if wanted["state"] == "running" else "stopped",
+            "here": False,
+            "pid": None,
+            "restarts": 0,
+            "last_exit": None,
+            "started_at": wanted["updated_at"] / 1000,
+            "token_required": False,
+            "events": [],
+        }
+
+    def _note_elsewhere(self, name: str, kind: str, user: str, **facts) -> None:
+        self.workspace.store.events.add(
+            [{"entity_type": "deployment", "entity_id": name, "kind": kind, "user": user,
+              "time": int(time.time() * 1000), "payload": json.dumps({"detail": "", **facts})}]
+        )  # fmt: skip
+
+    def _reconcile(self) -> None:
+        """Make this lab's processes what the table wants of the deployments it owns."""
+        for wanted in self.workspace.store.deployments.list():
+            if not self._owns(wanted):
+                continue
+            with self._lock:
+                managed = self._deployments.get(wanted["name"])
+            if wanted["state"] == "running" and (managed is None or managed.state in ("stopped", "failed")):
+                if managed is None:  # this lab restarted: adopt it again, on its port if still free
+                    self._adopt(wanted)
+            elif wanted["state"] == "stopped" and managed is not None and managed.state not in ("stopped", "failed"):
+                self._halt(managed, wanted["updated_by"])
+            elif managed is not None and managed.state == "ready":
+                asked = {k: wanted["options"].get(k) or None for k in ROLLOUT_KEYS}
+                running = {k: managed.options.get(k) or None for k in ROLLOUT_KEYS}
+                if asked != running:
+                    self.rollout(wanted["name"], **{**asked, "canary_share": asked["canary_share"] or 0.0},
+                                 user=wanted["updated_by"])  # fmt: skip
+
+    def _adopt(self, wanted: dict) -> None:
+        port = wanted["port"]
+        try:
+            import socket
+
+            with socket.socket() as probe:  # as the server binds it: a closed connection's TIME_WAIT is no use
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(("127.0.0.1", port))
+        except OSError:
+            port = free_port()
         with self._lock:
-            managed = self._get(name)
+            if wanted["name"] in self._deployments:
+                return
+            managed = self._begin(wanted["name"], wanted["model"], dict(wanted["options"]), port, None, wanted["owner"])
+            self._deployments[managed.name] = managed
+            self._note(managed, "adopted", "started again after the lab restarted", WATCHER)
+            self._launch(managed)
+
+    def stop(self, name: str, timeout: float = 30.0, user: str | None = None) -> dict:
+        """SIGTERM (the server drains requests in flight), then SIGKILL after ``timeout``.  Another
+        lab's deployment is marked stopped in the team's table, and its lab stops it."""
+        user = user or self.workspace.user
+        with self._lock:
+            managed = self._deployments.get(name)
+        if managed is None:
+            wanted = self._wanted_elsewhere(name)
+            self._save_wanted(wanted, user, state="stopped")
+            self._note_elsewhere(name, "stop", user, host=wanted["host"])
+            return self._elsewhere({**wanted, "state": "stopped"})
+        self._want(managed, "stopped", user)
+        return self._halt(managed, user, timeout)
+
+    def _halt(self, managed: ManagedProcess, user: str, timeout: float = 30.0) -> dict:
+        """Stop ``managed``'s process, leaving the table as it is (a lab shutting down keeps its
+        deployments wanted: it starts them again when it is back)."""
+        with self._lock:
             managed.state = "stopped"
             process = managed.process
-            self._note(managed, "stop", "", user or self.workspace.user)
+            self._note(managed, "stop", "", user)
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
             try:
@@ -233,8 +355,19 @@ class ServingManager:
         The serving process loads the new versions aside first; if one cannot be loaded nothing
         changes.  Restarts keep the new rollout."""
         change = _check_options({"canary": canary, "canary_share": canary_share, "shadow": shadow})
+        user = user or self.workspace.user
         with self._lock:
-            managed = self._get(name)
+            managed = self._deployments.get(name)
+        if managed is None:  # another lab's: the table says what it should become, its lab does it
+            wanted = self._wanted_elsewhere(name)
+            for spec in filter(None, (canary, shadow)):
+                self._check_reference(spec)
+            options = {k: v for k, v in wanted["options"].items() if k not in ROLLOUT_KEYS}
+            options.update({k: v for k, v in change.items() if v})
+            self._save_wanted(wanted, user, options=options)
+            self._note_elsewhere(name, "rollout requested", user, **change)
+            return self._elsewhere({**wanted, "options": options})
+        with self._lock:
             if managed.state != "ready":
                 raise ServingError(f"{name} is {managed.state}; a rollout needs it ready")
         body = {"canary": canary, "canary_share": change.get("canary_share", 0.0), "shadow": shadow}
@@ -258,8 +391,9 @@ class ServingManager:
             detail = (
                 f"canary {result['canary']} at {result['canary_share']:.0%}" if result["canary"] else "no canary"
             ) + (f", shadow {result['shadow']}" if result["shadow"] else ", no shadow")
-            self._note(managed, "rollout", detail, user or self.workspace.user, **result)
+            self._note(managed, "rollout", detail, user, **result)
             summary = managed.summary()
+        self._want(managed, "running", user)
         self._record()
         return summary
 
@@ -274,22 +408,43 @@ class ServingManager:
 
     def remove(self, name: str, user: str | None = None) -> None:
         """Forget a stopped or failed deployment (its history stays in the store)."""
+        user = user or self.workspace.user
         with self._lock:
-            managed = self._get(name)
+            managed = self._deployments.get(name)
+        if managed is None:
+            if self._wanted_elsewhere(name)["state"] != "stopped":
+                raise ServingError(f"{name} is running; stop it before removing it")
+            self.workspace.store.deployments.remove(name)
+            self._note_elsewhere(name, "removed", user)
+            return
+        with self._lock:
             if managed.state not in ("stopped", "failed"):
                 raise ServingError(f"{name} is {managed.state}; stop it before removing it")
-            self._note(managed, "removed", "", user or self.workspace.user)
+            self.workspace.store.deployments.remove(name)
+            self._note(managed, "removed", "", user)
             del self._deployments[name]
         self._record()
 
     def list(self) -> list[dict]:
+        """The team's deployments: this lab's processes, and those other labs run (by the table)."""
         with self._lock:
-            return [m.summary() for m in self._deployments.values()]
+            here = {m.name: m.summary() for m in self._deployments.values()}
+        try:
+            table = self.workspace.store.deployments.list()
+        except Exception:  # the table cannot be read: this lab's own still show
+            log.exception("could not read the deployment table")
+            table = []
+        elsewhere = [self._elsewhere(w) for w in table if w["name"] not in here]
+        return sorted([*here.values(), *elsewhere], key=lambda d: d["name"])
 
     def get(self, name: str) -> dict:
         """The summary, and the serving process's own account (versions, providers, statistics)."""
         with self._lock:
-            managed = self._get(name)
+            managed = self._deployments.get(name)
+        if managed is None:
+            summary = self._elsewhere(self._wanted_elsewhere(name))
+            return {**summary, "server": None, "history": self.history(name)}
+        with self._lock:
             summary = managed.summary()
         summary["server"] = self._fetch(managed, "/v2/deployment") if managed.state == "ready" else None
         for role in ((summary["server"] or {}).get("roles") or {}).values():
@@ -323,9 +478,16 @@ class ServingManager:
         raise ServingError(f"{name} was not ready within {timeout:.0f} s; see {self._get(name).log_path}")
 
     def shutdown(self) -> None:
+        """Stop the processes; a lab's stay wanted in the table (the lab starts them when it is back),
+        a script's are marked stopped (nothing would start them again)."""
         self._closed.set()
-        for name in [m.name for m in self._deployments.values() if m.state not in ("stopped", "failed")]:
-            self.stop(name, user=WATCHER)
+        for managed in [m for m in self._deployments.values() if m.state not in ("stopped", "failed")]:
+            if not self.reconcile:
+                try:
+                    self._want(managed, "stopped", WATCHER)
+                except Exception:
+                    log.exception("could not mark %s stopped in the deployment table", managed.name)
+            self._halt(managed, WATCHER)
         self._record()
 
     # ---- the record in the store --------------------------------------------------------------
@@ -424,6 +586,12 @@ class ServingManager:
                     self._check(managed)
                 except Exception as exc:  # the watcher must outlive any one deployment
                     managed.event("watch-error", repr(exc))
+            if self.reconcile and time.monotonic() - self._last_reconcile >= RECONCILE_SECONDS:
+                self._last_reconcile = time.monotonic()
+                try:
+                    self._reconcile()
+                except Exception:  # a store that cannot be reached now may be back at the next round
+                    log.exception("could not reconcile deployments with the team's table")
             self._record()
 
     def _check(self, managed: ManagedProcess) -> None:

@@ -7,6 +7,7 @@
     store.features.definitions()            # FeatureDefinitionStore
     store.file_state.file_hashes(...)       # FileStateStore
     store.events.events("model", "churn")   # EventStore
+    store.deployments.list()                # DeploymentStore: what every lab should be serving
 
 The SQL implementations sit beside their interfaces; the REST client of a team server
 (``open_store("http://team-server:5050", token)``) stands in for all of them.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from ..errors import NotFoundError
 from ..remote import RemoteClient
+from .deployments import DeploymentStore, SqlDeploymentStore
 from .drift_reports import DriftReportStore, SqlDriftReportStore
 from .engine import Database, StoreError
 from .events import EventStore, SqlEventStore, now_ms
@@ -41,6 +43,7 @@ class Store:
     features: FeatureDefinitionStore
     file_state: FileStateStore
     events: EventStore
+    deployments: DeploymentStore
     team: SqlTeamStore | None = None  # users, tokens and permissions: the team server's own
 
     @classmethod
@@ -53,6 +56,7 @@ class Store:
             SqlFeatureDefinitionStore(db),
             SqlFileStateStore(db),
             SqlEventStore(db),
+            SqlDeploymentStore(db),
             SqlTeamStore(db),
         )
 
@@ -68,6 +72,7 @@ class Store:
             rest.RestFeatureDefinitionStore(client),
             rest.RestFileStateStore(client),
             rest.RestEventStore(client),
+            rest.RestDeploymentStore(client),
         )
 
     @property

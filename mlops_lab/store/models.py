@@ -342,3 +342,19 @@ class AppliedBatch(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=64)
     applied_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class Deployment(SQLModel, table=True):
+    """A deployment's desired state, shared by the team: which model it serves with which rollout,
+    whose it is and on which host its lab runs it.  That lab starts, stops and changes its process
+    to match (and starts it again after the lab restarts); every lab lists every deployment."""
+
+    name: str = Field(primary_key=True, max_length=100)
+    model: str = Field(max_length=500)
+    options: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON: batching, canary, shadow
+    owner: str = Field(max_length=250)
+    host: str = Field(max_length=250)
+    port: int
+    state: str = Field(max_length=16)  # running | stopped: what is wanted, not what was last seen
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_by: str = Field(max_length=250)

@@ -264,3 +264,19 @@ class RestEventStore(_Remote):
 
     def events(self, entity_type: str, entity_id: str) -> list[dict]:
         return self._call("events", entity_type=entity_type, entity_id=entity_id)
+
+
+class RestDeploymentStore(_Remote):
+    domain = "deployments"
+
+    def save(self, row: dict, user: str) -> None:
+        self._call("save", row=row)
+
+    def get(self, name: str) -> dict | None:
+        return self._call("get", name=name)
+
+    def list(self) -> list[dict]:
+        return self._call("list")
+
+    def remove(self, name: str) -> None:
+        self._call("remove", name=name)

@@ -8,6 +8,7 @@ to it, so a missing or unknown argument is a 400 before anything is read or writ
 from __future__ import annotations
 
 import inspect
+import re
 
 from ..errors import ForbiddenError, InvalidInputError, NotFoundError
 from ..store import Store
@@ -15,6 +16,16 @@ from ..store.events import event_row
 from ..store.models import ModelVersion, Run
 from ..store.rest import batch_from_wire, to_wire
 from . import LEVELS, Access, Identity
+
+DEPLOYMENT_COLUMNS = {"name", "model", "options", "owner", "host", "port", "state"}
+
+
+def served_model(reference: str) -> str | None:
+    """The registered model a deployment serves (``churn@production`` → ``churn``); None for a file."""
+    if not isinstance(reference, str) or reference.endswith(".onnx"):
+        return None
+    return re.split(r"[@/]", reference, maxsplit=1)[0]
+
 
 # What a client may set on its own run after creating it (never whose or where it is).
 RUN_UPDATE_COLUMNS = set(Run.model_fields) - {"id", "experiment_id", "user", "deleted_at", "start_time"}
@@ -313,3 +324,43 @@ class StoreCalls:
         elif entity_type in ("model", "experiment"):
             self.access.require(who, entity_type, _text(entity_id, "entity_id"), "READ")
         return self.store.events.events(entity_type, entity_id)
+
+    # ---- deployments: the team's, each changed by its owner or by who manages its model ----
+
+    def _require_deployment(self, who: Identity, existing: dict) -> None:
+        if existing["owner"] == who.user or who.admin:
+            return
+        model = served_model(existing["model"])
+        if model is None:
+            raise ForbiddenError(f"{existing['name']} is {existing['owner']}'s deployment; only they may change it")
+        if self.access.level(who, "model", model) < LEVELS["MANAGE"]:
+            raise ForbiddenError(
+                f"{existing['name']} is {existing['owner']}'s deployment; changing it needs MANAGE on the model {model!r}"
+            )
+
+    def deployments__save(self, who: Identity, row):
+        if not isinstance(row, dict) or set(row) != DEPLOYMENT_COLUMNS or not isinstance(row["options"], dict):
+            raise InvalidInputError(f"a deployment row has exactly the fields {', '.join(sorted(DEPLOYMENT_COLUMNS))}")
+        name = _text(row["name"], "name")
+        model = served_model(_text(row["model"], "model"))
+        if model is not None:
+            self.access.require(who, "model", model, "READ")
+        existing = self.store.deployments.get(name)
+        if existing is None or existing["owner"] == who.user:
+            row = {**row, "owner": who.user}
+        else:  # another's: its wanted state may change, not whose it is or where it runs
+            self._require_deployment(who, existing)
+            row = {**row, **{key: existing[key] for key in ("owner", "host", "port")}}
+        self.store.deployments.save(row, who.user)
+
+    def deployments__get(self, who: Identity, name):
+        return self.store.deployments.get(_text(name, "name"))
+
+    def deployments__list(self, who: Identity):
+        return self.store.deployments.list()
+
+    def deployments__remove(self, who: Identity, name):
+        existing = self.store.deployments.get(_text(name, "name"))
+        if existing is not None:
+            self._require_deployment(who, existing)
+            self.store.deployments.remove(name)

@@ -91,7 +91,8 @@ export class ServingPanel extends SidebarPanel<DeploymentsModel> {
     const row = element('tr');
     row.dataset.deployment = deployment.name;
     const last = deployment.events[deployment.events.length - 1];
-    row.title = `${deployment.model}${last ? `\n${last.event}: ${last.detail}` : ''}`;
+    const where = deployment.here ? '' : `\nrun by ${deployment.owner}'s lab on ${deployment.host}`;
+    row.title = `${deployment.model}${where}${last ? `\n${last.event}: ${last.detail}` : ''}`;
     const state = element('td');
     state.appendChild(stateBadge(deployment.state));
     const actions = element('td');
@@ -111,8 +112,18 @@ export class ServingPanel extends SidebarPanel<DeploymentsModel> {
       });
       actions.appendChild(remove);
     }
+    const name = element('td', deployment.name);
+    if (deployment.owner) {
+      name.appendChild(
+        element(
+          'div',
+          deployment.here ? deployment.owner : `${deployment.owner} · ${deployment.host}`,
+          'jp-mlops-owner'
+        )
+      );
+    }
     row.append(
-      element('td', deployment.name),
+      name,
       state,
       element('td', deployment.url.replace('http://', '')),
       element('td', String(deployment.restarts)),

@@ -1,4 +1,4 @@
-"""the team server: users, hashed tokens, permissions, applied write batches
+"""the team server: users, hashed tokens, permissions, applied write batches, deployments
 
 Revision ID: 0008
 Revises: 0007
@@ -46,7 +46,20 @@ def upgrade() -> None:
         sa.Column("applied_at", sa.BigInteger(), nullable=False),
     )
 
+    op.create_table(
+        "deployment",
+        sa.Column("name", sa.String(length=100), primary_key=True),
+        sa.Column("model", sa.String(length=500), nullable=False),
+        sa.Column("options", sa.Text(), nullable=False),
+        sa.Column("owner", sa.String(length=250), nullable=False),
+        sa.Column("host", sa.String(length=250), nullable=False),
+        sa.Column("port", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_by", sa.String(length=250), nullable=False),
+    )
+
 
 def downgrade() -> None:
-    for table in ("applied_batch", "permission", "api_token", "team_user"):
+    for table in ("deployment", "applied_batch", "permission", "api_token", "team_user"):
         op.drop_table(table)
