@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--parts", default="1234", help="which measurements to make, e.g. 4")
     args = parser.parse_args()
 
     python = ensure_mlflow()
@@ -211,58 +212,14 @@ def main() -> None:
             servers.append(mlflow_server)
             ours_env = {"MLOPS_LAB_TRACKING_URI": team_url, "MLOPS_LAB_TOKEN": token, "MLOPS_LAB_HOME": f"{root}/h"}
 
-            print("1. log_metric from a kernel, through each server (PostgreSQL behind both)")
-            ours = run_json([sys.executable, "-c", LOG_METRICS, "ours", str(args.calls)], ours_env)
-            theirs = run_json(
-                [str(python), "-c", LOG_METRICS, "mlflow", str(args.mlflow_calls)],
-                {
-                    "MLFLOW_TRACKING_URI": mlflow_url,
-                    "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
-                    "GIT_PYTHON_REFRESH": "quiet",
-                },
-            )
-            ours_call = ours["seconds"] / ours["calls"] * 1000
-            theirs_call = theirs["seconds"] / theirs["calls"] * 1000
-            print(
-                f"   mlops_lab: {ours['calls']:,} calls in {ours['seconds']:.3f} s = {ours_call * 1000:.1f} µs a call"
-            )
-            print(f"   MLflow:    {theirs['calls']:,} calls in {theirs['seconds']:.2f} s = {theirs_call:.2f} ms a call "
-                  f"({theirs_call * args.calls / 1000:.0f} s for {args.calls:,})")  # fmt: skip
-            print(f"   ratio: {theirs_call / ours_call:,.0f}x (goal >= 50x)")
-
-            print("2. a tracked cell's added cost through the team server")
-            cell = run_json([sys.executable, "-c", TRACK_CELL], ours_env)
-            added = cell["tracked_cell_ms"] - cell["plain_cell_ms"]
-            print(f"   plain {cell['plain_cell_ms']:.3f} ms, tracked {cell['tracked_cell_ms']:.3f} ms: "
-                  f"+{added:.2f} ms (goal <= 2 ms)")  # fmt: skip
-
-            print(f"3. {args.clients} clients x {args.seconds:.0f} s through one team server")
-            t = time.perf_counter()
-            clients = [
-                subprocess.Popen(
-                    [sys.executable, "-c", CLIENT, str(args.seconds)],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    env={**os.environ, **ours_env},
-                )  # fmt: skip
-                for _ in range(args.clients)
-            ]
-            results = [json.loads(c.communicate(timeout=600)[0].strip().splitlines()[-1]) for c in clients]
-            elapsed = time.perf_counter() - t
-            from mlops_lab.store import open_store
-
-            store = open_store(team_url, token)
-            stored = sum(store.runs.count_metric_points(r["run_id"]) for r in results)
-            logged = sum(r["logged"] for r in results)
-            print(f"   logged {logged:,} points, stored {stored:,} (lost {logged - stored:,}) in {elapsed:.1f} s: "
-                  f"{stored / elapsed:,.0f} points/s")  # fmt: skip
-
-            print(f"4. a Runs panel page (100 runs, filtered, ordered by a metric) at {args.runs:,} runs")
-            t = time.perf_counter()
-            seed_runs(team_url, token, args.runs)
-            print(f"   ({args.runs:,} runs written in {time.perf_counter() - t:.0f} s)")
-            p50, found = page_p50(team_url, token)
-            print(f"   p50 {p50:.1f} ms for {found} runs (goal <= 100 ms)")
+            if "1" in args.parts:
+                log_metric_side_by_side(args, python, ours_env, mlflow_url)
+            if "2" in args.parts:
+                tracked_cell(ours_env)
+            if "3" in args.parts:
+                concurrent_clients(args, ours_env, team_url, token)
+            if "4" in args.parts:
+                runs_page(args, team_url, token)
     finally:
         for server in servers:
             server.terminate()
@@ -270,6 +227,65 @@ def main() -> None:
         with engine.begin() as conn:
             for schema in schemas:
                 conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def log_metric_side_by_side(args, python, ours_env, mlflow_url) -> None:
+    print("1. log_metric from a kernel, through each server (PostgreSQL behind both)")
+    ours = run_json([sys.executable, "-c", LOG_METRICS, "ours", str(args.calls)], ours_env)
+    theirs = run_json(
+        [str(python), "-c", LOG_METRICS, "mlflow", str(args.mlflow_calls)],
+        {
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+            "GIT_PYTHON_REFRESH": "quiet",
+        },
+    )
+    ours_call = ours["seconds"] / ours["calls"] * 1000
+    theirs_call = theirs["seconds"] / theirs["calls"] * 1000
+    print(f"   mlops_lab: {ours['calls']:,} calls in {ours['seconds']:.3f} s = {ours_call * 1000:.1f} µs a call")
+    print(f"   MLflow:    {theirs['calls']:,} calls in {theirs['seconds']:.2f} s = {theirs_call:.2f} ms a call "
+          f"({theirs_call * args.calls / 1000:.0f} s for {args.calls:,})")  # fmt: skip
+    print(f"   ratio: {theirs_call / ours_call:,.0f}x (goal >= 50x)")
+
+
+def tracked_cell(ours_env) -> None:
+    print("2. a tracked cell's added cost through the team server")
+    cell = run_json([sys.executable, "-c", TRACK_CELL], ours_env)
+    added = cell["tracked_cell_ms"] - cell["plain_cell_ms"]
+    print(f"   plain {cell['plain_cell_ms']:.3f} ms, tracked {cell['tracked_cell_ms']:.3f} ms: "
+          f"+{added:.2f} ms (goal <= 2 ms)")  # fmt: skip
+
+
+def concurrent_clients(args, ours_env, team_url, token) -> None:
+    print(f"3. {args.clients} clients x {args.seconds:.0f} s through one team server")
+    t = time.perf_counter()
+    clients = [
+        subprocess.Popen(
+            [sys.executable, "-c", CLIENT, str(args.seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **ours_env},
+        )  # fmt: skip
+        for _ in range(args.clients)
+    ]
+    results = [json.loads(c.communicate(timeout=600)[0].strip().splitlines()[-1]) for c in clients]
+    elapsed = time.perf_counter() - t
+    from mlops_lab.store import open_store
+
+    store = open_store(team_url, token)
+    stored = sum(store.runs.count_metric_points(r["run_id"]) for r in results)
+    logged = sum(r["logged"] for r in results)
+    print(f"   logged {logged:,} points, stored {stored:,} (lost {logged - stored:,}) in {elapsed:.1f} s: "
+          f"{stored / elapsed:,.0f} points/s")  # fmt: skip
+
+
+def runs_page(args, team_url, token) -> None:
+    print(f"4. a Runs panel page (100 runs, filtered, ordered by a metric) at {args.runs:,} runs")
+    t = time.perf_counter()
+    seed_runs(team_url, token, args.runs)
+    print(f"   ({args.runs:,} runs written in {time.perf_counter() - t:.0f} s)")
+    p50, found = page_p50(team_url, token)
+    print(f"   p50 {p50:.1f} ms for {found} runs (goal <= 100 ms)")
 
 
 if __name__ == "__main__":

@@ -385,3 +385,38 @@ def test_two_processes_logging_one_param_to_a_resumed_run_keep_the_first_and_say
     conflicts = [e["payload"] for e in workspace.store.events.events("run", run.id) if e["kind"] == "param_conflict"]
     assert conflicts == [{"key": "lr", "kept": "0.1", "refused": "0.5"}]
     assert "param 'lr' of run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_pages_ordered_by_a_metric_put_runs_without_it_last_across_page_boundaries(tracker, descending):
+    """The order a metric gives (runs with it by value, ties newest first; then runs without it or
+    with NaN, newest first) holds on every page, the page that crosses from one group to the other
+    included, and with a filter."""
+    values = [0.5, None, 0.9, float("nan"), 0.5, 0.1, None, 0.7, 0.5, 0.3]
+    made = []
+    for i, value in enumerate(values):
+        run = tracker.start_run(f"r{i}", experiment="paging")
+        tracker.log_params({"group": "odd" if i % 2 else "even"}, run=run)
+        tracker.log_metric("other", float(i), run=run)
+        if value is not None:
+            tracker.log_metric("score", value, run=run)
+        tracker.end_run(run=run)
+        tracker.flush()
+        made.append((run.id, value, tracker.runs.get_run(run.id).info.start_time))
+    ids = [tracker.experiment_id("paging")]
+    for flt in (None, "metrics.other >= 2"):
+        chosen = made if flt is None else made[2:]  # "other" is the run's index
+        having = [m for m in chosen if m[1] is not None and not math.isnan(m[1])]
+        lacking = [m for m in chosen if m not in having]
+        newest_first = sorted(chosen, key=lambda m: (-m[2], m[0]))
+        having.sort(key=lambda m: newest_first.index(m))
+        having.sort(key=lambda m: m[1], reverse=descending)  # stable: ties stay newest first
+        lacking.sort(key=lambda m: newest_first.index(m))
+        expected = [m[0] for m in having + lacking]
+        order = ["metrics.score DESC" if descending else "metrics.score"]
+        for size in (1, 3, 4):
+            got = []
+            for offset in range(0, len(expected) + size, size):
+                page, *_ = tracker.runs.search_runs(ids, flt, order, max_results=size, offset=offset)
+                got += [r["id"] for r in page]
+            assert got == expected, (flt, size)
