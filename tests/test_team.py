@@ -423,3 +423,98 @@ def test_deployments_are_team_state(server, as_user):
     finally:
         alice_lab.shutdown()
         bob_lab.shutdown()
+
+
+class CuttableLink:
+    """A TCP relay to PostgreSQL that the test can cut (every connection dropped, new ones refused)
+    and mend: what the team server sees when its database restarts."""
+
+    def __init__(self, target_port: int = 5432):
+        import socket
+        import threading
+
+        self.target = ("127.0.0.1", target_port)
+        self.port = free_port()
+        self._socket, self._threading = socket, threading
+        self._connections: list = []
+        self.mend()
+
+    def mend(self) -> None:
+        self._listener = self._socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def _accept(self, listener) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = self._socket.create_connection(self.target)
+            self._connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        try:
+            self._listener.shutdown(self._socket.SHUT_RDWR)  # wakes the accept (a close alone does not)
+        except OSError:
+            pass
+        self._listener.close()
+        for connection in self._connections:
+            try:
+                connection.shutdown(self._socket.SHUT_RDWR)
+                connection.close()
+            except OSError:
+                pass
+        self._connections = []
+
+
+def test_postgresql_going_away_is_a_clear_error_then_the_server_recovers(pg_url, tmp_path, monkeypatch):
+    from mlops_lab.errors import UnavailableError
+
+    link = CuttableLink()
+    through_link = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{link.port}")
+    assert through_link != pg_url
+    team = TeamServerThread(through_link, str(tmp_path / "blobs"))
+    try:
+        monkeypatch.setenv("MLOPS_LAB_RETRY_SECONDS", "1")
+        impatient = Workspace(team.location("alice"))
+        assert impatient.store.runs.client.retry_seconds == 1  # (its client is made on first use)
+        monkeypatch.setenv("MLOPS_LAB_RETRY_SECONDS", "120")
+        patient = Workspace(team.location("alice"))
+        assert patient.store.runs.client.retry_seconds == 120
+        set_default_workspace(patient)
+        with ml.start_run("before", experiment="faults") as run:
+            ml.log_metric("loss", 1.0, step=0)
+        ml.flush()
+
+        resumed = patient.tracking.resume_run(run.id)
+        link.cut()
+        with pytest.raises(UnavailableError, match="the team server's database cannot be reached right now"):
+            impatient.store.runs.get_run(run.id)
+        for step in range(1, 50):
+            patient.tracking.log_metric("loss", 1.0 / (step + 1), step=step, run=resumed)
+        time.sleep(2)  # the writer's batches are refused meanwhile, and sent again
+        link.mend()
+        patient.tracking.end_run(run=resumed)
+        patient.flush()
+        steps = [step for step, _, _ in patient.store.runs.metric_history(run.id, "loss")]
+        assert steps == list(range(50))  # nothing lost, nothing doubled
+        assert impatient.store.runs.get_run(run.id).info.status == "FINISHED"
+    finally:
+        link.cut()
+        team.stop()

@@ -26,12 +26,13 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import sqlalchemy.exc
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
 from ..artifacts import CHUNK, ArtifactStore, check_hash
-from ..errors import InvalidInputError, MlopsLabError, error_body, status_of
+from ..errors import InvalidInputError, MlopsLabError, UnavailableError, error_body, status_of
 from ..remote import dumps
 from ..store import open_store
 from ..team import Access, HubIdentities, Identity
@@ -87,6 +88,8 @@ class TeamHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, sqlalchemy.exc.OperationalError):  # the database went away: worth retrying
+            exc = UnavailableError(f"the team server's database cannot be reached right now: {exc.orig or exc}")
         status = status_of(exc) if exc is not None else None
         if status is None:
             message = self._reason if isinstance(exc, tornado.web.HTTPError) or exc is None else "internal error"
@@ -101,7 +104,14 @@ class TeamHandler(tornado.web.RequestHandler):
         self.finish(dumps(error_body(message, status, kind)))
 
     def log_exception(self, typ, value, tb):
-        if status_of(value) is None and not isinstance(value, tornado.web.HTTPError):
+        if isinstance(value, sqlalchemy.exc.OperationalError):
+            log.warning(
+                "team server: %s %s: the database cannot be reached: %s",
+                self.request.method,
+                self.request.path,
+                value.orig,
+            )
+        elif status_of(value) is None and not isinstance(value, tornado.web.HTTPError):
             log.error("team server: %s %s failed", self.request.method, self.request.path, exc_info=(typ, value, tb))
 
 
