@@ -219,7 +219,7 @@ def main() -> None:
             if "3" in args.parts:
                 concurrent_clients(args, ours_env, team_url, token)
             if "4" in args.parts:
-                runs_page(args, team_url, token)
+                runs_page(args, team_url, token, ours_db)
     finally:
         for server in servers:
             server.terminate()
@@ -279,13 +279,17 @@ def concurrent_clients(args, ours_env, team_url, token) -> None:
           f"{stored / elapsed:,.0f} points/s")  # fmt: skip
 
 
-def runs_page(args, team_url, token) -> None:
+def runs_page(args, team_url, token, db_url) -> None:
     print(f"4. a Runs panel page (100 runs, filtered, ordered by a metric) at {args.runs:,} runs")
     t = time.perf_counter()
     seed_runs(team_url, token, args.runs)
     print(f"   ({args.runs:,} runs written in {time.perf_counter() - t:.0f} s)")
     p50, found = page_p50(team_url, token)
-    print(f"   p50 {p50:.1f} ms for {found} runs (goal <= 100 ms)")
+    print(f"   p50 {p50:.1f} ms for {found} runs, at once after the bulk insert (no planner statistics yet)")
+    with sa.create_engine(db_url).begin() as conn:
+        conn.execute(sa.text("ANALYZE"))  # what autovacuum does within a minute or so of such a load
+    p50, found = page_p50(team_url, token)
+    print(f"   p50 {p50:.1f} ms for {found} runs, once the tables are analyzed (goal <= 100 ms)")
 
 
 if __name__ == "__main__":
