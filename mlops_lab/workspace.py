@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .registry import Registry
     from .serving.manager import ServingManager
     from .store import Store
+    from .team.client import TeamClient
     from .tracking.client import Tracker
 
 
@@ -136,6 +137,16 @@ class Workspace:
         from .features import FeatureStore
 
         return FeatureStore(self, path, online)
+
+    @property
+    def team(self) -> "TeamClient | None":
+        """The team server's administration (tokens, users, permissions) as this workspace's token;
+        None when the store is not a team server."""
+        if not self.location.is_team_server:
+            return None
+        from .team.client import TeamClient
+
+        return TeamClient(self.store.runs.client)
 
     @property
     def serving(self) -> "ServingManager":

@@ -254,6 +254,9 @@ async def test_every_route_refuses_anonymous_calls(jp_fetch, jp_base_url, jp_htt
         if "delete" in handler.__dict__:
             response = await client.fetch(url, method="DELETE", raise_error=False)
             assert response.code == 403, f"DELETE {path} answered {response.code} without a token"
+        if "put" in handler.__dict__:
+            response = await client.fetch(url, method="PUT", body="{}", raise_error=False)
+            assert response.code == 403, f"PUT {path} answered {response.code} without a token"
 
 
 async def test_polling_while_a_kernel_writes(jp_fetch, tracker, tmp_path):
@@ -469,3 +472,20 @@ async def test_what_the_property_tests_found_is_a_clear_400(workspace, jp_fetch,
             await post_json(jp_fetch, *path, body=body, headers=me)
         assert info.value.code == 400 and message in json.loads(info.value.response.body)["error"], path
     assert workspace.registry.describe("iris")["approvals"] == []
+
+
+async def test_the_team_routes_say_when_the_store_is_no_team_server(jp_fetch, tracker):
+    from tornado.httpclient import HTTPClientError
+
+    answer = await jp_fetch("mlops-lab", "api", "team")
+    assert json.loads(answer.body) == {"server": None}
+    for method, path, body in [
+        ("POST", "team/tokens", "{}"),
+        ("PUT", "team/permissions", '{"kind": "model", "name": "m", "grantee": "x"}'),
+        ("DELETE", "team/tokens/abc", None),
+    ]:
+        with pytest.raises(HTTPClientError) as refused:
+            await jp_fetch(
+                "mlops-lab", "api", *path.split("/"), method=method, body=body, allow_nonstandard_methods=True
+            )
+        assert refused.value.code == 400 and "not a team server" in refused.value.response.body.decode()

@@ -45,13 +45,13 @@ def calls(run_id):
     for pattern, handler in ROUTES:
         path = re.sub(r"\(\[0-9a-f\]\{32\}\)", run_id, pattern).replace("(.+)", "stdout.txt")
         path = path.replace("([^/]+)", "iris").replace("(\\d+)", "1")
-        for method in ("get", "post", "delete"):
+        for method in ("get", "post", "put", "delete"):
             if method in handler.__dict__:
                 yield method.upper(), path
 
 
 async def fetch(jp_fetch, method, path):
-    body = "{}" if method == "POST" else None
+    body = "{}" if method in ("POST", "PUT") else None
     try:
         response = await jp_fetch("mlops-lab", "api", *path.split("/"), method=method, body=body)
     except tornado.httpclient.HTTPClientError as exc:

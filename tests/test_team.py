@@ -518,3 +518,52 @@ def test_postgresql_going_away_is_a_clear_error_then_the_server_recovers(pg_url,
     finally:
         link.cut()
         team.stop()
+
+
+@pytest.mark.browser
+def test_the_team_section_in_the_lab(server, tmp_path, artifacts_dir):
+    """An admin's lab on a team server: who they are, a token made and revoked, a grant, the users."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.lab import LabServer, launch_browser, require_chromium
+
+    require_chromium()
+    server.token("bob")
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    lab = LabServer(root, {"MLOPS_LAB_TRACKING_URI": server.url, "MLOPS_LAB_TOKEN": server.token("root", admin=True)})
+    try:
+        with sync_playwright() as playwright:
+            browser = launch_browser(playwright)
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.on("pageerror", lambda error: print("page error:", error))
+            page.goto(f"{lab.url}/lab?token={lab.token}")
+            page.locator('.lm-TabBar-tab[data-id="mlops-lab-team"]').click(timeout=60_000)
+            panel = page.locator("#mlops-lab-team")
+            panel.get_by_text(f"root (admin) on {server.url}").wait_for(timeout=15_000)
+            assert "bob" in panel.locator(".jp-mlops-team-users").inner_text()
+
+            panel.get_by_label("Token note").fill("ci")
+            panel.get_by_label("Expires in days").fill("30")
+            panel.get_by_role("button", name="New token").click()
+            secret = panel.get_by_label("New token").input_value()
+            assert server.team.access.authenticate(secret).user == "root"
+            token_id = secret.split("_")[1]
+            panel.locator(f'tr[data-token="{token_id}"]', has_text="ci").wait_for(timeout=15_000)
+
+            panel.get_by_label("Grant on").select_option("model")
+            panel.get_by_label("Experiment or model").fill("churn")
+            panel.get_by_label("Grantee").fill("bob")
+            panel.get_by_label("Level").select_option("EDIT")
+            panel.get_by_role("button", name="Grant").click()
+            panel.locator(".jp-mlops-team-permissions tr", has_text="bob").wait_for(timeout=15_000)
+            assert server.team.access.team.levels("model", ["bob"], ["churn"]) == {"churn": ["EDIT"]}
+            page.screenshot(path=str(artifacts_dir / "team-section.png"))
+
+            panel.locator(f'tr[data-token="{token_id}"] button', has_text="Revoke").click()
+            panel.locator(f'tr[data-token="{token_id}"]', has_text="revoked").wait_for(timeout=15_000)
+            with pytest.raises(UnauthorizedError, match="revoked"):
+                server.team.access.authenticate(secret)
+            browser.close()
+    finally:
+        lab.stop()

@@ -552,3 +552,48 @@ export function removeDeployment(name: string): Promise<unknown> {
 export function rollout(name: string, change: IRollout): Promise<IDeployment> {
   return post<IDeployment>(`deployments/${part(name)}/rollout`, change);
 }
+
+// ---- the team server -------------------------------------------------------------------------
+
+export interface ITeamToken {
+  id: string;
+  user: string;
+  note: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface ITeamPermission {
+  kind: 'experiment' | 'model';
+  name: string;
+  grantee: string;
+  level: string;
+}
+
+export interface ITeam {
+  server: string | null; // null: this lab's store is not a team server
+  whoami?: { user: string; admin: boolean; groups: string[] };
+  tokens?: ITeamToken[];
+  permissions?: ITeamPermission[];
+  users?: { name: string; is_admin: boolean }[] | null;
+}
+
+export function getTeam(): Promise<ITeam> {
+  return request<ITeam>('team');
+}
+
+export function createToken(note: string, expiresInDays: number | null): Promise<{ id: string; token: string }> {
+  return post('team/tokens', { note, expires_in_days: expiresInDays });
+}
+
+export function revokeToken(id: string): Promise<unknown> {
+  return request(`team/tokens/${part(id)}`, { method: 'DELETE' });
+}
+
+export function setPermission(grant: ITeamPermission): Promise<unknown> {
+  return request('team/permissions', {
+    method: 'PUT',
+    body: JSON.stringify({ ...grant, level: grant.level === 'NONE' ? null : grant.level })
+  });
+}

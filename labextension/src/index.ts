@@ -15,6 +15,8 @@ import { RunsModel } from './runs/model';
 import { RunsPanel } from './runs/panel';
 import { DeploymentsModel } from './serving/model';
 import { ServingPanel } from './serving/panel';
+import { TeamModel } from './team/model';
+import { TeamPanel } from './team/panel';
 
 const DRIFT_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 17c3-6 5-9 7-9s3 5 5 5 3-3 6-7l1.5 1C19 12 17.5 15 15 15s-3-5-5-5-4 4-5.5 8H3z"/></svg>`;
 
@@ -31,6 +33,10 @@ export const servingIcon = new LabIcon({ name: 'mlops-lab:serving', svgstr: SERV
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 3h2v16h16v2H3V3zm4 12 4-5 3 3 5-7 1.6 1.2L14.3 16 11 13l-2.5 3.2L7 15z"/></svg>`;
 
 export const mlopsIcon = new LabIcon({ name: 'mlops-lab:icon', svgstr: ICON_SVG });
+
+const TEAM_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M9 11a4 4 0 1 1 0-8 4 4 0 0 1 0 8zm8 0a3 3 0 1 1 0-6 3 3 0 0 1 0 6zM1 20c0-4 3.6-7 8-7s8 3 8 7H1zm17 0c0-2-.7-3.8-2-5.2 3.6.3 7 2.4 7 5.2h-5z"/></svg>`;
+
+export const teamIcon = new LabIcon({ name: 'mlops-lab:team', svgstr: TEAM_SVG });
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlops-lab:plugin',
@@ -52,7 +58,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       [new RunsPanel(new RunsModel(), commands), 'mlops-lab-runs', mlopsIcon, 'MLOps: runs'],
       [new DriftPanel(new DriftReportsModel(), commands), 'mlops-lab-drift', driftIcon, 'MLOps: drift reports'],
       [new ModelsPanel(new ModelsModel(), commands), 'mlops-lab-models', modelsIcon, 'MLOps: models'],
-      [new ServingPanel(new DeploymentsModel(), commands), 'mlops-lab-serving', servingIcon, 'MLOps: serving']
+      [new ServingPanel(new DeploymentsModel(), commands), 'mlops-lab-serving', servingIcon, 'MLOps: serving'],
+      [new TeamPanel(new TeamModel()), 'mlops-lab-team', teamIcon, 'MLOps: team']
     ];
     panels.forEach(([widget, id, icon, caption], i) => {
       widget.id = id;

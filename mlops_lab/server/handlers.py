@@ -423,6 +423,53 @@ class DeploymentLogHandler(BaseHandler):
         self.finish({"log": await self.call(self.workspace.serving.log, name, lines)})
 
 
+def _team(workspace: Workspace):
+    team = workspace.team
+    if team is None:
+        raise http_error(InvalidInputError("this lab's store is not a team server: see docs/teams.md"))
+    return team
+
+
+class TeamHandler(BaseHandler):
+    """The Team section: who one is on the team server, one's tokens, grants, and (admins) users."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        team = self.workspace.team
+        self.finish({"server": None} if team is None else await self.call(team.overview))
+
+
+class TeamTokensHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def post(self):
+        body = self.json_body()
+        team = _team(self.workspace)
+        token_id, token = await self.call(
+            team.create_token, body.get("user"), note=body.get("note", ""), expires_in_days=body.get("expires_in_days")
+        )
+        self.finish({"id": token_id, "token": token})
+
+
+class TeamTokenHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, token_id: str):
+        await self.call(_team(self.workspace).revoke_token, token_id)
+        self.finish({"revoked": token_id})
+
+
+class TeamPermissionsHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def put(self):
+        body = self.json_body("kind", "name", "grantee")
+        team = _team(self.workspace)
+        await self.call(team.set_permission, body["kind"], body["name"], body["grantee"], body.get("level"))
+        self.finish({"permission": body})
+
+
 ROUTES = [
     ("info", InfoHandler),
     ("experiments", ExperimentsHandler),
@@ -450,4 +497,8 @@ ROUTES = [
     (r"deployments/([^/]+)/log", DeploymentLogHandler),
     (r"deployments/([^/]+)/rollout", DeploymentRolloutHandler),
     (r"deployments/([^/]+)/remove", DeploymentRemoveHandler),
+    ("team", TeamHandler),
+    ("team/tokens", TeamTokensHandler),
+    (r"team/tokens/([^/]+)", TeamTokenHandler),
+    ("team/permissions", TeamPermissionsHandler),
 ]

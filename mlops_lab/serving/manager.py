@@ -182,6 +182,7 @@ class ServingManager:
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._last_reconcile = 0.0
+        self._reconcile_error: str | None = None
         self._watcher = threading.Thread(target=self._watch, name="serving-watcher", daemon=True)
         self._watcher.start()
 
@@ -590,8 +591,11 @@ class ServingManager:
                 self._last_reconcile = time.monotonic()
                 try:
                     self._reconcile()
-                except Exception:  # a store that cannot be reached now may be back at the next round
-                    log.exception("could not reconcile deployments with the team's table")
+                    self._reconcile_error = None
+                except Exception as exc:  # a store that cannot be reached now may be back at the next round
+                    if str(exc) != self._reconcile_error:  # said once, not every round
+                        self._reconcile_error = str(exc)
+                        log.warning("could not reconcile deployments with the team's table: %s", exc)
             self._record()
 
     def _check(self, managed: ManagedProcess) -> None:

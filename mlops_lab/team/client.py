@@ -25,6 +25,18 @@ class TeamClient:
     def whoami(self) -> dict:
         return self._send("GET", "api/whoami")
 
+    def overview(self) -> dict:
+        """What the lab's Team section shows: who one is, one's tokens, the grants one can see, and
+        for an admin the team's users."""
+        who = self.whoami()
+        return {
+            "server": self.client.url,
+            "whoami": who,
+            "tokens": self.tokens(),
+            "permissions": self.permissions(),
+            "users": self.users() if who["admin"] else None,
+        }
+
     def create_token(self, user: str | None, *, note: str = "", expires_in_days: float | None = None):
         body = {"note": note, "expires_in_days": expires_in_days, **({"user": user} if user else {})}
         answer = self._send("POST", "api/team/tokens", body)
