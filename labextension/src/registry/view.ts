@@ -140,7 +140,12 @@ export class ModelView extends MainView<ModelModel> {
     for (const event of [...detail.history].reverse()) {
       const p = event.payload;
       const change = p.from !== undefined || p.to !== undefined ? `${p.from ?? ''} → ${p.to ?? ''}` : '';
-      const what = [p.version !== undefined ? `v${p.version}` : '', p.alias ? `alias ${p.alias}` : '', change]
+      const what = [
+        p.version !== undefined ? `v${p.version}` : '',
+        p.alias ? `alias ${p.alias}` : '',
+        p.grantee ? `${p.grantee}:` : '', // a permission's change: whose
+        change
+      ]
         .filter(Boolean)
         .join(' ');
       const tr = element('tr');
