@@ -14,6 +14,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import pytest
 import requests
 
@@ -291,6 +292,27 @@ def test_artifacts_datasets_and_request_logs_on_s3_through_the_server(pg_url, tm
         assert {notes["hash"], record.models[0]["model_hash"], record.datasets[0]["hash"]} <= keys
         version = workspace.registry.register("s3-model", run.id)
         assert workspace.registry.load_model(f"s3-model/{version}").predict([[3.0]]).tolist() == [1]
+
+        # a deployment's request log goes to the bucket too, through the server, and reads back
+        from mlops_lab.serving.client import ServingClient
+        from mlops_lab.serving.manager import ServingManager
+        from mlops_lab.serving.request_log import read_stored_request_log
+
+        manager = ServingManager(workspace, check_seconds=0.1)
+        try:
+            manager.start(f"s3-model/{version}", name="s3-api")
+            ready = manager.wait_ready("s3-api")
+            client = ServingClient(ready["url"], "s3-api")
+            for x in (0.0, 3.0, 2.5):
+                client.predict(np.array([[x]], dtype=np.float32))
+        finally:
+            manager.shutdown()  # the last file is written and kept as the process stops
+        logged = read_stored_request_log(workspace, "s3-api")
+        assert logged.height == 3
+        (kept,) = [e for e in workspace.store.events.events("deployment", "s3-api") if e["kind"] == "request_log"]
+        assert kept["payload"]["rows"] == 3
+        keys = {path.rsplit("/", 2)[-2] + path.rsplit("/", 1)[-1] for path in s3.find("team-artifacts/blobs")}
+        assert kept["payload"]["hash"] in keys
     finally:
         team.stop()
 

@@ -232,8 +232,10 @@ class DeploymentHandle:
 
     def request_log(self, *, shadow: bool = False):
         """The requests answered so far, as a polars frame (the drift service's "current")."""
-        from .request_log import read_request_log
+        from .request_log import read_request_log, read_stored_request_log
 
+        if not self._workspace.artifacts.is_local:  # kept in the artifact store, readable from anywhere
+            return read_stored_request_log(self._workspace, self.name, shadow=shadow)
         server = self.status().get("server") or {}
         if not server.get("request_log"):
             raise InvalidInputError(f"{self.name} keeps no request log (log_sample=0) or is not ready")

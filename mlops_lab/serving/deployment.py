@@ -164,7 +164,10 @@ class Deployment:
             from ..config import deployments_dir
 
             folder = self.options.log_dir or deployments_dir() / self.name / "requests"
-            self.request_log = RequestLog(folder, sample=self.options.log_sample)
+            elsewhere = self.workspace is not None and not self.workspace.artifacts.is_local
+            self.request_log = RequestLog(
+                folder, sample=self.options.log_sample, on_file=self._keep_request_log if elsewhere else None
+            )
         self._start_watcher()
 
     def _start_watcher(self) -> None:
@@ -270,6 +273,20 @@ class Deployment:
             self._install(role, runtime)
         self.canary_share = share
         done.set()
+
+    def _keep_request_log(self, path, rows: int) -> None:
+        """A request log file into the artifact store (S3, a team server), and a ``request_log``
+        event of the deployment that names it: the log outlives this host."""
+        from ..store.events import event_row
+
+        digest = self.workspace.artifacts.put_file(path)
+        self.workspace.store.events.add(
+            [
+                event_row(
+                    "deployment", self.name, "request_log", "server", {"hash": digest, "rows": rows, "file": path.name}
+                )
+            ]
+        )
 
     def _record_swap(self, role: str, spec: str, previous: str, version: str) -> None:
         """The swap in the store's history of this deployment, beside the lab's own events."""

@@ -11,6 +11,10 @@ called ``timestamp`` or ``role`` keeps its values.  A request whose tensors hold
 ``MAX_LOGGED_BYTES`` is logged without them (``@tensors_logged`` false): the log never holds a
 request's data many times over.  :func:`read_request_log` reads the files back as one polars
 frame, which the drift service takes as its "current" data.
+
+Where the workspace keeps its artifacts elsewhere (S3, a team server), each file written is also
+stored there as a blob and recorded as a ``request_log`` event of the deployment (hash, rows), so
+that the log outlives the serving host and any lab reads it: :func:`read_stored_request_log`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 log = logging.getLogger("mlops_lab.serving")
 META_COLUMNS = ("@timestamp", "@request_id", "@model_version", "@role", "@latency_us", "@tensors_logged")
@@ -41,13 +49,16 @@ class RequestLog:
         flush_seconds: float = 5.0,
         rows_per_file: int = 100_000,
         max_files: int = 1000,
+        on_file=None,
     ):
+        """``on_file(path, rows)`` is called on the writer thread after each file is written."""
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"the request log's sample rate must be between 0 and 1, got {sample}")
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.sample, self.flush_seconds = sample, flush_seconds
         self.rows_per_file, self.max_files = rows_per_file, max_files
+        self.on_file = on_file
         self._records: list[tuple] = []
         self._rows = 0
         self._lock = threading.Lock()
@@ -105,10 +116,15 @@ class RequestLog:
             path.with_suffix(".tmp").replace(path)  # readers never see half a file
             for old in sorted(self.folder.glob("requests-*.parquet"))[: -self.max_files]:
                 old.unlink(missing_ok=True)
-            return path
         except Exception:  # the log must never take the server down
             log.exception("could not write %d request log records", len(records))
             return None
+        if self.on_file is not None:
+            try:
+                self.on_file(path, frame.height)
+            except Exception:  # kept on this host's disk meanwhile
+                log.exception("could not keep request log file %s in the artifact store", path.name)
+        return path
 
 
 def columns_of(name: str, array: np.ndarray, names: list[str] | None) -> dict[str, object]:
@@ -162,6 +178,23 @@ def read_request_log(folder: str | os.PathLike, *, shadow: bool = False, since=N
         raise FileNotFoundError(f"no request log files in {folder}")
     frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
     frame = frame.filter((pl.col("@role") == "shadow") == shadow)
+    if since is not None:
+        frame = frame.filter(pl.col("@timestamp") >= since)
+    return frame
+
+
+def read_stored_request_log(
+    workspace: "Workspace", deployment: str, *, shadow: bool = False, since=None
+) -> pl.DataFrame:
+    """A deployment's request log from the artifact store (where a serving process on any host put
+    it), oldest first; as :func:`read_request_log`."""
+    import io
+
+    stored = [e for e in workspace.store.events.events("deployment", deployment) if e["kind"] == "request_log"]
+    if not stored:
+        raise FileNotFoundError(f"{deployment} has no request log in the artifact store yet")
+    frames = [pl.read_parquet(io.BytesIO(workspace.artifacts.get_bytes(e["payload"]["hash"]))) for e in stored]
+    frame = pl.concat(frames, how="diagonal_relaxed").filter((pl.col("@role") == "shadow") == shadow)
     if since is not None:
         frame = frame.filter(pl.col("@timestamp") >= since)
     return frame
