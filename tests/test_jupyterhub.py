@@ -6,6 +6,7 @@ configures a token, and no name typed into a notebook changes who acts."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -86,7 +87,22 @@ def hub(tmp_path, pg_url):
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # the hub, its proxy and its service: one process group to stop
     )
+
+    def stop_everything() -> None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # whatever the hub left: the proxy, the service
+        except ProcessLookupError:
+            pass
+        subprocess.run(["pkill", "-f", str(tmp_path)], check=False)  # the users' servers and kernels
+        log.close()
+
     url = f"http://127.0.0.1:{hub_port}"
     deadline = time.monotonic() + 90
     while True:
@@ -99,18 +115,11 @@ def hub(tmp_path, pg_url):
         except requests.ConnectionError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            log.close()
+            stop_everything()
             pytest.fail("JupyterHub did not start:\n" + (tmp_path / "hub.log").read_text()[-4000:])
         time.sleep(0.5)
     yield url, tmp_path
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    subprocess.run(["pkill", "-f", f"{tmp_path}/home"], check=False)  # the users' servers and kernels
-    log.close()
+    stop_everything()
     print((tmp_path / "hub.log").read_text()[-3000:])
 
 
