@@ -74,6 +74,12 @@ class RemoteClient:
                     delay = min(delay * 2, 2.0)
                     continue
                 raise UnavailableError(f"the team server at {self.url} cannot be reached: {exc}") from None
+            except requests.exceptions.ChunkedEncodingError:  # the answer was cut off part way
+                if idempotent and time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                raise UnavailableError(f"the team server at {self.url} cut its answer off part way") from None
             except requests.Timeout:
                 if idempotent and time.monotonic() + delay < deadline:
                     continue

@@ -20,7 +20,7 @@ import requests
 
 import mlops_lab as ml
 from mlops_lab.config import StoreLocation
-from mlops_lab.errors import ForbiddenError, UnauthorizedError
+from mlops_lab.errors import ForbiddenError, UnauthorizedError, UnavailableError
 from mlops_lab.net import free_port
 from mlops_lab.workspace import Workspace, set_default_workspace
 from tests.team import TeamServerProcess, TeamServerThread
@@ -506,7 +506,6 @@ class CuttableLink:
 
 
 def test_postgresql_going_away_is_a_clear_error_then_the_server_recovers(pg_url, tmp_path, monkeypatch):
-    from mlops_lab.errors import UnavailableError
 
     link = CuttableLink()
     through_link = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{link.port}")
@@ -589,3 +588,17 @@ def test_the_team_section_in_the_lab(server, tmp_path, artifacts_dir):
             browser.close()
     finally:
         lab.stop()
+
+
+def test_blobs_stream_through_the_server_and_a_corrupt_one_never_arrives_whole(server, as_user, monkeypatch):
+    alice = as_user("alice")
+    data = os.urandom(5 << 20)  # five chunks
+    digest = alice.artifacts.put_bytes(data)
+    assert alice.artifacts.get_bytes(digest) == data
+    assert alice.artifacts.read_head(digest, 10) == (data[:10], len(data))
+    stored = server.team.artifacts.local_path(digest)
+    stored.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # one bit flipped in the last chunk
+    monkeypatch.setenv("MLOPS_LAB_RETRY_SECONDS", "1")
+    reader = as_user("alice")
+    with pytest.raises(UnavailableError, match="cut its answer off"):
+        reader.artifacts.get_bytes(digest)

@@ -205,6 +205,17 @@ class ArtifactStore:
             raise ArtifactError(f"blob {digest} in {self.root} is corrupt: its content no longer matches its hash")
         return data
 
+    def open_blob(self, digest: str):
+        """A blob to read in chunks (for streaming it on; the reader checks the hash) and its size."""
+        try:
+            if self.is_local:
+                path = self.local_path(digest)
+                return path.open("rb"), path.stat().st_size
+            remote = f"{self.fs_root}/{self._relative(digest)}"
+            return self.fs.open(remote, "rb"), self.fs.size(remote)
+        except FileNotFoundError:
+            raise BlobMissingError(f"blob {digest} is missing from the artifact store {self.root}") from None
+
     def read_head(self, digest: str, limit: int) -> tuple[bytes, int]:
         """The first ``limit`` bytes of a blob and its full size: for previews, which show the start
         of a file that may be large (no hash check: a download checks, a preview only shows)."""

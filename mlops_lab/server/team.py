@@ -174,18 +174,33 @@ class BlobHandler(TeamHandler):
         self.answer({"hash": digest}, 201)
 
     async def get(self, digest: str):
+        check_hash(digest)
+        self.set_header("Content-Type", "application/octet-stream")
         head = self.get_argument("head", None)
         if head is not None:
             if not head.isdigit():
                 raise InvalidInputError(f"head is a number of bytes, got {head!r}")
             data, size = await self.blocking(self.team.artifacts.read_head, digest, int(head))
             self.set_header("X-Blob-Size", str(size))
-        else:
-            data = await self.blocking(self.team.artifacts.get_bytes, digest)
-        self.set_header("Content-Type", "application/octet-stream")
-        for start in range(0, len(data), CHUNK):
-            self.write(data[start : start + CHUNK])
-            await self.flush()
+            self.finish(data)
+            return
+        # Streamed a chunk at a time (a large model never sits whole in the server's memory) and
+        # hashed on the way: a blob that no longer matches its name is cut off before its end, so
+        # no client ever receives it whole.
+        blob, size = await self.blocking(self.team.artifacts.open_blob, digest)
+        self.set_header("Content-Length", str(size))
+        seen = hashlib.sha256()
+        try:
+            while chunk := await self.blocking(blob.read, CHUNK):
+                seen.update(chunk)
+                if blob.tell() >= size and seen.hexdigest() != digest:
+                    log.error("team server: blob %s is corrupt; its download was cut off", digest)
+                    self.request.connection.close()
+                    return
+                self.write(chunk)
+                await self.flush()
+        finally:
+            blob.close()
         self.finish()
 
 
