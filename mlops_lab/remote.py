@@ -63,35 +63,30 @@ class RemoteClient:
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.05
         while True:
+            if hasattr(body, "seek"):
+                body.seek(0)  # a file sent again is sent whole
+            problem = None  # why no answer came, when none did
             try:
                 response = self._session.request(
                     method, f"{self.url}/{path}", data=body, params=params, headers=headers, timeout=self.timeout
                 )
             except requests.ConnectionError as exc:
                 never_sent = "refused" in str(exc).lower() or isinstance(exc, requests.exceptions.ConnectTimeout)
-                if (idempotent or never_sent) and time.monotonic() + delay < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
-                raise UnavailableError(f"the team server at {self.url} cannot be reached: {exc}") from None
-            except requests.exceptions.ChunkedEncodingError:  # the answer was cut off part way
-                if idempotent and time.monotonic() + delay < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-                    continue
-                raise UnavailableError(f"the team server at {self.url} cut its answer off part way") from None
+                problem, retry = f"cannot be reached: {exc}", idempotent or never_sent
+            except requests.exceptions.ChunkedEncodingError:
+                problem, retry = "cut its answer off part way", idempotent
             except requests.Timeout:
-                if idempotent and time.monotonic() + delay < deadline:
-                    continue
-                raise UnavailableError(
-                    f"the team server at {self.url} did not answer within {self.timeout:.0f} s"
-                ) from None
-            if response.status_code < 300:
-                return response
-            if response.status_code in RETRY_STATUSES and idempotent and time.monotonic() + delay < deadline:
+                problem, retry = f"did not answer within {self.timeout:.0f} s", idempotent
+            else:
+                if response.status_code < 300:
+                    return response
+                retry = idempotent and response.status_code in RETRY_STATUSES
+            if retry and time.monotonic() + delay < deadline:
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
+            if problem is not None:
+                raise UnavailableError(f"the team server at {self.url} {problem}")
             error = error_from_response(response.status_code, response.content)
             if isinstance(error, UnauthorizedError):
                 error.args = (f"{error.args[0]} (the team server at {self.url}: set MLOPS_LAB_TOKEN)",)

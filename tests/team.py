@@ -90,6 +90,11 @@ class TeamServerProcess:
                 time.sleep(0.1)
         raise RuntimeError("the team server did not answer within 30 s")
 
+    def token(self, user: str) -> str:
+        """A token for ``user``, made as the server's operator does: the CLI straight on the database."""
+        command = [sys.executable, "-m", "mlops_lab.cli", "--db-url", self.db_url, "token", "create", "--user", user]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()

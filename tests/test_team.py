@@ -265,12 +265,7 @@ def test_artifacts_datasets_and_request_logs_on_s3_through_the_server(pg_url, tm
     try:
         for name in (*S3_ENV, "AWS_ENDPOINT_URL"):
             monkeypatch.delenv(name, raising=False)
-        token = subprocess.run(
-            [sys.executable, "-m", "mlops_lab.cli", "--db-url", pg_url, "token", "create", "--user", "alice"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        token = team.token("alice")
         workspace = Workspace(StoreLocation(team.url, team.url, "test", token))
         set_default_workspace(workspace)
         data = tmp_path / "train.csv"
@@ -320,12 +315,7 @@ def test_artifacts_datasets_and_request_logs_on_s3_through_the_server(pg_url, tm
 def test_the_server_restarted_while_a_kernel_logs_loses_and_doubles_nothing(pg_url, tmp_path):
     team = TeamServerProcess(pg_url, str(tmp_path / "blobs"))
     try:
-        token = subprocess.run(
-            [sys.executable, "-m", "mlops_lab.cli", "--db-url", pg_url, "token", "create", "--user", "alice"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        token = team.token("alice")
         script = textwrap.dedent("""
             import sys, time
             import mlops_lab as ml

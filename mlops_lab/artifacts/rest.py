@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..errors import InvalidInputError
 from ..remote import RemoteClient, dumps
 from . import ArtifactError, ArtifactStore, BlobMissingError, check_hash, sha256_bytes, sha256_file
 
@@ -56,12 +57,8 @@ class RestArtifactStore(ArtifactStore):
         with open(path, "rb") as body:  # streamed; the server refuses it if the file changed meanwhile
             try:
                 return self._upload(digest, body)
-            except ArtifactError:
-                raise
-            except Exception as exc:
-                if getattr(exc, "status", None) == 400:
-                    raise ArtifactError(f"{path} changed while it was being stored; log it again") from None
-                raise
+            except InvalidInputError:
+                raise ArtifactError(f"{path} changed while it was being stored; log it again") from None
 
     def put_files(self, paths: list[str]) -> list[str]:
         return [self.put_file(path) for path in paths]

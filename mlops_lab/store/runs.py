@@ -633,11 +633,10 @@ class SqlRunStore(RunStore):
         if part in ("with", "count"):  # from the first order metric's rows, in its index's order
             first, descending = keys[0]
             driver = LatestMetric.__table__.alias("order_0")
+            if part == "count":
+                query = select(func.count().label("n"))
             query = query.select_from(driver).join(run, run.c.id == driver.c.run_id)
             query = query.where(driver.c.key == first.key, driver.c.value.is_not(None))
-            if part == "count":
-                query = select(func.count().label("n")).select_from(driver).join(run, run.c.id == driver.c.run_id)
-                query = query.where(driver.c.key == first.key, driver.c.value.is_not(None))
             query = query.order_by(driver.c.value.desc() if descending else driver.c.value.asc())
             keys = keys[1:]
         elif part == "without":

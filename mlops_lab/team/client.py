@@ -18,12 +18,12 @@ class TeamClient:
             path,
             body=None if body is None else dumps(body),
             headers={"Content-Type": "application/json"},
-            idempotent=method in ("GET", "PUT", "DELETE"),
+            idempotent=method in ("PUT", "DELETE"),
         )
         return json.loads(response.content)
 
     def whoami(self) -> dict:
-        return self._send("GET", "api/whoami")
+        return self.client.get_json("api/whoami")
 
     def overview(self) -> dict:
         """What the lab's Team section shows: who one is, one's tokens, the grants one can see, and
@@ -49,7 +49,7 @@ class TeamClient:
         self._send("DELETE", f"api/team/tokens/{token_id}")
 
     def users(self) -> list[dict]:
-        return self._send("GET", "api/team/users")["users"]
+        return self.client.get_json("api/team/users")["users"]
 
     def set_admin(self, user: str, is_admin: bool) -> None:
         self._send("PUT", f"api/team/users/{user}", {"admin": is_admin})
