@@ -427,13 +427,19 @@ def test_serving_panel_starts_a_model_and_shows_a_crash_restart(lab, page, artif
     row.locator(".jp-mlops-serving-ready").wait_for(timeout=60_000)
     assert "127.0.0.1:" in row.inner_text()
     page.screenshot(path=str(artifacts_dir / "serving-panel.png"))
+    # At the sidebar's default width every column and the form are whole.
+    panel = page.locator("#mlops-lab-serving").bounding_box()
+    right = panel["x"] + panel["width"] + 1
+    for cell in [*page.locator(".jp-mlops-serving-list th").all(), *row.locator("td").all(), form]:
+        box = cell.bounding_box()
+        assert box["x"] >= panel["x"] - 1 and box["x"] + box["width"] <= right, cell.inner_text()
 
     # The serving process dies: the lab restarts it and the panel says so.
     pid = lab.api("GET", "deployments/scorer")["pid"]
     os.kill(pid, signal.SIGKILL)
     from playwright.sync_api import expect
 
-    expect(row.locator("td").nth(3)).to_have_text("1", timeout=30_000)  # one restart
+    expect(row.locator(".jp-mlops-restarts")).to_have_text("restarted 1×", timeout=30_000)
     row.locator(".jp-mlops-serving-ready").wait_for(timeout=60_000)
     assert lab.api("GET", "deployments/scorer")["pid"] != pid
     row.click()

@@ -21,12 +21,18 @@ export class ServingPanel extends SidebarPanel<DeploymentsModel> {
     const form = element('div', '', 'jp-mlops-serving-form');
     super(model, 'Serving', 'jp-mlops-serving-list', [form]);
     this.addClass('jp-mlops-ServingPanel');
-    this._model.placeholder = 'model: churn@production, churn/3';
-    this._canary.placeholder = 'canary (optional): churn@candidate';
-    this._share.placeholder = 'canary share 0–1';
+    // Short placeholders fit the default sidebar width; the titles say the rest.
+    this._model.placeholder = 'model: churn@production';
+    this._model.title = 'A registered model (churn@production, churn/3) or an .onnx file';
+    this._model.classList.add('jp-mlops-serving-model');
+    this._canary.placeholder = 'canary: churn/4';
+    this._canary.title = 'Optional: a second model that takes a share of the requests';
+    this._share.placeholder = 'share 0–1';
+    this._share.title = "The canary's share of requests, 0–1";
     this._share.type = 'number';
     this._share.step = '0.05';
-    this._shadow.placeholder = 'shadow (optional): churn/4';
+    this._shadow.placeholder = 'shadow: churn/4';
+    this._shadow.title = 'Optional: a model that sees a copy of every request; its answers are only compared';
     const serve = element('button', 'Serve', 'jp-mlops-button jp-mod-styled');
     serve.addEventListener('click', () => void this._start());
     this._model.addEventListener('keydown', event => {
@@ -81,7 +87,8 @@ export class ServingPanel extends SidebarPanel<DeploymentsModel> {
       );
     }
     const head = element('tr');
-    for (const title of ['Name', 'State', 'Address', 'Restarts', '']) {
+    // Three columns fit the sidebar's default width: the address sits under the name, restarts under the state.
+    for (const title of ['Name', 'State', '']) {
       head.appendChild(element('th', title));
     }
     this.table.replaceChildren(head, ...deployments.map(d => this._row(d)));
@@ -95,6 +102,9 @@ export class ServingPanel extends SidebarPanel<DeploymentsModel> {
     row.title = `${deployment.model}${where}${last ? `\n${last.event}: ${last.detail}` : ''}`;
     const state = element('td');
     state.appendChild(stateBadge(deployment.state));
+    if (deployment.restarts) {
+      state.appendChild(element('div', `restarted ${deployment.restarts}×`, 'jp-mlops-owner jp-mlops-restarts'));
+    }
     const actions = element('td');
     if (deployment.state !== 'stopped' && deployment.state !== 'failed') {
       const stop = element('button', 'Stop', 'jp-mlops-button jp-mod-styled');
@@ -113,22 +123,14 @@ export class ServingPanel extends SidebarPanel<DeploymentsModel> {
       actions.appendChild(remove);
     }
     const name = element('td', deployment.name);
-    if (deployment.owner) {
-      name.appendChild(
-        element(
-          'div',
-          deployment.here ? deployment.owner : `${deployment.owner} · ${deployment.host}`,
-          'jp-mlops-owner'
-        )
-      );
-    }
-    row.append(
-      name,
-      state,
-      element('td', deployment.url.replace('http://', '')),
-      element('td', String(deployment.restarts)),
-      actions
-    );
+    const who = deployment.owner
+      ? deployment.here
+        ? deployment.owner
+        : `${deployment.owner} · ${deployment.host}`
+      : '';
+    const address = deployment.url.replace('http://', '');
+    name.appendChild(element('div', [who, address].filter(Boolean).join(' · '), 'jp-mlops-owner'));
+    row.append(name, state, actions);
     row.addEventListener(
       'click',
       () => void this._commands.execute(CommandIDs.openDeployment, { name: deployment.name })
