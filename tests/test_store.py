@@ -125,6 +125,21 @@ def test_nan_and_infinity_round_trip(store):
     assert store.runs.get_run(run_id).to_dict()["metrics"] == {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity"}
 
 
+def test_searches_give_every_metric_exactly(store):
+    """SQLite writes numbers into JSON with 15 digits; a search must give back the very double stored."""
+    run_id = make_run(store)
+    values = {"third": 1 / 3, "tiny": 1e-300, "big": 1.7976931348623157e308, "inf": math.inf, "nan": None}
+    store.runs.write(
+        Batch(metrics=[{"run_id": run_id, "key": k, "value": v, "step": 0, "timestamp": 1} for k, v in values.items()])
+    )
+    _, _, metrics, _ = store.runs.search_runs(None, f"attributes.run_id = '{run_id}'")
+    found = metrics[run_id]
+    assert {k: found[k] for k in ("third", "tiny", "big", "inf")} == {
+        k: values[k] for k in ("third", "tiny", "big", "inf")
+    }
+    assert math.isnan(found["nan"])
+
+
 def test_a_failing_batch_changes_nothing(store):
     run_id = make_run(store)
     store.runs.write(Batch(params=[{"run_id": run_id, "key": "p", "value": "1", "value_num": 1.0}]))

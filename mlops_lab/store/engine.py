@@ -13,6 +13,7 @@ these per public method and passes the connection to its helpers.
 from __future__ import annotations
 
 import operator
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ..errors import UnavailableError
 from . import models  # noqa: F401  (registers every table on SQLModel.metadata)
 
 # The Alembic revision the models describe; tests check it equals the migrations' head.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0009"
 
 
 class StoreError(UnavailableError):
@@ -148,8 +149,15 @@ class Database:
     def json_group(self, key, value):
         """An aggregate building ``{key: value}`` from rows; the function differs by engine."""
         if self.dialect == "sqlite":
-            if isinstance(value.type, sa.Float):  # SQLite writes infinity as a bare Inf, not JSON
-                value = sa.case((value > 1.7e308, "Infinity"), (value < -1.7e308, "-Infinity"), else_=value)
+            if isinstance(value.type, sa.Float):
+                # SQLite writes infinity as a bare Inf, not JSON, and other numbers to 15 digits, which
+                # changes them: 21 digits of SQLite's own printf give every double back exactly.
+                value = sa.case(
+                    (value > sys.float_info.max, "Infinity"),
+                    (value < -sys.float_info.max, "-Infinity"),
+                    (value.is_(None), None),
+                    else_=func.json(func.printf("%!.20e", value)),
+                )
             return func.json_group_object(key, value)
         return func.json_object_agg(key, value)
 
