@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).parent.parent / "mlops_lab"
 
 FOUNDATION = {"errors", "jsonsafe", "net", "remote", "config", "version", "_version", "snapshot"}
 STORAGE = {"store", "artifacts"}
-SERVICES = {"tracking", "registry", "gates", "monitoring", "features", "serving", "team"}
+SERVICES = {"tracking", "registry", "gates", "monitoring", "features", "serving", "team", "mlflow_api"}
 WORKSPACE = {"workspace"}
 DOORS = {"api", "widgets", "magics", "cli", "server", "labextension"}
 # The serving process's own entry point is a door like the CLI: it parses arguments and builds a workspace.

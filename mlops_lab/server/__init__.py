@@ -12,6 +12,7 @@ from ..config import resolve
 from ..store.file_state import HOST
 from ..workspace import Workspace
 from .handlers import ROUTES
+from .mlflow import ROUTES as MLFLOW_ROUTES
 
 
 def _load_jupyter_server_extension(serverapp) -> None:
@@ -24,7 +25,10 @@ def _load_jupyter_server_extension(serverapp) -> None:
     workspace = web_app.settings["mlops_lab"] = Workspace(location, lab=True)
     base_url = web_app.settings["base_url"]
     web_app.add_handlers(
-        ".*$", [(url_path_join(base_url, "mlops-lab", "api", path), handler) for path, handler in ROUTES]
+        ".*$",
+        [(url_path_join(base_url, "mlops-lab", "api", path), handler) for path, handler in ROUTES]
+        # MLflow's REST API: MLFLOW_TRACKING_URI=<lab URL>mlops-lab/mlflow
+        + [(url_path_join(base_url, "mlops-lab", "mlflow", path), handler) for path, handler in MLFLOW_ROUTES],
     )
     # The lab runs again the deployments it ran before it stopped (the team's table says which).
     threading.Thread(target=_adopt_deployments, args=(workspace, serverapp.log), daemon=True).start()

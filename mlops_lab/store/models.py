@@ -23,6 +23,9 @@ class Experiment(SQLModel, table=True):
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_by: str = Field(max_length=250)
     description: str | None = Field(default=None, sa_column=Column(Text))
+    # Deleted experiments are kept with their runs until restored (MLflow's lifecycle_stage).
+    deleted_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+    tags: str | None = Field(default=None, sa_column=Column(Text))  # JSON {key: value}; None: none
 
 
 class Environment(SQLModel, table=True):

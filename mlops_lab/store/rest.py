@@ -95,6 +95,9 @@ class RestRunStore(_Remote):
     def list_experiments(self) -> list[Experiment]:
         return [Experiment.model_validate(row) for row in self._call("list_experiments")]
 
+    def update_experiment(self, experiment_id: int, values: dict, event: dict) -> None:
+        self._call("update_experiment", experiment_id=experiment_id, values=values, event=event)
+
     def write(self, batch: Batch, batch_id: str | None = None) -> list[dict]:
         if not len(batch):
             return []
@@ -105,6 +108,9 @@ class RestRunStore(_Remote):
 
     def get_run(self, run_id: str) -> RunRecord:
         return run_record_from_wire(self._call("get_run", run_id=run_id))
+
+    def run_state(self, run_id: str) -> dict | None:
+        return self._call("run_state", run_id=run_id)
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         return [tuple(point) for point in self._call("metric_history", run_id=run_id, key=key)]

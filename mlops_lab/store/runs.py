@@ -17,7 +17,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy import func, select, update
 
-from ..errors import NotFoundError
+from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..jsonsafe import from_json_number, json_number
 from .engine import Database
 from .events import add_events, now_ms
@@ -53,6 +53,7 @@ SEARCH_COLUMNS = (
     "parent_run_id",
     "notebook_path",
     "git_commit",
+    "deleted_at",
 )
 HEARTBEAT_SECONDS = 15
 STALE_AFTER_SECONDS = 300
@@ -185,11 +186,15 @@ class RunStore(Protocol):
 
     def list_experiments(self) -> list[Experiment]: ...
 
+    def update_experiment(self, experiment_id: int, values: dict, event: dict) -> None: ...
+
     def write(self, batch: Batch, batch_id: str | None = None) -> list[dict]: ...
 
     def reap_stale_runs(self, *, force: bool = False) -> list[str]: ...
 
     def get_run(self, run_id: str) -> RunRecord: ...
+
+    def run_state(self, run_id: str) -> dict | None: ...
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]: ...
 
@@ -229,6 +234,25 @@ class SqlRunStore(RunStore):
                 {"name": name, "created_at": now_ms(), "created_by": user},
             )
             return conn.execute(select(Experiment.id).where(Experiment.name == name)).scalar_one()
+
+    EXPERIMENT_COLUMNS = frozenset({"name", "description", "deleted_at", "tags"})
+
+    def update_experiment(self, experiment_id: int, values: dict, event: dict) -> None:
+        """Rename, describe, tag, delete or restore an experiment, and record who did it."""
+        unknown = set(values) - self.EXPERIMENT_COLUMNS
+        if unknown:
+            raise InvalidInputError(f"an experiment's {', '.join(sorted(unknown))} cannot be changed")
+        with self.db.writing() as conn:
+            if "name" in values:
+                taken = conn.execute(
+                    select(Experiment.id).where(Experiment.name == values["name"], Experiment.id != experiment_id)
+                ).first()
+                if taken is not None:
+                    raise ConflictError(f"an experiment named {values['name']!r} already exists")
+            changed = conn.execute(update(Experiment).where(Experiment.id == experiment_id).values(**values)).rowcount
+            if not changed:
+                raise NotFoundError(f"no experiment with id {experiment_id!r}")
+            add_events(conn, [event])
 
     def write(self, batch: Batch, batch_id: str | None = None) -> list[dict]:
         """Apply a batch in one transaction; all of it lands or none of it.  Returns the params that
@@ -376,7 +400,13 @@ class SqlRunStore(RunStore):
                 select(Run.id, Run.host, Run.pid, Run.heartbeat_at).where(Run.status == "RUNNING")
             ).all()
         cutoff = now_ms() - STALE_AFTER_SECONDS * 1000
-        dead = [r.id for r in running if (r.host == HOST and not _pid_alive(r.pid)) or r.heartbeat_at < cutoff]
+        # pid 0: no process of ours runs it (MLflow's client started it over REST, and never beats);
+        # as in MLflow, such a run stays RUNNING until its client ends it.
+        dead = [
+            r.id
+            for r in running
+            if r.pid != 0 and ((r.host == HOST and not _pid_alive(r.pid)) or r.heartbeat_at < cutoff)
+        ]
         if not dead:
             return []
         end = now_ms()
@@ -416,6 +446,13 @@ class SqlRunStore(RunStore):
         with self.db.reading() as conn:
             return conn.execute(select(Experiment.id).where(Experiment.name == name)).scalar()
 
+    def run_state(self, run_id: str) -> dict | None:
+        """A run's experiment, name, status and deletion, read cheaply (None: no such run)."""
+        columns = (Run.id, Run.experiment_id, Run.name, Run.status, Run.user, Run.deleted_at)
+        with self.db.reading() as conn:
+            row = conn.execute(select(*columns).where(Run.id == run_id)).first()
+        return None if row is None else dict(row._mapping)
+
     def get_run(self, run_id: str) -> RunRecord:
         self.reap_stale_runs()
         with self.db.reading() as conn:
@@ -436,12 +473,19 @@ class SqlRunStore(RunStore):
                     LatestMetric.min_value,
                     LatestMetric.max_value,
                     LatestMetric.count,
+                    LatestMetric.timestamp,
                 ).where(LatestMetric.run_id == run_id)
             ).all()
             metrics = {key: from_json_number(value) for key, value, *_ in latest}
             summaries = {
-                key: {"last_step": step, "min": from_json_number(low), "max": from_json_number(high), "count": count}
-                for key, _, step, low, high, count in latest
+                key: {
+                    "last_step": step,
+                    "min": from_json_number(low),
+                    "max": from_json_number(high),
+                    "count": count,
+                    "timestamp": timestamp,
+                }
+                for key, _, step, low, high, count, timestamp in latest
             }
             tags = dict(conn.execute(select(Tag.key, Tag.value).where(Tag.run_id == run_id)).all())
             artifacts = [

@@ -109,6 +109,15 @@ class StoreCalls:
         readable = set(self._readable_experiments(who))
         return [e for e in self.store.runs.list_experiments() if e.id in readable]
 
+    def runs__update_experiment(self, who: Identity, experiment_id, values, event):
+        experiment = next((e for e in self.store.runs.list_experiments() if e.id == experiment_id), None)
+        if experiment is None:
+            raise NotFoundError(f"no experiment with id {experiment_id!r}")
+        self.access.require(who, "experiment", experiment.name, "MANAGE")
+        if not isinstance(values, dict) or not isinstance(event, dict):
+            raise InvalidInputError("values and event must be objects")
+        self.store.runs.update_experiment(experiment_id, values, {**event, "user": who.user})
+
     def runs__write(self, who: Identity, batch, batch_id):
         try:
             batch = batch_from_wire(batch)
@@ -146,6 +155,10 @@ class StoreCalls:
     def runs__get_run(self, who: Identity, run_id):
         self._require_run(who, run_id, "READ")
         return self.store.runs.get_run(run_id)
+
+    def runs__run_state(self, who: Identity, run_id):
+        self._require_run(who, run_id, "READ")
+        return self.store.runs.run_state(run_id)
 
     def runs__metric_history(self, who: Identity, run_id, key):
         self._require_run(who, run_id, "READ")

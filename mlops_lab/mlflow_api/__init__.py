@@ -1,0 +1,883 @@
+"""MLflow's REST API 2.0 over mlops_lab's stores: MLflow's own client — the fluent API,
+``MlflowClient`` and the integrations that speak MLflow — logs into mlops_lab unchanged, and its
+runs sit in the Runs panel beside ``%%track`` runs.
+
+``MlflowApi.call(method, path, body)`` answers one request to ``<tracking URI>/api/2.0/mlflow/<path>``
+with MLflow's JSON; the artifact methods serve MLflow's proxied artifact API
+(``mlflow-artifacts:/<experiment>/<run>/artifacts/<path>``).  A refused request raises
+``MlflowApiError``, which the doors write as MLflow's ``{"error_code", "message"}``.
+
+How MLflow's model maps onto ours:
+
+- experiment ids are ours as text; MLflow's default experiment "0" is the experiment "Default";
+- a run made here has no process of ours behind it (``pid`` 0): it stays RUNNING until its client
+  ends it, as in MLflow, where ``%%track`` runs are ended when their process goes away;
+- ``mlflow.runName``, ``mlflow.user`` and ``mlflow.parentRunId`` are read from the run's columns
+  (and a run's name and parent are set from them);
+- artifacts are content-addressed blobs recorded under the run, so a file logged by MLflow's
+  client and one logged by ``ml.log_artifact`` are listed, previewed and downloaded alike.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import posixpath
+import re
+import uuid
+
+from ..errors import InvalidInputError, status_of
+from ..store import Store
+from ..store.events import now_ms
+from ..store.models import MAX_KEY_LENGTH, MAX_PARAM_LENGTH, MAX_TAG_LENGTH, Experiment
+from ..store.runs import Batch
+from ..tracking.values import check_artifact_path, param_number
+
+DEFAULT_EXPERIMENT = "Default"
+# MLflow's own limits on one log-batch request.
+MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS, MAX_BATCH_ENTRIES = 1000, 100, 1000, 1000
+MAX_SEARCH_RESULTS = 50_000
+RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+VIEW_TYPES = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": "all"}
+MLFLOW_HOST = "mlflow-client"  # the host column of runs MLflow's client made
+
+
+class MlflowApiError(Exception):
+    """A request MLflow's API refuses: MLflow's error code, its HTTP status and a sentence."""
+
+    def __init__(self, error_code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.error_code = error_code
+        self.status = status
+
+
+# Our error vocabulary in MLflow's words (MLflow answers "already exists" with a 400).
+ERROR_CODES = {
+    400: ("INVALID_PARAMETER_VALUE", 400),
+    401: ("UNAUTHENTICATED", 401),
+    403: ("PERMISSION_DENIED", 403),
+    404: ("RESOURCE_DOES_NOT_EXIST", 404),
+    409: ("RESOURCE_ALREADY_EXISTS", 400),
+    503: ("TEMPORARILY_UNAVAILABLE", 503),
+}
+
+
+def error_answer(exc: Exception) -> tuple[int, dict] | None:
+    """The status and MLflow error body for a refused request; None for a bug (a 500 the door logs)."""
+    if isinstance(exc, MlflowApiError):
+        return exc.status, {"error_code": exc.error_code, "message": str(exc)}
+    status = status_of(exc)
+    if status is None:
+        return None
+    code, status = ERROR_CODES.get(status, ("INTERNAL_ERROR", status))
+    return status, {"error_code": code, "message": str(exc)}
+
+
+# ---- reading MLflow's JSON ------------------------------------------------------------------------
+
+
+def _text(body: dict, key: str, *, required: bool = True, default: str | None = None, limit: int = 1000) -> str | None:
+    value = body.get(key)
+    if value is None or value == "":
+        if required:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Missing value for required parameter '{key}'.")
+        return default
+    if not isinstance(value, str):
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{key}': a string")
+    if len(value) > limit:
+        raise MlflowApiError(
+            "INVALID_PARAMETER_VALUE", f"Parameter '{key}' is {len(value)} characters long; at most {limit}."
+        )
+    return value
+
+
+def _integer(body: dict, key: str, *, default: int | None = None, low: int = -(2**63), high: int = 2**63 - 1):
+    """An int64 as protobuf's JSON carries it: a number or a string of digits."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{key}': an integer")
+    return value
+
+
+def _number(value, what: str) -> float | None:
+    """A double as protobuf's JSON carries it (NaN and infinities as words); None for NaN, as stored."""
+    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
+        value = float(value.replace("Infinity", "inf"))
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for {what}: a number")
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _json_number(value: float | None):
+    if value is None or value != value:
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _key(value, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid {what} key {value!r}: a non-empty string")
+    if len(value) > MAX_KEY_LENGTH:
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"{what} key {value[:50]!r}… is longer than {MAX_KEY_LENGTH}")
+    if ".." in value.split("/") or value.startswith("/"):
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid {what} key {value!r}: no '..' or leading '/'")
+    return value
+
+
+def _value(value, what: str, key: str, limit: int) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        value = str(value)
+    if len(value) > limit:
+        raise MlflowApiError(
+            "INVALID_PARAMETER_VALUE", f"{what} '{key}' has a value of {len(value)} characters; at most {limit}"
+        )
+    return value
+
+
+def _pairs(items, what: str) -> list[dict]:
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"'{what}' must be a list of objects")
+    return items
+
+
+def _page_token(token) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.b64decode(token, validate=True))["offset"]
+    except (ValueError, TypeError, KeyError):
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid page token {str(token)[:50]!r}") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid page token {str(token)[:50]!r}")
+    return offset
+
+
+def _next_token(offset: int, page: int, limit: int) -> dict:
+    if page < limit:
+        return {}
+    return {"next_page_token": base64.b64encode(json.dumps({"offset": offset + page}).encode()).decode()}
+
+
+# ---- the API ----------------------------------------------------------------------------------------
+
+ROUTES = {
+    ("POST", "experiments/create"): "create_experiment",
+    ("GET", "experiments/get"): "get_experiment",
+    ("GET", "experiments/get-by-name"): "get_experiment_by_name",
+    ("POST", "experiments/search"): "search_experiments",
+    ("GET", "experiments/search"): "search_experiments",
+    ("POST", "experiments/update"): "update_experiment",
+    ("POST", "experiments/delete"): "delete_experiment",
+    ("POST", "experiments/restore"): "restore_experiment",
+    ("POST", "experiments/set-experiment-tag"): "set_experiment_tag",
+    ("POST", "experiments/delete-experiment-tag"): "delete_experiment_tag",
+    ("POST", "runs/create"): "create_run",
+    ("GET", "runs/get"): "get_run",
+    ("POST", "runs/update"): "update_run",
+    ("POST", "runs/delete"): "delete_run",
+    ("POST", "runs/restore"): "restore_run",
+    ("POST", "runs/log-metric"): "log_metric",
+    ("POST", "runs/log-parameter"): "log_param",
+    ("POST", "runs/set-tag"): "set_tag",
+    ("POST", "runs/delete-tag"): "delete_tag",
+    ("POST", "runs/log-batch"): "log_batch",
+    ("POST", "runs/log-inputs"): "log_inputs",
+    ("POST", "runs/search"): "search_runs",
+    ("GET", "metrics/get-history"): "get_metric_history",
+    ("GET", "artifacts/list"): "list_run_artifacts",
+    ("POST", "logged-models/search"): "search_logged_models",
+}
+
+
+class MlflowApi:
+    """MLflow's tracking API over a ``Store`` and its artifacts, acting as ``user``."""
+
+    def __init__(self, store: Store, artifacts, user: str):
+        self.store = store
+        self.runs = store.runs
+        self.artifacts = artifacts
+        self.user = user
+
+    def call(self, method: str, path: str, body: dict) -> dict:
+        name = ROUTES.get((method, path))
+        if name is None:
+            known = any(p == path for _, p in ROUTES)
+            raise MlflowApiError(
+                "ENDPOINT_NOT_FOUND",
+                f"{method} is not allowed on {path}" if known else f"mlops_lab does not serve MLflow's {path} endpoint",
+                405 if known else 404,
+            )
+        if not isinstance(body, dict):
+            raise MlflowApiError("MALFORMED_REQUEST", "the request body must be a JSON object")
+        return getattr(self, name)(body)
+
+    # ---- experiments ------------------------------------------------------------------------------
+
+    def _experiments(self) -> list[Experiment]:
+        return self.runs.list_experiments()
+
+    def _experiment(self, experiment_id) -> Experiment:
+        if experiment_id in ("0", 0):  # MLflow's default experiment
+            number = self.runs.get_or_create_experiment(DEFAULT_EXPERIMENT, self.user)
+        else:
+            number = _integer({"experiment_id": experiment_id}, "experiment_id", low=0)
+        found = next((e for e in self._experiments() if e.id == number), None)
+        if found is None:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={experiment_id} exists", 404)
+        return found
+
+    @staticmethod
+    def experiment_json(experiment: Experiment) -> dict:
+        tags = json.loads(experiment.tags or "{}")
+        if experiment.description and "mlflow.note.content" not in tags:
+            tags["mlflow.note.content"] = experiment.description
+        return {
+            "experiment_id": str(experiment.id),
+            "name": experiment.name,
+            "artifact_location": f"mlflow-artifacts:/{experiment.id}",
+            "lifecycle_stage": "deleted" if experiment.deleted_at else "active",
+            "creation_time": experiment.created_at,
+            "last_update_time": experiment.deleted_at or experiment.created_at,
+            "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        }
+
+    def _update_experiment(self, experiment: Experiment, values: dict, kind: str, payload: dict) -> None:
+        event = {
+            "entity_type": "experiment",
+            "entity_id": str(experiment.id),
+            "kind": kind,
+            "user": self.user,
+            "time": now_ms(),
+            "payload": json.dumps(payload),
+        }
+        self.runs.update_experiment(experiment.id, values, event)
+
+    def create_experiment(self, body: dict) -> dict:
+        name = _text(body, "name", limit=MAX_KEY_LENGTH)
+        if self.runs.experiment_id(name) is not None:
+            raise MlflowApiError("RESOURCE_ALREADY_EXISTS", f"Experiment '{name}' already exists.")
+        tags = {_key(t.get("key"), "tag"): _value(t.get("value"), "Tag", t.get("key"), MAX_TAG_LENGTH)
+                for t in _pairs(body.get("tags"), "tags")}  # fmt: skip
+        experiment_id = self.runs.get_or_create_experiment(name, self.user)
+        if tags:
+            experiment = self._experiment(experiment_id)
+            self._update_experiment(experiment, {"tags": json.dumps(tags)}, "tags", {"set": tags})
+        return {"experiment_id": str(experiment_id)}
+
+    def get_experiment(self, body: dict) -> dict:
+        return {"experiment": self.experiment_json(self._experiment(_text(body, "experiment_id")))}
+
+    def get_experiment_by_name(self, body: dict) -> dict:
+        name = _text(body, "experiment_name", limit=MAX_KEY_LENGTH)
+        found = next((e for e in self._experiments() if e.name == name), None)
+        if found is None:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Could not find experiment with name '{name}'", 404)
+        return {"experiment": self.experiment_json(found)}
+
+    def search_experiments(self, body: dict) -> dict:
+        limit = _integer(body, "max_results", default=1000, low=1, high=MAX_SEARCH_RESULTS)
+        offset = _page_token(body.get("page_token"))
+        view = VIEW_TYPES.get(body.get("view_type") or "ACTIVE_ONLY")
+        if view is None:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid view_type {body.get('view_type')!r}")
+        found = [
+            self.experiment_json(e)
+            for e in self._experiments()
+            if view == "all" or (view == "deleted") == bool(e.deleted_at)
+        ]
+        found = [e for e in found if experiment_filter(body.get("filter"))(e)]
+        order_by = body.get("order_by") or []
+        for key, descending in reversed(experiment_order(order_by if isinstance(order_by, list) else [order_by])):
+            found.sort(key=key, reverse=descending)
+        page = found[offset : offset + limit]
+        return {"experiments": page, **_next_token(offset, len(page), limit)}
+
+    def update_experiment(self, body: dict) -> dict:
+        experiment = self._experiment(_text(body, "experiment_id"))
+        name = _text(body, "new_name", required=False, limit=MAX_KEY_LENGTH)
+        if name:
+            self._update_experiment(experiment, {"name": name}, "renamed", {"from": experiment.name, "to": name})
+        return {}
+
+    def delete_experiment(self, body: dict) -> dict:
+        experiment = self._experiment(_text(body, "experiment_id"))
+        self._update_experiment(experiment, {"deleted_at": now_ms()}, "deleted", {})
+        return {}
+
+    def restore_experiment(self, body: dict) -> dict:
+        experiment = self._experiment(_text(body, "experiment_id"))
+        self._update_experiment(experiment, {"deleted_at": None}, "restored", {})
+        return {}
+
+    def set_experiment_tag(self, body: dict) -> dict:
+        experiment = self._experiment(_text(body, "experiment_id"))
+        key = _key(body.get("key"), "tag")
+        value = _value(body.get("value"), "Tag", key, MAX_TAG_LENGTH)
+        tags = {**json.loads(experiment.tags or "{}"), key: value}
+        self._update_experiment(experiment, {"tags": json.dumps(tags)}, "tags", {"set": {key: value}})
+        return {}
+
+    def delete_experiment_tag(self, body: dict) -> dict:
+        experiment = self._experiment(_text(body, "experiment_id"))
+        key = _key(body.get("key"), "tag")
+        tags = json.loads(experiment.tags or "{}")
+        if tags.pop(key, None) is None:
+            raise MlflowApiError(
+                "RESOURCE_DOES_NOT_EXIST", f"No tag with name: {key} in experiment {experiment.id}", 404
+            )
+        self._update_experiment(experiment, {"tags": json.dumps(tags)}, "tags", {"removed": [key]})
+        return {}
+
+    # ---- runs -------------------------------------------------------------------------------------
+
+    def _state(self, body: dict, *, active: bool = False) -> dict:
+        run_id = _text(body, "run_id", required=False) or _text(body, "run_uuid")
+        state = self.runs.run_state(run_id) if re.fullmatch(r"[0-9a-f]{32}", run_id) else None
+        if state is None:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Run with id={run_id} not found", 404)
+        if active and state["deleted_at"] is not None:
+            raise MlflowApiError(
+                "INVALID_PARAMETER_VALUE",
+                f"The run {run_id} must be in the 'active' state. Current state is deleted.",
+            )
+        return state
+
+    def _event(self, run_id: str, kind: str, payload: dict) -> dict:
+        return {
+            "entity_type": "run",
+            "entity_id": run_id,
+            "kind": kind,
+            "user": self.user,
+            "time": now_ms(),
+            "payload": json.dumps(payload),
+        }
+
+    def create_run(self, body: dict) -> dict:
+        experiment = self._experiment(body.get("experiment_id") or "0")
+        if experiment.deleted_at:
+            raise MlflowApiError(
+                "INVALID_PARAMETER_VALUE",
+                f"The experiment {experiment.id} must be in the 'active' state. Current state is deleted.",
+            )
+        tags = self._tags(body.get("tags"), "tags")
+        run_id = uuid.uuid4().hex
+        name = _text(body, "run_name", required=False, limit=MAX_KEY_LENGTH) or tags.get("mlflow.runName")
+        name = name or f"run-{run_id[:8]}"
+        parent = tags.get("mlflow.parentRunId")
+        if parent is not None and self.runs.run_state(parent) is None:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Parent run with id={parent} not found", 404)
+        start = _integer(body, "start_time", default=now_ms(), low=0)
+        tags["mlflow.runName"] = name
+        row = {
+            "id": run_id,
+            "experiment_id": experiment.id,
+            "name": name,
+            "status": "RUNNING",
+            "user": self.user,  # who the token or the lab says, not the client's OS user
+            "start_time": start,
+            "parent_run_id": parent,
+            "notebook_path": tags.get("mlflow.source.name"),
+            "git_commit": tags.get("mlflow.source.git.commit"),
+            "host": MLFLOW_HOST,
+            "pid": 0,
+            "heartbeat_at": start,
+        }
+        self.runs.write(
+            Batch(
+                runs=[row],
+                tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+                events=[self._event(run_id, "created", {"status": "RUNNING", "experiment": experiment.name})],
+            )
+        )
+        return {"run": self.run_json(run_id)}
+
+    def get_run(self, body: dict) -> dict:
+        return {"run": self.run_json(self._state(body)["id"])}
+
+    def run_json(self, run_id: str) -> dict:
+        record = self.runs.get_run(run_id)
+        info = record.info
+        latest = {key: summary for key, summary in record.metric_summaries.items()}
+        metrics = [
+            {
+                "key": key,
+                "value": _json_number(value),
+                "timestamp": latest.get(key, {}).get("timestamp") or 0,
+                "step": latest.get(key, {}).get("last_step") or 0,
+            }
+            for key, value in record.metrics.items()
+        ]
+        return {
+            "info": self._info(info.model_dump()),
+            "data": {
+                "metrics": metrics,
+                "params": [{"key": k, "value": v} for k, v in record.params.items()],
+                "tags": [{"key": k, "value": v} for k, v in self._run_tags(info.model_dump(), record.tags).items()],
+            },
+            "inputs": {"dataset_inputs": dataset_inputs(record.datasets)},
+        }
+
+    @staticmethod
+    def _info(run: dict) -> dict:
+        info = {
+            "run_id": run["id"],
+            "run_uuid": run["id"],
+            "run_name": run["name"],
+            "experiment_id": str(run["experiment_id"]),
+            "user_id": run["user"],
+            "status": run["status"],
+            "start_time": run["start_time"],
+            "artifact_uri": f"mlflow-artifacts:/{run['experiment_id']}/{run['id']}/artifacts",
+            "lifecycle_stage": "deleted" if run.get("deleted_at") else "active",
+        }
+        if run.get("end_time") is not None:
+            info["end_time"] = run["end_time"]
+        return info
+
+    @staticmethod
+    def _run_tags(run: dict, tags: dict) -> dict:
+        """The run's tags, with MLflow's system tags read from its columns (a ``%%track`` run has none)."""
+        system = {"mlflow.runName": run["name"], "mlflow.user": run["user"]}
+        if run.get("parent_run_id"):
+            system["mlflow.parentRunId"] = run["parent_run_id"]
+        if run.get("notebook_path"):
+            system["mlflow.source.name"] = run["notebook_path"]
+        return {**tags, **system}
+
+    def update_run(self, body: dict) -> dict:
+        state = self._state(body)
+        run_id = state["id"]
+        values, tags, events = {}, [], []
+        status = body.get("status")
+        if status is not None:
+            if status not in RUN_STATUSES:
+                raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid run status {status!r}")
+            values["status"] = "RUNNING" if status == "SCHEDULED" else status
+            if status != state["status"]:
+                events.append(self._event(run_id, "status", {"from": state["status"], "to": values["status"]}))
+        end = _integer(body, "end_time", low=0)
+        if end is not None:
+            values["end_time"] = end
+        name = _text(body, "run_name", required=False, limit=MAX_KEY_LENGTH)
+        if name:
+            values["name"] = name
+            tags.append({"run_id": run_id, "key": "mlflow.runName", "value": name})
+        values["heartbeat_at"] = now_ms()
+        self.runs.write(Batch(run_updates=[(run_id, values)], tags=tags, events=events))
+        return {"run_info": self.run_json(run_id)["info"]}
+
+    def delete_run(self, body: dict) -> dict:
+        run_id = self._state(body)["id"]
+        self.runs.set_deleted(run_id, True, self._event(run_id, "deleted", {}))
+        return {}
+
+    def restore_run(self, body: dict) -> dict:
+        run_id = self._state(body)["id"]
+        self.runs.set_deleted(run_id, False, self._event(run_id, "restored", {}))
+        return {}
+
+    def log_metric(self, body: dict) -> dict:
+        self._log(self._state(body, active=True)["id"], metrics=[body])
+        return {}
+
+    def log_param(self, body: dict) -> dict:
+        self._log(self._state(body, active=True)["id"], params=[body])
+        return {}
+
+    def set_tag(self, body: dict) -> dict:
+        self._log(self._state(body, active=True)["id"], tags=[body])
+        return {}
+
+    def delete_tag(self, body: dict) -> dict:
+        run_id = self._state(body, active=True)["id"]
+        key = _key(body.get("key"), "tag")
+        if key not in self.runs.get_run(run_id).tags:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No tag with name: {key} in run with id {run_id}", 404)
+        self.runs.edit_tags(run_id, {}, [key], self._event(run_id, "tags", {"removed": [key]}))
+        return {}
+
+    def log_batch(self, body: dict) -> dict:
+        metrics = _pairs(body.get("metrics"), "metrics")
+        params = _pairs(body.get("params"), "params")
+        tags = _pairs(body.get("tags"), "tags")
+        for items, limit, what in ((metrics, MAX_BATCH_METRICS, "metrics"), (params, MAX_BATCH_PARAMS, "params"),
+                                   (tags, MAX_BATCH_TAGS, "tags")):  # fmt: skip
+            if len(items) > limit:
+                raise MlflowApiError(
+                    "INVALID_PARAMETER_VALUE",
+                    f"A batch logging request can contain at most {limit} {what}. Got {len(items)} {what}.",
+                )
+        if len(metrics) + len(params) + len(tags) > MAX_BATCH_ENTRIES:
+            raise MlflowApiError(
+                "INVALID_PARAMETER_VALUE",
+                f"A batch logging request can contain at most {MAX_BATCH_ENTRIES} metrics, params and tags in all.",
+            )
+        self._log(self._state(body, active=True)["id"], metrics=metrics, params=params, tags=tags)
+        return {}
+
+    def _tags(self, items, what: str) -> dict[str, str]:
+        return {
+            _key(t.get("key"), "tag"): _value(t.get("value"), "Tag", str(t.get("key")), MAX_TAG_LENGTH)
+            for t in _pairs(items, what)
+        }
+
+    def _log(self, run_id: str, *, metrics=(), params=(), tags=()) -> None:
+        """Check every value first, then write all of them in one transaction: a refused request
+        changes nothing."""
+        points = []
+        for metric in metrics:
+            key = _key(metric.get("key"), "metric")
+            if "value" not in metric:
+                raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Missing value for metric '{key}'")
+            points.append(
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "value": _number(metric["value"], f"metric '{key}'"),
+                    "timestamp": _integer(metric, "timestamp", default=now_ms(), low=0),
+                    "step": _integer(metric, "step", default=0),
+                }
+            )
+        new_params = {}
+        for param in params:
+            key = _key(param.get("key"), "param")
+            value = _value(param.get("value"), "Param", key, MAX_PARAM_LENGTH)
+            if new_params.get(key, value) != value:
+                raise MlflowApiError(
+                    "INVALID_PARAMETER_VALUE",
+                    f"Duplicate parameter keys have been submitted: {key!r} with values {new_params[key]!r} and {value!r}",
+                )
+            new_params[key] = value
+        tag_values = self._tags(list(tags), "tags")
+        if new_params:
+            stored = self.runs.get_run(run_id).params
+            for key, value in new_params.items():
+                if key in stored and stored[key] != value:
+                    raise MlflowApiError(
+                        "INVALID_PARAMETER_VALUE",
+                        f"Changing param values is not allowed. Param with key='{key}' was already logged with "
+                        f"value='{stored[key]}' for run ID='{run_id}'. Attempted logging new value '{value}'.",
+                    )
+        batch = Batch(
+            metrics=points,
+            params=[
+                {"run_id": run_id, "key": k, "value": v, "value_num": param_number(v)} for k, v in new_params.items()
+            ],
+            tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tag_values.items()],
+        )
+        if "mlflow.runName" in tag_values:
+            batch.run_updates.append((run_id, {"name": tag_values["mlflow.runName"]}))
+        self.runs.write(batch)
+
+    def log_inputs(self, body: dict) -> dict:
+        run_id = self._state(body, active=True)["id"]
+        versions, links = [], []
+        for item in _pairs(body.get("datasets"), "datasets"):
+            dataset = item.get("dataset")
+            if not isinstance(dataset, dict):
+                raise MlflowApiError("INVALID_PARAMETER_VALUE", "each dataset input needs a 'dataset' object")
+            name = _key(dataset.get("name"), "dataset")
+            digest = _text(dataset, "digest", limit=MAX_KEY_LENGTH)
+            described = {k: dataset.get(k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
+            context = self._tags(item.get("tags"), "tags")
+            versions.append(dataset_version_row(described))
+            links.append(
+                {
+                    "run_id": run_id,
+                    "dataset_hash": versions[-1]["hash"],
+                    "direction": "input",
+                    "name": f"{name}@{digest}" if context.get("mlflow.data.context") is None else name,
+                    "source": json.dumps({"mlflow": described, "tags": context}),
+                }
+            )
+        self.runs.write(Batch(datasets=versions, run_datasets=links))
+        return {}
+
+    def search_runs(self, body: dict) -> dict:
+        ids = body.get("experiment_ids") or []
+        if not isinstance(ids, list):
+            ids = [ids]
+        experiments = [self._experiment(i).id for i in ids]
+        limit = _integer(body, "max_results", default=1000, low=1, high=MAX_SEARCH_RESULTS)
+        offset = _page_token(body.get("page_token"))
+        view = VIEW_TYPES.get(body.get("run_view_type") or "ACTIVE_ONLY")
+        if view is None:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid run_view_type {body.get('run_view_type')!r}")
+        order_by = body.get("order_by") or []
+        order_by = [mlflow_order(item) for item in (order_by if isinstance(order_by, list) else [order_by])]
+        filter_string = body.get("filter") or None
+        if filter_string is not None and not isinstance(filter_string, str):
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", "'filter' must be a string")
+        runs, params, metrics, tags = self.runs.search_runs(
+            experiments, mlflow_filter(filter_string), order_by or None, limit, offset, lifecycle=view
+        )
+        found = []
+        for run in runs:
+            run_id = run["id"]
+            found.append(
+                {
+                    "info": self._info(run),
+                    "data": {
+                        "metrics": [{"key": k, "value": _json_number(v)} for k, v in metrics[run_id].items()],
+                        "params": [{"key": k, "value": v} for k, v in params[run_id].items()],
+                        "tags": [{"key": k, "value": v} for k, v in self._run_tags(run, tags[run_id]).items()],
+                    },
+                }
+            )
+        return {"runs": found, **_next_token(offset, len(found), limit)}
+
+    def get_metric_history(self, body: dict) -> dict:
+        run_id = self._state(body)["id"]
+        key = _key(body.get("metric_key"), "metric")
+        limit = _integer(body, "max_results", default=None, low=1, high=1_000_000)
+        offset = _page_token(body.get("page_token"))
+        points = self.runs.metric_history(run_id, key)
+        page = points[offset : offset + limit] if limit else points[offset:]
+        metrics = [
+            {"key": key, "value": _json_number(value), "timestamp": timestamp, "step": step}
+            for step, timestamp, value in page
+        ]
+        return {"metrics": metrics, **(_next_token(offset, len(page), limit) if limit else {})}
+
+    # ---- MLflow 3's logged models ------------------------------------------------------------------
+
+    def search_logged_models(self, body: dict) -> dict:
+        """MLflow's client asks for a run's logged models before it lists or downloads the run's
+        artifacts.  Models logged through this API are not kept yet (``create`` answers
+        ENDPOINT_NOT_FOUND), so there are none to find."""
+        _pairs(body.get("experiment_ids") and [{}], "experiment_ids")
+        return {"models": []}
+
+    # ---- artifacts (MLflow's proxied artifact API) ---------------------------------------------
+
+    def _artifact_target(self, path: str) -> tuple[str, str]:
+        """``<experiment>/<run>/artifacts[/<path>]`` → the run and the path under it."""
+        match = re.fullmatch(r"(\d+)/([0-9a-f]{32})/artifacts(?:/(.*))?", path or "")
+        if match is None:
+            raise MlflowApiError(
+                "RESOURCE_DOES_NOT_EXIST",
+                f"No artifact location {path!r}: runs keep theirs at <experiment>/<run>/artifacts",
+                404,
+            )
+        state = self.runs.run_state(match.group(2))
+        if state is None or str(state["experiment_id"]) != match.group(1):
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Run with id={match.group(2)} not found", 404)
+        return state["id"], (match.group(3) or "").strip("/")
+
+    def upload_artifact(self, path: str, data: bytes) -> dict:
+        run_id, relative = self._artifact_target(path)
+        if not relative:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", "an artifact upload names a file under the run's artifacts")
+        try:
+            relative = check_artifact_path(relative)
+        except InvalidInputError as exc:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", str(exc)) from None
+        self._state({"run_id": run_id}, active=True)
+        digest = self.artifacts.put_bytes(data)
+        row = {"run_id": run_id, "path": relative, "hash": digest, "size": len(data), "kind": "file"}
+        self.runs.write(Batch(artifacts=[row]))
+        return {}
+
+    def _artifact_rows(self, run_id: str) -> list[dict]:
+        return self.runs.get_run(run_id).artifacts
+
+    def download_artifact(self, path: str) -> tuple[str, bytes]:
+        run_id, relative = self._artifact_target(path)
+        row = next((a for a in self._artifact_rows(run_id) if a["path"] == relative and a["kind"] != "dir"), None)
+        if row is None:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No artifact {relative!r} in run {run_id}", 404)
+        return posixpath.basename(relative), self.artifacts.get_bytes(row["hash"])
+
+    def list_artifacts(self, path: str) -> dict:
+        """The files and folders directly under ``path`` (names only, as MLflow's server answers)."""
+        run_id, relative = self._artifact_target(path)
+        return {"files": list_level(self._artifact_rows(run_id), relative, names_only=True)}
+
+    def list_run_artifacts(self, body: dict) -> dict:
+        state = self._state(body)
+        relative = (_text(body, "path", required=False) or "").strip("/")
+        files = list_level(self._artifact_rows(state["id"]), relative, names_only=False)
+        return {"root_uri": f"mlflow-artifacts:/{state['experiment_id']}/{state['id']}/artifacts", "files": files}
+
+
+def list_level(rows: list[dict], folder: str, *, names_only: bool) -> list[dict]:
+    """The entries one level under ``folder`` of a run's artifact rows (a file's folders are implied)."""
+    prefix = f"{folder}/" if folder else ""
+    entries: dict[str, dict] = {}
+    for row in rows:
+        path = row["path"]
+        if not path.startswith(prefix) or path == folder:
+            continue
+        head, _, rest = path[len(prefix) :].partition("/")
+        full = prefix + head
+        shown = head if names_only else full
+        if rest or row["kind"] == "dir":
+            entries.setdefault(full, {"path": shown, "is_dir": True})
+        else:
+            entries[full] = {"path": shown, "is_dir": False, "file_size": row["size"]}
+    return [entries[k] for k in sorted(entries)]
+
+
+def dataset_version_row(described: dict) -> dict:
+    """An MLflow dataset (name, digest, source, schema, profile) as a dataset version of ours."""
+    identity = json.dumps([described.get("name"), described.get("digest"), described.get("source")])
+    try:
+        schema = json.loads(described.get("schema") or "{}")
+        columns = {c.get("name", str(i)): c.get("type", "") for i, c in enumerate(schema.get("mlflow_colspec") or [])}
+    except (ValueError, AttributeError, TypeError):
+        columns = {}
+    try:
+        rows = json.loads(described.get("profile") or "{}").get("num_rows")
+    except (ValueError, AttributeError):
+        rows = None
+    return {
+        "hash": hashlib.sha256(identity.encode()).hexdigest(),
+        "format": "mlflow",
+        "columns": json.dumps(columns),
+        "num_rows": rows if isinstance(rows, int) else None,
+        "num_bytes": 0,
+        "created_at": now_ms(),
+    }
+
+
+def dataset_inputs(datasets: list[dict]) -> list[dict]:
+    """A run's input datasets in MLflow's form (those logged through MLflow keep what it sent)."""
+    inputs = []
+    for dataset in datasets:
+        if dataset.get("direction") != "input":
+            continue
+        try:
+            logged = json.loads(dataset.get("source") or "")
+        except ValueError:
+            logged = None
+        if isinstance(logged, dict) and "mlflow" in logged:
+            described, tags = logged["mlflow"], logged.get("tags") or {}
+        else:
+            described = {
+                "name": dataset.get("name"),
+                "digest": str(dataset.get("hash", ""))[:8],
+                "source_type": "local",
+                "source": json.dumps({"uri": dataset.get("source") or ""}),
+            }
+            tags = {}
+        inputs.append(
+            {
+                "dataset": {k: v for k, v in described.items() if v is not None},
+                "tags": [{"key": k, "value": v} for k, v in tags.items()],
+            }
+        )
+    return inputs
+
+
+# ---- MLflow's search strings --------------------------------------------------------------------
+
+
+def mlflow_order(item) -> str:
+    """An MLflow ``order_by`` item in our grammar: a bare name is an attribute."""
+    if not isinstance(item, str) or not item.strip():
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause {item!r}")
+    text = item.strip()
+    field = text.split()[0]
+    if "." not in field and not field.startswith("`"):
+        text = f"attributes.{text}"
+    return text
+
+
+def mlflow_filter(text: str | None) -> str | None:
+    """MLflow's run filter in our grammar: ``attributes.run_id IN (…)`` etc. are the same; MLflow's
+    ``attributes.run_name`` and the ``run`` entity are too.  Kept as a seam for the few differences."""
+    return text
+
+
+_EXPERIMENT_FILTER = re.compile(
+    r"""\s*(?P<field>(?:attributes?\.|attr\.)?(?:name|creation_time|last_update_time)|tags?\.(?:`[^`]+`|"[^"]+"|[\w.\-]+))
+        \s*(?P<op>=|!=|<=|>=|<|>|(?:NOT\s+)?I?LIKE)\s*
+        (?P<value>'(?:[^']|'')*'|"[^"]*"|-?\d+)\s*""",
+    re.VERBOSE | re.IGNORECASE,
+)
+
+
+def experiment_filter(text):
+    """MLflow's experiment filter (``name LIKE 'x%' AND tags.team = 'a'``) as a test on experiment JSON."""
+    if not text:
+        return lambda experiment: True
+    if not isinstance(text, str) or len(text) > 10_000:
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", "'filter' must be a string of at most 10,000 characters")
+    clauses = re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE)
+    tests = []
+    for clause in clauses:
+        match = _EXPERIMENT_FILTER.fullmatch(clause)
+        if match is None:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid experiment filter clause {clause!r}")
+        field, op, raw = match["field"], match["op"].upper(), match["value"]
+        value = int(raw) if re.fullmatch(r"-?\d+", raw) else raw[1:-1].replace("''", "'")
+        tests.append((field, " ".join(op.split()), value))
+
+    def read(experiment: dict, field: str):
+        if field.lower().startswith("tag"):
+            key = field.split(".", 1)[1].strip('`"')
+            return next((t["value"] for t in experiment["tags"] if t["key"] == key), None)
+        return experiment[field.rsplit(".", 1)[-1].lower()]
+
+    def matches(experiment: dict) -> bool:
+        for field, op, value in tests:
+            found = read(experiment, field)
+            if found is None:
+                return False
+            if "LIKE" in op:
+                pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in str(value))
+                flags = re.IGNORECASE if "ILIKE" in op else 0
+                hit = re.fullmatch(pattern, str(found), flags | re.DOTALL) is not None
+                if hit == op.startswith("NOT"):
+                    return False
+            elif not _compare(found, op, value):
+                return False
+        return True
+
+    return matches
+
+
+def _compare(found, op: str, value) -> bool:
+    if isinstance(value, int) and not isinstance(found, int):
+        return False
+    return {
+        "=": found == value,
+        "!=": found != value,
+        "<": found < value,
+        "<=": found <= value,
+        ">": found > value,
+        ">=": found >= value,
+    }[op]
+
+
+def experiment_order(items: list) -> list[tuple]:
+    keys = []
+    for item in items:
+        if not isinstance(item, str):
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause {item!r}")
+        parts = item.split()
+        field = parts[0].rsplit(".", 1)[-1].lower() if parts else ""
+        direction = parts[1].upper() if len(parts) > 1 else "ASC"
+        if field not in ("name", "experiment_id", "creation_time", "last_update_time") or direction not in (
+            "ASC",
+            "DESC",
+        ):
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause {item!r}")
+        if field == "experiment_id":
+            keys.append((lambda e: int(e["experiment_id"]), direction == "DESC"))
+        else:
+            keys.append((lambda e, f=field: e[f], direction == "DESC"))
+    return keys

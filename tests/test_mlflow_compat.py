@@ -1,0 +1,373 @@
+"""MLflow's own client, unmodified, against a real lab's MLflow REST API (``<lab>/mlops-lab/mlflow``);
+searches compared with a real ``mlflow server`` given the same runs.
+
+The client keeps its tracking URI and token in the process: each test sets them with monkeypatch.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import requests
+
+from mlops_lab.artifacts import ArtifactStore
+from mlops_lab.net import free_port
+from mlops_lab.store import open_store
+from tests.lab import LabServer
+
+mlflow = pytest.importorskip("mlflow")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow-lab")
+    (root / "notebooks").mkdir()
+    env = {
+        "MLOPS_LAB_DB_URL": f"sqlite:///{root / 'store.db'}",
+        "MLOPS_LAB_ARTIFACTS": str(root / "artifacts"),
+        "MLOPS_LAB_USER": "tester",
+    }
+    server = LabServer(root / "notebooks", env)
+    server.store = open_store(env["MLOPS_LAB_DB_URL"])
+    server.artifacts = ArtifactStore(env["MLOPS_LAB_ARTIFACTS"])
+    server.mlflow_uri = f"{server.url}/mlops-lab/mlflow"
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(lab, monkeypatch):
+    """MLflow's client pointed at the lab, with the lab's token as MLFLOW_TRACKING_TOKEN."""
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", lab.token)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", lab.mlflow_uri)
+    mlflow.set_tracking_uri(lab.mlflow_uri)
+    yield mlflow.MlflowClient(lab.mlflow_uri)
+    mlflow.set_tracking_uri(None)
+
+
+def raw(lab, method: str, path: str, body=None, *, token: str | None = "lab", data: bytes | None = None, **kw):
+    """One request to the lab's MLflow API, as any HTTP client would send it."""
+    headers = {} if token is None else {"Authorization": f"Bearer {lab.token if token == 'lab' else token}"}
+    url = f"{lab.mlflow_uri}/api/2.0/{path}"
+    if data is None and body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    return requests.request(method, url, data=data, headers=headers, timeout=30, **kw)
+
+
+def test_mlflow_s_fluent_api_logs_into_the_lab(client, lab, tmp_path):
+    folder = tmp_path / "report"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "summary.txt").write_text("fine")
+    (folder / "plots" / "curve.csv").write_text("x,y\n1,2\n")
+    mlflow.set_experiment("fluent")
+    with mlflow.start_run(run_name="outer") as run:
+        mlflow.log_param("lr", 0.1)
+        mlflow.log_params({"layers": 3, "optimizer": "adam"})
+        for step in range(20):
+            mlflow.log_metric("loss", 1 / (step + 1), step=step)
+        mlflow.log_metrics({"accuracy": 0.93, "f1": float("nan")})
+        mlflow.set_tags({"team": "ds", "stage": "dev"})
+        mlflow.log_dict({"seed": 7}, "config/settings.json")
+        mlflow.log_text("hello", "notes.txt")
+        mlflow.log_artifacts(str(folder), "report")
+        with mlflow.start_run(run_name="inner", nested=True) as child:
+            mlflow.log_metric("inner_metric", 2.0)
+    run_id = run.info.run_id
+
+    # Stored as ours: the lab's store has the run, its values and its files.
+    record = lab.store.runs.get_run(run_id)
+    assert (record.info.name, record.info.status, record.info.user) == ("outer", "FINISHED", "tester")
+    assert record.experiment == "fluent"
+    assert record.params == {"lr": "0.1", "layers": "3", "optimizer": "adam"}
+    assert record.metrics["accuracy"] == 0.93 and record.metrics["f1"] != record.metrics["f1"]  # NaN kept
+    assert [value for _, _, value in lab.store.runs.metric_history(run_id, "loss")] == [1 / (s + 1) for s in range(20)]
+    assert record.tags["team"] == "ds"
+    files = {a["path"]: a for a in record.artifacts}
+    assert set(files) >= {"config/settings.json", "notes.txt", "report/summary.txt", "report/plots/curve.csv"}
+    assert lab.artifacts.get_bytes(files["report/plots/curve.csv"]["hash"]) == b"x,y\n1,2\n"
+    assert lab.store.runs.get_run(child.info.run_id).info.parent_run_id == run_id
+
+    # And read back through MLflow's client as MLflow would answer.
+    fetched = client.get_run(run_id)
+    assert fetched.info.run_name == "outer" and fetched.info.status == "FINISHED"
+    assert fetched.info.lifecycle_stage == "active" and fetched.info.end_time >= fetched.info.start_time
+    assert fetched.data.params == {"lr": "0.1", "layers": "3", "optimizer": "adam"}
+    assert fetched.data.metrics["loss"] == pytest.approx(1 / 20)
+    assert fetched.data.tags["mlflow.runName"] == "outer" and fetched.data.tags["stage"] == "dev"
+    history = client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, 1 / (s + 1)) for s in range(20)]
+    assert [(f.path, f.is_dir) for f in client.list_artifacts(run_id)] == [
+        ("config", True),
+        ("notes.txt", False),
+        ("report", True),
+    ]
+    assert [f.path for f in client.list_artifacts(run_id, "report")] == ["report/plots", "report/summary.txt"]
+    downloaded = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="report", dst_path=tmp_path))
+    assert (downloaded / "plots" / "curve.csv").read_text() == "x,y\n1,2\n"
+    assert mlflow.artifacts.load_dict(f"runs:/{run_id}/config/settings.json") == {"seed": 7}
+    assert client.get_run(child.info.run_id).data.tags["mlflow.parentRunId"] == run_id
+    children = mlflow.search_runs(
+        experiment_names=["fluent"], filter_string=f"tags.mlflow.parentRunId = '{run_id}'", output_format="list"
+    )
+    assert [r.info.run_name for r in children] == ["inner"]
+
+
+def test_mlflow_client_experiments_and_runs(client, lab):
+    experiment_id = client.create_experiment("cl-alpha", tags={"owner": "ann"})
+    with pytest.raises(mlflow.exceptions.MlflowException, match="already exists") as caught:
+        client.create_experiment("cl-alpha")
+    assert caught.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    client.create_experiment("cl-beta")
+    assert client.get_experiment_by_name("cl-alpha").tags == {"owner": "ann"}
+    assert client.get_experiment_by_name("no-such") is None
+    found = client.search_experiments(filter_string="name LIKE 'cl-%'", order_by=["name DESC"])
+    assert [e.name for e in found] == ["cl-beta", "cl-alpha"]
+    client.set_experiment_tag(experiment_id, "purpose", "tests")
+    assert client.search_experiments(filter_string="tags.purpose = 'tests'")[0].name == "cl-alpha"
+    client.rename_experiment(experiment_id, "cl-renamed")
+    assert client.get_experiment(experiment_id).name == "cl-renamed"
+
+    run = client.create_run(experiment_id, run_name="batch", tags={"kind": "manual"})
+    client.log_batch(
+        run.info.run_id,
+        metrics=[mlflow.entities.Metric("m", float(i), 1_700_000_000_000 + i, i) for i in range(50)],
+        params=[mlflow.entities.Param("alpha", "0.5")],
+        tags=[mlflow.entities.RunTag("note", "a batch")],
+    )
+    client.log_param(run.info.run_id, "alpha", "0.5")  # the same value again: accepted
+    client.delete_tag(run.info.run_id, "kind")
+    client.update_run(run.info.run_id, name="batch-renamed")
+    client.set_terminated(run.info.run_id, "FAILED")
+    fetched = client.get_run(run.info.run_id)
+    assert fetched.info.status == "FAILED" and fetched.info.run_name == "batch-renamed"
+    assert "kind" not in fetched.data.tags and fetched.data.tags["note"] == "a batch"
+    assert len(client.get_metric_history(run.info.run_id, "m")) == 50
+    assert lab.store.runs.get_run(run.info.run_id).info.name == "batch-renamed"
+
+    client.delete_run(run.info.run_id)
+    assert client.search_runs([experiment_id]) == []
+    deleted = client.search_runs([experiment_id], run_view_type=mlflow.entities.ViewType.DELETED_ONLY)
+    assert [r.info.run_id for r in deleted] == [run.info.run_id]
+    assert deleted[0].info.lifecycle_stage == "deleted"
+    client.restore_run(run.info.run_id)
+    assert [r.info.run_name for r in client.search_runs([experiment_id])] == ["batch-renamed"]
+
+    client.delete_experiment(experiment_id)
+    assert client.get_experiment(experiment_id).lifecycle_stage == "deleted"
+    assert "cl-renamed" not in [e.name for e in client.search_experiments()]
+    with pytest.raises(mlflow.exceptions.MlflowException, match="active"):
+        client.create_run(experiment_id)
+    client.restore_experiment(experiment_id)
+    assert client.get_experiment(experiment_id).lifecycle_stage == "active"
+
+
+def test_default_experiment_and_basic_credentials(client, lab, monkeypatch):
+    run = client.create_run("0", run_name="in-default")
+    assert lab.store.runs.get_run(run.info.run_id).experiment == "Default"
+    assert client.get_experiment("0").name == "Default"
+    client.set_terminated(run.info.run_id)
+    # MLFLOW_TRACKING_USERNAME/PASSWORD: the password is the lab's token.
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "anyone")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", lab.token)
+    assert mlflow.MlflowClient(lab.mlflow_uri).get_run(run.info.run_id).info.run_name == "in-default"
+    wrong = base64.b64encode(b"anyone:wrong").decode()
+    response = requests.get(
+        f"{lab.mlflow_uri}/api/2.0/mlflow/runs/get",
+        params={"run_id": run.info.run_id},
+        headers={"Authorization": f"Basic {wrong}"},
+        timeout=30,
+    )
+    assert response.status_code == 403 and response.json()["error_code"] == "PERMISSION_DENIED"
+
+
+def test_bad_requests_answer_in_mlflow_s_error_shape_and_change_nothing(client, lab):
+    run = client.create_run("0", run_name="target")
+    run_id = run.info.run_id
+    client.log_param(run_id, "kept", "1")
+
+    def refused(response, status: int, code: str) -> str:
+        assert response.status_code == status, response.text
+        body = response.json()
+        assert body["error_code"] == code, body
+        return body["message"]
+
+    batch = {"run_id": run_id, "params": [{"key": "new", "value": "x"}], "metrics": [{"key": "m", "value": "abc"}]}
+    assert "metric 'm'" in refused(raw(lab, "POST", "mlflow/runs/log-batch", batch), 400, "INVALID_PARAMETER_VALUE")
+    message = refused(
+        raw(lab, "POST", "mlflow/runs/log-parameter", {"run_id": run_id, "key": "kept", "value": "2"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert "Changing param values is not allowed" in message
+    refused(raw(lab, "POST", "mlflow/runs/log-batch", data=b"{not json"), 400, "MALFORMED_REQUEST")
+    refused(raw(lab, "POST", "mlflow/runs/log-batch", [1, 2]), 400, "MALFORMED_REQUEST")
+    refused(raw(lab, "POST", "mlflow/runs/log-metric", {"run_id": "f" * 32, "key": "m", "value": 1}), 404,
+            "RESOURCE_DOES_NOT_EXIST")  # fmt: skip
+    refused(raw(lab, "POST", "mlflow/runs/log-metric", {"run_id": "../../etc", "key": "m", "value": 1}), 404,
+            "RESOURCE_DOES_NOT_EXIST")  # fmt: skip
+    refused(raw(lab, "POST", "mlflow/runs/log-metric", {"run_id": run_id, "key": "../m", "value": 1}), 400,
+            "INVALID_PARAMETER_VALUE")  # fmt: skip
+    refused(raw(lab, "POST", "mlflow/runs/log-metric", {"run_id": run_id, "key": "m", "value": 1, "step": 2**70}),
+            400, "INVALID_PARAMETER_VALUE")  # fmt: skip
+    too_many = {"run_id": run_id, "metrics": [{"key": "m", "value": 1, "timestamp": 1, "step": i} for i in range(1001)]}
+    assert "at most 1000" in refused(
+        raw(lab, "POST", "mlflow/runs/log-batch", too_many), 400, "INVALID_PARAMETER_VALUE"
+    )
+    refused(raw(lab, "POST", "mlflow/no-such/endpoint", {}), 404, "ENDPOINT_NOT_FOUND")
+    refused(raw(lab, "GET", "mlflow/runs/log-batch"), 405, "ENDPOINT_NOT_FOUND")
+    refused(raw(lab, "POST", "mlflow/runs/search", {"filter": "metrics.m >>> 1"}), 400, "INVALID_PARAMETER_VALUE")
+    refused(raw(lab, "POST", "mlflow/runs/search", {"page_token": "not-a-token"}), 400, "INVALID_PARAMETER_VALUE")
+    refused(raw(lab, "GET", "mlflow/runs/get", params={"run_id": run_id}, token=None), 403, "PERMISSION_DENIED")
+    refused(raw(lab, "GET", "mlflow/runs/get", params={"run_id": run_id}, token="forged"), 403, "PERMISSION_DENIED")
+    upload = f"mlflow-artifacts/artifacts/1/{run_id}/artifacts/x.txt"
+    refused(raw(lab, "PUT", upload, data=b"wrong experiment"), 404, "RESOURCE_DOES_NOT_EXIST")
+    experiment_id = run.info.experiment_id
+    escape = f"mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/a/%2E%2E/%2E%2E/escape.txt"
+    refused(raw(lab, "PUT", escape, data=b"out"), 400, "INVALID_PARAMETER_VALUE")
+
+    # Nothing of the refused calls was stored.
+    record = lab.store.runs.get_run(run_id)
+    assert record.params == {"kept": "1"} and record.metrics == {} and record.artifacts == []
+
+
+# ---- searches, against a real MLflow server --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = open(root / "server.log", "w")  # noqa: SIM115 (open while the server runs)
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "MLFLOW_TRACKING_TOKEN": ""},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.close()
+                raise RuntimeError(
+                    f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}"
+                ) from None
+            time.sleep(0.5)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def _same_runs(uri: str) -> str:
+    """The same experiment of runs on either server: params, metrics (some missing, one NaN), tags,
+    distinct start times so both order ties alike."""
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.create_experiment("search-compare")
+    for i in range(30):
+        run = client.create_run(experiment_id, run_name=f"r{i:02d}", start_time=1_700_000_000_000 + i * 1000)
+        metrics = [mlflow.entities.Metric("loss", 1 / (i + 1), 1_700_000_000_000, 0)]
+        if i % 3:
+            metrics.append(mlflow.entities.Metric("acc", round((i * 37 % 17) / 17, 4), 1_700_000_000_000, 0))
+        if i == 7:
+            metrics.append(mlflow.entities.Metric("acc_nan", float("nan"), 1_700_000_000_000, 0))
+        client.log_batch(
+            run.info.run_id,
+            metrics=metrics,
+            params=[mlflow.entities.Param("model", ["rf", "gbm", "lr"][i % 3]), mlflow.entities.Param("seed", str(i))],
+            tags=[mlflow.entities.RunTag("group", "even" if i % 2 == 0 else "odd")],
+        )
+        client.set_terminated(run.info.run_id, "FAILED" if i % 10 == 9 else "FINISHED", end_time=1_700_000_100_000 + i)
+    return experiment_id
+
+
+SEARCHES = [
+    (None, None),
+    ("metrics.acc > 0.3", ["metrics.acc DESC"]),
+    ("params.model = 'gbm'", ["metrics.loss ASC"]),
+    ("tags.group = 'odd' and metrics.loss < 0.2", ["attributes.start_time ASC"]),
+    ("attributes.status = 'FAILED'", None),
+    ("attributes.run_name LIKE 'r1%'", ["metrics.acc ASC"]),
+    ("params.model != 'rf'", ["params.model DESC", "metrics.loss DESC"]),
+    (None, ["metrics.acc DESC"]),
+    (None, ["attributes.run_name DESC"]),
+    ("tags.mlflow.runName != 'r05'", ["attributes.end_time DESC"]),
+]
+
+
+def _search(uri: str, experiment_id: str, filter_string, order_by, page_size: int | None = None) -> list:
+    client = mlflow.MlflowClient(uri)
+    found, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id], filter_string or "", order_by=order_by, max_results=page_size or 1000, page_token=token
+        )
+        found += [
+            (
+                r.info.run_name,
+                r.info.status,
+                {k: (None if v != v else v) for k, v in r.data.metrics.items()},
+                r.data.params,
+                r.data.tags.get("group"),
+            )
+            for r in page
+        ]
+        token = page.token
+        if not token:
+            return found
+
+
+def test_searches_answer_as_mlflow_server_does(client, lab, mlflow_server, monkeypatch):
+    ours = _same_runs(lab.mlflow_uri)
+    theirs = _same_runs(mlflow_server)
+    for filter_string, order_by in SEARCHES:
+        expected = _search(mlflow_server, theirs, filter_string, order_by)
+        assert expected, (filter_string, order_by)  # each search finds something
+        assert _search(lab.mlflow_uri, ours, filter_string, order_by) == expected, (filter_string, order_by)
+    # Pages of 7 give the same runs in the same order as one answer.
+    assert _search(lab.mlflow_uri, ours, None, ["metrics.acc DESC"], page_size=7) == _search(
+        mlflow_server, theirs, None, ["metrics.acc DESC"]
+    )
+
+
+def test_a_run_logged_by_mlflow_is_one_of_ours(client, lab):
+    """The lab's own REST API (what the Runs panel reads) lists MLflow's runs beside the others."""
+    mlflow.set_experiment("side-by-side")
+    with mlflow.start_run(run_name="from-mlflow"):
+        mlflow.log_metric("accuracy", 0.8)
+    page = lab.api("GET", "runs?experiment=side-by-side")
+    assert [r["name"] for r in page["runs"]] == ["from-mlflow"]
+    assert page["runs"][0]["metrics"]["accuracy"] == 0.8
+
+
+def test_basic_header_that_is_not_base64_is_refused(lab):
+    headers = {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()[:-1] + "!"}
+    response = requests.get(f"{lab.mlflow_uri}/api/2.0/mlflow/experiments/search", headers=headers, timeout=30)
+    assert response.status_code == 403 and response.json()["error_code"] == "PERMISSION_DENIED"
