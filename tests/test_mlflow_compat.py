@@ -265,7 +265,8 @@ def mlflow_server(tmp_path_factory):
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "MLFLOW_TRACKING_TOKEN": ""},
+        # no GenAI job runners (a dozen huey processes on a 2-core machine)
+        env={**os.environ, "MLFLOW_TRACKING_TOKEN": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -371,3 +372,100 @@ def test_basic_header_that_is_not_base64_is_refused(lab):
     headers = {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()[:-1] + "!"}
     response = requests.get(f"{lab.mlflow_uri}/api/2.0/mlflow/experiments/search", headers=headers, timeout=30)
     assert response.status_code == 403 and response.json()["error_code"] == "PERMISSION_DENIED"
+
+
+# ---- models MLflow logs -----------------------------------------------------------------------------
+
+
+def _iris():
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True)
+    return frame.data, frame.target
+
+
+def test_a_scikit_learn_model_logged_by_mlflow_loads_back_and_registers_as_ours(client, lab, tmp_path):
+    import numpy as np
+    import onnxruntime
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_lab.config import StoreLocation
+    from mlops_lab.workspace import Workspace
+
+    X, y = _iris()
+    estimator = LogisticRegression(max_iter=500).fit(X, y)
+    mlflow.set_experiment("mlflow-models")
+    with mlflow.start_run(run_name="logreg") as run:
+        mlflow.log_metric("accuracy", estimator.score(X, y))
+        info = mlflow.sklearn.log_model(estimator, name="model", input_example=X.head(3))
+    run_id = run.info.run_id
+
+    # MLflow's client reads it back, by the model's id and through the run.
+    assert info.model_id.startswith("m-")
+    loaded = mlflow.sklearn.load_model(f"models:/{info.model_id}")
+    assert (loaded.predict(X) == estimator.predict(X)).all()
+    assert (mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(X) == estimator.predict(X)).all()
+    model = client.get_logged_model(info.model_id)
+    assert model.status.to_proto() == mlflow.entities.LoggedModelStatus.READY.to_proto()
+    assert model.source_run_id == run_id
+    assert [m.model_id for m in client.search_logged_models([run.info.experiment_id])] == [info.model_id]
+    assert [o.model_id for o in client.get_run(run_id).outputs.model_outputs] == [info.model_id]
+    assert "MLmodel" in [f.path for f in client.list_logged_model_artifacts(info.model_id)]
+
+    # It is one of the run's models: registered, converted to ONNX and verified like ml.log_model's.
+    record = lab.store.runs.get_run(run_id)
+    assert [(m["name"], m["flavor"]) for m in record.models] == [("model", "sklearn")]
+    assert json.loads(record.models[0]["signature"])["input_columns"] == list(X.columns)
+    workspace = Workspace(StoreLocation(lab.store.url, str(lab.artifacts.root), "test"))
+    try:
+        version = workspace.registry.register("iris-from-mlflow", run_id, "model")
+        described = workspace.store.models.get_version("iris-from-mlflow", version)
+        session = onnxruntime.InferenceSession(workspace.artifacts.get_bytes(described.onnx_hash))
+        labels = session.run(None, {session.get_inputs()[0].name: X.to_numpy(dtype=np.float32)})[0]
+        assert (labels == estimator.predict(X)).mean() > 0.99
+        assert described.max_difference is not None
+    finally:
+        workspace.close()
+
+
+def test_autolog_on_scikit_learn(client, lab):
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = _iris()
+    mlflow.set_experiment("autolog")
+    mlflow.sklearn.autolog(log_input_examples=True)
+    try:
+        with mlflow.start_run(run_name="forest") as run:
+            RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, y)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    fetched = client.get_run(run.info.run_id)
+    assert fetched.data.params["n_estimators"] == "5" and fetched.data.params["max_depth"] == "3"
+    assert fetched.data.metrics["training_accuracy_score"] > 0.9
+    assert fetched.data.tags["estimator_name"] == "RandomForestClassifier"
+    record = lab.store.runs.get_run(run.info.run_id)
+    assert [m["flavor"] for m in record.models] == ["sklearn"]  # its model, ours too
+    assert record.datasets and record.datasets[0]["direction"] == "input"  # the training data it logged
+
+
+def test_logged_model_requests_are_checked(client, lab):
+    run = client.create_run("0")
+    experiment_id = run.info.experiment_id
+    body = {"experiment_id": experiment_id, "name": "../x", "source_run_id": run.info.run_id}
+    response = raw(lab, "POST", "mlflow/logged-models", body)
+    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    other = client.create_experiment("elsewhere")
+    body = {"experiment_id": other, "name": "m", "source_run_id": run.info.run_id}
+    assert raw(lab, "POST", "mlflow/logged-models", body).status_code == 400
+    missing = "m-" + "0" * 32
+    response = raw(lab, "GET", f"mlflow/logged-models/{missing}")
+    assert response.status_code == 404 and response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    model = client.create_logged_model(experiment_id, name="m")
+    response = raw(lab, "PATCH", f"mlflow/logged-models/{model.model_id}", {"status": "LOGGED_MODEL_DONE"})
+    assert response.status_code == 400
+    bad_filter = {"experiment_ids": [experiment_id], "filter": "metrics.x > 1; drop"}
+    assert raw(lab, "POST", "mlflow/logged-models/search", bad_filter).status_code == 400
+    assert (
+        client.get_logged_model(model.model_id).status.to_proto()
+        == mlflow.entities.LoggedModelStatus.PENDING.to_proto()
+    )

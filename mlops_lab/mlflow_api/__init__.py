@@ -198,23 +198,45 @@ ROUTES = {
     ("POST", "runs/search"): "search_runs",
     ("GET", "metrics/get-history"): "get_metric_history",
     ("GET", "artifacts/list"): "list_run_artifacts",
+    ("POST", "logged-models"): "create_logged_model",
     ("POST", "logged-models/search"): "search_logged_models",
+    ("POST", "runs/outputs"): "log_outputs",
 }
+# Routes with a logged model's id (and a tag's key) in the path.
+MODEL_ROUTES = [
+    ("GET", re.compile(r"logged-models/(m-[0-9a-f]{32})"), "get_logged_model"),
+    ("PATCH", re.compile(r"logged-models/(m-[0-9a-f]{32})"), "finalize_logged_model"),
+    ("DELETE", re.compile(r"logged-models/(m-[0-9a-f]{32})"), "delete_logged_model"),
+    ("PATCH", re.compile(r"logged-models/(m-[0-9a-f]{32})/tags"), "set_logged_model_tags"),
+    ("DELETE", re.compile(r"logged-models/(m-[0-9a-f]{32})/tags/(.+)"), "delete_logged_model_tag"),
+    ("POST", re.compile(r"logged-models/(m-[0-9a-f]{32})/params"), "log_logged_model_params"),
+]
+MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 
 
 class MlflowApi:
     """MLflow's tracking API over a ``Store`` and its artifacts, acting as ``user``."""
 
-    def __init__(self, store: Store, artifacts, user: str):
+    def __init__(self, store: Store, artifacts, user: str, *, adopt_models: bool = True):
         self.store = store
         self.runs = store.runs
         self.artifacts = artifacts
         self.user = user
+        # Loading an uploaded model unpickles it: a lab may (its users run code anyway), a shared
+        # server must not.
+        self.adopt_models = adopt_models
 
     def call(self, method: str, path: str, body: dict) -> dict:
         name = ROUTES.get((method, path))
         if name is None:
-            known = any(p == path for _, p in ROUTES)
+            for route_method, pattern, route_name in MODEL_ROUTES:
+                match = pattern.fullmatch(path)
+                if match and route_method == method:
+                    if not isinstance(body, dict):
+                        raise MlflowApiError("MALFORMED_REQUEST", "the request body must be a JSON object")
+                    return getattr(self, route_name)(*match.groups(), body)
+        if name is None:
+            known = any(p == path for _, p in ROUTES) or any(p.fullmatch(path) for _, p, _ in MODEL_ROUTES)
             raise MlflowApiError(
                 "ENDPOINT_NOT_FOUND",
                 f"{method} is not allowed on {path}" if known else f"mlops_lab does not serve MLflow's {path} endpoint",
@@ -428,7 +450,12 @@ class MlflowApi:
                 "tags": [{"key": k, "value": v} for k, v in self._run_tags(info.model_dump(), record.tags).items()],
             },
             "inputs": {"dataset_inputs": dataset_inputs(record.datasets)},
+            "outputs": {"model_outputs": self._model_outputs(info)},
         }
+
+    def _model_outputs(self, info) -> list[dict]:
+        models = self.store.mlflow_models.search([info.experiment_id])
+        return [{"model_id": m["id"], "step": 0} for m in models if m["run_id"] == info.id and not m["deleted_at"]]
 
     @staticmethod
     def _info(run: dict) -> dict:
@@ -654,62 +681,223 @@ class MlflowApi:
 
     # ---- MLflow 3's logged models ------------------------------------------------------------------
 
+    def _model(self, model_id: str) -> dict:
+        model = self.store.mlflow_models.get(model_id)
+        if model is None or model["deleted_at"]:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Logged model with ID '{model_id}' not found.", 404)
+        return model
+
+    def logged_model_json(self, model: dict) -> dict:
+        info = {
+            "model_id": model["id"],
+            "experiment_id": str(model["experiment_id"]),
+            "name": model["name"],
+            "creation_timestamp_ms": model["created_at"],
+            "last_updated_timestamp_ms": model["updated_at"],
+            "artifact_uri": f"mlflow-artifacts:/{model['experiment_id']}/models/{model['id']}/artifacts",
+            "status": model["status"],
+            "tags": [{"key": k, "value": v} for k, v in model["tags"].items()],
+        }
+        info.update({k: model[v] for k, v in (("model_type", "model_type"), ("source_run_id", "run_id")) if model[v]})
+        params = [{"key": k, "value": v} for k, v in model["params"].items()]
+        return {"info": info, "data": {"params": params, "metrics": []}}
+
+    def create_logged_model(self, body: dict) -> dict:
+        experiment = self._experiment(_text(body, "experiment_id"))
+        run_id = _text(body, "source_run_id", required=False)
+        if run_id is not None:
+            state = self._state({"run_id": run_id}, active=True)
+            if state["experiment_id"] != experiment.id:
+                raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Run {run_id} is not in experiment {experiment.id}")
+        model_id = f"m-{uuid.uuid4().hex}"
+        now = now_ms()
+        row = {
+            "id": model_id,
+            "experiment_id": experiment.id,
+            "run_id": run_id,
+            "name": _key(body.get("name") or f"model-{model_id[2:10]}", "model name"),
+            "status": "LOGGED_MODEL_PENDING",
+            "model_type": _text(body, "model_type", required=False, limit=MAX_KEY_LENGTH),
+            "params": self._params(body.get("params")),
+            "tags": self._tags(body.get("tags"), "tags"),
+            "created_at": now,
+            "updated_at": now,
+            "created_by": self.user,
+        }
+        self.store.mlflow_models.create(row)
+        return {"model": self.logged_model_json(self._model(model_id))}
+
+    def _params(self, items) -> dict[str, str]:
+        return {
+            _key(p.get("key"), "param"): _value(p.get("value"), "Param", str(p.get("key")), MAX_PARAM_LENGTH)
+            for p in _pairs(items, "params")
+        }
+
+    def get_logged_model(self, model_id: str, body: dict) -> dict:
+        return {"model": self.logged_model_json(self._model(model_id))}
+
+    def finalize_logged_model(self, model_id: str, body: dict) -> dict:
+        model = self._model(model_id)
+        status = body.get("status")
+        if status not in MODEL_STATUSES[1:]:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid logged model status {status!r}")
+        self.store.mlflow_models.update(model_id, {"status": status, "updated_at": now_ms()})
+        if status == "LOGGED_MODEL_READY" and self.adopt_models and model["run_id"]:
+            self._adopt(model)
+        return {"model": self.logged_model_json(self._model(model_id))}
+
+    def _adopt(self, model: dict) -> None:
+        """A scikit-learn model MLflow logged in a run becomes one of the run's models too: the run
+        page shows it, and it registers, converts to ONNX and serves like one ``ml.log_model`` logged."""
+        files = {f["path"]: f for f in self.store.mlflow_models.files(model["id"])}
+        if "MLmodel" not in files:
+            return
+        estimator, signature = mlmodel_sklearn(self.artifacts.get_bytes(files["MLmodel"]["hash"]), files,
+                                               self.artifacts)  # fmt: skip
+        if estimator is None:
+            return
+        import pickle
+
+        self.runs.write(
+            Batch(
+                models=[
+                    {
+                        "run_id": model["run_id"],
+                        "name": model["name"],
+                        "flavor": "sklearn",
+                        "model_hash": self.artifacts.put_bytes(pickle.dumps(estimator)),
+                        "onnx_hash": None,
+                        "onnx_error": None,
+                        "signature": json.dumps(signature),
+                        "created_at": now_ms(),
+                    }
+                ]
+            )
+        )
+
+    def delete_logged_model(self, model_id: str, body: dict) -> dict:
+        self._model(model_id)
+        self.store.mlflow_models.update(model_id, {"deleted_at": now_ms(), "updated_at": now_ms()})
+        return {}
+
+    def set_logged_model_tags(self, model_id: str, body: dict) -> dict:
+        model = self._model(model_id)
+        tags = {**model["tags"], **self._tags(body.get("tags"), "tags")}
+        self.store.mlflow_models.update(model_id, {"tags": tags, "updated_at": now_ms()})
+        return {}
+
+    def delete_logged_model_tag(self, model_id: str, key: str, body: dict) -> dict:
+        model = self._model(model_id)
+        if key not in model["tags"]:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No tag with key {key!r} on logged model {model_id}", 404)
+        tags = {k: v for k, v in model["tags"].items() if k != key}
+        self.store.mlflow_models.update(model_id, {"tags": tags, "updated_at": now_ms()})
+        return {}
+
+    def log_logged_model_params(self, model_id: str, body: dict) -> dict:
+        model = self._model(model_id)
+        params = {**model["params"], **self._params(body.get("params"))}
+        self.store.mlflow_models.update(model_id, {"params": params, "updated_at": now_ms()})
+        return {}
+
     def search_logged_models(self, body: dict) -> dict:
-        """MLflow's client asks for a run's logged models before it lists or downloads the run's
-        artifacts.  Models logged through this API are not kept yet (``create`` answers
-        ENDPOINT_NOT_FOUND), so there are none to find."""
-        _pairs(body.get("experiment_ids") and [{}], "experiment_ids")
-        return {"models": []}
+        """MLflow's client asks for a run's models before it lists or downloads the run's artifacts.
+        Filters: ``name``, ``source_run_id``, ``status`` and ``model_type`` compared with ``=`` or
+        ``!=``, joined by AND; ordered by creation time (newest first) or by ``order_by`` fields."""
+        ids = body.get("experiment_ids") or []
+        if not isinstance(ids, list):
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", "experiment_ids must be a list")
+        experiments = [self._experiment(i).id for i in ids]
+        limit = _integer(body, "max_results", default=100, low=1, high=MAX_SEARCH_RESULTS)
+        offset = _page_token(body.get("page_token"))
+        matches = logged_model_filter(body.get("filter"))
+        found = [m for m in self.store.mlflow_models.search(experiments) if not m["deleted_at"] and matches(m)]
+        order_by = body.get("order_by") or []
+        if not isinstance(order_by, list) or not all(isinstance(o, dict) for o in order_by):
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", "order_by must be a list of {field_name, ascending}")
+        for order in reversed(order_by):
+            field = {"creation_timestamp": "created_at", "last_updated_timestamp": "updated_at", "name": "name",
+                     "model_id": "id"}.get(order.get("field_name"))  # fmt: skip
+            if field is None:
+                raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by field {order.get('field_name')!r}")
+            found.sort(key=lambda m, f=field: m[f], reverse=not order.get("ascending", True))
+        page = found[offset : offset + limit]
+        return {"models": [self.logged_model_json(m) for m in page], **_next_token(offset, len(page), limit)}
+
+    def log_outputs(self, body: dict) -> dict:
+        run_id = self._state(body, active=True)["id"]
+        outputs = []
+        for item in _pairs(body.get("models"), "models"):
+            model = self._model(_text(item, "model_id"))
+            outputs.append({"model_id": model["id"], "step": _integer(item, "step", default=0)})
+        self.runs.write(Batch(events=[self._event(run_id, "model_outputs", {"models": outputs})]))
+        return {}
 
     # ---- artifacts (MLflow's proxied artifact API) ---------------------------------------------
 
-    def _artifact_target(self, path: str) -> tuple[str, str]:
-        """``<experiment>/<run>/artifacts[/<path>]`` → the run and the path under it."""
-        match = re.fullmatch(r"(\d+)/([0-9a-f]{32})/artifacts(?:/(.*))?", path or "")
+    def _artifact_target(self, path: str) -> tuple[str, str, str]:
+        """``<experiment>/<run>/artifacts[/<path>]`` or ``<experiment>/models/<model>/artifacts[/<path>]``
+        → ("run" or "model", its id, the path under it)."""
+        match = re.fullmatch(r"(\d+)/(?:([0-9a-f]{32})|models/(m-[0-9a-f]{32}))/artifacts(?:/(.*))?", path or "")
         if match is None:
             raise MlflowApiError(
                 "RESOURCE_DOES_NOT_EXIST",
-                f"No artifact location {path!r}: runs keep theirs at <experiment>/<run>/artifacts",
+                f"No artifact location {path!r}: runs keep theirs at <experiment>/<run>/artifacts, "
+                "logged models at <experiment>/models/<model>/artifacts",
                 404,
             )
-        state = self.runs.run_state(match.group(2))
-        if state is None or str(state["experiment_id"]) != match.group(1):
-            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Run with id={match.group(2)} not found", 404)
-        return state["id"], (match.group(3) or "").strip("/")
+        experiment, run_id, model_id, relative = match.groups()
+        if run_id is not None:
+            state = self.runs.run_state(run_id)
+            if state is None or str(state["experiment_id"]) != experiment:
+                raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Run with id={run_id} not found", 404)
+            return "run", run_id, (relative or "").strip("/")
+        model = self._model(model_id)
+        if str(model["experiment_id"]) != experiment:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Logged model with ID '{model_id}' not found.", 404)
+        return "model", model_id, (relative or "").strip("/")
+
+    def _files(self, kind: str, owner: str) -> list[dict]:
+        if kind == "run":
+            return self.runs.get_run(owner).artifacts
+        return [{**f, "kind": "file"} for f in self.store.mlflow_models.files(owner)]
 
     def upload_artifact(self, path: str, data: bytes) -> dict:
-        run_id, relative = self._artifact_target(path)
+        kind, owner, relative = self._artifact_target(path)
         if not relative:
-            raise MlflowApiError("INVALID_PARAMETER_VALUE", "an artifact upload names a file under the run's artifacts")
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", "an artifact upload names a file under the artifacts")
         try:
             relative = check_artifact_path(relative)
         except InvalidInputError as exc:
             raise MlflowApiError("INVALID_PARAMETER_VALUE", str(exc)) from None
-        self._state({"run_id": run_id}, active=True)
+        if kind == "run":
+            self._state({"run_id": owner}, active=True)
         digest = self.artifacts.put_bytes(data)
-        row = {"run_id": run_id, "path": relative, "hash": digest, "size": len(data), "kind": "file"}
-        self.runs.write(Batch(artifacts=[row]))
+        if kind == "run":
+            row = {"run_id": owner, "path": relative, "hash": digest, "size": len(data), "kind": "file"}
+            self.runs.write(Batch(artifacts=[row]))
+        else:
+            self.store.mlflow_models.add_files(
+                [{"model_id": owner, "path": relative, "hash": digest, "size": len(data)}]
+            )
         return {}
 
-    def _artifact_rows(self, run_id: str) -> list[dict]:
-        return self.runs.get_run(run_id).artifacts
-
     def download_artifact(self, path: str) -> tuple[str, bytes]:
-        run_id, relative = self._artifact_target(path)
-        row = next((a for a in self._artifact_rows(run_id) if a["path"] == relative and a["kind"] != "dir"), None)
+        kind, owner, relative = self._artifact_target(path)
+        row = next((a for a in self._files(kind, owner) if a["path"] == relative and a["kind"] != "dir"), None)
         if row is None:
-            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No artifact {relative!r} in run {run_id}", 404)
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No artifact {relative!r} in {kind} {owner}", 404)
         return posixpath.basename(relative), self.artifacts.get_bytes(row["hash"])
 
     def list_artifacts(self, path: str) -> dict:
         """The files and folders directly under ``path`` (names only, as MLflow's server answers)."""
-        run_id, relative = self._artifact_target(path)
-        return {"files": list_level(self._artifact_rows(run_id), relative, names_only=True)}
+        kind, owner, relative = self._artifact_target(path)
+        return {"files": list_level(self._files(kind, owner), relative, names_only=True)}
 
     def list_run_artifacts(self, body: dict) -> dict:
         state = self._state(body)
         relative = (_text(body, "path", required=False) or "").strip("/")
-        files = list_level(self._artifact_rows(state["id"]), relative, names_only=False)
+        files = list_level(self._files("run", state["id"]), relative, names_only=False)
         return {"root_uri": f"mlflow-artifacts:/{state['experiment_id']}/{state['id']}/artifacts", "files": files}
 
 
@@ -729,6 +917,56 @@ def list_level(rows: list[dict], folder: str, *, names_only: bool) -> list[dict]
         else:
             entries[full] = {"path": shown, "is_dir": False, "file_size": row["size"]}
     return [entries[k] for k in sorted(entries)]
+
+
+def mlmodel_sklearn(mlmodel: bytes, files: dict[str, dict], artifacts) -> tuple[object | None, dict]:
+    """The scikit-learn estimator of an MLflow model folder (MLmodel + model.pkl or model.skops),
+    and our signature of it; (None, {}) for any other flavor."""
+    import yaml
+
+    try:
+        described = yaml.safe_load(mlmodel) or {}
+        flavor = (described.get("flavors") or {}).get("sklearn")
+    except (yaml.YAMLError, AttributeError):
+        return None, {}
+    if not isinstance(flavor, dict) or flavor.get("pickled_model") not in files:
+        return None, {}
+    data = artifacts.get_bytes(files[flavor["pickled_model"]]["hash"])
+    if flavor.get("serialization_format") == "skops":
+        import skops.io
+
+        estimator = skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+    else:
+        import pickle
+
+        estimator = pickle.loads(data)  # cloudpickle's output loads with pickle
+    signature = {}
+    try:
+        inputs = json.loads((described.get("signature") or {}).get("inputs") or "[]")
+        names = [spec["name"] for spec in inputs if isinstance(spec, dict) and "name" in spec]
+        if names:
+            signature["input_columns"] = names
+    except (ValueError, TypeError, AttributeError):
+        pass
+    return estimator, signature
+
+
+def logged_model_filter(text):
+    """MLflow's logged-model filter, as far as its client asks: ``name``, ``source_run_id``,
+    ``status``, ``model_type`` compared with ``=`` or ``!=``, joined by AND."""
+    if not text:
+        return lambda model: True
+    if not isinstance(text, str) or len(text) > 10_000:
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", "'filter' must be a string of at most 10,000 characters")
+    columns = {"name": "name", "source_run_id": "run_id", "status": "status", "model_type": "model_type"}
+    tests = []
+    for clause in re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE):
+        match = re.fullmatch(r"\s*(?:attributes?\.)?(\w+)\s*(=|!=)\s*(?:'((?:[^']|'')*)'|\"([^\"]*)\")\s*", clause)
+        if match is None or match[1] not in columns:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid logged model filter clause {clause!r}")
+        value = match[3].replace("''", "'") if match[3] is not None else match[4]
+        tests.append((columns[match[1]], match[2] == "=", value))
+    return lambda model: all((model[column] == value) == equal for column, equal, value in tests)
 
 
 def dataset_version_row(described: dict) -> dict:

@@ -8,6 +8,7 @@
     store.file_state.file_hashes(...)       # FileStateStore
     store.events.events("model", "churn")   # EventStore
     store.deployments.list()                # DeploymentStore: what every lab should be serving
+    store.mlflow_models.get(model_id)       # MlflowModelStore: models MLflow's client logged
 
 The SQL implementations sit beside their interfaces; the REST client of a team server
 (``open_store("http://team-server:5050", token)``) stands in for all of them.
@@ -27,6 +28,7 @@ from .events import EventStore, SqlEventStore, now_ms
 from .features import FeatureDefinitionStore, SqlFeatureDefinitionStore
 from .file_state import FileStateStore, SqlFileStateStore
 from .filters import FilterError
+from .mlflow_models import MlflowModelStore, SqlMlflowModelStore
 from .registry import ModelRegistryStore, SqlModelRegistryStore
 from .runs import Batch, MetricSeries, RunRecord, RunStore, SqlRunStore
 from .team import SqlTeamStore
@@ -44,6 +46,7 @@ class Store:
     file_state: FileStateStore
     events: EventStore
     deployments: DeploymentStore
+    mlflow_models: MlflowModelStore
     team: SqlTeamStore | None = None  # users, tokens and permissions: the team server's own
 
     @classmethod
@@ -57,6 +60,7 @@ class Store:
             SqlFileStateStore(db),
             SqlEventStore(db),
             SqlDeploymentStore(db),
+            SqlMlflowModelStore(db),
             SqlTeamStore(db),
         )
 
@@ -73,6 +77,7 @@ class Store:
             rest.RestFileStateStore(client),
             rest.RestEventStore(client),
             rest.RestDeploymentStore(client),
+            rest.RestMlflowModelStore(client),
         )
 
     @property

@@ -361,3 +361,36 @@ class Deployment(SQLModel, table=True):
     state: str = Field(max_length=16)  # running | stopped: what is wanted, not what was last seen
     updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_by: str = Field(max_length=250)
+
+
+# ---- MLflow 3's logged models, as MLflow's client logs them ---------------------------------------
+
+
+class MlflowLoggedModel(SQLModel, table=True):
+    """A model MLflow's client logged (``mlflow.<flavor>.log_model``), with its own files (below).
+    A scikit-learn one logged in a run is also one of that run's models (``logged_model``)."""
+
+    __tablename__ = "mlflow_logged_model"
+    __table_args__ = (Index("ix_mlflow_logged_model_experiment", "experiment_id", "name"),)
+
+    id: str = Field(primary_key=True, max_length=40)  # m-<32 hex>, as MLflow names them
+    experiment_id: int = Field(foreign_key="experiment.id")
+    run_id: str | None = Field(default=None, max_length=32, index=True)
+    name: str = Field(max_length=MAX_KEY_LENGTH)
+    status: str = Field(max_length=32)  # LOGGED_MODEL_PENDING | _READY | _UPLOAD_FAILED
+    model_type: str | None = Field(default=None, max_length=MAX_KEY_LENGTH)
+    params: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    tags: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    created_by: str = Field(max_length=250)
+    deleted_at: int | None = Field(default=None, sa_column=Column(BigInteger))
+
+
+class MlflowLoggedModelFile(SQLModel, table=True):
+    __tablename__ = "mlflow_logged_model_file"
+
+    model_id: str = Field(primary_key=True, foreign_key="mlflow_logged_model.id", max_length=40)
+    path: str = Field(primary_key=True, max_length=1000)
+    hash: str = Field(max_length=64)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))

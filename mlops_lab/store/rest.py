@@ -286,3 +286,25 @@ class RestDeploymentStore(_Remote):
 
     def remove(self, name: str) -> None:
         self._call("remove", name=name)
+
+
+class RestMlflowModelStore(_Remote):
+    domain = "mlflow_models"
+
+    def create(self, row: dict) -> None:
+        self._call("create", row=row)
+
+    def update(self, model_id: str, values: dict) -> None:
+        self._call("update", model_id=model_id, values=values)
+
+    def get(self, model_id: str) -> dict | None:
+        return self._call("get", model_id=model_id)
+
+    def search(self, experiment_ids: list[int], name: str | None = None) -> list[dict]:
+        return self._call("search", experiment_ids=experiment_ids, name=name)
+
+    def add_files(self, rows: list[dict]) -> None:
+        self._call("add_files", rows=rows)
+
+    def files(self, model_id: str) -> list[dict]:
+        return self._call("files", model_id=model_id)

@@ -377,3 +377,55 @@ class StoreCalls:
         if existing is not None:
             self._require_deployment(who, existing)
             self.store.deployments.remove(name)
+
+    # ---- MLflow 3's logged models: permissions of their experiment ------------------------------
+
+    def _require_experiment_id(self, who: Identity, experiment_id, level: str) -> None:
+        name = self.store.team.experiment_names([_integer(experiment_id, "experiment_id")]).get(experiment_id)
+        if name is None:
+            raise NotFoundError(f"no experiment with id {experiment_id!r}")
+        self.access.require(who, "experiment", name, level)
+
+    def _require_mlflow_model(self, who: Identity, model_id, level: str) -> dict:
+        model = self.store.mlflow_models.get(_text(model_id, "model_id"))
+        if model is None:
+            raise NotFoundError(f"no logged model with id {model_id!r}")
+        self._require_experiment_id(who, model["experiment_id"], level)
+        return model
+
+    def mlflow_models__create(self, who: Identity, row):
+        if not isinstance(row, dict):
+            raise InvalidInputError("a logged model is an object")
+        self._require_experiment_id(who, row.get("experiment_id"), "EDIT")
+        if row.get("run_id") is not None:
+            self._require_run(who, row["run_id"], "EDIT")
+        self.store.mlflow_models.create({**row, "created_by": who.user})
+
+    def mlflow_models__update(self, who: Identity, model_id, values):
+        self._require_mlflow_model(who, model_id, "EDIT")
+        if not isinstance(values, dict):
+            raise InvalidInputError("values must be an object")
+        self.store.mlflow_models.update(model_id, values)
+
+    def mlflow_models__get(self, who: Identity, model_id):
+        model = self.store.mlflow_models.get(_text(model_id, "model_id"))
+        if model is not None:
+            self._require_experiment_id(who, model["experiment_id"], "READ")
+        return model
+
+    def mlflow_models__search(self, who: Identity, experiment_ids, name=None):
+        if not isinstance(experiment_ids, list):
+            raise InvalidInputError("experiment_ids must be a list")
+        readable = set(self._readable_experiments(who))
+        return self.store.mlflow_models.search([i for i in experiment_ids if i in readable], name)
+
+    def mlflow_models__add_files(self, who: Identity, rows):
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise InvalidInputError("rows must be a list of objects")
+        for model_id in {r.get("model_id") for r in rows}:
+            self._require_mlflow_model(who, model_id, "EDIT")
+        self.store.mlflow_models.add_files(rows)
+
+    def mlflow_models__files(self, who: Identity, model_id):
+        self._require_mlflow_model(who, model_id, "READ")
+        return self.store.mlflow_models.files(model_id)

@@ -1,0 +1,200 @@
+"""MLflow's own client against the lab's MLflow endpoint and against `mlflow server`, side by side.
+
+    .venv/bin/python bench/mlflow_compat.py [--metrics 10000] [--runs 1000] [--postgres]
+
+Both servers on this machine, each on its own SQLite file (or, with --postgres, its own fresh
+database on the local PostgreSQL, as a shared server would run), the same client process:
+  1. 10,000 metrics logged one call each (`MlflowClient.log_metric`), then the same 10,000 with
+     `log_batch` (1,000 a call);
+  2. searching 1,000 runs (10 params, 5 metrics, 3 tags each) for the page MLflow's UI asks for:
+     a filter on a metric and a param, ordered by a metric, 1,000 results (median of 5).
+Goal (#14): ours >= 5x faster in each.  Then the importer's figure, when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.lab: the lab the UI tests start
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+
+from mlops_lab.net import free_port
+from tests.lab import LabServer
+
+T0 = 1_700_000_000_000
+
+
+PG = os.environ.get("MLOPS_LAB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def databases(root: Path, postgres: bool):
+    """A database URL for each side: SQLite files, or fresh PostgreSQL databases dropped after."""
+    if not postgres:
+        yield f"sqlite:///{root / 'lab.db'}", f"sqlite:///{root / 'mlflow.db'}"
+        return
+    import psycopg
+
+    names = [f"bench_{side}_{os.getpid()}" for side in ("lab", "mlflow")]
+    with psycopg.connect(PG.replace("+psycopg", ""), autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield tuple(PG.rsplit("/", 1)[0] + f"/{name}" for name in names)
+    finally:
+        with psycopg.connect(PG.replace("+psycopg", ""), autocommit=True) as conn:
+            for name in names:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def start_mlflow_server(root: Path, db_url: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", db_url,
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # no GenAI job runners: a dozen idle huey processes would take the CPUs both sides share
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("mlflow server did not start") from None
+            time.sleep(0.5)
+
+
+def log_one_by_one(uri: str, metrics: int) -> float:
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment(f"one-by-one-{time.time_ns()}")
+    run = client.create_run(experiment)
+    client.log_metric(run.info.run_id, "warm", 1.0)
+    start = time.perf_counter()
+    for i in range(metrics):
+        client.log_metric(run.info.run_id, "loss", 1 / (i + 1), timestamp=T0 + i, step=i)
+    seconds = time.perf_counter() - start
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == metrics
+    return seconds
+
+
+def log_raw(uri: str, metrics: int) -> float:
+    """The server's own share: the same calls from a bare HTTP session, without MLflow's client."""
+    import requests
+
+    client = mlflow.MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment(f"raw-{time.time_ns()}")).info.run_id
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    url = f"{uri}/api/2.0/mlflow/runs/log-metric"
+    start = time.perf_counter()
+    for i in range(metrics):
+        body = {"run_id": run_id, "key": "loss", "value": 1 / (i + 1), "timestamp": T0 + i, "step": i}
+        session.post(url, json=body).raise_for_status()
+    return time.perf_counter() - start
+
+
+def log_batched(uri: str, metrics: int) -> float:
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment(f"batched-{time.time_ns()}")
+    run = client.create_run(experiment)
+    start = time.perf_counter()
+    for first in range(0, metrics, 1000):
+        points = [Metric("loss", 1 / (i + 1), T0 + i, i) for i in range(first, min(first + 1000, metrics))]
+        client.log_batch(run.info.run_id, metrics=points)
+    seconds = time.perf_counter() - start
+    assert len(client.get_metric_history(run.info.run_id, "loss")) == metrics
+    return seconds
+
+
+def populate(uri: str, runs: int) -> str:
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("search")
+    for i in range(runs):
+        run = client.create_run(experiment, run_name=f"r{i}", start_time=T0 + i)
+        client.log_batch(
+            run.info.run_id,
+            metrics=[Metric(f"m{k}", ((i * 7919 + k) % 1000) / 1000, T0, 0) for k in range(5)],
+            params=[Param(f"p{k}", str((i + k) % 7)) for k in range(10)],
+            tags=[RunTag(f"t{k}", f"v{i % 3}") for k in range(3)],
+        )
+    return experiment
+
+
+def search_seconds(uri: str, experiment: str, repeats: int = 5) -> tuple[float, int]:
+    client = mlflow.MlflowClient(uri)
+    times, found = [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        found = len(
+            client.search_runs(
+                [experiment], "metrics.m0 > 0.1 and params.p1 != '3'", order_by=["metrics.m1 DESC"], max_results=1000
+            )
+        )
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--metrics", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=1_000)
+    parser.add_argument("--postgres", action="store_true", help="each side on its own PostgreSQL database")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder, databases(Path(folder), args.postgres) as (lab_db, mlflow_db):
+        root = Path(folder)
+        (root / "lab").mkdir()
+        lab = LabServer(root / "lab", {"MLOPS_LAB_DB_URL": lab_db, "MLOPS_LAB_ARTIFACTS": str(root / "blobs")})
+        os.environ["MLFLOW_TRACKING_TOKEN"] = lab.token  # the lab's; mlflow server ignores it
+        server, mlflow_uri = start_mlflow_server(root, mlflow_db)
+        sides = {"mlops_lab": f"{lab.url}/mlops-lab/mlflow", "mlflow server": mlflow_uri}
+        try:
+            backend = "PostgreSQL database" if args.postgres else "SQLite file"
+            print(f"MLflow {mlflow.__version__}'s client; each server on its own {backend}\n")
+            rows = []
+            for title, measure, count in (
+                (f"log_metric x {args.metrics:,} (one call each)", log_one_by_one, args.metrics),
+                ("  the same, bare HTTP (the server's share)", log_raw, args.metrics),
+                (f"log_batch of {args.metrics:,} metrics (1,000 a call)", log_batched, args.metrics),
+            ):
+                seconds = {side: measure(uri, count) for side, uri in sides.items()}
+                rows.append((title, seconds, f"{count / seconds['mlops_lab']:,.0f} vs "
+                             f"{count / seconds['mlflow server']:,.0f} metrics/s"))  # fmt: skip
+            experiments = {side: populate(uri, args.runs) for side, uri in sides.items()}
+            searched = {side: search_seconds(uri, experiments[side]) for side, uri in sides.items()}
+            assert searched["mlops_lab"][1] == searched["mlflow server"][1], searched
+            rows.append(
+                (
+                    f"search_runs over {args.runs:,} runs (median of 5)",
+                    {side: found[0] for side, found in searched.items()},
+                    f"{searched['mlops_lab'][1]} runs found by each",
+                )
+            )
+            print(f"{'':48}{'mlops_lab':>11}{'mlflow':>11}  ratio (goal >= 5x)")
+            for title, seconds, note in rows:
+                ours, theirs = seconds["mlops_lab"], seconds["mlflow server"]
+                print(f"{title:48}{ours:>10.3f}s{theirs:>10.3f}s  {theirs / ours:.1f}x  ({note})")
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            lab.stop()
+
+
+if __name__ == "__main__":
+    main()
