@@ -123,6 +123,7 @@ class Registry:
         sample_rows=None,
         tolerance: float = DEFAULT_TOLERANCE,
         allow_failed: bool = False,
+        details: dict | None = None,
     ) -> int:
         """A new version of ``name`` from the model ``model`` logged in ``run_id``.
 
@@ -130,8 +131,13 @@ class Registry:
         predict what the source predicts on ``sample_rows`` (or 64 synthetic rows) within
         ``tolerance``, or nothing is registered and the error gives the largest difference.
         A run that FAILED or was KILLED stopped before it finished what it meant to do: its models
-        are registered only with ``allow_failed=True``.
+        are registered only with ``allow_failed=True``.  ``details``: MLflow's fields of the version
+        (``source``, ``mlflow_model_id``, ``description``, ``tags``), kept as they are given.
         """
+        extra = details or {}
+        unknown = set(extra) - {"source", "mlflow_model_id", "description", "tags"}
+        if unknown:
+            raise RegistryError(f"a version's details are source, mlflow_model_id, description and tags, not {unknown}")
         if isinstance(name, str) and ("@" in name or "/" in name):
             raise RegistryError(f"model name {name!r} may not contain '@' or '/' (they address versions)")
         check_name(name, "model")
@@ -180,6 +186,10 @@ class Registry:
                 "metrics": json.dumps({k: (v if v == v else None) for k, v in record.metrics.items()}),
                 "datasets": json.dumps(datasets),
                 "max_difference": max_difference,
+                "source": extra.get("source") or f"runs:/{run_id}/{model}",
+                "mlflow_model_id": extra.get("mlflow_model_id"),
+                "description": extra.get("description"),
+                "tags": json.dumps(extra["tags"]) if extra.get("tags") else None,
             },
             self.user,
         )

@@ -469,3 +469,84 @@ def test_logged_model_requests_are_checked(client, lab):
         client.get_logged_model(model.model_id).status.to_proto()
         == mlflow.entities.LoggedModelStatus.PENDING.to_proto()
     )
+
+
+def test_mlflow_s_registry_keeps_ours_and_its_rules(client, lab):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_lab.config import StoreLocation
+    from mlops_lab.workspace import Workspace
+
+    X, y = _iris()
+    estimator = LogisticRegression(max_iter=500).fit(X, y)
+    mlflow.set_experiment("mlflow-registry")
+    with mlflow.start_run(run_name="to-register") as run:
+        info = mlflow.sklearn.log_model(estimator, name="model", input_example=X.head(3))
+
+    created = mlflow.register_model(f"models:/{info.model_id}", "iris-mlflow")
+    assert created.version == "1" and created.run_id == run.info.run_id
+    with pytest.raises(mlflow.exceptions.MlflowException) as caught:
+        client.create_registered_model("iris-mlflow")
+    assert caught.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    client.update_registered_model("iris-mlflow", description="iris, from MLflow")
+    client.set_registered_model_tag("iris-mlflow", "team", "ds")
+    client.update_model_version("iris-mlflow", "1", description="first")
+    client.set_model_version_tag("iris-mlflow", "1", "validated", "yes")
+    client.set_registered_model_alias("iris-mlflow", "champion", "1")
+
+    # MLflow's client loads it by alias, through MLflow's own model format.
+    loaded = mlflow.pyfunc.load_model("models:/iris-mlflow@champion")
+    assert (loaded.predict(X) == estimator.predict(X)).all()
+    model = client.get_registered_model("iris-mlflow")
+    assert (
+        model.description == "iris, from MLflow" and model.tags == {"team": "ds"} and model.aliases == {"champion": "1"}
+    )
+    version = client.get_model_version_by_alias("iris-mlflow", "champion")
+    assert (version.description, version.tags) == ("first", {"validated": "yes"})
+    assert version.source == f"models:/{info.model_id}"
+    assert [v.version for v in client.search_model_versions("name='iris-mlflow'")] == ["1"]
+    assert [m.name for m in client.search_registered_models("name LIKE 'iris-ml%'")] == ["iris-mlflow"]
+
+    # It is a version of ours: converted to ONNX and checked against the estimator.
+    ours = lab.store.models.get_version("iris-mlflow", 1)
+    assert ours.onnx_hash and ours.max_difference is not None and ours.source == f"models:/{info.model_id}"
+
+    # The registry's rules hold through MLflow's API: no Production without another person's approval.
+    client.transition_model_version_stage("iris-mlflow", "1", "Staging")
+    with pytest.raises(mlflow.exceptions.MlflowException, match="approval") as caught:
+        client.transition_model_version_stage("iris-mlflow", "1", "Production")
+    assert caught.value.error_code == "PERMISSION_DENIED"
+    assert client.get_model_version("iris-mlflow", "1").current_stage == "Staging"
+    workspace = Workspace(StoreLocation(lab.store.url, str(lab.artifacts.root), "test"))
+    try:
+        request = workspace.as_user("tester").registry.request_approval("iris-mlflow", 1)
+        workspace.as_user("reviewer").registry.approve(request)
+    finally:
+        workspace.close()
+    promoted = client.transition_model_version_stage("iris-mlflow", "1", "production")
+    assert promoted.current_stage == "Production"
+    assert [v.version for v in client.get_latest_versions("iris-mlflow", stages=["Production"])] == ["1"]
+    with pytest.raises(mlflow.exceptions.MlflowException, match="Production"):
+        client.delete_model_version("iris-mlflow", "1")
+    history = [e["kind"] for e in lab.store.events.events("model", "iris-mlflow")]
+    assert {"registered", "alias", "stage"} <= set(history)
+
+    client.rename_registered_model("iris-mlflow", "iris-renamed")
+    assert client.get_model_version("iris-renamed", "1").current_stage == "Production"
+    client.delete_registered_model_alias("iris-renamed", "champion")
+    assert client.get_registered_model("iris-renamed").aliases == {}
+    assert np.isfinite(ours.max_difference)
+
+
+def test_a_model_mlflow_cannot_hand_us_is_refused_clearly(client, lab):
+    run = client.create_run("0")
+    client.log_text(run.info.run_id, "not a model", "model/notes.txt")
+    with pytest.raises(mlflow.exceptions.MlflowException, match="ONNX") as caught:
+        client.create_model_version("nothing-here", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+    response = raw(lab, "POST", "mlflow/model-versions/create", {"name": "x", "source": "s3://bucket/model"})
+    assert response.status_code == 400 and "Unsupported model version source" in response.json()["message"]
+    with pytest.raises(mlflow.exceptions.MlflowException) as caught:
+        client.get_registered_model("nothing-here")
+    assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST"

@@ -28,7 +28,7 @@ import posixpath
 import re
 import uuid
 
-from ..errors import InvalidInputError, status_of
+from ..errors import ConflictError, InvalidInputError, NotFoundError, status_of
 from ..store import Store
 from ..store.events import now_ms
 from ..store.models import MAX_KEY_LENGTH, MAX_PARAM_LENGTH, MAX_TAG_LENGTH, Experiment
@@ -201,6 +201,28 @@ ROUTES = {
     ("POST", "logged-models"): "create_logged_model",
     ("POST", "logged-models/search"): "search_logged_models",
     ("POST", "runs/outputs"): "log_outputs",
+    ("POST", "registered-models/create"): "create_registered_model",
+    ("GET", "registered-models/get"): "get_registered_model",
+    ("GET", "registered-models/search"): "search_registered_models",
+    ("POST", "registered-models/rename"): "rename_registered_model",
+    ("PATCH", "registered-models/update"): "update_registered_model",
+    ("DELETE", "registered-models/delete"): "delete_registered_model",
+    ("POST", "registered-models/set-tag"): "set_registered_model_tag",
+    ("DELETE", "registered-models/delete-tag"): "delete_registered_model_tag",
+    ("POST", "registered-models/get-latest-versions"): "get_latest_versions",
+    ("GET", "registered-models/get-latest-versions"): "get_latest_versions",
+    ("POST", "registered-models/alias"): "set_alias",
+    ("DELETE", "registered-models/alias"): "delete_alias",
+    ("GET", "registered-models/alias"): "get_version_by_alias",
+    ("POST", "model-versions/create"): "create_model_version",
+    ("GET", "model-versions/get"): "get_model_version",
+    ("GET", "model-versions/search"): "search_model_versions",
+    ("PATCH", "model-versions/update"): "update_model_version",
+    ("POST", "model-versions/transition-stage"): "transition_stage",
+    ("DELETE", "model-versions/delete"): "delete_model_version",
+    ("GET", "model-versions/get-download-uri"): "get_download_uri",
+    ("POST", "model-versions/set-tag"): "set_model_version_tag",
+    ("DELETE", "model-versions/delete-tag"): "delete_model_version_tag",
 }
 # Routes with a logged model's id (and a tag's key) in the path.
 MODEL_ROUTES = [
@@ -211,14 +233,16 @@ MODEL_ROUTES = [
     ("DELETE", re.compile(r"logged-models/(m-[0-9a-f]{32})/tags/(.+)"), "delete_logged_model_tag"),
     ("POST", re.compile(r"logged-models/(m-[0-9a-f]{32})/params"), "log_logged_model_params"),
 ]
+STAGE_NAMES = {"none": "None", "staging": "Staging", "production": "Production", "archived": "Archived"}
 MODEL_STATUSES = ("LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED")
 
 
 class MlflowApi:
     """MLflow's tracking API over a ``Store`` and its artifacts, acting as ``user``."""
 
-    def __init__(self, store: Store, artifacts, user: str, *, adopt_models: bool = True):
+    def __init__(self, store: Store, artifacts, user: str, *, registry=None, adopt_models: bool = True):
         self.store = store
+        self.registry = registry  # the registry service, acting as ``user``: its rules hold here too
         self.runs = store.runs
         self.artifacts = artifacts
         self.user = user
@@ -833,6 +857,267 @@ class MlflowApi:
         self.runs.write(Batch(events=[self._event(run_id, "model_outputs", {"models": outputs})]))
         return {}
 
+    # ---- the model registry ------------------------------------------------------------------------
+
+    def _registered(self, body: dict, key: str = "name"):
+        name = _text(body, key, limit=MAX_KEY_LENGTH)
+        try:
+            return self.store.models.get_model(name)
+        except NotFoundError:
+            raise MlflowApiError(
+                "RESOURCE_DOES_NOT_EXIST", f"Registered Model with name={name} not found", 404
+            ) from None
+
+    def _version(self, body: dict):
+        name = _text(body, "name", limit=MAX_KEY_LENGTH)
+        number = _integer(body, "version", low=1, high=2**31 - 1)
+        if number is None:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", "Missing value for required parameter 'version'.")
+        try:
+            return self.store.models.get_version(name, number)
+        except NotFoundError:
+            raise MlflowApiError(
+                "RESOURCE_DOES_NOT_EXIST", f"Model Version (name={name}, version={number}) not found", 404
+            ) from None
+
+    def version_json(self, version, aliases: dict[str, int] | None = None) -> dict:
+        aliases = self.store.models.aliases(version.name) if aliases is None else aliases
+        found = {
+            "name": version.name,
+            "version": str(version.version),
+            "creation_timestamp": version.created_at,
+            "last_updated_timestamp": version.created_at,
+            "user_id": version.created_by,
+            "current_stage": version.stage,
+            "description": version.description or "",
+            "source": version.source or f"runs:/{version.run_id}/{version.source_model}",
+            "run_id": version.run_id,
+            "status": "READY",
+            "tags": [{"key": k, "value": v} for k, v in json.loads(version.tags or "{}").items()],
+            "aliases": sorted(a for a, v in aliases.items() if v == version.version),
+        }
+        if version.mlflow_model_id:
+            found["model_id"] = version.mlflow_model_id
+        return found
+
+    def registered_model_json(self, model) -> dict:
+        versions = self.store.models.list_versions(model.name)
+        aliases = self.store.models.aliases(model.name)
+        latest = {v.stage: v for v in versions}  # the newest of each stage, as MLflow lists them
+        return {
+            "name": model.name,
+            "creation_timestamp": model.created_at,
+            "last_updated_timestamp": max([model.created_at, *(v.created_at for v in versions)]),
+            "user_id": model.created_by,
+            "description": model.description or "",
+            "latest_versions": [self.version_json(v, aliases) for v in latest.values()],
+            "tags": [{"key": k, "value": v} for k, v in json.loads(model.tags or "{}").items()],
+            "aliases": [{"alias": a, "version": str(v)} for a, v in sorted(aliases.items())],
+        }
+
+    def create_registered_model(self, body: dict) -> dict:
+        name = _key(body.get("name"), "registered model")
+        if "@" in name or "/" in name:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"model name {name!r} may not contain '@' or '/'")
+        description = _text(body, "description", required=False, limit=MAX_TAG_LENGTH)
+        try:
+            self.store.models.create_model(name, self.user, description, self._tags(body.get("tags"), "tags"))
+        except ConflictError:
+            raise MlflowApiError("RESOURCE_ALREADY_EXISTS", f"Registered Model (name={name}) already exists.") from None
+        return {"registered_model": self.registered_model_json(self.store.models.get_model(name))}
+
+    def get_registered_model(self, body: dict) -> dict:
+        return {"registered_model": self.registered_model_json(self._registered(body))}
+
+    def search_registered_models(self, body: dict) -> dict:
+        limit = _integer(body, "max_results", default=100, low=1, high=MAX_SEARCH_RESULTS)
+        offset = _page_token(body.get("page_token"))
+        matches = entity_filter(body.get("filter"), {"name": lambda m: m["name"]})
+        found = [m for m in (self.registered_model_json(m) for m in self.store.models.list_models()) if matches(m)]
+        order_by = body.get("order_by") or []
+        for item in reversed(order_by if isinstance(order_by, list) else [order_by]):
+            field, _, direction = str(item).partition(" ")
+            key = {"name": "name", "timestamp": "last_updated_timestamp",
+                   "last_updated_timestamp": "last_updated_timestamp"}.get(field)  # fmt: skip
+            if key is None or direction.strip().upper() not in ("", "ASC", "DESC"):
+                raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause {item!r}")
+            found.sort(key=lambda m, k=key: m[k], reverse=direction.strip().upper() == "DESC")
+        page = found[offset : offset + limit]
+        return {"registered_models": page, **_next_token(offset, len(page), limit)}
+
+    def rename_registered_model(self, body: dict) -> dict:
+        model = self._registered(body)
+        new_name = _key(body.get("new_name"), "registered model")
+        try:
+            self.store.models.rename_model(model.name, new_name, self.user)
+        except ConflictError as exc:
+            raise MlflowApiError("RESOURCE_ALREADY_EXISTS", str(exc)) from None
+        return {"registered_model": self.registered_model_json(self.store.models.get_model(new_name))}
+
+    def update_registered_model(self, body: dict) -> dict:
+        model = self._registered(body)
+        description = _value(body.get("description"), "Description", model.name, MAX_TAG_LENGTH)
+        self.store.models.update_model(model.name, {"description": description}, self.user)
+        return {"registered_model": self.registered_model_json(self.store.models.get_model(model.name))}
+
+    def delete_registered_model(self, body: dict) -> dict:
+        self.store.models.delete_model(self._registered(body).name, self.user)
+        return {}
+
+    def set_registered_model_tag(self, body: dict) -> dict:
+        model = self._registered(body)
+        tags = {**json.loads(model.tags or "{}"), **self._tags([body], "tag")}
+        self.store.models.update_model(model.name, {"tags": tags}, self.user)
+        return {}
+
+    def delete_registered_model_tag(self, body: dict) -> dict:
+        model = self._registered(body)
+        key = _key(body.get("key"), "tag")
+        tags = json.loads(model.tags or "{}")
+        if tags.pop(key, None) is None:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No tag with key {key!r} on model {model.name}", 404)
+        self.store.models.update_model(model.name, {"tags": tags}, self.user)
+        return {}
+
+    def get_latest_versions(self, body: dict) -> dict:
+        model = self._registered(body)
+        stages = body.get("stages") or []
+        stages = [stages] if isinstance(stages, str) else stages
+        wanted = {STAGE_NAMES.get(str(s).lower(), s) for s in stages}
+        latest = {v.stage: v for v in self.store.models.list_versions(model.name)}
+        return {
+            "model_versions": [self.version_json(v) for stage, v in latest.items() if not wanted or stage in wanted]
+        }
+
+    def _source_model(self, body: dict) -> tuple[str, str, str | None]:
+        """The run and the model name in it a new version comes from, and MLflow's model id if any."""
+        source = _text(body, "source", limit=4000)
+        model_id = _text(body, "model_id", required=False)
+        if model_id is None and (match := re.fullmatch(r"models:/(m-[0-9a-f]{32})/?", source)):
+            model_id = match[1]
+        if model_id is not None:
+            logged = self._model(model_id)
+            if not logged["run_id"]:
+                raise MlflowApiError(
+                    "INVALID_PARAMETER_VALUE", f"logged model {model_id} was logged outside a run: nothing to register"
+                )
+            return logged["run_id"], logged["name"], model_id
+        match = re.fullmatch(r"runs:/([0-9a-f]{32})/([^/]+)/?", source) or re.fullmatch(
+            r"mlflow-artifacts:/\d+/([0-9a-f]{32})/artifacts/([^/]+)/?", source
+        )
+        if match is None:
+            raise MlflowApiError(
+                "INVALID_PARAMETER_VALUE",
+                f"Unsupported model version source {source!r}: use models:/<model id> or runs:/<run>/<model>",
+            )
+        return match[1], match[2], None
+
+    def create_model_version(self, body: dict) -> dict:
+        name = _key(body.get("name"), "registered model")
+        run_id, model_name, model_id = self._source_model(body)
+        record = self.runs.get_run(self._state({"run_id": run_id})["id"])
+        if not any(m["name"] == model_name for m in record.models):
+            raise MlflowApiError(
+                "INVALID_PARAMETER_VALUE",
+                f"run {run_id} has no model {model_name!r} that mlops_lab can serve: its registry keeps models "
+                "it converts to ONNX (scikit-learn, XGBoost, LightGBM, PyTorch, ONNX)",
+            )
+        details = {
+            "source": _text(body, "source", limit=4000),
+            "mlflow_model_id": model_id,
+            "description": _text(body, "description", required=False, limit=MAX_TAG_LENGTH),
+            "tags": self._tags(body.get("tags"), "tags"),
+        }
+        number = self.registry.register(name, run_id, model_name, details=details)
+        return {"model_version": self.version_json(self.store.models.get_version(name, number))}
+
+    def get_model_version(self, body: dict) -> dict:
+        return {"model_version": self.version_json(self._version(body))}
+
+    def search_model_versions(self, body: dict) -> dict:
+        limit = _integer(body, "max_results", default=10_000, low=1, high=200_000)
+        offset = _page_token(body.get("page_token"))
+        fields = {"name": lambda v: v["name"], "run_id": lambda v: v["run_id"], "source": lambda v: v["source"],
+                  "source_path": lambda v: v["source"], "version_number": lambda v: int(v["version"])}  # fmt: skip
+        matches = entity_filter(body.get("filter"), fields)
+        found = [
+            self.version_json(v)
+            for model in self.store.models.list_models()
+            for v in reversed(self.store.models.list_versions(model.name))
+        ]
+        found = [v for v in found if matches(v)]
+        page = found[offset : offset + limit]
+        return {"model_versions": page, **_next_token(offset, len(page), limit)}
+
+    def update_model_version(self, body: dict) -> dict:
+        version = self._version(body)
+        description = _value(body.get("description"), "Description", version.name, MAX_TAG_LENGTH)
+        self.store.models.update_version(version.name, version.version, {"description": description}, self.user)
+        return {"model_version": self.version_json(self._version(body))}
+
+    def transition_stage(self, body: dict) -> dict:
+        version = self._version(body)
+        stage = STAGE_NAMES.get(str(body.get("stage", "")).lower())
+        if stage is None:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid Model Version stage: {body.get('stage')!r}")
+        archive = body.get("archive_existing_versions") in (True, "true", "True")
+        self.registry.promote(version.name, version.version, stage, archive_previous=archive)
+        return {"model_version": self.version_json(self._version(body))}
+
+    def delete_model_version(self, body: dict) -> dict:
+        version = self._version(body)
+        self.store.models.delete_version(version.name, version.version, self.user)
+        return {}
+
+    def get_download_uri(self, body: dict) -> dict:
+        version = self._version(body)
+        if not version.mlflow_model_id:
+            raise MlflowApiError(
+                "INVALID_PARAMETER_VALUE",
+                f"{version.name}/{version.version} was registered from ml.log_model: its ONNX form is served by "
+                "mlops_lab (ml.load_model), not kept in MLflow's format",
+            )
+        model = self._model(version.mlflow_model_id)
+        return {"artifact_uri": f"mlflow-artifacts:/{model['experiment_id']}/models/{model['id']}/artifacts"}
+
+    def set_model_version_tag(self, body: dict) -> dict:
+        version = self._version(body)
+        tags = {**json.loads(version.tags or "{}"), **self._tags([body], "tag")}
+        self.store.models.update_version(version.name, version.version, {"tags": tags}, self.user)
+        return {}
+
+    def delete_model_version_tag(self, body: dict) -> dict:
+        version = self._version(body)
+        key = _key(body.get("key"), "tag")
+        tags = json.loads(version.tags or "{}")
+        if tags.pop(key, None) is None:
+            raise MlflowApiError(
+                "RESOURCE_DOES_NOT_EXIST", f"No tag with key {key!r} on {version.name}/{version.version}", 404
+            )
+        self.store.models.update_version(version.name, version.version, {"tags": tags}, self.user)
+        return {}
+
+    def set_alias(self, body: dict) -> dict:
+        version = self._version(body)
+        self.registry.set_alias(version.name, _key(body.get("alias"), "alias"), version.version)
+        return {}
+
+    def delete_alias(self, body: dict) -> dict:
+        model = self._registered(body)
+        alias = _key(body.get("alias"), "alias")
+        if alias not in self.store.models.aliases(model.name):
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Registered model alias {alias} not found.", 404)
+        self.registry.set_alias(model.name, alias, None)
+        return {}
+
+    def get_version_by_alias(self, body: dict) -> dict:
+        model = self._registered(body)
+        alias = _key(body.get("alias"), "alias")
+        number = self.store.models.aliases(model.name).get(alias)
+        if number is None:
+            raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Registered model alias {alias} not found.", 404)
+        return {"model_version": self.version_json(self.store.models.get_version(model.name, number))}
+
     # ---- artifacts (MLflow's proxied artifact API) ---------------------------------------------
 
     def _artifact_target(self, path: str) -> tuple[str, str, str]:
@@ -1040,40 +1325,47 @@ def mlflow_filter(text: str | None) -> str | None:
     return text
 
 
-_EXPERIMENT_FILTER = re.compile(
-    r"""\s*(?P<field>(?:attributes?\.|attr\.)?(?:name|creation_time|last_update_time)|tags?\.(?:`[^`]+`|"[^"]+"|[\w.\-]+))
+_CLAUSE = re.compile(
+    r"""\s*(?P<field>(?:attributes?\.|attr\.)?\w+|tags?\.(?:`[^`]+`|"[^"]+"|[\w.\-]+))
         \s*(?P<op>=|!=|<=|>=|<|>|(?:NOT\s+)?I?LIKE)\s*
         (?P<value>'(?:[^']|'')*'|"[^"]*"|-?\d+)\s*""",
     re.VERBOSE | re.IGNORECASE,
 )
 
 
-def experiment_filter(text):
-    """MLflow's experiment filter (``name LIKE 'x%' AND tags.team = 'a'``) as a test on experiment JSON."""
+def entity_filter(text, fields: dict):
+    """MLflow's filter for experiments, registered models and versions — ``name LIKE 'x%' AND
+    tags.team = 'a'`` — as a test on the entity's JSON; ``fields`` names what each field reads."""
     if not text:
-        return lambda experiment: True
+        return lambda entity: True
     if not isinstance(text, str) or len(text) > 10_000:
         raise MlflowApiError("INVALID_PARAMETER_VALUE", "'filter' must be a string of at most 10,000 characters")
-    clauses = re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE)
     tests = []
-    for clause in clauses:
-        match = _EXPERIMENT_FILTER.fullmatch(clause)
+    for clause in re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE):
+        match = _CLAUSE.fullmatch(clause)
+        field = match and match["field"]
+        if field and not field.lower().startswith("tag"):
+            field = field.rsplit(".", 1)[-1].lower()
+            if field not in fields:
+                match = None
         if match is None:
-            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid experiment filter clause {clause!r}")
-        field, op, raw = match["field"], match["op"].upper(), match["value"]
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid filter clause {clause!r}")
+        raw = match["value"]
         value = int(raw) if re.fullmatch(r"-?\d+", raw) else raw[1:-1].replace("''", "'")
-        tests.append((field, " ".join(op.split()), value))
+        tests.append((field, " ".join(match["op"].upper().split()), value))
 
-    def read(experiment: dict, field: str):
+    def read(entity: dict, field: str):
         if field.lower().startswith("tag"):
             key = field.split(".", 1)[1].strip('`"')
-            return next((t["value"] for t in experiment["tags"] if t["key"] == key), None)
-        return experiment[field.rsplit(".", 1)[-1].lower()]
+            return next((t["value"] for t in entity["tags"] if t["key"] == key), None)
+        return fields[field](entity)
 
-    def matches(experiment: dict) -> bool:
+    def matches(entity: dict) -> bool:
         for field, op, value in tests:
-            found = read(experiment, field)
-            if found is None:
+            found = read(entity, field)
+            if found is None:  # an absent tag differs from every value (MLflow's client asks for
+                if op in ("!=", "NOT LIKE", "NOT ILIKE"):  # `tag.mlflow.prompt.is_prompt != 'true'`)
+                    continue
                 return False
             if "LIKE" in op:
                 pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in str(value))
@@ -1086,6 +1378,12 @@ def experiment_filter(text):
         return True
 
     return matches
+
+
+def experiment_filter(text):
+    fields = {"name": lambda e: e["name"], "creation_time": lambda e: e["creation_time"],
+              "last_update_time": lambda e: e["last_update_time"]}  # fmt: skip
+    return entity_filter(text, fields)
 
 
 def _compare(found, op: str, value) -> bool:

@@ -41,7 +41,7 @@ class MlflowBaseHandler(BaseHandler):
     @property
     def api(self) -> MlflowApi:
         workspace = self.workspace
-        return MlflowApi(workspace.store, workspace.artifacts, self.username)
+        return MlflowApi(workspace.store, workspace.artifacts, self.username, registry=workspace.registry)
 
     async def run(self, function, *args):
         """A blocking API call off the event loop; a refused request becomes MLflow's error answer."""

@@ -206,6 +206,7 @@ class RegisteredModel(SQLModel, table=True):
     # The version in Production: promotions compare-and-set it, so of two at once exactly one wins.
     production_version: int | None = None
     required_approvals: int | None = None  # None: the registry's default policy
+    tags: str | None = Field(default=None, sa_column=Column(Text))  # JSON {key: value}; None: none
 
 
 class ModelVersion(SQLModel, table=True):
@@ -225,6 +226,11 @@ class ModelVersion(SQLModel, table=True):
     stage: str = Field(default="None", max_length=16)
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_by: str = Field(max_length=250)
+    # MLflow's registry fields: where the version came from (models:/<id> or runs:/<run>/<path>)
+    source: str | None = Field(default=None, sa_column=Column(Text))
+    mlflow_model_id: str | None = Field(default=None, max_length=40)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    tags: str | None = Field(default=None, sa_column=Column(Text))  # JSON {key: value}; None: none
 
 
 class ModelAlias(SQLModel, table=True):

@@ -39,10 +39,32 @@ def _version(conn, name: str, version: int) -> ModelVersion:
     return ModelVersion.model_validate(dict(row._mapping))
 
 
+def _only(values: dict, allowed: set[str], what: str) -> None:
+    unknown = set(values) - allowed
+    if unknown:
+        raise InvalidInputError(f"a {what}'s {', '.join(sorted(unknown))} cannot be changed here")
+
+
+def _encoded(values: dict) -> dict:
+    return {k: (json.dumps(v) if v else None) if k == "tags" else v for k, v in values.items()}
+
+
 class ModelRegistryStore(Protocol):
     """What the registry service reads and writes; each change lands with its event."""
 
     def add_version(self, row: dict, user: str) -> int: ...
+
+    def create_model(self, name: str, user: str, description: str | None, tags: dict) -> None: ...
+
+    def update_model(self, name: str, values: dict, user: str) -> None: ...
+
+    def rename_model(self, name: str, new_name: str, user: str) -> None: ...
+
+    def delete_model(self, name: str, user: str) -> None: ...
+
+    def update_version(self, name: str, version: int, values: dict, user: str) -> None: ...
+
+    def delete_version(self, name: str, version: int, user: str) -> None: ...
 
     def get_version(self, name: str, version: int) -> ModelVersion: ...
 
@@ -112,6 +134,78 @@ class SqlModelRegistryStore(ModelRegistryStore):
             except sa.exc.IntegrityError:
                 continue
         raise ConflictError(f"could not register a new version of {name!r}: too many registrations at once")
+
+    def create_model(self, name: str, user: str, description: str | None, tags: dict) -> None:
+        """A registered model with no version yet (MLflow's registry allows one)."""
+        with self.db.writing() as conn:
+            created = conn.execute(
+                self.db.insert(RegisteredModel).on_conflict_do_nothing(index_elements=["name"]),
+                [{"name": name, "created_at": now_ms(), "created_by": user, "description": description,
+                  "tags": json.dumps(tags) if tags else None}],
+            ).rowcount  # fmt: skip
+            if not created:
+                raise ConflictError(f"a registered model named {name!r} already exists")
+            _event(conn, name, "created", user, {"description": description, "tags": tags})
+
+    def update_model(self, name: str, values: dict, user: str) -> None:
+        """Change a model's description or tags (``tags`` a dict, replacing the old)."""
+        _only(values, {"description", "tags"}, "registered model")
+        with self.db.writing() as conn:
+            _model(conn, name)
+            conn.execute(update(RegisteredModel).where(RegisteredModel.name == name).values(**_encoded(values)))
+            _event(conn, name, "updated", user, values)
+
+    def rename_model(self, name: str, new_name: str, user: str) -> None:
+        """Rename a model with its versions, aliases, approvals and gate results, in one transaction."""
+        with self.db.writing() as conn:
+            model = _model(conn, name)
+            if conn.execute(select(RegisteredModel.name).where(RegisteredModel.name == new_name)).first():
+                raise ConflictError(f"a registered model named {new_name!r} already exists")
+            conn.execute(sa.insert(RegisteredModel), [{**model.model_dump(), "name": new_name}])
+            for table in (ModelVersion, ModelAlias, ApprovalRequest, GateResultRecord):
+                conn.execute(update(table).where(table.name == name).values(name=new_name))
+            conn.execute(sa.delete(RegisteredModel).where(RegisteredModel.name == name))
+            _event(conn, new_name, "renamed", user, {"from": name, "to": new_name})
+
+    def delete_model(self, name: str, user: str) -> None:
+        """Forget a model and its versions (its history of events stays); not while one is in Production."""
+        with self.db.writing() as conn:
+            model = _model(conn, name)
+            if model.production_version is not None:
+                raise ConflictError(
+                    f"{name}/{model.production_version} is in Production: move it out of Production first"
+                )
+            requests = select(ApprovalRequest.id).where(ApprovalRequest.name == name)
+            conn.execute(sa.delete(ApprovalVote).where(ApprovalVote.request_id.in_(requests)))
+            for table in (ApprovalRequest, GateResultRecord, ModelAlias, ModelVersion):
+                conn.execute(sa.delete(table).where(table.name == name))
+            conn.execute(sa.delete(RegisteredModel).where(RegisteredModel.name == name))
+            _event(conn, name, "deleted", user, {})
+
+    def update_version(self, name: str, version: int, values: dict, user: str) -> None:
+        """Change a version's description or tags."""
+        _only(values, {"description", "tags"}, "model version")
+        with self.db.writing() as conn:
+            _version(conn, name, version)
+            conn.execute(
+                update(ModelVersion)
+                .where(ModelVersion.name == name, ModelVersion.version == version)
+                .values(**_encoded(values))
+            )
+            _event(conn, name, "version updated", user, {"version": version, **values})
+
+    def delete_version(self, name: str, version: int, user: str) -> None:
+        """Forget one version and the aliases on it; not the version in Production."""
+        with self.db.writing() as conn:
+            if _version(conn, name, version).stage == "Production":
+                raise ConflictError(f"{name}/{version} is in Production: move it out of Production first")
+            requests = select(ApprovalRequest.id).where(
+                ApprovalRequest.name == name, ApprovalRequest.version == version
+            )
+            conn.execute(sa.delete(ApprovalVote).where(ApprovalVote.request_id.in_(requests)))
+            for table in (ApprovalRequest, GateResultRecord, ModelAlias, ModelVersion):
+                conn.execute(sa.delete(table).where(table.name == name, table.version == version))
+            _event(conn, name, "version deleted", user, {"version": version})
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self.db.reading() as conn:

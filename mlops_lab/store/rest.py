@@ -157,6 +157,24 @@ class RestModelRegistryStore(_Remote):
     def add_version(self, row: dict, user: str) -> int:
         return self._call("add_version", row=row, idempotent=False)
 
+    def create_model(self, name: str, user: str, description: str | None, tags: dict) -> None:
+        self._call("create_model", name=name, description=description, tags=tags, idempotent=False)
+
+    def update_model(self, name: str, values: dict, user: str) -> None:
+        self._call("update_model", name=name, values=values)
+
+    def rename_model(self, name: str, new_name: str, user: str) -> None:
+        self._call("rename_model", name=name, new_name=new_name, idempotent=False)
+
+    def delete_model(self, name: str, user: str) -> None:
+        self._call("delete_model", name=name)
+
+    def update_version(self, name: str, version: int, values: dict, user: str) -> None:
+        self._call("update_version", name=name, version=version, values=values)
+
+    def delete_version(self, name: str, version: int, user: str) -> None:
+        self._call("delete_version", name=name, version=version)
+
     def get_version(self, name: str, version: int) -> ModelVersion:
         return ModelVersion.model_validate(self._call("get_version", name=name, version=version))
 

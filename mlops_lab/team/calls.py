@@ -220,6 +220,37 @@ class StoreCalls:
             self.access.grant_creator(who, "model", name)
         return version
 
+    def models__create_model(self, who: Identity, name, description, tags):
+        if not isinstance(tags, dict) or (description is not None and not isinstance(description, str)):
+            raise InvalidInputError("tags must be an object and description a string")
+        self.store.models.create_model(_text(name, "name"), who.user, description, tags)
+        self.access.grant_creator(who, "model", name)
+
+    def models__update_model(self, who: Identity, name, values):
+        self._require_model(who, name, "EDIT")
+        if not isinstance(values, dict):
+            raise InvalidInputError("values must be an object")
+        self.store.models.update_model(name, values, who.user)
+
+    def models__rename_model(self, who: Identity, name, new_name):
+        self._require_model(who, name, "MANAGE")
+        self.store.models.rename_model(name, _text(new_name, "new_name"), who.user)
+        self.access.grant_creator(who, "model", new_name)
+
+    def models__delete_model(self, who: Identity, name):
+        self._require_model(who, name, "MANAGE")
+        self.store.models.delete_model(name, who.user)
+
+    def models__update_version(self, who: Identity, name, version, values):
+        self._require_model(who, name, "EDIT")
+        if not isinstance(values, dict):
+            raise InvalidInputError("values must be an object")
+        self.store.models.update_version(name, _integer(version, "version"), values, who.user)
+
+    def models__delete_version(self, who: Identity, name, version):
+        self._require_model(who, name, "MANAGE")
+        self.store.models.delete_version(name, _integer(version, "version"), who.user)
+
     def models__get_version(self, who: Identity, name, version):
         self._require_model(who, name, "READ")
         return self.store.models.get_version(name, _integer(version, "version"))

@@ -1,4 +1,5 @@
-"""MLflow's client: experiments can be deleted and restored and carry tags; MLflow 3's logged models
+"""MLflow's client: experiments can be deleted and restored and carry tags; MLflow 3's logged
+models; registered models and versions carry MLflow's tags, source and description
 
 Revision ID: 0009
 Revises: 0008
@@ -17,6 +18,13 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("experiment") as batch:
         batch.add_column(sa.Column("deleted_at", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("tags", sa.Text(), nullable=True))
+    with op.batch_alter_table("registered_model") as batch:
+        batch.add_column(sa.Column("tags", sa.Text(), nullable=True))
+    with op.batch_alter_table("model_version") as batch:
+        batch.add_column(sa.Column("source", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("mlflow_model_id", sa.String(length=40), nullable=True))
+        batch.add_column(sa.Column("description", sa.Text(), nullable=True))
         batch.add_column(sa.Column("tags", sa.Text(), nullable=True))
     op.create_table(
         "mlflow_logged_model",
@@ -47,6 +55,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("mlflow_logged_model_file")
     op.drop_table("mlflow_logged_model")
+    with op.batch_alter_table("model_version") as batch:
+        for column in ("tags", "description", "mlflow_model_id", "source"):
+            batch.drop_column(column)
+    with op.batch_alter_table("registered_model") as batch:
+        batch.drop_column("tags")
     with op.batch_alter_table("experiment") as batch:
         batch.drop_column("tags")
         batch.drop_column("deleted_at")
