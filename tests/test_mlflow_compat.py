@@ -550,3 +550,58 @@ def test_a_model_mlflow_cannot_hand_us_is_refused_clearly(client, lab):
     with pytest.raises(mlflow.exceptions.MlflowException) as caught:
         client.get_registered_model("nothing-here")
     assert caught.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+# ---- at the team server's root ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def team_server(pg_url, tmp_path):
+    from tests.team import TeamServerThread
+
+    server = TeamServerThread(pg_url, str(tmp_path / "blobs"), default_level="READ")
+    yield server
+    server.stop()
+
+
+def test_mlflow_s_client_through_the_team_server_as_the_token_s_user(team_server, monkeypatch):
+
+    alice, bob = team_server.token("alice"), team_server.token("bob")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.url)
+    mlflow.set_tracking_uri(team_server.url)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", alice)
+        mlflow.set_experiment("alice-exp")
+        with mlflow.start_run(run_name="alice-run") as run:
+            mlflow.log_params({"C": 1.0})
+            mlflow.log_metric("accuracy", 0.9)
+            mlflow.log_text("hello", "notes.txt")
+        client = mlflow.MlflowClient(team_server.url)
+        fetched = client.get_run(run.info.run_id)
+        assert fetched.info.user_id == "alice" and fetched.data.metrics == {"accuracy": 0.9}
+        assert mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/notes.txt") == "hello"
+
+        # Bob may read (the default level) but not log into alice's experiment.
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", bob)
+        client = mlflow.MlflowClient(team_server.url)
+        assert client.get_run(run.info.run_id).info.run_name == "alice-run"
+        with pytest.raises(mlflow.exceptions.MlflowException) as caught:
+            client.log_metric(run.info.run_id, "accuracy", 0.1)
+        assert caught.value.error_code == "PERMISSION_DENIED"
+        assert client.get_run(run.info.run_id).data.metrics == {"accuracy": 0.9}  # unchanged
+
+        # Without a token: MLflow's UNAUTHENTICATED; a forged one too.
+        for headers in ({}, {"Authorization": "Bearer mlt_forged"}):
+            response = requests.get(
+                f"{team_server.url}/api/2.0/mlflow/runs/get", params={"run_id": run.info.run_id}, headers=headers
+            )
+            assert response.status_code == 401 and response.json()["error_code"] == "UNAUTHENTICATED"
+        # Basic credentials carry the token as their password.
+        response = requests.get(
+            f"{team_server.url}/api/2.0/mlflow/runs/get", params={"run_id": run.info.run_id}, auth=("x", alice)
+        )
+        assert response.status_code == 200 and response.json()["run"]["info"]["user_id"] == "alice"
+    finally:
+        mlflow.set_tracking_uri(None)
+    record = team_server.team.calls.store.runs.get_run(run.info.run_id)
+    assert record.info.user == "alice" and record.params == {"C": "1.0"}

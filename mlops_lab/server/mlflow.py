@@ -1,10 +1,12 @@
-"""MLflow's REST API in the lab, under ``<base_url>mlops-lab/mlflow``:
+"""MLflow's REST API, in the lab under ``<base_url>mlops-lab/mlflow`` and at the team server's root:
 
     MLFLOW_TRACKING_URI=http://host:port/<base_url>mlops-lab/mlflow  MLFLOW_TRACKING_TOKEN=<the lab's token>
+    MLFLOW_TRACKING_URI=http://team-server:5050                      MLFLOW_TRACKING_TOKEN=mlt_…
 
 Thin doors onto ``mlops_lab.mlflow_api``: each parses the request, calls the API on a worker thread
-acting as the signed-in user, and writes MLflow's JSON, or MLflow's error shape
-(``{"error_code", "message"}``) for a refused request.
+acting as the caller, and writes MLflow's JSON, or MLflow's error shape (``{"error_code",
+"message"}``) for a refused request.  ``MlflowDoor`` holds what both servers share; the lab's
+handlers authenticate as Jupyter does, the team server's (in ``team.py``) with its tokens.
 """
 
 from __future__ import annotations
@@ -14,37 +16,54 @@ import base64
 import binascii
 import json
 
+import sqlalchemy.exc
 import tornado.web
-from jupyter_server.auth.decorator import authorized
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, UnavailableError
 from ..mlflow_api import MlflowApi, error_answer
 from .handlers import BaseHandler, _bounded_int, _refuse_constant, _send_file
 
 MAX_ARTIFACT_BYTES = 2 * 1024**3
 
 
-class MlflowBaseHandler(BaseHandler):
-    async def prepare(self) -> None:
-        """MLflow's client sends ``MLFLOW_TRACKING_TOKEN`` as a Bearer token, which the lab takes as
-        it is, or ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` as basic credentials: the password is
-        then the lab's token."""
-        header = self.request.headers.get("Authorization", "")
-        if header[:6].lower() == "basic ":
-            try:
-                _, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                password = ""
-            self.request.headers["Authorization"] = f"token {password}"
-        await super().prepare()
+class MlflowAnswer(tornado.web.HTTPError):
+    """A refused request, answered in MLflow's error shape."""
 
-    @property
-    def api(self) -> MlflowApi:
-        workspace = self.workspace
-        return MlflowApi(workspace.store, workspace.artifacts, self.username, registry=workspace.registry)
+    def __init__(self, status: int, body: dict):
+        super().__init__(status, reason=body["message"][:200].replace("\n", " "), log_message=body["message"])
+        self.body = body
+
+
+def _int64(text: str) -> int:
+    """An integer of the body; beyond 64 bits no field of MLflow's takes it."""
+    try:
+        return _bounded_int(text)
+    except ValueError as exc:
+        raise MlflowAnswer(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}) from None
+
+
+def basic_password(header: str) -> str | None:
+    """The password of ``Authorization: Basic …`` (MLFLOW_TRACKING_USERNAME/PASSWORD): the token.
+    None when the header is not basic credentials; "" when they do not decode."""
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        return base64.b64decode(header[6:], validate=True).decode().partition(":")[2]
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+
+
+class MlflowDoor:
+    """MLflow's routes, for a handler that says who acts (``api``) and who may (``authorize``)."""
+
+    api: MlflowApi
+
+    def authorize(self) -> None:
+        """Refuse a caller who may not make this request (the team server's stores decide per call)."""
 
     async def run(self, function, *args):
         """A blocking API call off the event loop; a refused request becomes MLflow's error answer."""
+        self.authorize()
         try:
             return await asyncio.to_thread(function, *args)
         except Exception as exc:
@@ -53,16 +72,18 @@ class MlflowBaseHandler(BaseHandler):
                 raise
             raise MlflowAnswer(*answer) from exc
 
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
+    def mlflow_error(self, status_code: int, exc) -> dict:
         if isinstance(exc, MlflowAnswer):
-            body = exc.body
-        elif status_code == 403:
-            body = {"error_code": "PERMISSION_DENIED", "message": "the lab's token is missing or wrong"}
-        else:
-            body = {"error_code": "INTERNAL_ERROR", "message": self._reason}
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+            return exc.body
+        if isinstance(exc, sqlalchemy.exc.OperationalError):  # the database went away: worth retrying
+            exc = UnavailableError(f"the database cannot be reached right now: {exc.orig or exc}")
+        answer = error_answer(exc) if exc is not None else None
+        if answer is not None:
+            self.set_status(answer[0])
+            return answer[1]
+        if status_code == 403:
+            return {"error_code": "PERMISSION_DENIED", "message": "the token is missing or wrong"}
+        return {"error_code": "INTERNAL_ERROR", "message": self._reason}
 
     def mlflow_body(self) -> dict:
         """The request's fields: a GET's query (a repeated field as a list), else the JSON body."""
@@ -70,7 +91,7 @@ class MlflowBaseHandler(BaseHandler):
             body = {}
             for key, values in self.request.query_arguments.items():
                 decoded = [v.decode(errors="replace") for v in values]
-                body[key] = decoded if len(decoded) > 1 or key.endswith("_ids") else decoded[0]
+                body[key] = decoded if len(decoded) > 1 or key.endswith(("_ids", "stages")) else decoded[0]
             return body
         try:
             body = json.loads(self.request.body or b"{}", parse_constant=_refuse_constant, parse_int=_int64)
@@ -82,55 +103,11 @@ class MlflowBaseHandler(BaseHandler):
             raise MlflowAnswer(400, {"error_code": "MALFORMED_REQUEST", "message": "the body must be a JSON object"})
         return body
 
-
-def _int64(text: str) -> int:
-    """An integer of the body; beyond 64 bits no field of MLflow's takes it."""
-    try:
-        return _bounded_int(text)
-    except ValueError as exc:
-        raise MlflowAnswer(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}) from None
-
-
-class MlflowAnswer(tornado.web.HTTPError):
-    """A refused request, answered in MLflow's error shape."""
-
-    def __init__(self, status: int, body: dict):
-        super().__init__(status, reason=body["message"][:200].replace("\n", " "), log_message=body["message"])
-        self.body = body
-
-
-class MlflowHandler(MlflowBaseHandler):
-    async def _answer(self, path: str) -> None:
+    async def api_call(self, path: str) -> None:
         api = self.api
         self.finish(await self.run(api.call, self.request.method, path, self.mlflow_body()))
 
-    @tornado.web.authenticated
-    @authorized
-    async def get(self, path: str):
-        await self._answer(path)
-
-    @tornado.web.authenticated
-    @authorized
-    async def post(self, path: str):
-        await self._answer(path)
-
-    @tornado.web.authenticated
-    @authorized
-    async def patch(self, path: str):
-        await self._answer(path)
-
-    @tornado.web.authenticated
-    @authorized
-    async def delete(self, path: str):
-        await self._answer(path)
-
-
-class MlflowArtifactsHandler(MlflowBaseHandler):
-    """``mlflow-artifacts``: upload (PUT), download (GET with a path), list (GET ``?path=``)."""
-
-    @tornado.web.authenticated
-    @authorized
-    async def get(self, path: str | None):
+    async def artifact_get(self, path: str | None) -> None:
         api = self.api
         if path:
             name, data = await self.run(api.download_artifact, path)
@@ -138,17 +115,13 @@ class MlflowArtifactsHandler(MlflowBaseHandler):
         else:
             self.finish(await self.run(api.list_artifacts, self.get_argument("path", "")))
 
-    @tornado.web.authenticated
-    @authorized
-    async def put(self, path: str | None):
+    async def artifact_put(self, path: str | None) -> None:
         if len(self.request.body) > MAX_ARTIFACT_BYTES:
             raise MlflowAnswer(400, error_answer(InvalidInputError("an artifact is at most 2 GiB"))[1])
         api = self.api
         self.finish(await self.run(api.upload_artifact, path or "", self.request.body))
 
-    @tornado.web.authenticated
-    @authorized
-    async def delete(self, path: str | None):
+    def artifact_delete(self) -> None:
         raise MlflowAnswer(
             400,
             {
@@ -158,17 +131,69 @@ class MlflowArtifactsHandler(MlflowBaseHandler):
         )
 
 
-class MlflowServerInfoHandler(MlflowBaseHandler):
+# ---- in the lab: Jupyter authenticates, the signed-in user acts ------------------------------------
+
+
+class LabMlflowHandler(MlflowDoor, BaseHandler):
+    async def prepare(self) -> None:
+        """``MLFLOW_TRACKING_TOKEN`` arrives as a Bearer token, which Jupyter takes as it is; basic
+        credentials carry the lab's token as their password."""
+        password = basic_password(self.request.headers.get("Authorization", ""))
+        if password is not None:
+            self.request.headers["Authorization"] = f"token {password}"
+        await super().prepare()
+
+    def authorize(self) -> None:
+        if not self.current_user:
+            raise MlflowAnswer(
+                403, {"error_code": "PERMISSION_DENIED", "message": "the lab's token is missing or wrong"}
+            )
+        action = "read" if self.request.method == "GET" else "write"
+        if not self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource):
+            raise MlflowAnswer(403, {"error_code": "PERMISSION_DENIED", "message": f"you may not {action} here"})
+
+    @property
+    def api(self) -> MlflowApi:
+        workspace = self.workspace
+        return MlflowApi(workspace.store, workspace.artifacts, self.username, registry=workspace.registry)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        body = self.mlflow_error(status_code, kwargs.get("exc_info", (None, None, None))[1])
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+
+class LabApiHandler(LabMlflowHandler):
+    async def get(self, path: str):
+        await self.api_call(path)
+
+    post = patch = delete = get
+
+
+class LabArtifactsHandler(LabMlflowHandler):
+    """``mlflow-artifacts``: upload (PUT), download (GET with a path), list (GET ``?path=``)."""
+
+    async def get(self, path: str | None):
+        await self.artifact_get(path)
+
+    async def put(self, path: str | None):
+        await self.artifact_put(path)
+
+    async def delete(self, path: str | None):
+        self.authorize()
+        self.artifact_delete()
+
+
+class LabServerInfoHandler(LabMlflowHandler):
     """What MLflow's client asks before a large upload: no multipart uploads here."""
 
-    @tornado.web.authenticated
-    @authorized
     async def get(self):
+        self.authorize()
         self.finish({"multipart_uploads_enabled": False, "multipart_downloads_enabled": False})
 
 
 ROUTES = [
-    (r"(?:api|ajax-api)/2\.0/mlflow/(.+)", MlflowHandler),
-    (r"(?:api|ajax-api)/2\.0/mlflow-artifacts/artifacts(?:/(.*))?", MlflowArtifactsHandler),
-    (r"api/3\.0/mlflow/server-info", MlflowServerInfoHandler),
+    (r"(?:api|ajax-api)/2\.0/mlflow/(.+)", LabApiHandler),
+    (r"(?:api|ajax-api)/2\.0/mlflow-artifacts/artifacts(?:/(.*))?", LabArtifactsHandler),
+    (r"api/3\.0/mlflow/server-info", LabServerInfoHandler),
 ]

@@ -11,6 +11,7 @@ serves the stores' REST API that kernels, labs and the CLI use through ``MLOPS_L
     GET|POST /api/team/tokens, DELETE /api/team/tokens/<id>
     GET  /api/team/users, PUT /api/team/users/<name>     {"admin": true}
     GET|PUT /api/team/permissions                 {"kind", "name", "grantee", "level"}
+    /api/2.0/mlflow/…, /api/2.0/mlflow-artifacts/…  MLflow's REST API (docs/mlflow.md), as the token's user
 
 A thin door: ``mlops_lab.team`` decides who may do what; the store does the rest.
 """
@@ -25,6 +26,7 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import sqlalchemy.exc
 import tornado.httpserver
@@ -32,11 +34,14 @@ import tornado.netutil
 import tornado.web
 
 from ..artifacts import CHUNK, ArtifactStore, check_hash
-from ..errors import InvalidInputError, MlopsLabError, UnavailableError, error_body, status_of
+from ..errors import InvalidInputError, MlopsLabError, UnauthorizedError, UnavailableError, error_body, status_of
+from ..mlflow_api import MlflowApi
+from ..registry import Registry
 from ..remote import dumps
 from ..store import open_store
 from ..team import Access, HubIdentities, Identity
 from ..team.calls import StoreCalls
+from .mlflow import MlflowAnswer, MlflowDoor, basic_password
 
 log = logging.getLogger("mlops_lab.team")
 MAX_UPLOAD_BYTES = 64 << 30
@@ -253,6 +258,68 @@ class PermissionsHandler(TeamHandler):
         self.answer({"permission": body})
 
 
+# ---- at the team server's root: its tokens, the token's user acts with its permissions -------------
+
+
+class TeamMlflowHandler(MlflowDoor, TeamHandler):
+    """MLflow's REST API at the team server's root (``mlops_lab.server.mlflow``'s routes)."""
+
+    async def prepare(self):
+        password = basic_password(self.request.headers.get("Authorization", ""))
+        if password is not None:
+            self.request.headers["Authorization"] = f"Bearer {password}"
+        try:
+            await super().prepare()
+        except UnauthorizedError as exc:
+            raise MlflowAnswer(401, {"error_code": "UNAUTHENTICATED", "message": str(exc)}) from None
+
+    @property
+    def api(self) -> MlflowApi:
+        calls = self.team.calls
+        store = calls.store_for(self.who)
+        # The registry service works on a workspace's store, artifacts and user; here the caller's.
+        workspace = SimpleNamespace(store=store, artifacts=self.team.artifacts, user=self.who.user, flush=lambda: None)
+        registry = Registry(workspace, default_required_approvals=calls.default_required_approvals)
+        # Loading an uploaded model would unpickle a client's bytes in the shared server: not here.
+        return MlflowApi(store, self.team.artifacts, self.who.user, registry=registry, adopt_models=False)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        body = self.mlflow_error(status_code, exc)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+
+class TeamApiHandler(TeamMlflowHandler):
+    async def get(self, path: str):
+        await self.api_call(path)
+
+    post = patch = delete = get
+
+
+class TeamArtifactsHandler(TeamMlflowHandler):
+    async def get(self, path: str | None):
+        await self.artifact_get(path)
+
+    async def put(self, path: str | None):
+        await self.artifact_put(path)
+
+    async def delete(self, path: str | None):
+        self.artifact_delete()
+
+
+class TeamServerInfoHandler(TeamMlflowHandler):
+    async def get(self):
+        self.finish({"multipart_uploads_enabled": False, "multipart_downloads_enabled": False})
+
+
+TEAM_MLFLOW_ROUTES = [
+    (r"(?:api|ajax-api)/2\.0/mlflow/(.+)", TeamApiHandler),
+    (r"(?:api|ajax-api)/2\.0/mlflow-artifacts/artifacts(?:/(.*))?", TeamArtifactsHandler),
+    (r"api/3\.0/mlflow/server-info", TeamServerInfoHandler),
+]
+
+
 def make_app(team: TeamServer, base_url: str = "/") -> tornado.web.Application:
     base = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
     routes = [
@@ -266,6 +333,7 @@ def make_app(team: TeamServer, base_url: str = "/") -> tornado.web.Application:
         ("api/team/users", UsersHandler),
         (r"api/team/users/([^/]+)", UserHandler),
         ("api/team/permissions", PermissionsHandler),
+        *TEAM_MLFLOW_ROUTES,  # MLFLOW_TRACKING_URI=<this server>, MLFLOW_TRACKING_TOKEN=mlt_…
     ]
     # under the base URL (JupyterHub's proxy sends /services/<name>/… on unchanged) and at the root
     # (kernels beside the hub call the service's own address)
