@@ -8,7 +8,9 @@ database on the local PostgreSQL, as a shared server would run), the same client
      `log_batch` (1,000 a call);
   2. searching 1,000 runs (10 params, 5 metrics, 3 tags each) for the page MLflow's UI asks for:
      a filter on a metric and a param, ordered by a metric, 1,000 results (median of 5).
-Goal (#14): ours >= 5x faster in each.  Then the importer's figure, when it exists.
+Goal (#14): ours >= 5x faster in each.
+  3. `mlops-lab import mlflow` of 1,000 runs x 1,000 metric points from an MLflow SQLite store
+     (made by MLflow's client first, not timed): time and points/s (`--import-runs`, `--import-points`).
 """
 
 from __future__ import annotations
@@ -151,11 +153,43 @@ def search_seconds(uri: str, experiment: str, repeats: int = 5) -> tuple[float, 
     return statistics.median(times), found
 
 
+def import_figure(root: Path, runs: int, points: int) -> str:
+    from mlops_lab.config import resolve
+    from mlops_lab.mlflow_api.importer import import_mlflow
+    from mlops_lab.workspace import Workspace
+
+    source = f"sqlite:///{root / 'source.db'}"
+    client = mlflow.MlflowClient(source)
+    experiment = client.create_experiment("to-import", artifact_location=(root / "source-artifacts").as_uri())
+    made = time.perf_counter()
+    for i in range(runs):
+        run = client.create_run(experiment, run_name=f"r{i}", start_time=T0 + i)
+        for first in range(0, points, 1000):
+            batch = [Metric("loss", 1 / (s + 1), T0 + s, s) for s in range(first, min(first + 1000, points))]
+            client.log_batch(run.info.run_id, metrics=batch, params=[Param("i", str(i))] if not first else [])
+        client.set_terminated(run.info.run_id)
+    made = time.perf_counter() - made
+    workspace = Workspace(resolve(f"sqlite:///{root / 'imported.db'}", str(root / "imported-blobs")))
+    try:
+        start = time.perf_counter()
+        report = import_mlflow(source, workspace.store, workspace.artifacts, workspace.registry, "bench")
+        seconds = time.perf_counter() - start
+    finally:
+        workspace.close()
+    assert report.runs_imported == runs and report.metric_points == runs * points, report
+    return (
+        f"import of {runs:,} runs x {points:,} points from MLflow's SQLite store: {seconds:.1f} s, "
+        f"{report.metric_points / seconds:,.0f} points/s (MLflow's client took {made:.0f} s to log them)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--metrics", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=1_000)
     parser.add_argument("--postgres", action="store_true", help="each side on its own PostgreSQL database")
+    parser.add_argument("--import-runs", type=int, default=1_000)
+    parser.add_argument("--import-points", type=int, default=1_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, databases(Path(folder), args.postgres) as (lab_db, mlflow_db):
         root = Path(folder)
@@ -194,6 +228,8 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
             lab.stop()
+        if args.import_runs:
+            print("\n" + import_figure(root, args.import_runs, args.import_points))
 
 
 if __name__ == "__main__":

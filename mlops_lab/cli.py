@@ -437,6 +437,19 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--not-admin", action="append", help="make this user an admin no more; repeatable")
     users.set_defaults(func=cmd_users)
 
+    imports = commands.add_parser("import", help="bring a history in from another tool").add_subparsers(
+        dest="tool", required=True
+    )
+    from_mlflow = imports.add_parser(
+        "mlflow", help="experiments, runs, artifacts, logged models and the registry of an MLflow tracking store"
+    )
+    from_mlflow.add_argument(
+        "source", help="a tracking URI (http(s)://, sqlite:///, postgresql://) or an mlruns folder"
+    )
+    from_mlflow.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
+    from_mlflow.add_argument("--report", help="write what was imported and skipped, as JSON, to this file")
+    from_mlflow.set_defaults(func=cmd_import_mlflow)
+
     permissions = commands.add_parser("permissions", help="who may read, edit or manage what").add_subparsers(
         dest="action", required=True
     )
@@ -451,6 +464,42 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("level", choices=["NONE", "READ", "EDIT", "MANAGE"])
     grant.set_defaults(func=cmd_permissions_set)
     return parser
+
+
+def cmd_import_mlflow(args) -> int:
+    from .mlflow_api.importer import import_mlflow
+
+    workspace = _workspace(args)
+    interactive = sys.stderr.isatty()
+
+    def progress(text: str) -> None:
+        if interactive:
+            print(f"\r{text[:100]:<100}", end="" if text else "\r", file=sys.stderr, flush=True)
+
+    report = import_mlflow(
+        args.source,
+        workspace.store,
+        workspace.artifacts,
+        workspace.registry,
+        workspace.user,
+        experiments=args.experiment or None,
+        progress=progress,
+    )
+    found = report.to_dict()
+    if args.report:
+        with open(args.report, "w") as out:
+            json.dump(found, out, indent=2)
+    print(
+        f"imported from {report.source} in {report.seconds:.1f} s: {report.experiments} experiments, "
+        f"{report.runs_imported:,} runs ({report.runs_already_here:,} already here), "
+        f"{report.metric_points:,} metric points, {report.params:,} params, {report.tags:,} tags, "
+        f"{report.artifact_files:,} artifact files ({report.artifact_bytes:,} bytes), {report.datasets} datasets, "
+        f"{report.logged_models} logged models, {report.registered_models} registered models, "
+        f"{report.versions_imported} versions ({report.versions_already_here} already here), {report.aliases} aliases"
+    )
+    for item in report.skipped:
+        print(f"skipped {item['what']} {item['id']}: {item['why']}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
