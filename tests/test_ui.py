@@ -1045,3 +1045,45 @@ def test_serving_refuses_unknown_models_charts_traffic_over_a_swap_and_removes(l
     row.locator(".jp-mlops-remove-deployment").click()
     row.wait_for(state="detached", timeout=10_000)
     assert lab.api("GET", "deployments")["deployments"] == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_runs_mlflow_logs_sit_beside_ours_in_the_runs_panel_and_compare(lab, page, tracker, artifacts_dir, monkeypatch):
+    """MLflow's own client, pointed at the lab, beside a run of ours: one table, one comparison."""
+    mlflow = pytest.importorskip("mlflow")
+
+    run = tracker.start_run("ours-depth-3", experiment="side-by-side")
+    tracker.log_params({"depth": 3}, run=run)
+    for step in range(20):
+        tracker.log_metrics({"loss": 1 / (step + 3)}, step=step, run=run)
+    tracker.end_run(run=run)
+    tracker.flush()
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", lab.token)
+    mlflow.set_tracking_uri(f"{lab.url}/mlops-lab/mlflow")
+    try:
+        mlflow.set_experiment("side-by-side")
+        with mlflow.start_run(run_name="mlflow-depth-8"):
+            mlflow.log_param("depth", 8)
+            for step in range(20):
+                mlflow.log_metric("loss", 1 / (step + 8), step=step)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+    open_runs_panel(page, lab)
+    rows = page.locator(".jp-mlops-runs tr[data-run-id]")
+    assert sorted(rows.locator(".jp-mlops-open-run").all_inner_texts()) == ["mlflow-depth-8", "ours-depth-3"]
+    compare_all_listed(page)
+    view = page.locator(".jp-mlops-CompareView")
+    view.locator("tr[data-key=depth]").wait_for(timeout=10_000)
+    assert (
+        "8" in view.locator("tr[data-key=depth]").inner_text()
+        and "3" in view.locator("tr[data-key=depth]").inner_text()
+    )
+    view.locator(".jp-mlops-chart .main-svg").first.wait_for(timeout=15_000)  # both curves drawn
+    page.mouse.move(5, 5)
+    page.screenshot(path=str(artifacts_dir / "mlflow-runs-beside-ours.png"))
+    # The MLflow run's own page, as any run's.
+    page.locator(".jp-mlops-runs .jp-mlops-open-run", has_text="mlflow-depth-8").click()
+    run_view = page.locator(".jp-mlops-RunView")
+    run_view.locator("text=mlflow-depth-8").first.wait_for(timeout=10_000)
+    run_view.locator(".main-svg").first.wait_for(timeout=15_000)  # its loss curve
