@@ -605,3 +605,29 @@ def test_mlflow_s_client_through_the_team_server_as_the_token_s_user(team_server
         mlflow.set_tracking_uri(None)
     record = team_server.team.calls.store.runs.get_run(run.info.run_id)
     assert record.info.user == "alice" and record.params == {"C": "1.0"}
+
+
+def test_mlflow_s_system_tags_are_our_columns_and_find_our_runs(client, lab):
+    from mlops_lab.config import StoreLocation
+    from mlops_lab.workspace import Workspace
+
+    workspace = Workspace(StoreLocation(lab.store.url, str(lab.artifacts.root), "test"))
+    try:
+        ours = workspace.tracking.start_run("tracked-here", experiment="system-tags")
+        workspace.tracking.end_run(run=ours)
+        workspace.flush()
+    finally:
+        workspace.close()
+    experiment = client.get_experiment_by_name("system-tags").experiment_id
+    found = client.search_runs([experiment], "tags.mlflow.runName = 'tracked-here'")
+    assert [r.info.run_id for r in found] == [ours.id]
+    assert found[0].data.tags["mlflow.user"] == found[0].info.user_id
+    # Set through MLflow's tags, they change the run's columns, not a second copy.
+    run = client.create_run(experiment, run_name="first-name")
+    client.set_tag(run.info.run_id, "mlflow.runName", "second-name")
+    record = lab.store.runs.get_run(run.info.run_id)
+    assert record.info.name == "second-name" and "mlflow.runName" not in record.tags
+    ordered = client.search_runs([experiment], order_by=["tags.mlflow.runName ASC"])
+    assert [r.info.run_name for r in ordered] == ["second-name", "tracked-here"]
+    response = raw(lab, "POST", "mlflow/runs/delete-tag", {"run_id": run.info.run_id, "key": "mlflow.runName"})
+    assert response.status_code == 400 and "run_name" in response.json()["message"]

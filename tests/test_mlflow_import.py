@@ -106,7 +106,12 @@ def test_an_mlflow_history_moves_in_whole_and_once(source, tmp_path, capsys):
             ours = runs.get_run(theirs.info.run_id)
             assert ours.info.name == theirs.info.run_name and ours.info.status == theirs.info.status
             assert ours.params == theirs.data.params
-            assert {k: v for k, v in ours.tags.items()} == theirs.data.tags
+            # MLflow's system tags are the run's columns here; the others are tags
+            system = ("mlflow.runName", "mlflow.user", "mlflow.parentRunId", "mlflow.source.name")
+            assert ours.tags == {k: v for k, v in theirs.data.tags.items() if k not in system}
+            assert ours.info.user == theirs.data.tags["mlflow.user"] == theirs.info.user_id
+            assert ours.info.notebook_path == theirs.data.tags["mlflow.source.name"]
+            assert ours.info.parent_run_id == theirs.data.tags.get("mlflow.parentRunId")
             for key in theirs.data.metrics:
                 expected = [
                     (m.step, m.timestamp, m.value) for m in source_client.get_metric_history(theirs.info.run_id, key)

@@ -42,6 +42,14 @@ MAX_SEARCH_RESULTS = 50_000
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 VIEW_TYPES = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": "all"}
 MLFLOW_HOST = "mlflow-client"  # the host column of runs MLflow's client made
+# MLflow's system tags that are a run's columns here: kept there, never twice.
+SYSTEM_TAGS = {
+    "mlflow.runName": "run_name",
+    "mlflow.user": "user",
+    "mlflow.parentRunId": "parent_run_id",
+    "mlflow.source.name": "notebook_path",
+}
+COLUMN_OF_TAG = {"mlflow.runName": "name", "mlflow.parentRunId": "parent_run_id", "mlflow.source.name": "notebook_path"}
 
 
 class MlflowApiError(Exception):
@@ -426,7 +434,6 @@ class MlflowApi:
         if parent is not None and self.runs.run_state(parent) is None:
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Parent run with id={parent} not found", 404)
         start = _integer(body, "start_time", default=now_ms(), low=0)
-        tags["mlflow.runName"] = name
         row = {
             "id": run_id,
             "experiment_id": experiment.id,
@@ -444,7 +451,7 @@ class MlflowApi:
         self.runs.write(
             Batch(
                 runs=[row],
-                tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+                tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tags.items() if k not in SYSTEM_TAGS],
                 events=[self._event(run_id, "created", {"status": "RUNNING", "experiment": experiment.name})],
             )
         )
@@ -511,7 +518,7 @@ class MlflowApi:
     def update_run(self, body: dict) -> dict:
         state = self._state(body)
         run_id = state["id"]
-        values, tags, events = {}, [], []
+        values, events = {}, []
         status = body.get("status")
         if status is not None:
             if status not in RUN_STATUSES:
@@ -525,9 +532,8 @@ class MlflowApi:
         name = _text(body, "run_name", required=False, limit=MAX_KEY_LENGTH)
         if name:
             values["name"] = name
-            tags.append({"run_id": run_id, "key": "mlflow.runName", "value": name})
         values["heartbeat_at"] = now_ms()
-        self.runs.write(Batch(run_updates=[(run_id, values)], tags=tags, events=events))
+        self.runs.write(Batch(run_updates=[(run_id, values)], events=events))
         return {"run_info": self.run_json(run_id)["info"]}
 
     def delete_run(self, body: dict) -> dict:
@@ -555,6 +561,10 @@ class MlflowApi:
     def delete_tag(self, body: dict) -> dict:
         run_id = self._state(body, active=True)["id"]
         key = _key(body.get("key"), "tag")
+        if key in SYSTEM_TAGS:
+            raise MlflowApiError(
+                "INVALID_PARAMETER_VALUE", f"{key} is the run's {SYSTEM_TAGS[key]}: it cannot be removed"
+            )
         if key not in self.runs.get_run(run_id).tags:
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No tag with name: {key} in run with id {run_id}", 404)
         self.runs.edit_tags(run_id, {}, [key], self._event(run_id, "tags", {"removed": [key]}))
@@ -622,15 +632,18 @@ class MlflowApi:
                         f"Changing param values is not allowed. Param with key='{key}' was already logged with "
                         f"value='{stored[key]}' for run ID='{run_id}'. Attempted logging new value '{value}'.",
                     )
+        # MLflow's system tags set the run's columns (mlflow.user: the run's user is who created it)
+        columns = {column: tag_values[tag] for tag, column in COLUMN_OF_TAG.items() if tag_values.get(tag)}
+        if len(columns.get("name", "")) > MAX_KEY_LENGTH:
+            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"a run name is at most {MAX_KEY_LENGTH} characters")
         batch = Batch(
             metrics=points,
             params=[
                 {"run_id": run_id, "key": k, "value": v, "value_num": param_number(v)} for k, v in new_params.items()
             ],
-            tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tag_values.items()],
+            tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tag_values.items() if k not in SYSTEM_TAGS],
+            run_updates=[(run_id, columns)] if columns else [],
         )
-        if "mlflow.runName" in tag_values:
-            batch.run_updates.append((run_id, {"name": tag_values["mlflow.runName"]}))
         self.runs.write(batch)
 
     def log_inputs(self, body: dict) -> dict:
@@ -1316,13 +1329,28 @@ def mlflow_order(item) -> str:
     field = text.split()[0]
     if "." not in field and not field.startswith("`"):
         text = f"attributes.{text}"
-    return text
+    return mlflow_filter(text)
+
+
+_SYSTEM_TAG_FIELD = re.compile(
+    r"""\btags?\.(?:`(mlflow\.(?:runName|user|parentRunId|source\.name))`|"(mlflow\.(?:runName|user|parentRunId|source\.name))"
+        |(mlflow\.(?:runName|user|parentRunId|source\.name))(?![\w.]))""",
+    re.VERBOSE,
+)
 
 
 def mlflow_filter(text: str | None) -> str | None:
-    """MLflow's run filter in our grammar: ``attributes.run_id IN (…)`` etc. are the same; MLflow's
-    ``attributes.run_name`` and the ``run`` entity are too.  Kept as a seam for the few differences."""
-    return text
+    """MLflow's run filter in our grammar: the same, but for MLflow's system tags, which are the
+    run's columns here (``tags.mlflow.runName`` is ``attributes.run_name``), so they find
+    ``%%track`` runs too.  (A quoted value that spells such a field is left alone.)"""
+    if not text:
+        return text
+    parts = re.split(r"('(?:[^']|'')*')", text)  # keep quoted values as they are
+    for i in range(0, len(parts), 2):
+        parts[i] = _SYSTEM_TAG_FIELD.sub(
+            lambda m: f"attributes.{SYSTEM_TAGS[m.group(1) or m.group(2) or m.group(3)]}", parts[i]
+        )
+    return "".join(parts)
 
 
 _CLAUSE = re.compile(

@@ -29,7 +29,7 @@ from ..store import Batch, Store
 from ..store.events import now_ms
 from ..store.models import MAX_KEY_LENGTH
 from ..tracking.values import param_number
-from . import dataset_version_row, mlmodel_sklearn
+from . import SYSTEM_TAGS, dataset_version_row, mlmodel_sklearn
 
 IMPORT_HOST = "mlflow-import"
 PAGE = 1000
@@ -194,7 +194,7 @@ class MlflowImporter:
             params=[
                 {"run_id": run_id, "key": k, "value": v, "value_num": param_number(v)} for k, v in data.params.items()
             ],
-            tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()],
+            tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tags.items() if k not in SYSTEM_TAGS],
             events=[
                 {
                     "entity_type": "run",
