@@ -284,7 +284,9 @@ class SqlRunStore(RunStore):
                 )
             conflicts = self._insert_params(conn, batch.params) if batch.params else []
             if batch.metrics:
-                conn.execute(sa.insert(Metric), batch.metrics)
+                # the driver's executemany: SQLAlchemy's per-row work would cost more than the write
+                columns = ("run_id", "key", "value", "step", "timestamp")
+                self.db.insert_many(conn, Metric, columns, [tuple(p[c] for c in columns) for p in batch.metrics])
                 self._update_latest_metrics(conn, batch.metrics)
             for series in batch.metric_series:
                 self._insert_series(conn, series)
