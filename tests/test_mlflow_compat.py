@@ -532,6 +532,22 @@ def test_mlflow_s_registry_keeps_ours_and_its_rules(client, lab):
     history = [e["kind"] for e in lab.store.events.events("model", "iris-mlflow")]
     assert {"registered", "alias", "stage"} <= set(history)
 
+    # Served by the lab from Production, as any registered version: ONNX on onnxruntime.
+    from mlops_lab.serving.client import ServingClient
+
+    started = lab.api(
+        "POST", "deployments", {"model": "iris-mlflow@production", "name": "iris-mlflow", "log_sample": 0}
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while lab.api("GET", "deployments/iris-mlflow")["state"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        rows = X.head(60)  # within one request's batch size
+        served = ServingClient(started["url"], "iris-mlflow").predict(rows.to_numpy(dtype=np.float32))
+        assert (np.asarray(served).ravel() == estimator.predict(rows)).mean() > 0.98
+    finally:
+        lab.api("DELETE", "deployments/iris-mlflow")
+
     client.rename_registered_model("iris-mlflow", "iris-renamed")
     assert client.get_model_version("iris-renamed", "1").current_stage == "Production"
     client.delete_registered_model_alias("iris-renamed", "champion")
