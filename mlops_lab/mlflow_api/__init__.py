@@ -20,20 +20,40 @@ How MLflow's model maps onto ours:
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import math
 import posixpath
 import re
 import uuid
 
-from ..errors import ConflictError, InvalidInputError, NotFoundError, status_of
+from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..store import Store
 from ..store.events import now_ms
 from ..store.models import MAX_KEY_LENGTH, MAX_PARAM_LENGTH, MAX_TAG_LENGTH, Experiment
 from ..store.runs import Batch
 from ..tracking.values import check_artifact_path, param_number
+from .formats import dataset_inputs, dataset_version_row, list_level, mlmodel_sklearn
+from .search import (
+    COLUMN_OF_TAG,
+    SYSTEM_TAGS,
+    entity_filter,
+    experiment_filter,
+    experiment_order,
+    logged_model_filter,
+    mlflow_filter,
+    mlflow_order,
+)
+from .wire import (
+    MlflowApiError,
+    json_number,
+    next_page,
+    page_offset,
+    read_integer,
+    read_key,
+    read_number,
+    read_pairs,
+    read_text,
+    read_value,
+)
 
 DEFAULT_EXPERIMENT = "Default"
 # MLflow's own limits on one log-batch request.
@@ -42,144 +62,7 @@ MAX_SEARCH_RESULTS = 50_000
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 VIEW_TYPES = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": "all"}
 MLFLOW_HOST = "mlflow-client"  # the host column of runs MLflow's client made
-# MLflow's system tags that are a run's columns here: kept there, never twice.
-SYSTEM_TAGS = {
-    "mlflow.runName": "run_name",
-    "mlflow.user": "user",
-    "mlflow.parentRunId": "parent_run_id",
-    "mlflow.source.name": "notebook_path",
-}
-COLUMN_OF_TAG = {"mlflow.runName": "name", "mlflow.parentRunId": "parent_run_id", "mlflow.source.name": "notebook_path"}
 
-
-class MlflowApiError(Exception):
-    """A request MLflow's API refuses: MLflow's error code, its HTTP status and a sentence."""
-
-    def __init__(self, error_code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.error_code = error_code
-        self.status = status
-
-
-# Our error vocabulary in MLflow's words (MLflow answers "already exists" with a 400).
-ERROR_CODES = {
-    400: ("INVALID_PARAMETER_VALUE", 400),
-    401: ("UNAUTHENTICATED", 401),
-    403: ("PERMISSION_DENIED", 403),
-    404: ("RESOURCE_DOES_NOT_EXIST", 404),
-    409: ("RESOURCE_ALREADY_EXISTS", 400),
-    503: ("TEMPORARILY_UNAVAILABLE", 503),
-}
-
-
-def error_answer(exc: Exception) -> tuple[int, dict] | None:
-    """The status and MLflow error body for a refused request; None for a bug (a 500 the door logs)."""
-    if isinstance(exc, MlflowApiError):
-        return exc.status, {"error_code": exc.error_code, "message": str(exc)}
-    status = status_of(exc)
-    if status is None:
-        return None
-    code, status = ERROR_CODES.get(status, ("INTERNAL_ERROR", status))
-    return status, {"error_code": code, "message": str(exc)}
-
-
-# ---- reading MLflow's JSON ------------------------------------------------------------------------
-
-
-def _text(body: dict, key: str, *, required: bool = True, default: str | None = None, limit: int = 1000) -> str | None:
-    value = body.get(key)
-    if value is None or value == "":
-        if required:
-            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Missing value for required parameter '{key}'.")
-        return default
-    if not isinstance(value, str):
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{key}': a string")
-    if len(value) > limit:
-        raise MlflowApiError(
-            "INVALID_PARAMETER_VALUE", f"Parameter '{key}' is {len(value)} characters long; at most {limit}."
-        )
-    return value
-
-
-def _integer(body: dict, key: str, *, default: int | None = None, low: int = -(2**63), high: int = 2**63 - 1):
-    """An int64 as protobuf's JSON carries it: a number or a string of digits."""
-    value = body.get(key)
-    if value is None:
-        return default
-    if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value):
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for parameter '{key}': an integer")
-    return value
-
-
-def _number(value, what: str) -> float | None:
-    """A double as protobuf's JSON carries it (NaN and infinities as words); None for NaN, as stored."""
-    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
-        value = float(value.replace("Infinity", "inf"))
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for {what}: a number")
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def _json_number(value: float | None):
-    if value is None or value != value:
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
-def _key(value, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid {what} key {value!r}: a non-empty string")
-    if len(value) > MAX_KEY_LENGTH:
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"{what} key {value[:50]!r}… is longer than {MAX_KEY_LENGTH}")
-    if ".." in value.split("/") or value.startswith("/"):
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid {what} key {value!r}: no '..' or leading '/'")
-    return value
-
-
-def _value(value, what: str, key: str, limit: int) -> str:
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        value = str(value)
-    if len(value) > limit:
-        raise MlflowApiError(
-            "INVALID_PARAMETER_VALUE", f"{what} '{key}' has a value of {len(value)} characters; at most {limit}"
-        )
-    return value
-
-
-def _pairs(items, what: str) -> list[dict]:
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"'{what}' must be a list of objects")
-    return items
-
-
-def _page_token(token) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.b64decode(token, validate=True))["offset"]
-    except (ValueError, TypeError, KeyError):
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid page token {str(token)[:50]!r}") from None
-    if not isinstance(offset, int) or offset < 0:
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid page token {str(token)[:50]!r}")
-    return offset
-
-
-def _next_token(offset: int, page: int, limit: int) -> dict:
-    if page < limit:
-        return {}
-    return {"next_page_token": base64.b64encode(json.dumps({"offset": offset + page}).encode()).decode()}
-
-
-# ---- the API ----------------------------------------------------------------------------------------
 
 ROUTES = {
     ("POST", "experiments/create"): "create_experiment",
@@ -287,7 +170,7 @@ class MlflowApi:
         if experiment_id in ("0", 0):  # MLflow's default experiment
             number = self.runs.get_or_create_experiment(DEFAULT_EXPERIMENT, self.user)
         else:
-            number = _integer({"experiment_id": experiment_id}, "experiment_id", low=0)
+            number = read_integer({"experiment_id": experiment_id}, "experiment_id", low=0)
         found = next((e for e in self._experiments() if e.id == number), None)
         if found is None:
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No Experiment with id={experiment_id} exists", 404)
@@ -320,11 +203,11 @@ class MlflowApi:
         self.runs.update_experiment(experiment.id, values, event)
 
     def create_experiment(self, body: dict) -> dict:
-        name = _text(body, "name", limit=MAX_KEY_LENGTH)
+        name = read_text(body, "name", limit=MAX_KEY_LENGTH)
         if self.runs.experiment_id(name) is not None:
             raise MlflowApiError("RESOURCE_ALREADY_EXISTS", f"Experiment '{name}' already exists.")
-        tags = {_key(t.get("key"), "tag"): _value(t.get("value"), "Tag", t.get("key"), MAX_TAG_LENGTH)
-                for t in _pairs(body.get("tags"), "tags")}  # fmt: skip
+        tags = {read_key(t.get("key"), "tag"): read_value(t.get("value"), "Tag", t.get("key"), MAX_TAG_LENGTH)
+                for t in read_pairs(body.get("tags"), "tags")}  # fmt: skip
         experiment_id = self.runs.get_or_create_experiment(name, self.user)
         if tags:
             experiment = self._experiment(experiment_id)
@@ -332,18 +215,18 @@ class MlflowApi:
         return {"experiment_id": str(experiment_id)}
 
     def get_experiment(self, body: dict) -> dict:
-        return {"experiment": self.experiment_json(self._experiment(_text(body, "experiment_id")))}
+        return {"experiment": self.experiment_json(self._experiment(read_text(body, "experiment_id")))}
 
     def get_experiment_by_name(self, body: dict) -> dict:
-        name = _text(body, "experiment_name", limit=MAX_KEY_LENGTH)
+        name = read_text(body, "experiment_name", limit=MAX_KEY_LENGTH)
         found = next((e for e in self._experiments() if e.name == name), None)
         if found is None:
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Could not find experiment with name '{name}'", 404)
         return {"experiment": self.experiment_json(found)}
 
     def search_experiments(self, body: dict) -> dict:
-        limit = _integer(body, "max_results", default=1000, low=1, high=MAX_SEARCH_RESULTS)
-        offset = _page_token(body.get("page_token"))
+        limit = read_integer(body, "max_results", default=1000, low=1, high=MAX_SEARCH_RESULTS)
+        offset = page_offset(body.get("page_token"))
         view = VIEW_TYPES.get(body.get("view_type") or "ACTIVE_ONLY")
         if view is None:
             raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid view_type {body.get('view_type')!r}")
@@ -357,36 +240,36 @@ class MlflowApi:
         for key, descending in reversed(experiment_order(order_by if isinstance(order_by, list) else [order_by])):
             found.sort(key=key, reverse=descending)
         page = found[offset : offset + limit]
-        return {"experiments": page, **_next_token(offset, len(page), limit)}
+        return {"experiments": page, **next_page(offset, len(page), limit)}
 
     def update_experiment(self, body: dict) -> dict:
-        experiment = self._experiment(_text(body, "experiment_id"))
-        name = _text(body, "new_name", required=False, limit=MAX_KEY_LENGTH)
+        experiment = self._experiment(read_text(body, "experiment_id"))
+        name = read_text(body, "new_name", required=False, limit=MAX_KEY_LENGTH)
         if name:
             self._update_experiment(experiment, {"name": name}, "renamed", {"from": experiment.name, "to": name})
         return {}
 
     def delete_experiment(self, body: dict) -> dict:
-        experiment = self._experiment(_text(body, "experiment_id"))
+        experiment = self._experiment(read_text(body, "experiment_id"))
         self._update_experiment(experiment, {"deleted_at": now_ms()}, "deleted", {})
         return {}
 
     def restore_experiment(self, body: dict) -> dict:
-        experiment = self._experiment(_text(body, "experiment_id"))
+        experiment = self._experiment(read_text(body, "experiment_id"))
         self._update_experiment(experiment, {"deleted_at": None}, "restored", {})
         return {}
 
     def set_experiment_tag(self, body: dict) -> dict:
-        experiment = self._experiment(_text(body, "experiment_id"))
-        key = _key(body.get("key"), "tag")
-        value = _value(body.get("value"), "Tag", key, MAX_TAG_LENGTH)
+        experiment = self._experiment(read_text(body, "experiment_id"))
+        key = read_key(body.get("key"), "tag")
+        value = read_value(body.get("value"), "Tag", key, MAX_TAG_LENGTH)
         tags = {**json.loads(experiment.tags or "{}"), key: value}
         self._update_experiment(experiment, {"tags": json.dumps(tags)}, "tags", {"set": {key: value}})
         return {}
 
     def delete_experiment_tag(self, body: dict) -> dict:
-        experiment = self._experiment(_text(body, "experiment_id"))
-        key = _key(body.get("key"), "tag")
+        experiment = self._experiment(read_text(body, "experiment_id"))
+        key = read_key(body.get("key"), "tag")
         tags = json.loads(experiment.tags or "{}")
         if tags.pop(key, None) is None:
             raise MlflowApiError(
@@ -398,7 +281,7 @@ class MlflowApi:
     # ---- runs -------------------------------------------------------------------------------------
 
     def _state(self, body: dict, *, active: bool = False) -> dict:
-        run_id = _text(body, "run_id", required=False) or _text(body, "run_uuid")
+        run_id = read_text(body, "run_id", required=False) or read_text(body, "run_uuid")
         state = self.runs.run_state(run_id) if re.fullmatch(r"[0-9a-f]{32}", run_id) else None
         if state is None:
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Run with id={run_id} not found", 404)
@@ -428,12 +311,12 @@ class MlflowApi:
             )
         tags = self._tags(body.get("tags"), "tags")
         run_id = uuid.uuid4().hex
-        name = _text(body, "run_name", required=False, limit=MAX_KEY_LENGTH) or tags.get("mlflow.runName")
+        name = read_text(body, "run_name", required=False, limit=MAX_KEY_LENGTH) or tags.get("mlflow.runName")
         name = name or f"run-{run_id[:8]}"
         parent = tags.get("mlflow.parentRunId")
         if parent is not None and self.runs.run_state(parent) is None:
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Parent run with id={parent} not found", 404)
-        start = _integer(body, "start_time", default=now_ms(), low=0)
+        start = read_integer(body, "start_time", default=now_ms(), low=0)
         row = {
             "id": run_id,
             "experiment_id": experiment.id,
@@ -467,7 +350,7 @@ class MlflowApi:
         metrics = [
             {
                 "key": key,
-                "value": _json_number(value),
+                "value": json_number(value),
                 "timestamp": latest.get(key, {}).get("timestamp") or 0,
                 "step": latest.get(key, {}).get("last_step") or 0,
             }
@@ -526,10 +409,10 @@ class MlflowApi:
             values["status"] = "RUNNING" if status == "SCHEDULED" else status
             if status != state["status"]:
                 events.append(self._event(run_id, "status", {"from": state["status"], "to": values["status"]}))
-        end = _integer(body, "end_time", low=0)
+        end = read_integer(body, "end_time", low=0)
         if end is not None:
             values["end_time"] = end
-        name = _text(body, "run_name", required=False, limit=MAX_KEY_LENGTH)
+        name = read_text(body, "run_name", required=False, limit=MAX_KEY_LENGTH)
         if name:
             values["name"] = name
         values["heartbeat_at"] = now_ms()
@@ -560,7 +443,7 @@ class MlflowApi:
 
     def delete_tag(self, body: dict) -> dict:
         run_id = self._state(body, active=True)["id"]
-        key = _key(body.get("key"), "tag")
+        key = read_key(body.get("key"), "tag")
         if key in SYSTEM_TAGS:
             raise MlflowApiError(
                 "INVALID_PARAMETER_VALUE", f"{key} is the run's {SYSTEM_TAGS[key]}: it cannot be removed"
@@ -571,9 +454,9 @@ class MlflowApi:
         return {}
 
     def log_batch(self, body: dict) -> dict:
-        metrics = _pairs(body.get("metrics"), "metrics")
-        params = _pairs(body.get("params"), "params")
-        tags = _pairs(body.get("tags"), "tags")
+        metrics = read_pairs(body.get("metrics"), "metrics")
+        params = read_pairs(body.get("params"), "params")
+        tags = read_pairs(body.get("tags"), "tags")
         for items, limit, what in ((metrics, MAX_BATCH_METRICS, "metrics"), (params, MAX_BATCH_PARAMS, "params"),
                                    (tags, MAX_BATCH_TAGS, "tags")):  # fmt: skip
             if len(items) > limit:
@@ -591,8 +474,8 @@ class MlflowApi:
 
     def _tags(self, items, what: str) -> dict[str, str]:
         return {
-            _key(t.get("key"), "tag"): _value(t.get("value"), "Tag", str(t.get("key")), MAX_TAG_LENGTH)
-            for t in _pairs(items, what)
+            read_key(t.get("key"), "tag"): read_value(t.get("value"), "Tag", str(t.get("key")), MAX_TAG_LENGTH)
+            for t in read_pairs(items, what)
         }
 
     def _log(self, run_id: str, *, metrics=(), params=(), tags=()) -> None:
@@ -600,22 +483,22 @@ class MlflowApi:
         changes nothing."""
         points = []
         for metric in metrics:
-            key = _key(metric.get("key"), "metric")
+            key = read_key(metric.get("key"), "metric")
             if "value" not in metric:
                 raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Missing value for metric '{key}'")
             points.append(
                 {
                     "run_id": run_id,
                     "key": key,
-                    "value": _number(metric["value"], f"metric '{key}'"),
-                    "timestamp": _integer(metric, "timestamp", default=now_ms(), low=0),
-                    "step": _integer(metric, "step", default=0),
+                    "value": read_number(metric["value"], f"metric '{key}'"),
+                    "timestamp": read_integer(metric, "timestamp", default=now_ms(), low=0),
+                    "step": read_integer(metric, "step", default=0),
                 }
             )
         new_params = {}
         for param in params:
-            key = _key(param.get("key"), "param")
-            value = _value(param.get("value"), "Param", key, MAX_PARAM_LENGTH)
+            key = read_key(param.get("key"), "param")
+            value = read_value(param.get("value"), "Param", key, MAX_PARAM_LENGTH)
             if new_params.get(key, value) != value:
                 raise MlflowApiError(
                     "INVALID_PARAMETER_VALUE",
@@ -649,12 +532,12 @@ class MlflowApi:
     def log_inputs(self, body: dict) -> dict:
         run_id = self._state(body, active=True)["id"]
         versions, links = [], []
-        for item in _pairs(body.get("datasets"), "datasets"):
+        for item in read_pairs(body.get("datasets"), "datasets"):
             dataset = item.get("dataset")
             if not isinstance(dataset, dict):
                 raise MlflowApiError("INVALID_PARAMETER_VALUE", "each dataset input needs a 'dataset' object")
-            name = _key(dataset.get("name"), "dataset")
-            digest = _text(dataset, "digest", limit=MAX_KEY_LENGTH)
+            name = read_key(dataset.get("name"), "dataset")
+            digest = read_text(dataset, "digest", limit=MAX_KEY_LENGTH)
             described = {k: dataset.get(k) for k in ("name", "digest", "source_type", "source", "schema", "profile")}
             context = self._tags(item.get("tags"), "tags")
             versions.append(dataset_version_row(described))
@@ -675,8 +558,8 @@ class MlflowApi:
         if not isinstance(ids, list):
             ids = [ids]
         experiments = [self._experiment(i).id for i in ids]
-        limit = _integer(body, "max_results", default=1000, low=1, high=MAX_SEARCH_RESULTS)
-        offset = _page_token(body.get("page_token"))
+        limit = read_integer(body, "max_results", default=1000, low=1, high=MAX_SEARCH_RESULTS)
+        offset = page_offset(body.get("page_token"))
         view = VIEW_TYPES.get(body.get("run_view_type") or "ACTIVE_ONLY")
         if view is None:
             raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid run_view_type {body.get('run_view_type')!r}")
@@ -695,26 +578,26 @@ class MlflowApi:
                 {
                     "info": self._info(run),
                     "data": {
-                        "metrics": [{"key": k, "value": _json_number(v)} for k, v in metrics[run_id].items()],
+                        "metrics": [{"key": k, "value": json_number(v)} for k, v in metrics[run_id].items()],
                         "params": [{"key": k, "value": v} for k, v in params[run_id].items()],
                         "tags": [{"key": k, "value": v} for k, v in self._run_tags(run, tags[run_id]).items()],
                     },
                 }
             )
-        return {"runs": found, **_next_token(offset, len(found), limit)}
+        return {"runs": found, **next_page(offset, len(found), limit)}
 
     def get_metric_history(self, body: dict) -> dict:
         run_id = self._state(body)["id"]
-        key = _key(body.get("metric_key"), "metric")
-        limit = _integer(body, "max_results", default=None, low=1, high=1_000_000)
-        offset = _page_token(body.get("page_token"))
+        key = read_key(body.get("metric_key"), "metric")
+        limit = read_integer(body, "max_results", default=None, low=1, high=1_000_000)
+        offset = page_offset(body.get("page_token"))
         points = self.runs.metric_history(run_id, key)
         page = points[offset : offset + limit] if limit else points[offset:]
         metrics = [
-            {"key": key, "value": _json_number(value), "timestamp": timestamp, "step": step}
+            {"key": key, "value": json_number(value), "timestamp": timestamp, "step": step}
             for step, timestamp, value in page
         ]
-        return {"metrics": metrics, **(_next_token(offset, len(page), limit) if limit else {})}
+        return {"metrics": metrics, **(next_page(offset, len(page), limit) if limit else {})}
 
     # ---- MLflow 3's logged models ------------------------------------------------------------------
 
@@ -740,8 +623,8 @@ class MlflowApi:
         return {"info": info, "data": {"params": params, "metrics": []}}
 
     def create_logged_model(self, body: dict) -> dict:
-        experiment = self._experiment(_text(body, "experiment_id"))
-        run_id = _text(body, "source_run_id", required=False)
+        experiment = self._experiment(read_text(body, "experiment_id"))
+        run_id = read_text(body, "source_run_id", required=False)
         if run_id is not None:
             state = self._state({"run_id": run_id}, active=True)
             if state["experiment_id"] != experiment.id:
@@ -752,9 +635,9 @@ class MlflowApi:
             "id": model_id,
             "experiment_id": experiment.id,
             "run_id": run_id,
-            "name": _key(body.get("name") or f"model-{model_id[2:10]}", "model name"),
+            "name": read_key(body.get("name") or f"model-{model_id[2:10]}", "model name"),
             "status": "LOGGED_MODEL_PENDING",
-            "model_type": _text(body, "model_type", required=False, limit=MAX_KEY_LENGTH),
+            "model_type": read_text(body, "model_type", required=False, limit=MAX_KEY_LENGTH),
             "params": self._params(body.get("params")),
             "tags": self._tags(body.get("tags"), "tags"),
             "created_at": now,
@@ -766,8 +649,8 @@ class MlflowApi:
 
     def _params(self, items) -> dict[str, str]:
         return {
-            _key(p.get("key"), "param"): _value(p.get("value"), "Param", str(p.get("key")), MAX_PARAM_LENGTH)
-            for p in _pairs(items, "params")
+            read_key(p.get("key"), "param"): read_value(p.get("value"), "Param", str(p.get("key")), MAX_PARAM_LENGTH)
+            for p in read_pairs(items, "params")
         }
 
     def get_logged_model(self, model_id: str, body: dict) -> dict:
@@ -845,8 +728,8 @@ class MlflowApi:
         if not isinstance(ids, list):
             raise MlflowApiError("INVALID_PARAMETER_VALUE", "experiment_ids must be a list")
         experiments = [self._experiment(i).id for i in ids]
-        limit = _integer(body, "max_results", default=100, low=1, high=MAX_SEARCH_RESULTS)
-        offset = _page_token(body.get("page_token"))
+        limit = read_integer(body, "max_results", default=100, low=1, high=MAX_SEARCH_RESULTS)
+        offset = page_offset(body.get("page_token"))
         matches = logged_model_filter(body.get("filter"))
         found = [m for m in self.store.mlflow_models.search(experiments) if not m["deleted_at"] and matches(m)]
         order_by = body.get("order_by") or []
@@ -859,21 +742,21 @@ class MlflowApi:
                 raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by field {order.get('field_name')!r}")
             found.sort(key=lambda m, f=field: m[f], reverse=not order.get("ascending", True))
         page = found[offset : offset + limit]
-        return {"models": [self.logged_model_json(m) for m in page], **_next_token(offset, len(page), limit)}
+        return {"models": [self.logged_model_json(m) for m in page], **next_page(offset, len(page), limit)}
 
     def log_outputs(self, body: dict) -> dict:
         run_id = self._state(body, active=True)["id"]
         outputs = []
-        for item in _pairs(body.get("models"), "models"):
-            model = self._model(_text(item, "model_id"))
-            outputs.append({"model_id": model["id"], "step": _integer(item, "step", default=0)})
+        for item in read_pairs(body.get("models"), "models"):
+            model = self._model(read_text(item, "model_id"))
+            outputs.append({"model_id": model["id"], "step": read_integer(item, "step", default=0)})
         self.runs.write(Batch(events=[self._event(run_id, "model_outputs", {"models": outputs})]))
         return {}
 
     # ---- the model registry ------------------------------------------------------------------------
 
     def _registered(self, body: dict, key: str = "name"):
-        name = _text(body, key, limit=MAX_KEY_LENGTH)
+        name = read_text(body, key, limit=MAX_KEY_LENGTH)
         try:
             return self.store.models.get_model(name)
         except NotFoundError:
@@ -882,8 +765,8 @@ class MlflowApi:
             ) from None
 
     def _version(self, body: dict):
-        name = _text(body, "name", limit=MAX_KEY_LENGTH)
-        number = _integer(body, "version", low=1, high=2**31 - 1)
+        name = read_text(body, "name", limit=MAX_KEY_LENGTH)
+        number = read_integer(body, "version", low=1, high=2**31 - 1)
         if number is None:
             raise MlflowApiError("INVALID_PARAMETER_VALUE", "Missing value for required parameter 'version'.")
         try:
@@ -929,10 +812,10 @@ class MlflowApi:
         }
 
     def create_registered_model(self, body: dict) -> dict:
-        name = _key(body.get("name"), "registered model")
+        name = read_key(body.get("name"), "registered model")
         if "@" in name or "/" in name:
             raise MlflowApiError("INVALID_PARAMETER_VALUE", f"model name {name!r} may not contain '@' or '/'")
-        description = _text(body, "description", required=False, limit=MAX_TAG_LENGTH)
+        description = read_text(body, "description", required=False, limit=MAX_TAG_LENGTH)
         try:
             self.store.models.create_model(name, self.user, description, self._tags(body.get("tags"), "tags"))
         except ConflictError:
@@ -943,8 +826,8 @@ class MlflowApi:
         return {"registered_model": self.registered_model_json(self._registered(body))}
 
     def search_registered_models(self, body: dict) -> dict:
-        limit = _integer(body, "max_results", default=100, low=1, high=MAX_SEARCH_RESULTS)
-        offset = _page_token(body.get("page_token"))
+        limit = read_integer(body, "max_results", default=100, low=1, high=MAX_SEARCH_RESULTS)
+        offset = page_offset(body.get("page_token"))
         matches = entity_filter(body.get("filter"), {"name": lambda m: m["name"]})
         found = [m for m in (self.registered_model_json(m) for m in self.store.models.list_models()) if matches(m)]
         order_by = body.get("order_by") or []
@@ -956,11 +839,11 @@ class MlflowApi:
                 raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause {item!r}")
             found.sort(key=lambda m, k=key: m[k], reverse=direction.strip().upper() == "DESC")
         page = found[offset : offset + limit]
-        return {"registered_models": page, **_next_token(offset, len(page), limit)}
+        return {"registered_models": page, **next_page(offset, len(page), limit)}
 
     def rename_registered_model(self, body: dict) -> dict:
         model = self._registered(body)
-        new_name = _key(body.get("new_name"), "registered model")
+        new_name = read_key(body.get("new_name"), "registered model")
         try:
             self.store.models.rename_model(model.name, new_name, self.user)
         except ConflictError as exc:
@@ -969,7 +852,7 @@ class MlflowApi:
 
     def update_registered_model(self, body: dict) -> dict:
         model = self._registered(body)
-        description = _value(body.get("description"), "Description", model.name, MAX_TAG_LENGTH)
+        description = read_value(body.get("description"), "Description", model.name, MAX_TAG_LENGTH)
         self.store.models.update_model(model.name, {"description": description}, self.user)
         return {"registered_model": self.registered_model_json(self.store.models.get_model(model.name))}
 
@@ -985,7 +868,7 @@ class MlflowApi:
 
     def delete_registered_model_tag(self, body: dict) -> dict:
         model = self._registered(body)
-        key = _key(body.get("key"), "tag")
+        key = read_key(body.get("key"), "tag")
         tags = json.loads(model.tags or "{}")
         if tags.pop(key, None) is None:
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"No tag with key {key!r} on model {model.name}", 404)
@@ -1004,8 +887,8 @@ class MlflowApi:
 
     def _source_model(self, body: dict) -> tuple[str, str, str | None]:
         """The run and the model name in it a new version comes from, and MLflow's model id if any."""
-        source = _text(body, "source", limit=4000)
-        model_id = _text(body, "model_id", required=False)
+        source = read_text(body, "source", limit=4000)
+        model_id = read_text(body, "model_id", required=False)
         if model_id is None and (match := re.fullmatch(r"models:/(m-[0-9a-f]{32})/?", source)):
             model_id = match[1]
         if model_id is not None:
@@ -1026,7 +909,7 @@ class MlflowApi:
         return match[1], match[2], None
 
     def create_model_version(self, body: dict) -> dict:
-        name = _key(body.get("name"), "registered model")
+        name = read_key(body.get("name"), "registered model")
         run_id, model_name, model_id = self._source_model(body)
         record = self.runs.get_run(self._state({"run_id": run_id})["id"])
         if not any(m["name"] == model_name for m in record.models):
@@ -1036,9 +919,9 @@ class MlflowApi:
                 "it converts to ONNX (scikit-learn, XGBoost, LightGBM, PyTorch, ONNX)",
             )
         details = {
-            "source": _text(body, "source", limit=4000),
+            "source": read_text(body, "source", limit=4000),
             "mlflow_model_id": model_id,
-            "description": _text(body, "description", required=False, limit=MAX_TAG_LENGTH),
+            "description": read_text(body, "description", required=False, limit=MAX_TAG_LENGTH),
             "tags": self._tags(body.get("tags"), "tags"),
         }
         number = self.registry.register(name, run_id, model_name, details=details)
@@ -1048,8 +931,8 @@ class MlflowApi:
         return {"model_version": self.version_json(self._version(body))}
 
     def search_model_versions(self, body: dict) -> dict:
-        limit = _integer(body, "max_results", default=10_000, low=1, high=200_000)
-        offset = _page_token(body.get("page_token"))
+        limit = read_integer(body, "max_results", default=10_000, low=1, high=200_000)
+        offset = page_offset(body.get("page_token"))
         fields = {"name": lambda v: v["name"], "run_id": lambda v: v["run_id"], "source": lambda v: v["source"],
                   "source_path": lambda v: v["source"], "version_number": lambda v: int(v["version"])}  # fmt: skip
         matches = entity_filter(body.get("filter"), fields)
@@ -1060,11 +943,11 @@ class MlflowApi:
         ]
         found = [v for v in found if matches(v)]
         page = found[offset : offset + limit]
-        return {"model_versions": page, **_next_token(offset, len(page), limit)}
+        return {"model_versions": page, **next_page(offset, len(page), limit)}
 
     def update_model_version(self, body: dict) -> dict:
         version = self._version(body)
-        description = _value(body.get("description"), "Description", version.name, MAX_TAG_LENGTH)
+        description = read_value(body.get("description"), "Description", version.name, MAX_TAG_LENGTH)
         self.store.models.update_version(version.name, version.version, {"description": description}, self.user)
         return {"model_version": self.version_json(self._version(body))}
 
@@ -1101,7 +984,7 @@ class MlflowApi:
 
     def delete_model_version_tag(self, body: dict) -> dict:
         version = self._version(body)
-        key = _key(body.get("key"), "tag")
+        key = read_key(body.get("key"), "tag")
         tags = json.loads(version.tags or "{}")
         if tags.pop(key, None) is None:
             raise MlflowApiError(
@@ -1112,12 +995,12 @@ class MlflowApi:
 
     def set_alias(self, body: dict) -> dict:
         version = self._version(body)
-        self.registry.set_alias(version.name, _key(body.get("alias"), "alias"), version.version)
+        self.registry.set_alias(version.name, read_key(body.get("alias"), "alias"), version.version)
         return {}
 
     def delete_alias(self, body: dict) -> dict:
         model = self._registered(body)
-        alias = _key(body.get("alias"), "alias")
+        alias = read_key(body.get("alias"), "alias")
         if alias not in self.store.models.aliases(model.name):
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Registered model alias {alias} not found.", 404)
         self.registry.set_alias(model.name, alias, None)
@@ -1125,7 +1008,7 @@ class MlflowApi:
 
     def get_version_by_alias(self, body: dict) -> dict:
         model = self._registered(body)
-        alias = _key(body.get("alias"), "alias")
+        alias = read_key(body.get("alias"), "alias")
         number = self.store.models.aliases(model.name).get(alias)
         if number is None:
             raise MlflowApiError("RESOURCE_DOES_NOT_EXIST", f"Registered model alias {alias} not found.", 404)
@@ -1194,254 +1077,6 @@ class MlflowApi:
 
     def list_run_artifacts(self, body: dict) -> dict:
         state = self._state(body)
-        relative = (_text(body, "path", required=False) or "").strip("/")
+        relative = (read_text(body, "path", required=False) or "").strip("/")
         files = list_level(self._files("run", state["id"]), relative, names_only=False)
         return {"root_uri": f"mlflow-artifacts:/{state['experiment_id']}/{state['id']}/artifacts", "files": files}
-
-
-def list_level(rows: list[dict], folder: str, *, names_only: bool) -> list[dict]:
-    """The entries one level under ``folder`` of a run's artifact rows (a file's folders are implied)."""
-    prefix = f"{folder}/" if folder else ""
-    entries: dict[str, dict] = {}
-    for row in rows:
-        path = row["path"]
-        if not path.startswith(prefix) or path == folder:
-            continue
-        head, _, rest = path[len(prefix) :].partition("/")
-        full = prefix + head
-        shown = head if names_only else full
-        if rest or row["kind"] == "dir":
-            entries.setdefault(full, {"path": shown, "is_dir": True})
-        else:
-            entries[full] = {"path": shown, "is_dir": False, "file_size": row["size"]}
-    return [entries[k] for k in sorted(entries)]
-
-
-def mlmodel_sklearn(mlmodel: bytes, files: dict[str, dict], artifacts) -> tuple[object | None, dict]:
-    """The scikit-learn estimator of an MLflow model folder (MLmodel + model.pkl or model.skops),
-    and our signature of it; (None, {}) for any other flavor."""
-    import yaml
-
-    try:
-        described = yaml.safe_load(mlmodel) or {}
-        flavor = (described.get("flavors") or {}).get("sklearn")
-    except (yaml.YAMLError, AttributeError):
-        return None, {}
-    if not isinstance(flavor, dict) or flavor.get("pickled_model") not in files:
-        return None, {}
-    data = artifacts.get_bytes(files[flavor["pickled_model"]]["hash"])
-    if flavor.get("serialization_format") == "skops":
-        import skops.io
-
-        estimator = skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
-    else:
-        import pickle
-
-        estimator = pickle.loads(data)  # cloudpickle's output loads with pickle
-    signature = {}
-    try:
-        inputs = json.loads((described.get("signature") or {}).get("inputs") or "[]")
-        names = [spec["name"] for spec in inputs if isinstance(spec, dict) and "name" in spec]
-        if names:
-            signature["input_columns"] = names
-    except (ValueError, TypeError, AttributeError):
-        pass
-    return estimator, signature
-
-
-def logged_model_filter(text):
-    """MLflow's logged-model filter, as far as its client asks: ``name``, ``source_run_id``,
-    ``status``, ``model_type`` compared with ``=`` or ``!=``, joined by AND."""
-    if not text:
-        return lambda model: True
-    if not isinstance(text, str) or len(text) > 10_000:
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", "'filter' must be a string of at most 10,000 characters")
-    columns = {"name": "name", "source_run_id": "run_id", "status": "status", "model_type": "model_type"}
-    tests = []
-    for clause in re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE):
-        match = re.fullmatch(r"\s*(?:attributes?\.)?(\w+)\s*(=|!=)\s*(?:'((?:[^']|'')*)'|\"([^\"]*)\")\s*", clause)
-        if match is None or match[1] not in columns:
-            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid logged model filter clause {clause!r}")
-        value = match[3].replace("''", "'") if match[3] is not None else match[4]
-        tests.append((columns[match[1]], match[2] == "=", value))
-    return lambda model: all((model[column] == value) == equal for column, equal, value in tests)
-
-
-def dataset_version_row(described: dict) -> dict:
-    """An MLflow dataset (name, digest, source, schema, profile) as a dataset version of ours."""
-    identity = json.dumps([described.get("name"), described.get("digest"), described.get("source")])
-    try:
-        schema = json.loads(described.get("schema") or "{}")
-        columns = {c.get("name", str(i)): c.get("type", "") for i, c in enumerate(schema.get("mlflow_colspec") or [])}
-    except (ValueError, AttributeError, TypeError):
-        columns = {}
-    try:
-        rows = json.loads(described.get("profile") or "{}").get("num_rows")
-    except (ValueError, AttributeError):
-        rows = None
-    return {
-        "hash": hashlib.sha256(identity.encode()).hexdigest(),
-        "format": "mlflow",
-        "columns": json.dumps(columns),
-        "num_rows": rows if isinstance(rows, int) else None,
-        "num_bytes": 0,
-        "created_at": now_ms(),
-    }
-
-
-def dataset_inputs(datasets: list[dict]) -> list[dict]:
-    """A run's input datasets in MLflow's form (those logged through MLflow keep what it sent)."""
-    inputs = []
-    for dataset in datasets:
-        if dataset.get("direction") != "input":
-            continue
-        try:
-            logged = json.loads(dataset.get("source") or "")
-        except ValueError:
-            logged = None
-        if isinstance(logged, dict) and "mlflow" in logged:
-            described, tags = logged["mlflow"], logged.get("tags") or {}
-        else:
-            described = {
-                "name": dataset.get("name"),
-                "digest": str(dataset.get("hash", ""))[:8],
-                "source_type": "local",
-                "source": json.dumps({"uri": dataset.get("source") or ""}),
-            }
-            tags = {}
-        inputs.append(
-            {
-                "dataset": {k: v for k, v in described.items() if v is not None},
-                "tags": [{"key": k, "value": v} for k, v in tags.items()],
-            }
-        )
-    return inputs
-
-
-# ---- MLflow's search strings --------------------------------------------------------------------
-
-
-def mlflow_order(item) -> str:
-    """An MLflow ``order_by`` item in our grammar: a bare name is an attribute."""
-    if not isinstance(item, str) or not item.strip():
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause {item!r}")
-    text = item.strip()
-    field = text.split()[0]
-    if "." not in field and not field.startswith("`"):
-        text = f"attributes.{text}"
-    return mlflow_filter(text)
-
-
-_SYSTEM_TAG_FIELD = re.compile(
-    r"""\btags?\.(?:`(mlflow\.(?:runName|user|parentRunId|source\.name))`|"(mlflow\.(?:runName|user|parentRunId|source\.name))"
-        |(mlflow\.(?:runName|user|parentRunId|source\.name))(?![\w.]))""",
-    re.VERBOSE,
-)
-
-
-def mlflow_filter(text: str | None) -> str | None:
-    """MLflow's run filter in our grammar: the same, but for MLflow's system tags, which are the
-    run's columns here (``tags.mlflow.runName`` is ``attributes.run_name``), so they find
-    ``%%track`` runs too.  (A quoted value that spells such a field is left alone.)"""
-    if not text:
-        return text
-    parts = re.split(r"('(?:[^']|'')*')", text)  # keep quoted values as they are
-    for i in range(0, len(parts), 2):
-        parts[i] = _SYSTEM_TAG_FIELD.sub(
-            lambda m: f"attributes.{SYSTEM_TAGS[m.group(1) or m.group(2) or m.group(3)]}", parts[i]
-        )
-    return "".join(parts)
-
-
-_CLAUSE = re.compile(
-    r"""\s*(?P<field>(?:attributes?\.|attr\.)?\w+|tags?\.(?:`[^`]+`|"[^"]+"|[\w.\-]+))
-        \s*(?P<op>=|!=|<=|>=|<|>|(?:NOT\s+)?I?LIKE)\s*
-        (?P<value>'(?:[^']|'')*'|"[^"]*"|-?\d+)\s*""",
-    re.VERBOSE | re.IGNORECASE,
-)
-
-
-def entity_filter(text, fields: dict):
-    """MLflow's filter for experiments, registered models and versions — ``name LIKE 'x%' AND
-    tags.team = 'a'`` — as a test on the entity's JSON; ``fields`` names what each field reads."""
-    if not text:
-        return lambda entity: True
-    if not isinstance(text, str) or len(text) > 10_000:
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", "'filter' must be a string of at most 10,000 characters")
-    tests = []
-    for clause in re.split(r"\s+AND\s+", text.strip(), flags=re.IGNORECASE):
-        match = _CLAUSE.fullmatch(clause)
-        field = match and match["field"]
-        if field and not field.lower().startswith("tag"):
-            field = field.rsplit(".", 1)[-1].lower()
-            if field not in fields:
-                match = None
-        if match is None:
-            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid filter clause {clause!r}")
-        raw = match["value"]
-        value = int(raw) if re.fullmatch(r"-?\d+", raw) else raw[1:-1].replace("''", "'")
-        tests.append((field, " ".join(match["op"].upper().split()), value))
-
-    def read(entity: dict, field: str):
-        if field.lower().startswith("tag"):
-            key = field.split(".", 1)[1].strip('`"')
-            return next((t["value"] for t in entity["tags"] if t["key"] == key), None)
-        return fields[field](entity)
-
-    def matches(entity: dict) -> bool:
-        for field, op, value in tests:
-            found = read(entity, field)
-            if found is None:  # an absent tag differs from every value (MLflow's client asks for
-                if op in ("!=", "NOT LIKE", "NOT ILIKE"):  # `tag.mlflow.prompt.is_prompt != 'true'`)
-                    continue
-                return False
-            if "LIKE" in op:
-                pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in str(value))
-                flags = re.IGNORECASE if "ILIKE" in op else 0
-                hit = re.fullmatch(pattern, str(found), flags | re.DOTALL) is not None
-                if hit == op.startswith("NOT"):
-                    return False
-            elif not _compare(found, op, value):
-                return False
-        return True
-
-    return matches
-
-
-def experiment_filter(text):
-    fields = {"name": lambda e: e["name"], "creation_time": lambda e: e["creation_time"],
-              "last_update_time": lambda e: e["last_update_time"]}  # fmt: skip
-    return entity_filter(text, fields)
-
-
-def _compare(found, op: str, value) -> bool:
-    if isinstance(value, int) and not isinstance(found, int):
-        return False
-    return {
-        "=": found == value,
-        "!=": found != value,
-        "<": found < value,
-        "<=": found <= value,
-        ">": found > value,
-        ">=": found >= value,
-    }[op]
-
-
-def experiment_order(items: list) -> list[tuple]:
-    keys = []
-    for item in items:
-        if not isinstance(item, str):
-            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause {item!r}")
-        parts = item.split()
-        field = parts[0].rsplit(".", 1)[-1].lower() if parts else ""
-        direction = parts[1].upper() if len(parts) > 1 else "ASC"
-        if field not in ("name", "experiment_id", "creation_time", "last_update_time") or direction not in (
-            "ASC",
-            "DESC",
-        ):
-            raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid order_by clause {item!r}")
-        if field == "experiment_id":
-            keys.append((lambda e: int(e["experiment_id"]), direction == "DESC"))
-        else:
-            keys.append((lambda e, f=field: e[f], direction == "DESC"))
-    return keys

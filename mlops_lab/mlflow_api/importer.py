@@ -29,7 +29,8 @@ from ..store import Batch, Store
 from ..store.events import now_ms
 from ..store.models import MAX_KEY_LENGTH
 from ..tracking.values import param_number
-from . import SYSTEM_TAGS, dataset_version_row, mlmodel_sklearn
+from .formats import dataset_version_row, mlmodel_sklearn
+from .search import SYSTEM_TAGS
 
 IMPORT_HOST = "mlflow-import"
 PAGE = 1000

@@ -20,7 +20,8 @@ import sqlalchemy.exc
 import tornado.web
 
 from ..errors import InvalidInputError, UnavailableError
-from ..mlflow_api import MlflowApi, error_answer
+from ..mlflow_api import MlflowApi
+from ..mlflow_api.wire import error_answer
 from .handlers import BaseHandler, _bounded_int, _refuse_constant, _send_file
 
 MAX_ARTIFACT_BYTES = 2 * 1024**3
