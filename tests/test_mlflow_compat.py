@@ -287,11 +287,11 @@ def mlflow_server(tmp_path_factory):
     log.close()
 
 
-def _same_runs(uri: str) -> str:
+def _same_runs(uri: str, name: str = "search-compare") -> str:
     """The same experiment of runs on either server: params, metrics (some missing, one NaN), tags,
     distinct start times so both order ties alike."""
     client = mlflow.MlflowClient(uri)
-    experiment_id = client.create_experiment("search-compare")
+    experiment_id = client.create_experiment(name)
     for i in range(30):
         run = client.create_run(experiment_id, run_name=f"r{i:02d}", start_time=1_700_000_000_000 + i * 1000)
         metrics = [mlflow.entities.Metric("loss", 1 / (i + 1), 1_700_000_000_000, 0)]
@@ -356,6 +356,21 @@ def test_searches_answer_as_mlflow_server_does(client, lab, mlflow_server, monke
     assert _search(lab.mlflow_uri, ours, None, ["metrics.acc DESC"], page_size=7) == _search(
         mlflow_server, theirs, None, ["metrics.acc DESC"]
     )
+
+
+def test_searches_answer_as_mlflow_server_does_on_postgresql(pg_url, mlflow_server, tmp_path, monkeypatch):
+    """The same comparison with the lab's store on PostgreSQL (its own NULL and float ordering)."""
+    (tmp_path / "notebooks").mkdir()
+    lab = LabServer(tmp_path / "notebooks", {"MLOPS_LAB_DB_URL": pg_url, "MLOPS_LAB_ARTIFACTS": str(tmp_path / "a")})
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", lab.token)
+        uri = f"{lab.url}/mlops-lab/mlflow"
+        ours, theirs = _same_runs(uri, "search-compare-pg"), _same_runs(mlflow_server, "search-compare-pg")
+        for filter_string, order_by in SEARCHES:
+            expected = _search(mlflow_server, theirs, filter_string, order_by)
+            assert _search(uri, ours, filter_string, order_by) == expected, (filter_string, order_by)
+    finally:
+        lab.stop()
 
 
 def test_a_run_logged_by_mlflow_is_one_of_ours(client, lab):
