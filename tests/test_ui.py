@@ -1062,7 +1062,7 @@ def test_runs_mlflow_logs_sit_beside_ours_in_the_runs_panel_and_compare(lab, pag
     mlflow.set_tracking_uri(f"{lab.url}/mlops-lab/mlflow")
     try:
         mlflow.set_experiment("side-by-side")
-        with mlflow.start_run(run_name="mlflow-depth-8"):
+        with mlflow.start_run(run_name="mlflow-depth-8") as logged:
             mlflow.log_param("depth", 8)
             for step in range(20):
                 mlflow.log_metric("loss", 1 / (step + 8), step=step)
@@ -1087,3 +1087,10 @@ def test_runs_mlflow_logs_sit_beside_ours_in_the_runs_panel_and_compare(lab, pag
     run_view = page.locator(".jp-mlops-RunView")
     run_view.locator("text=mlflow-depth-8").first.wait_for(timeout=10_000)
     run_view.locator(".main-svg").first.wait_for(timeout=15_000)  # its loss curve
+
+    # The link MLflow's client prints ("View run at …/mlops-lab/mlflow/#/experiments/…/runs/…")
+    # opens the same page in a fresh lab.
+    link = f"{lab.url}/mlops-lab/mlflow/#/experiments/{logged.info.experiment_id}/runs/{logged.info.run_id}"
+    page.goto(link)
+    page.locator(".jp-mlops-RunView", has_text="mlflow-depth-8").wait_for(timeout=60_000)
+    assert "mlops-run=" + logged.info.run_id in page.url

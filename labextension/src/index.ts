@@ -1,4 +1,4 @@
-import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ILayoutRestorer, IRouter, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -38,20 +38,34 @@ const TEAM_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" wi
 
 export const teamIcon = new LabIcon({ name: 'mlops-lab:team', svgstr: TEAM_SVG });
 
+const OPEN_RUN_FROM_URL = 'mlops-lab:open-run-from-url';
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlops-lab:plugin',
   description: 'MLOps sidebar: runs, drift reports, models and serving.',
   autoStart: true,
-  optional: [ILayoutRestorer, IRenderMimeRegistry, ICommandPalette],
+  optional: [ILayoutRestorer, IRenderMimeRegistry, ICommandPalette, IRouter],
   activate: (
     app: JupyterFrontEnd,
     restorer: ILayoutRestorer | null,
     rendermime: IRenderMimeRegistry | null,
-    palette: ICommandPalette | null
+    palette: ICommandPalette | null,
+    router: IRouter | null
   ) => {
     addCommands(app, restorer, rendermime);
     const { commands } = app;
     palette?.addItem({ command: CommandIDs.openRun, category: 'MLOps' });
+    // <lab>/lab?mlops-run=<id> opens that run's page: where the links MLflow's client prints lead.
+    commands.addCommand(OPEN_RUN_FROM_URL, {
+      execute: async args => {
+        const runId = new URLSearchParams(String(args.search ?? '')).get('mlops-run');
+        if (runId && /^[0-9a-f]{32}$/.test(runId)) {
+          await app.restored;
+          await commands.execute(CommandIDs.openRun, { runId });
+        }
+      }
+    });
+    router?.register({ command: OPEN_RUN_FROM_URL, pattern: /[?&]mlops-run=[0-9a-f]{32}/ });
     rendermime?.addFactory(runOutputFactory(commands));
     // The sidebar panels, top to bottom; each remembers whether it was open.
     const panels: [Widget, string, LabIcon, string][] = [

@@ -18,6 +18,8 @@ import json
 
 import sqlalchemy.exc
 import tornado.web
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.utils import url_path_join
 
 from ..errors import InvalidInputError, UnavailableError
 from ..mlflow_api import MlflowApi
@@ -193,7 +195,24 @@ class LabServerInfoHandler(LabMlflowHandler):
         self.finish({"multipart_uploads_enabled": False, "multipart_downloads_enabled": False})
 
 
+class MlflowUiLinkHandler(JupyterHandler):
+    """MLflow's client prints links to MLflow's UI (``<tracking URI>/#/experiments/1/runs/<id>``);
+    here they open the run's page in the lab (the part after ``#`` reaches only the browser)."""
+
+    @tornado.web.authenticated
+    def get(self):
+        lab = json.dumps(url_path_join(self.base_url, "lab"))
+        self.set_header("Content-Type", "text/html")
+        self.finish(
+            "<!doctype html><title>mlops_lab</title><script>"
+            "const run = /runs\\/([0-9a-f]{32})/.exec(location.hash);"
+            f"location.replace({lab} + (run ? '?mlops-run=' + run[1] : ''));"
+            "</script>",
+        )
+
+
 ROUTES = [
+    ("?", MlflowUiLinkHandler),
     (r"(?:api|ajax-api)/2\.0/mlflow/(.+)", LabApiHandler),
     (r"(?:api|ajax-api)/2\.0/mlflow-artifacts/artifacts(?:/(.*))?", LabArtifactsHandler),
     (r"api/3\.0/mlflow/server-info", LabServerInfoHandler),
