@@ -4,16 +4,20 @@ runs sit in the Runs panel beside ``%%track`` runs.
 
 ``MlflowApi.call(method, path, body)`` answers one request to ``<tracking URI>/api/2.0/mlflow/<path>``
 with MLflow's JSON; the artifact methods serve MLflow's proxied artifact API
-(``mlflow-artifacts:/<experiment>/<run>/artifacts/<path>``).  A refused request raises
-``MlflowApiError``, which the doors write as MLflow's ``{"error_code", "message"}``.
+(``mlflow-artifacts:/<experiment>/<run>/artifacts/<path>``), MLflow 3's logged models too.  The
+registry's endpoints act through the ``Registry`` service, so its rules (ONNX conversion and
+checks, approvals before Production) hold.  A refused request raises ``MlflowApiError``, which the
+doors write as MLflow's ``{"error_code", "message"}``.  Beside it: ``wire`` (MLflow's JSON fields
+and error shape), ``search`` (its filters and orders), ``formats`` (its model folders and
+datasets as ours), ``importer`` (``mlops-lab import mlflow``).
 
 How MLflow's model maps onto ours:
 
 - experiment ids are ours as text; MLflow's default experiment "0" is the experiment "Default";
 - a run made here has no process of ours behind it (``pid`` 0): it stays RUNNING until its client
   ends it, as in MLflow, where ``%%track`` runs are ended when their process goes away;
-- ``mlflow.runName``, ``mlflow.user`` and ``mlflow.parentRunId`` are read from the run's columns
-  (and a run's name and parent are set from them);
+- ``mlflow.runName``, ``mlflow.user``, ``mlflow.parentRunId`` and ``mlflow.source.name`` are the
+  run's columns (set through MLflow, they change the columns; filters on them read the columns);
 - artifacts are content-addressed blobs recorded under the run, so a file logged by MLflow's
   client and one logged by ``ml.log_artifact`` are listed, previewed and downloaded alike.
 """
