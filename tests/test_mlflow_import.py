@@ -212,7 +212,7 @@ def test_a_killed_import_leaves_no_half_run_and_resumes(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     imported = ours.runs.search_runs(None)[0]
-    assert imported, "the import was killed before it wrote a run"
+    assert 0 < len(imported) < 40, "the import was to be killed after its first runs, before its end"
     for run in imported:  # every run here is whole
         assert ours.runs.count_metric_points(run["id"]) == points
     assert cli([*target, "import", "mlflow", uri]) == 0

@@ -31,11 +31,11 @@ import uuid
 
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..store import Store
-from ..store.events import now_ms
+from ..store.events import event_row, now_ms
 from ..store.models import MAX_KEY_LENGTH, MAX_PARAM_LENGTH, MAX_TAG_LENGTH, Experiment
 from ..store.runs import Batch
 from ..tracking.values import check_artifact_path, param_number
-from .formats import dataset_inputs, dataset_version_row, list_level, mlmodel_sklearn
+from .formats import dataset_inputs, dataset_version_row, list_level, sklearn_model_row
 from .search import (
     COLUMN_OF_TAG,
     SYSTEM_TAGS,
@@ -196,14 +196,7 @@ class MlflowApi:
         }
 
     def _update_experiment(self, experiment: Experiment, values: dict, kind: str, payload: dict) -> None:
-        event = {
-            "entity_type": "experiment",
-            "entity_id": str(experiment.id),
-            "kind": kind,
-            "user": self.user,
-            "time": now_ms(),
-            "payload": json.dumps(payload),
-        }
+        event = event_row("experiment", str(experiment.id), kind, self.user, payload)
         self.runs.update_experiment(experiment.id, values, event)
 
     def create_experiment(self, body: dict) -> dict:
@@ -297,14 +290,7 @@ class MlflowApi:
         return state
 
     def _event(self, run_id: str, kind: str, payload: dict) -> dict:
-        return {
-            "entity_type": "run",
-            "entity_id": run_id,
-            "kind": kind,
-            "user": self.user,
-            "time": now_ms(),
-            "payload": json.dumps(payload),
-        }
+        return event_row("run", run_id, kind, self.user, payload)
 
     def create_run(self, body: dict) -> dict:
         experiment = self._experiment(body.get("experiment_id") or "0")
@@ -671,33 +657,11 @@ class MlflowApi:
         return {"model": self.logged_model_json(self._model(model_id))}
 
     def _adopt(self, model: dict) -> None:
-        """A scikit-learn model MLflow logged in a run becomes one of the run's models too: the run
-        page shows it, and it registers, converts to ONNX and serves like one ``ml.log_model`` logged."""
+        """A scikit-learn model MLflow logged in a run becomes one of the run's models too."""
         files = {f["path"]: f for f in self.store.mlflow_models.files(model["id"])}
-        if "MLmodel" not in files:
-            return
-        estimator, signature = mlmodel_sklearn(self.artifacts.get_bytes(files["MLmodel"]["hash"]), files,
-                                               self.artifacts)  # fmt: skip
-        if estimator is None:
-            return
-        import pickle
-
-        self.runs.write(
-            Batch(
-                models=[
-                    {
-                        "run_id": model["run_id"],
-                        "name": model["name"],
-                        "flavor": "sklearn",
-                        "model_hash": self.artifacts.put_bytes(pickle.dumps(estimator)),
-                        "onnx_hash": None,
-                        "onnx_error": None,
-                        "signature": json.dumps(signature),
-                        "created_at": now_ms(),
-                    }
-                ]
-            )
-        )
+        row = sklearn_model_row(model["run_id"], model["name"], files, self.artifacts)
+        if row is not None:
+            self.runs.write(Batch(models=[row]))
 
     def delete_logged_model(self, model_id: str, body: dict) -> dict:
         self._model(model_id)
@@ -940,12 +904,11 @@ class MlflowApi:
         fields = {"name": lambda v: v["name"], "run_id": lambda v: v["run_id"], "source": lambda v: v["source"],
                   "source_path": lambda v: v["source"], "version_number": lambda v: int(v["version"])}  # fmt: skip
         matches = entity_filter(body.get("filter"), fields)
-        found = [
-            self.version_json(v)
-            for model in self.store.models.list_models()
-            for v in reversed(self.store.models.list_versions(model.name))
-        ]
-        found = [v for v in found if matches(v)]
+        found = []
+        for model in self.store.models.list_models():
+            aliases = self.store.models.aliases(model.name)  # once per model, not per version
+            versions = (self.version_json(v, aliases) for v in reversed(self.store.models.list_versions(model.name)))
+            found += [v for v in versions if matches(v)]
         page = found[offset : offset + limit]
         return {"model_versions": page, **next_page(offset, len(page), limit)}
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 
 from ..store.events import now_ms
+from ..store.models import MAX_KEY_LENGTH
 
 
 def list_level(rows: list[dict], folder: str, *, names_only: bool) -> list[dict]:
@@ -57,6 +58,30 @@ def mlmodel_sklearn(mlmodel: bytes, files: dict[str, dict], artifacts) -> tuple[
     except (ValueError, TypeError, AttributeError):
         pass
     return estimator, signature
+
+
+def sklearn_model_row(run_id: str, name: str, files: dict[str, dict], artifacts) -> dict | None:
+    """A run's model row (``logged_model``) for an MLflow model folder (``files``: its paths and their
+    blobs' hashes) holding a scikit-learn estimator, kept pickled as ``ml.log_model`` keeps one:
+    the run page shows it, and it registers, converts to ONNX and serves like ours.  None for a
+    folder without an MLmodel or of another flavor."""
+    import pickle
+
+    if "MLmodel" not in files:
+        return None
+    estimator, signature = mlmodel_sklearn(artifacts.get_bytes(files["MLmodel"]["hash"]), files, artifacts)
+    if estimator is None:
+        return None
+    return {
+        "run_id": run_id,
+        "name": name[:MAX_KEY_LENGTH],
+        "flavor": "sklearn",
+        "model_hash": artifacts.put_bytes(pickle.dumps(estimator)),
+        "onnx_hash": None,
+        "onnx_error": None,
+        "signature": json.dumps(signature),
+        "created_at": now_ms(),
+    }
 
 
 def dataset_version_row(described: dict) -> dict:

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from ..store import Batch, Store
-from ..store.events import now_ms
+from ..store.events import event_row, now_ms
 from ..store.models import MAX_KEY_LENGTH
 from ..tracking.values import param_number
-from .formats import dataset_version_row, mlmodel_sklearn
+from .formats import dataset_version_row, sklearn_model_row
 from .search import SYSTEM_TAGS
 
 IMPORT_HOST = "mlflow-import"
@@ -141,8 +141,7 @@ class MlflowImporter:
         if experiment.lifecycle_stage == "deleted" and not known.deleted_at:
             values["deleted_at"] = experiment.last_update_time or now_ms()
         if values:
-            event = {"entity_type": "experiment", "entity_id": str(ours), "kind": "imported", "user": self.user,
-                     "time": now_ms(), "payload": json.dumps({"from": self.uri})}  # fmt: skip
+            event = event_row("experiment", str(ours), "imported", self.user, {"from": self.uri})
             self.store.runs.update_experiment(ours, values, event)
         self.report.experiments += 1
         runs = list(
@@ -196,16 +195,7 @@ class MlflowImporter:
                 {"run_id": run_id, "key": k, "value": v, "value_num": param_number(v)} for k, v in data.params.items()
             ],
             tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tags.items() if k not in SYSTEM_TAGS],
-            events=[
-                {
-                    "entity_type": "run",
-                    "entity_id": run_id,
-                    "kind": "imported",
-                    "user": self.user,
-                    "time": now_ms(),
-                    "payload": json.dumps({"from": self.uri, "status": info.status}),
-                }  # fmt: skip
-            ],
+            events=[event_row("run", run_id, "imported", self.user, {"from": self.uri, "status": info.status})],
         )
         for key in data.metrics:
             for point in self.client.get_metric_history(run_id, key):
@@ -243,7 +233,8 @@ class MlflowImporter:
                 digest = self.artifacts.put_file(local)
                 batch.artifacts.append({"run_id": run_id, "path": path, "hash": digest, "size": size, "kind": "file"})
                 self.report.artifact_bytes += size
-            batch.models += self._models_in_artifacts(run_id, files)
+            blobs = {row["path"]: row for row in batch.artifacts}
+            batch.models += self._models_in_artifacts(run_id, blobs)
         self.store.runs.write(batch)
         self.report.runs_imported += 1
         self.report.metric_points += len(batch.metrics)
@@ -264,41 +255,26 @@ class MlflowImporter:
         local = Path(self.client.download_artifacts(run_id, "", str(folder)))
         return {p.relative_to(local).as_posix(): p for p in sorted(local.rglob("*")) if p.is_file()}
 
-    def _models_in_artifacts(self, run_id: str, files: dict[str, Path]) -> list[dict]:
+    def _models_in_artifacts(self, run_id: str, blobs: dict[str, dict]) -> list[dict]:
         """MLflow 2's logged models (a folder with an MLmodel among the run's artifacts) that are
         scikit-learn: the run's models here too."""
         rows = []
-        for path in files:
+        for path in blobs:
             folder, _, name = path.rpartition("/")
             if name != "MLmodel" or not folder or "/" in folder:
                 continue
-            row = self._adopted(run_id, folder, files[path], {p[len(folder) + 1 :]: f for p, f in files.items()
-                                                                if p.startswith(folder + "/")})  # fmt: skip
+            inside = {p[len(folder) + 1 :]: blob for p, blob in blobs.items() if p.startswith(folder + "/")}
+            row = self._adopted(run_id, folder, inside)
             if row is not None:
                 rows.append(row)
         return rows
 
-    def _adopted(self, run_id: str, name: str, mlmodel: Path, files: dict[str, Path]) -> dict | None:
-        import pickle
-
-        blobs = {path: {"hash": self.artifacts.put_file(local)} for path, local in files.items()}
+    def _adopted(self, run_id: str, name: str, blobs: dict[str, dict]) -> dict | None:
         try:
-            estimator, signature = mlmodel_sklearn(mlmodel.read_bytes(), blobs, self.artifacts)
+            return sklearn_model_row(run_id, name, blobs, self.artifacts)
         except Exception as exc:  # a model that does not load here (a library we lack): kept as files
             self.report.skip("model", f"{run_id}/{name}", f"kept as files; it does not load here: {exc}")
             return None
-        if estimator is None:
-            return None
-        return {
-            "run_id": run_id,
-            "name": name[:MAX_KEY_LENGTH],
-            "flavor": "sklearn",
-            "model_hash": self.artifacts.put_bytes(pickle.dumps(estimator)),
-            "onnx_hash": None,
-            "onnx_error": None,
-            "signature": json.dumps(signature),
-            "created_at": now_ms(),
-        }
 
     # ---- MLflow 3's logged models ----------------------------------------------------------------
 
@@ -323,11 +299,8 @@ class MlflowImporter:
                 files = {p.relative_to(local).as_posix(): p for p in sorted(local.rglob("*")) if p.is_file()}
                 rows = [{"model_id": model.model_id, "path": path, "hash": self.artifacts.put_file(f),
                          "size": f.stat().st_size} for path, f in files.items()]  # fmt: skip
-                adopted = (
-                    self._adopted(model.source_run_id, model.name, files["MLmodel"], files)
-                    if model.source_run_id and "MLmodel" in files
-                    else None
-                )
+                blobs = {row["path"]: row for row in rows}
+                adopted = self._adopted(model.source_run_id, model.name, blobs) if model.source_run_id else None
             status = getattr(model.status, "name", str(model.status))
             self.store.mlflow_models.create(
                 {

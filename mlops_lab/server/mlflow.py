@@ -64,16 +64,25 @@ class MlflowDoor:
     def authorize(self) -> None:
         """Refuse a caller who may not make this request (the team server's stores decide per call)."""
 
+    async def in_thread(self, function, *args):
+        """Run blocking work off the event loop (the team server uses its own threads)."""
+        return await asyncio.to_thread(function, *args)
+
     async def run(self, function, *args):
         """A blocking API call off the event loop; a refused request becomes MLflow's error answer."""
         self.authorize()
         try:
-            return await asyncio.to_thread(function, *args)
+            return await self.in_thread(function, *args)
         except Exception as exc:
             answer = error_answer(exc)
             if answer is None:
                 raise
             raise MlflowAnswer(*answer) from exc
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        body = self.mlflow_error(status_code, kwargs.get("exc_info", (None, None, None))[1])
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
 
     def mlflow_error(self, status_code: int, exc) -> dict:
         if isinstance(exc, MlflowAnswer):
@@ -125,6 +134,7 @@ class MlflowDoor:
         self.finish(await self.run(api.upload_artifact, path or "", self.request.body))
 
     def artifact_delete(self) -> None:
+        self.authorize()
         raise MlflowAnswer(
             400,
             {
@@ -160,20 +170,20 @@ class LabMlflowHandler(MlflowDoor, BaseHandler):
         workspace = self.workspace
         return MlflowApi(workspace.store, workspace.artifacts, self.username, registry=workspace.registry)
 
-    def write_error(self, status_code: int, **kwargs) -> None:
-        body = self.mlflow_error(status_code, kwargs.get("exc_info", (None, None, None))[1])
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+
+# MLflow's three routes; each server pairs them with its own door (below, and in ``team.py``).
 
 
-class LabApiHandler(LabMlflowHandler):
+class ApiRoute:
+    """``api/2.0/mlflow/<path>``: every verb goes to ``MlflowApi.call``."""
+
     async def get(self, path: str):
         await self.api_call(path)
 
     post = patch = delete = get
 
 
-class LabArtifactsHandler(LabMlflowHandler):
+class ArtifactsRoute:
     """``mlflow-artifacts``: upload (PUT), download (GET with a path), list (GET ``?path=``)."""
 
     async def get(self, path: str | None):
@@ -183,16 +193,27 @@ class LabArtifactsHandler(LabMlflowHandler):
         await self.artifact_put(path)
 
     async def delete(self, path: str | None):
-        self.authorize()
         self.artifact_delete()
 
 
-class LabServerInfoHandler(LabMlflowHandler):
+class ServerInfoRoute:
     """What MLflow's client asks before a large upload: no multipart uploads here."""
 
     async def get(self):
         self.authorize()
         self.finish({"multipart_uploads_enabled": False, "multipart_downloads_enabled": False})
+
+
+class LabApiHandler(ApiRoute, LabMlflowHandler):
+    pass
+
+
+class LabArtifactsHandler(ArtifactsRoute, LabMlflowHandler):
+    pass
+
+
+class LabServerInfoHandler(ServerInfoRoute, LabMlflowHandler):
+    pass
 
 
 class MlflowUiLinkHandler(JupyterHandler):

@@ -41,7 +41,7 @@ from ..remote import dumps
 from ..store import open_store
 from ..team import Access, HubIdentities, Identity
 from ..team.calls import StoreCalls
-from .mlflow import MlflowAnswer, MlflowDoor, basic_password
+from .mlflow import ApiRoute, ArtifactsRoute, MlflowAnswer, MlflowDoor, ServerInfoRoute, basic_password
 
 log = logging.getLogger("mlops_lab.team")
 MAX_UPLOAD_BYTES = 64 << 30
@@ -283,34 +283,20 @@ class TeamMlflowHandler(MlflowDoor, TeamHandler):
         # Loading an uploaded model would unpickle a client's bytes in the shared server: not here.
         return MlflowApi(store, self.team.artifacts, self.who.user, registry=registry, adopt_models=False)
 
-    def write_error(self, status_code: int, **kwargs) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        body = self.mlflow_error(status_code, exc)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+    async def in_thread(self, function, *args):
+        return await self.blocking(function, *args)
 
 
-class TeamApiHandler(TeamMlflowHandler):
-    async def get(self, path: str):
-        await self.api_call(path)
-
-    post = patch = delete = get
+class TeamApiHandler(ApiRoute, TeamMlflowHandler):
+    pass
 
 
-class TeamArtifactsHandler(TeamMlflowHandler):
-    async def get(self, path: str | None):
-        await self.artifact_get(path)
-
-    async def put(self, path: str | None):
-        await self.artifact_put(path)
-
-    async def delete(self, path: str | None):
-        self.artifact_delete()
+class TeamArtifactsHandler(ArtifactsRoute, TeamMlflowHandler):
+    pass
 
 
-class TeamServerInfoHandler(TeamMlflowHandler):
-    async def get(self):
-        self.finish({"multipart_uploads_enabled": False, "multipart_downloads_enabled": False})
+class TeamServerInfoHandler(ServerInfoRoute, TeamMlflowHandler):
+    pass
 
 
 TEAM_MLFLOW_ROUTES = [
