@@ -57,6 +57,8 @@ _API = {
     "log_text",
     "delete_run",
     "restore_run",
+    "pipeline",
+    "lineage",
 }
 
 

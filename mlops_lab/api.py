@@ -313,6 +313,34 @@ def models():
     return widget()
 
 
+# ---- pipelines -------------------------------------------------------------------------------
+
+
+def pipeline(source="pipeline.yaml", *, root=".", name: str | None = None):
+    """A pipeline to inspect and run: its file (or folder), or the same description as a dict.
+
+    p = ml.pipeline("demo_notebooks/pipeline")
+    p.status()                     # each step: cached, restore or stale, and why
+    p.run()                        # the stale steps, as runs; p.run(steps=["train"], force=True)
+    """
+    from .pipelines import build_pipeline, load_pipeline
+    from .pipelines.runner import PipelineRunner
+
+    spec = build_pipeline(source, root=root, name=name) if isinstance(source, dict) else load_pipeline(source)
+    return PipelineRunner(default_workspace(), spec, progress=print)
+
+
+def lineage(model: str | None = None, *, dataset: str | None = None) -> dict:
+    """Where a model version came from (``"churn/3"``: its runs, pipeline, steps, data and code), or
+    everything made downstream of a dataset version (``dataset=HASH``)."""
+    from .pipelines.lineage import dataset_lineage, model_lineage
+
+    if (model is None) == (dataset is None):
+        raise TypeError('lineage takes a model version ("name/version") or dataset=HASH')
+    workspace = default_workspace()
+    return model_lineage(workspace, model) if model is not None else dataset_lineage(workspace, dataset)
+
+
 # ---- data and features -----------------------------------------------------------------------
 
 

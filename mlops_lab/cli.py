@@ -463,6 +463,42 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("grantee", help="a user, or group:<name>")
     grant.add_argument("level", choices=["NONE", "READ", "EDIT", "MANAGE"])
     grant.set_defaults(func=cmd_permissions_set)
+
+    pipeline = commands.add_parser("pipeline", help="notebook pipelines (pipeline.yaml)").add_subparsers(
+        dest="action", required=True
+    )
+
+    def pipeline_file(p):
+        p.add_argument("file", nargs="?", default="pipeline.yaml", help="the pipeline file or its folder")
+
+    run = pipeline.add_parser("run", help="run the stale steps (exits 1 if a step fails)")
+    pipeline_file(run)
+    run.add_argument("--step", action="append", help="only this step and what it needs (repeatable)")
+    run.add_argument("--force", action="store_true", help="run the steps even if cached")
+    run.add_argument("--if-changed", action="store_true", help="exit 0 at once when nothing is stale (cron, CI)")
+    run.add_argument("--jobs", type=int, help="steps at once (default: the CPUs)")
+    run.set_defaults(func=cmd_pipeline_run)
+    status = pipeline.add_parser("status", help="each step's state, and why it is stale")
+    pipeline_file(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_pipeline_status)
+    dag = pipeline.add_parser("dag", help="the steps in order with what each runs after")
+    pipeline_file(dag)
+    dag.add_argument("--dot", action="store_true", help="as Graphviz dot")
+    dag.set_defaults(func=cmd_pipeline_dag)
+    watch = pipeline.add_parser("watch", help="run, then run again whenever a notebook, dep or the file changes")
+    pipeline_file(watch)
+    watch.add_argument("--interval", type=float, default=2.0, help="seconds between looks (default 2)")
+    watch.add_argument("--jobs", type=int)
+    watch.set_defaults(func=cmd_pipeline_watch)
+    export = pipeline.add_parser("export", help="compile for Kubeflow Pipelines / Vertex AI Pipelines")
+    pipeline_file(export)
+    export.add_argument("--kfp", required=True, metavar="OUT.yaml", help="write the KFP v2 IR YAML here")
+    export.add_argument("--image", default="python:3.11-slim", help="the container image with mlops_lab and the code")
+    export.add_argument(
+        "--pipeline-path", help="the pipeline file's path inside the image (default: the one given, as given)"
+    )
+    export.set_defaults(func=cmd_pipeline_export)
     return parser
 
 
@@ -499,6 +535,100 @@ def cmd_import_mlflow(args) -> int:
     )
     for item in report.skipped:
         print(f"skipped {item['what']} {item['id']}: {item['why']}")
+    return 0
+
+
+# ---- pipelines -----------------------------------------------------------------------------------
+
+
+def _pipeline(args, progress=None):
+    from .pipelines import load_pipeline
+    from .pipelines.runner import PipelineRunner
+
+    return PipelineRunner(_workspace(args), load_pipeline(args.file), progress)
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def cmd_pipeline_run(args) -> int:
+    runner = _pipeline(args, _say)
+    if args.if_changed and not args.force:
+        stale = runner.stale()
+        if not stale:
+            print(f"{runner.pipeline.name}: up to date, nothing to do")
+            return 0
+    result = runner.run(steps=args.step, force=args.force, jobs=args.jobs)
+    if not result.ran and result.ok:
+        print(f"{runner.pipeline.name}: up to date")
+    elif result.ok:
+        print(f"{runner.pipeline.name}: ran {', '.join(result.ran)} (run {result.run_id})")
+    else:
+        print(
+            f"{runner.pipeline.name}: FAILED ({', '.join(s.name for s in result.steps.values() if s.state == 'failed')})",
+            file=sys.stderr,
+        )
+    return 0 if result.ok else 1
+
+
+def cmd_pipeline_status(args) -> int:
+    runner = _pipeline(args)
+    states = runner.status()
+    if args.json:
+        print(json.dumps({"pipeline": runner.pipeline.name, "steps": [s.to_dict() for s in states.values()]}, indent=2))
+        return 0
+    stale = [s for s in states.values() if s.state != "cached"]
+    print(
+        f"{runner.pipeline.name} ({runner.pipeline.label}): "
+        + (f"{len(stale)} of {len(states)} steps to run" if stale else "up to date")
+    )
+    width = max(len(name) for name in states)
+    for state in states.values():
+        run = state.run_id or (state.record.run_id if state.record else None)
+        why = "; ".join(state.reasons) or (f"run {run[:8]}" if run else "")
+        print(f"  {state.name:<{width}}  {state.state:<8}  {why}")
+    return 0
+
+
+def cmd_pipeline_dag(args) -> int:
+    from .pipelines import load_pipeline
+
+    pipeline = load_pipeline(args.file)
+    if args.dot:
+        print(f'digraph "{pipeline.name}" {{')
+        for name in pipeline.order():
+            print(f'  "{name}";')
+        for parent, child in pipeline.edges():
+            print(f'  "{parent}" -> "{child}";')
+        print("}")
+        return 0
+    width = max(len(name) for name in pipeline.steps)
+    for name in pipeline.order():
+        step = pipeline.steps[name]
+        what = step.notebook if step.kind == "notebook" else f"{step.kind} {step.config['model']}"
+        after = sorted(pipeline.upstream[name])
+        print(f"{name:<{width}}  {what}" + (f"  ← {', '.join(after)}" if after else ""))
+    return 0
+
+
+def cmd_pipeline_watch(args) -> int:
+    from .pipelines.runner import watch
+
+    try:
+        watch(_workspace(args), args.file, interval=args.interval, progress=_say, jobs=args.jobs)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_pipeline_export(args) -> int:
+    from .pipelines import load_pipeline
+    from .pipelines.kfp import export_kfp
+
+    pipeline = load_pipeline(args.file)
+    path = export_kfp(pipeline, args.kfp, image=args.image, pipeline_file=args.pipeline_path)
+    print(f"{pipeline.name}: Kubeflow Pipelines v2 IR YAML written to {path}")
     return 0
 
 

@@ -3,7 +3,7 @@ included): the layering of docs/architecture.md, kept by a test rather than by r
 
     foundation   errors, jsonsafe, net, config, version, snapshot (notebook outputs that outlive the kernel)
     storage      store/, artifacts/                 (import only foundation)
-    services     tracking/, registry, gates, monitoring/, features, serving/
+    services     tracking/, registry, gates, monitoring/, features, serving/, pipelines/
     workspace    workspace                          (builds the services; services never import it)
     doors        api, widgets, magics, cli, server/, the serving process's entry point
 
@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).parent.parent / "mlops_lab"
 
 FOUNDATION = {"errors", "jsonsafe", "net", "remote", "config", "version", "_version", "snapshot"}
 STORAGE = {"store", "artifacts"}
-SERVICES = {"tracking", "registry", "gates", "monitoring", "features", "serving", "team", "mlflow_api"}
+SERVICES = {"tracking", "registry", "gates", "monitoring", "features", "serving", "team", "mlflow_api", "pipelines"}
 WORKSPACE = {"workspace"}
 DOORS = {"api", "widgets", "magics", "cli", "server", "labextension"}
 # The serving process's own entry point is a door like the CLI: it parses arguments and builds a workspace.

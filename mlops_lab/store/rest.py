@@ -112,6 +112,9 @@ class RestRunStore(_Remote):
     def run_state(self, run_id: str) -> dict | None:
         return self._call("run_state", run_id=run_id)
 
+    def dataset_uses(self, hashes: list[str]) -> list[dict]:
+        return self._call("dataset_uses", hashes=hashes)
+
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]:
         return [tuple(point) for point in self._call("metric_history", run_id=run_id, key=key)]
 

@@ -196,6 +196,8 @@ class RunStore(Protocol):
 
     def run_state(self, run_id: str) -> dict | None: ...
 
+    def dataset_uses(self, hashes: list[str]) -> list[dict]: ...
+
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, int, float]]: ...
 
     def metric_arrays(self, run_id: str, key: str): ...
@@ -454,6 +456,19 @@ class SqlRunStore(RunStore):
         with self.db.reading() as conn:
             row = conn.execute(select(*columns).where(Run.id == run_id)).first()
         return None if row is None else dict(row._mapping)
+
+    def dataset_uses(self, hashes: list[str]) -> list[dict]:
+        """Which runs read or wrote these dataset versions: run_id, dataset_hash, direction, name."""
+        if not hashes:
+            return []
+        table = RunDataset.__table__.c
+        with self.db.reading() as conn:
+            rows = conn.execute(
+                select(table.run_id, table.dataset_hash, table.direction, table.name).where(
+                    table.dataset_hash.in_(sorted(set(hashes)))
+                )
+            ).all()
+        return [dict(row._mapping) for row in rows]
 
     def get_run(self, run_id: str) -> RunRecord:
         self.reap_stale_runs()

@@ -167,6 +167,15 @@ class StoreCalls:
         self._require_run(who, run_id, "READ")
         return self.store.runs.run_state(run_id)
 
+    def runs__dataset_uses(self, who: Identity, hashes):
+        if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes) or len(hashes) > 10_000:
+            raise InvalidInputError("hashes must be a list of at most 10000 dataset hashes")
+        rows = self.store.runs.dataset_uses(hashes)
+        experiments = self.store.team.experiments_of_runs(sorted({row["run_id"] for row in rows}))
+        readable = set(self._readable_experiments(who))
+        names = {e.name for e in self.store.runs.list_experiments() if e.id in readable}
+        return [row for row in rows if experiments.get(row["run_id"]) in names]
+
     def runs__metric_history(self, who: Identity, run_id, key):
         self._require_run(who, run_id, "READ")
         return self.store.runs.metric_history(run_id, _text(key, "key"))

@@ -315,6 +315,9 @@ def model_job(run_id: str, name: str, model, artifacts: ArtifactStore, input_exa
         columns = getattr(input_example, "columns", None)
         if columns is not None:
             example_columns = [str(c) for c in columns]
+    names = getattr(model, "feature_names_in_", None) if flavor == "sklearn" else None
+    if example_columns is None and names is not None:  # fitted on a frame: the columns it reads, by name
+        example_columns = [str(c) for c in names]
 
     def job() -> Batch:
         model_hash = artifacts.put_bytes(payload)

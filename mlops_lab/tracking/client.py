@@ -153,17 +153,24 @@ class Tracker:
         description: str | None = None,
         capture_git: bool = True,
         start_time: int | None = None,
+        active: bool = True,
     ) -> ActiveRun:
+        """A new RUNNING run.  Its parent: ``parent_run_id``, else this thread's active run when
+        ``nested``, else the run named by MLOPS_LAB_PARENT_RUN (a pipeline's step, for the runs of the
+        notebook it executes).  ``active=False``: not made this thread's active run (a pipeline
+        runs several steps at once from one thread)."""
         self.writer.raise_pending_error()
         if name is not None:
             check_name(name, "run")
-        parent = self.active_run()
+        parent = self.active_run() if active else None
         if parent is not None and not nested and parent_run_id is None:
             raise ConflictError(
                 f"run {parent.name!r} ({parent.id}) is still active: end it first, or pass nested=True to start a child run"
             )
         if parent_run_id is None and parent is not None:
             parent_run_id = parent.id
+        if parent_run_id is None:
+            parent_run_id = os.environ.get("MLOPS_LAB_PARENT_RUN") or None
         experiment = experiment or os.environ.get("MLOPS_LAB_EXPERIMENT") or DEFAULT_EXPERIMENT
         experiment_id = self.experiment_id(experiment)
         run_id = uuid.uuid4().hex
@@ -198,7 +205,8 @@ class Tracker:
         self._defer(run, "the environment and git state", lambda: self._capture_context(run_id, capture_git))
         with self._lock:
             self._all_active[run_id] = run
-        self._stack.append(run)
+        if active:
+            self._stack.append(run)
         return run
 
     def _capture_context(self, run_id: str, capture_git: bool) -> Batch:

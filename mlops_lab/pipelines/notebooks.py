@@ -1,0 +1,95 @@
+"""Notebook steps: what of a notebook counts (its code cells), params injected as papermill does,
+and execution through nbclient on a kernel of its own, as a run."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from .spec import PARAMETERS_TAG, PipelineError, Step, parameters_cell, read_notebook
+
+INJECTED_TAG = "injected-parameters"
+
+
+def code_cells(notebook) -> list[list]:
+    """[cell number, sha256 of its source] of each code cell: markdown and outputs do not count."""
+    return [
+        [number, hashlib.sha256(cell.source.encode()).hexdigest()]
+        for number, cell in enumerate(notebook.cells, start=1)
+        if cell.cell_type == "code" and INJECTED_TAG not in cell.get("metadata", {}).get("tags", [])
+    ]
+
+
+def inject_params(notebook, params: dict) -> None:
+    """A cell tagged ``injected-parameters`` after the ``parameters`` cell sets each param (papermill's way)."""
+    import nbformat
+
+    if not params:
+        return
+    index = parameters_cell(notebook)
+    source = "# Parameters\n" + "".join(f"{key} = {value!r}\n" for key, value in params.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": [INJECTED_TAG]})
+    notebook.cells.insert(index + 1, cell)
+
+
+class CellFailed(Exception):
+    """A cell raised: which one, and what."""
+
+
+async def execute(step: Step, path: Path, cwd: Path, env: dict, where: str):
+    """Run the notebook with the step's params on a fresh kernel; returns the executed notebook, or
+    raises CellFailed(message, executed notebook)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    notebook = read_notebook(path, where)
+    for cell in notebook.cells:  # a notebook saved from an earlier papermill run keeps no old values
+        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
+            raise PipelineError(f"{where}: {path.name} holds a cell tagged {INJECTED_TAG!r}; remove it")
+    inject_params(notebook, step.params)
+    kernel = notebook.metadata.get("kernelspec", {}).get("name") or "python3"
+    client = NotebookClient(
+        notebook, timeout=step.timeout, kernel_name=kernel, resources={"metadata": {"path": str(cwd)}}
+    )
+    with tempfile.TemporaryFile() as log:  # the kernel's own stderr: shown only if it dies
+        try:
+            await client.async_execute(env={**os.environ, **env}, stderr=log)
+        except CellExecutionError as error:
+            raise CellFailed(
+                f"cell {_failed_cell(notebook)} of {path.name} raised {error.ename}: {error.evalue}", notebook
+            ) from None
+        except CellTimeoutError:
+            raise CellFailed(
+                f"cell {_failed_cell(notebook)} of {path.name} ran past the step's timeout of {step.timeout} s",
+                notebook,
+            ) from None
+        except DeadKernelError:
+            log.seek(0)
+            last = log.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise CellFailed(
+                f"the kernel running {path.name} died (killed, or out of memory) in cell {_failed_cell(notebook)}"
+                + (f": {' / '.join(last)}" if last else ""),
+                notebook,
+            ) from None
+    return notebook
+
+
+def _failed_cell(notebook) -> str:
+    """The number (as the source notebook shows it) of the cell that failed, or else the last one that ran."""
+    number, last_ran = 0, "?"
+    for cell in notebook.cells:
+        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
+            continue
+        number += 1
+        if cell.cell_type != "code":
+            continue
+        if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
+            return str(number)
+        if cell.get("execution_count") is not None:
+            last_ran = str(number)
+    return last_ran
+
+
+__all__ = ["PARAMETERS_TAG", "CellFailed", "code_cells", "execute", "inject_params"]
