@@ -491,3 +491,78 @@ async def test_the_team_routes_say_when_the_store_is_no_team_server(jp_fetch, tr
                 "mlops-lab", "api", *path.split("/"), method=method, body=body, allow_nonstandard_methods=True
             )
         assert refused.value.code == 400 and "not a team server" in refused.value.response.body.decode()
+
+
+async def test_pipelines_are_found_run_and_watched_through_the_api(jp_fetch, jp_root_dir, tracker):
+    import asyncio
+
+    from .test_pipelines import notebook, pipeline_yaml
+
+    folder = jp_root_dir / "work" / "small"
+    notebook(folder / "make.ipynb", "open('made.txt', 'w').write(str(n))", parameters="n = 1")
+    notebook(folder / "use.ipynb", "1 / 0")
+    pipeline_yaml(
+        folder,
+        "name: small\nsteps:\n  make: {notebook: make.ipynb, params: {n: 2}, outs: [made.txt]}\n"
+        "  use: {notebook: use.ipynb, deps: [made.txt]}\n",
+    )
+    (jp_root_dir / "broken").mkdir()
+    (jp_root_dir / "broken" / "pipeline.yaml").write_text("steps: 3")
+    found = await get_json(jp_fetch, "pipelines")
+    assert [(p["path"], p["name"], p["steps"]) for p in found["pipelines"]] == [
+        ("broken/pipeline.yaml", None, 0),
+        ("work/small/pipeline.yaml", "small", 2),
+    ]
+    assert "needs a non-empty 'steps' mapping" in found["pipelines"][0]["error"]
+
+    view = await get_json(jp_fetch, "pipeline", path="work/small/pipeline.yaml")
+    assert [(s["step"], s["state"], s["reasons"]) for s in view["steps"]] == [
+        ("make", "stale", ["never ran"]),
+        ("use", "stale", ["upstream step make will run"]),
+    ]
+    assert view["edges"] == [["make", "use"]] and view["steps"][0]["notebook"] == "work/small/make.ipynb"
+    started = await post_json(jp_fetch, "pipeline", body={"path": "work/small/pipeline.yaml"})
+    assert started["launch"]["running"]
+    with pytest.raises(tornado.httpclient.HTTPClientError) as busy:
+        await post_json(jp_fetch, "pipeline", body={"path": "work/small/pipeline.yaml"})
+    assert busy.value.code == 409 and "is running already" in busy.value.response.reason
+    for _ in range(600):
+        view = await get_json(jp_fetch, "pipeline", path="work/small/pipeline.yaml")
+        if not view["launch"]["running"]:
+            break
+        await asyncio.sleep(0.1)
+    assert (
+        view["launch"]["exit_code"] == 1
+        and "use: FAILED: cell 1 of use.ipynb raised ZeroDivisionError" in view["launch"]["output"]
+    )
+    states = {s["step"]: s for s in view["steps"]}
+    assert states["make"]["state"] == "done" and states["make"]["seconds"] > 0 and states["make"]["run_id"]
+    assert states["use"]["state"] == "failed" and "ZeroDivisionError" in states["use"]["error"]
+    assert view["last_run"]["status"] == "FAILED"
+    assert (folder / "made.txt").read_text() == "2"
+
+    for body, code, message in (
+        ({"path": "../outside.yaml"}, 400, "lies outside the lab's folder"),
+        ({"path": "work/small/make.ipynb"}, 400, "a pipeline is a .yaml file"),
+        ({"path": "work/none/pipeline.yaml"}, 404, "no pipeline file"),
+        ({"path": "work/small/pipeline.yaml", "step": "nope"}, 400, "has no step 'nope'"),
+        ({"path": "work/small/pipeline.yaml", "force": "yes"}, 400, "force must be true or false"),
+        ({"path": "work/small/pipeline.yaml", "env": {}}, 400, "takes path, step and force"),
+        ({"path": "broken/pipeline.yaml"}, 400, "needs a non-empty 'steps' mapping"),
+    ):
+        with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+            await post_json(jp_fetch, "pipeline", body=body)
+        assert refused.value.code == code and message in refused.value.response.reason, body
+
+
+async def test_lineage_route(jp_fetch, tracker):
+    with ml.start_run("reads") as run:
+        ml.log_dataset(__import__("pandas").DataFrame({"x": [1, 2]}), "frame")
+    ml.flush()
+    digest = ml.get_run(run.id).datasets[0]["hash"]
+    found = await get_json(jp_fetch, "lineage", dataset=digest)
+    assert [r["run_id"] for r in found["runs"]] == [run.id] and found["model_versions"] == []
+    for params, code in (({}, 400), ({"dataset": "0" * 64}, 404), ({"model": "nope/1"}, 404)):
+        with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+            await jp_fetch("mlops-lab", "api", "lineage", params=params)
+        assert refused.value.code == code, params

@@ -72,10 +72,11 @@ async def test_a_read_only_user_can_look_but_not_change(jp_fetch, run_id):
     assert ("read", "mlops_lab") in ASKED and ("write", "mlops_lab") in ASKED and ("execute", "mlops_lab") in ASKED
 
 
-async def test_starting_and_stopping_serving_needs_execute(jp_fetch, run_id):
+async def test_starting_and_stopping_processes_needs_execute(jp_fetch, run_id):
     ALLOWED.clear()
     ALLOWED.update({"read", "write"})
-    for method, path in [("POST", "deployments"), ("DELETE", "deployments/iris"), ("POST", "deployments/iris/rollout")]:
+    serving = [("POST", "deployments"), ("DELETE", "deployments/iris"), ("POST", "deployments/iris/rollout")]
+    for method, path in [*serving, ("POST", "pipeline")]:
         code, _ = await fetch(jp_fetch, method, path)
         assert code == 403, f"{method} {path} answered {code} without execute"
     code, body = await fetch(jp_fetch, "GET", "deployments")

@@ -213,7 +213,7 @@ class PipelineRunner:
 
     def latest_records(self) -> dict[str, Record]:
         """The last finished run of each step of this pipeline."""
-        found = self._records(f"tags.`{PIPELINE_TAG}` = '{_quote(self.pipeline.name)}'", 1000)
+        found = self._records(f"tags.`{PIPELINE_TAG}` = '{quoted(self.pipeline.name)}'", 1000)
         latest: dict[str, Record] = {}
         for step, record in found:
             latest.setdefault(step, record)
@@ -257,7 +257,7 @@ class PipelineRunner:
     def running_steps(self) -> list[dict]:
         rows, _, _, tags = self.runs.search_runs(
             None,
-            f"tags.`{PIPELINE_TAG}` = '{_quote(self.pipeline.name)}' and attributes.status = 'RUNNING'",
+            f"tags.`{PIPELINE_TAG}` = '{quoted(self.pipeline.name)}' and attributes.status = 'RUNNING'",
             ["attributes.start_time DESC"],
             max_results=100,
         )
@@ -487,7 +487,7 @@ class PipelineRunner:
         return outs
 
 
-def _quote(text: str) -> str:
+def quoted(text: str) -> str:
     return text.replace("'", "\\'")
 
 

@@ -13,6 +13,8 @@ from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvi
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 
 from ..errors import ForbiddenError, InvalidInputError, error_body, status_of
+from ..pipelines import lab as lab_pipelines
+from ..pipelines import lineage
 from ..tracking import experiment_ids, run_page
 from ..tracking.compare import code_diff, compare_runs, metric_history
 from ..tracking.search import runs_page
@@ -88,6 +90,11 @@ class BaseHandler(APIHandler):
         if missing:
             raise http_error(InvalidInputError(f"the request body lacks {', '.join(missing)}"))
         return body
+
+    @property
+    def root_dir(self) -> Path:
+        """The lab's folder: what the file browser shows."""
+        return Path(self.settings.get("server_root_dir") or self.contents_manager.root_dir).expanduser().resolve()
 
     @staticmethod
     def version_number(text: str) -> int:
@@ -173,7 +180,7 @@ class RunHandler(BaseHandler):
         """The notebook's path as the lab opens it (relative to the server's root), if it is under it."""
         if not notebook_path:
             return None
-        root = Path(self.settings.get("server_root_dir") or self.contents_manager.root_dir).expanduser().resolve()
+        root = self.root_dir
         path = Path(notebook_path)
         try:
             relative = (path if path.is_absolute() else root / path).resolve().relative_to(root)
@@ -470,6 +477,58 @@ class TeamPermissionsHandler(BaseHandler):
         self.finish({"permission": body})
 
 
+class PipelinesHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        self.finish({"pipelines": await self.call(lab_pipelines.find_pipelines, self.root_dir)})
+
+
+class PipelineHandler(BaseHandler):
+    @property
+    def launcher(self) -> lab_pipelines.Launcher:
+        return self.settings.setdefault("mlops_lab_pipelines", lab_pipelines.Launcher())
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        path = self.get_argument("path")
+        self.finish(await self.call(lab_pipelines.pipeline_view, self.workspace, self.root_dir, path, self.launcher))
+
+    @tornado.web.authenticated
+    @authorized("execute")  # starts a process that runs notebooks
+    async def post(self):
+        body = self.json_body("path")
+        unknown = set(body) - {"path", "step", "force"}
+        if unknown:
+            raise http_error(InvalidInputError(f"a pipeline run takes path, step and force, not {sorted(unknown)}"))
+        launched = await self.call(
+            self.launcher.start,
+            self.workspace,
+            self.root_dir,
+            body["path"],
+            step=body.get("step"),
+            force=body.get("force", False),
+        )
+        self.finish({"launch": launched})
+
+
+class LineageHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized
+    async def get(self):
+        model, dataset = self.get_argument("model", None), self.get_argument("dataset", None)
+        if (model is None) == (dataset is None):
+            raise http_error(InvalidInputError("lineage takes model=NAME/VERSION or dataset=HASH"))
+        workspace = self.workspace
+        if model is not None:
+            found = await self.call(lineage.model_lineage, workspace, model)
+        else:
+            found = await self.call(lineage.dataset_lineage, workspace, dataset)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(found, default=str))
+
+
 ROUTES = [
     ("info", InfoHandler),
     ("experiments", ExperimentsHandler),
@@ -501,4 +560,7 @@ ROUTES = [
     ("team/tokens", TeamTokensHandler),
     (r"team/tokens/([^/]+)", TeamTokenHandler),
     ("team/permissions", TeamPermissionsHandler),
+    ("pipelines", PipelinesHandler),
+    ("pipeline", PipelineHandler),
+    ("lineage", LineageHandler),
 ]
