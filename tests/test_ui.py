@@ -1094,3 +1094,55 @@ def test_runs_mlflow_logs_sit_beside_ours_in_the_runs_panel_and_compare(lab, pag
     page.goto(link)
     page.locator(".jp-mlops-RunView", has_text="mlflow-depth-8").wait_for(timeout=60_000)
     assert "mlops-run=" + logged.info.run_id in page.url
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_pipelines_panel_draws_the_dag_runs_it_live_and_says_what_is_stale(lab, page, tracker, artifacts_dir):
+    import shutil
+    from pathlib import Path
+
+    demo = Path(__file__).parent.parent / "demo_notebooks" / "pipeline"
+    folder = lab.root / "churn"
+    shutil.copytree(demo, folder, ignore=shutil.ignore_patterns("*.parquet", "profile.csv", ".ipynb_checkpoints"))
+    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.locator('.lm-TabBar-tab[data-id="mlops-lab-pipelines"]').click(timeout=60_000)
+    nodes = page.locator(".jp-mlops-dag-node")
+    nodes.nth(6).wait_for(timeout=15_000)
+    assert nodes.count() == 7 and page.locator(".jp-mlops-dag-edge").count() == 6
+    assert "7 of 7 steps to run" in page.locator("#mlops-lab-pipelines .jp-mlops-message").inner_text()
+    assert page.locator('.jp-mlops-pipeline-steps tr[data-step="train"]').inner_text().split("\t")[:3] == [
+        "stale",
+        "train",
+        "upstream step prepare will run",
+    ]
+    # at JupyterLab's default sidebar width the DAG, the controls and the table fit the panel
+    panel = page.locator("#mlops-lab-pipelines").bounding_box()
+    for part in [".jp-mlops-dag svg", ".jp-mlops-pipeline-controls button", ".jp-mlops-pipeline-steps"]:
+        box = page.locator(f"#mlops-lab-pipelines {part}").first.bounding_box()
+        assert box["x"] >= panel["x"] - 1 and box["x"] + box["width"] <= panel["x"] + panel["width"] + 1, part
+    page.screenshot(path=str(artifacts_dir / "pipelines-stale.png"))
+
+    page.locator("#mlops-lab-pipelines .jp-mlops-pipeline-controls button").click()
+    page.locator(".jp-mlops-dag-node.jp-mlops-step-running").first.wait_for(timeout=30_000)  # live progress
+    page.screenshot(path=str(artifacts_dir / "pipelines-running.png"))
+    page.wait_for_function(
+        "document.querySelectorAll('.jp-mlops-dag-node.jp-mlops-step-done').length === 7", timeout=180_000
+    )
+    message = "document.querySelector('#mlops-lab-pipelines .jp-mlops-message').innerText"
+    page.wait_for_function(f"{message}.includes('every step is cached')", timeout=30_000)  # the process ended
+    duration = page.locator('.jp-mlops-dag-node[data-step="train"] .jp-mlops-dag-state').text_content()
+    assert duration.startswith("done · ") and duration.endswith("s"), duration
+    page.screenshot(path=str(artifacts_dir / "pipelines-done.png"))
+
+    with open(folder / "data" / "holdout.csv", "a") as holdout:
+        holdout.write("888888,3,99.0,4,monthly,1\n")
+    holdout_row = "document.querySelector('.jp-mlops-pipeline-steps tr[data-step=\"holdout\"]').innerText"
+    page.wait_for_function(f"{holdout_row}.includes('data/holdout.csv changed')", timeout=15_000)
+    stale = page.locator(".jp-mlops-dag-node.jp-mlops-step-stale").evaluate_all(
+        "nodes => nodes.map(n => n.dataset.step)"
+    )
+    assert stale == ["holdout", "gate", "promote"]
+    page.screenshot(path=str(artifacts_dir / "pipelines-after-a-data-change.png"))
+    page.locator('.jp-mlops-dag-node[data-step="train"]').click()  # the step's run page
+    page.locator(".jp-mlops-RunView").wait_for(timeout=15_000)
+    page.locator(".jp-mlops-RunView", has_text="train.ipynb").first.wait_for(timeout=15_000)

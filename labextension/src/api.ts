@@ -597,3 +597,54 @@ export function setPermission(grant: ITeamPermission): Promise<unknown> {
     body: JSON.stringify({ ...grant, level: grant.level === 'NONE' ? null : grant.level })
   });
 }
+
+// ---- pipelines ---------------------------------------------------------------------------------
+
+export interface IPipelineEntry {
+  path: string; // relative to the lab's folder
+  name: string | null;
+  steps: number;
+  error: string | null;
+}
+
+export interface IPipelineStep {
+  step: string;
+  kind: 'notebook' | 'gate' | 'register' | 'promote';
+  label: string;
+  state: 'cached' | 'done' | 'restore' | 'stale' | 'running' | 'failed' | 'blocked';
+  reasons: string[];
+  run_id: string | null;
+  seconds: number | null;
+  error: string | null;
+  notebook: string | null; // the source notebook, as the lab opens it
+}
+
+export interface IPipelineLaunch {
+  running: boolean;
+  exit_code: number | null;
+  started: number; // s
+  step: string | null;
+  output: string;
+}
+
+export interface IPipelineView {
+  name: string;
+  path: string;
+  steps: IPipelineStep[];
+  edges: [string, string][];
+  last_run: { id: string; status: string; start_time: number; end_time: number | null } | null;
+  launch: IPipelineLaunch | null;
+}
+
+export async function listPipelines(): Promise<IPipelineEntry[]> {
+  return (await request<{ pipelines: IPipelineEntry[] }>('pipelines')).pipelines;
+}
+
+export function getPipeline(path: string): Promise<IPipelineView> {
+  return request<IPipelineView>(`pipeline?path=${part(path)}`);
+}
+
+export async function runPipeline(path: string, step: string | null, force: boolean): Promise<IPipelineLaunch> {
+  const body = step ? { path, step, force } : { path, force };
+  return (await post<{ launch: IPipelineLaunch }>('pipeline', body)).launch;
+}

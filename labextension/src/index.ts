@@ -8,6 +8,8 @@ import { addCommands } from './commands';
 import { CommandIDs } from './tokens';
 import { DriftReportsModel } from './drift/model';
 import { DriftPanel } from './drift/panel';
+import { PipelinesModel } from './pipelines/model';
+import { PipelinesPanel } from './pipelines/panel';
 import { ModelsModel } from './registry/model';
 import { ModelsPanel } from './registry/panel';
 import { runOutputFactory } from './run/output';
@@ -38,11 +40,15 @@ const TEAM_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" wi
 
 export const teamIcon = new LabIcon({ name: 'mlops-lab:team', svgstr: TEAM_SVG });
 
+const PIPELINES_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16"><path class="jp-icon3" fill="#616161" d="M3 3h7v5H3V3zm11 0h7v5h-7V3zM8.5 16h7v5h-7v-5zM6 8h1.5v3.2l4.5 2.6 4.5-2.6V8H18v4.1l-5.25 3V16h-1.5v-.9L6 12.1V8z"/></svg>`;
+
+export const pipelinesIcon = new LabIcon({ name: 'mlops-lab:pipelines', svgstr: PIPELINES_SVG });
+
 const OPEN_RUN_FROM_URL = 'mlops-lab:open-run-from-url';
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'mlops-lab:plugin',
-  description: 'MLOps sidebar: runs, drift reports, models and serving.',
+  description: 'MLOps sidebar: runs, drift reports, models, serving, pipelines and the team.',
   autoStart: true,
   optional: [ILayoutRestorer, IRenderMimeRegistry, ICommandPalette, IRouter],
   activate: (
@@ -73,6 +79,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       [new DriftPanel(new DriftReportsModel(), commands), 'mlops-lab-drift', driftIcon, 'MLOps: drift reports'],
       [new ModelsPanel(new ModelsModel(), commands), 'mlops-lab-models', modelsIcon, 'MLOps: models'],
       [new ServingPanel(new DeploymentsModel(), commands), 'mlops-lab-serving', servingIcon, 'MLOps: serving'],
+      [new PipelinesPanel(new PipelinesModel(), commands), 'mlops-lab-pipelines', pipelinesIcon, 'MLOps: pipelines'],
       [new TeamPanel(new TeamModel()), 'mlops-lab-team', teamIcon, 'MLOps: team']
     ];
     panels.forEach(([widget, id, icon, caption], i) => {

@@ -141,7 +141,7 @@ class PipelineRunner:
         if step.name in force:
             state.reasons = ["forced"]
         elif waiting:
-            state.reasons = [f"upstream step {p} will run" for p in waiting]
+            state.reasons = [f"upstream step{'s' if len(waiting) > 1 else ''} {', '.join(waiting)} will run"]
         else:
             state.record = last if last is not None and last.key == state.key else self.cached(state.key)
             if state.record is None:

@@ -1,0 +1,47 @@
+import { getPipeline, IPipelineEntry, IPipelineView, listPipelines, runPipeline } from '../api';
+import { PollingModel } from '../base';
+
+export interface IPipelinesState {
+  pipelines: IPipelineEntry[];
+  view: IPipelineView | null; // the selected pipeline's DAG and states
+}
+
+/** The pipelines under the lab's folder and the selected one's steps, polled while visible. */
+export class PipelinesModel extends PollingModel<IPipelinesState> {
+  private _selected: string | null = null;
+
+  constructor(intervalMs = 2000) {
+    super({ pipelines: [], view: null }, intervalMs);
+  }
+
+  get selected(): string | null {
+    return this._selected;
+  }
+
+  select(path: string): void {
+    this._selected = path;
+    void this.refresh();
+  }
+
+  protected async fetch(): Promise<IPipelinesState> {
+    const pipelines = await listPipelines();
+    if (!pipelines.some(p => p.path === this._selected)) {
+      this._selected = (pipelines.find(p => p.error === null) ?? pipelines[0])?.path ?? null;
+    }
+    const entry = pipelines.find(p => p.path === this._selected);
+    const view = entry && entry.error === null ? await getPipeline(entry.path) : null;
+    return { pipelines, view };
+  }
+
+  /** Run the selected pipeline (or one step of it, with what it needs); the poll shows progress. */
+  async run(step: string | null = null, force = false): Promise<void> {
+    if (this._selected === null) {
+      return;
+    }
+    try {
+      await runPipeline(this._selected, step, force);
+    } finally {
+      await this.refresh();
+    }
+  }
+}
