@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--data", help="data to validate (default: the holdout)")
     gate.set_defaults(func=cmd_gate)
 
-    from .serving.process import add_arguments
+    from .serving.options import add_arguments
 
     serve = commands.add_parser("serve", help="serve a model over the v2 inference protocol (KServe/Triton REST)")
     add_arguments(serve)

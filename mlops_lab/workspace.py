@@ -222,6 +222,13 @@ def set_default_workspace(workspace: Workspace | None) -> Workspace | None:
     return old
 
 
+def flush_logged() -> None:
+    """Wait until what this process logged is in the store; opens nothing if it logged nothing
+    (a pipeline's kernels run this last, so they may be stopped at once)."""
+    if _default is not None:
+        _default.flush()
+
+
 @atexit.register
 def _close_default() -> None:
     if _default is not None:

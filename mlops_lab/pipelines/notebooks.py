@@ -11,14 +11,21 @@ from pathlib import Path
 from .spec import PARAMETERS_TAG, PipelineError, Step, parameters_cell, read_notebook
 
 INJECTED_TAG = "injected-parameters"
+FLUSH_TAG = "mlops-lab-flush"
+# The last cell run (and left out of the notebook kept): what the notebook's runs logged is written
+# before the kernel stops, so stopping it may be quick.
+FLUSH_SOURCE = (
+    "import sys\nif 'mlops_lab.workspace' in sys.modules:\n    sys.modules['mlops_lab.workspace'].flush_logged()"
+)
+KERNEL_SHUTDOWN_SECONDS = 1.0  # ipykernel sometimes takes 3 s more to exit after saying it will
 
 
 def code_cells(notebook) -> list[list]:
     """[cell number, sha256 of its source] of each code cell: markdown and outputs do not count."""
     return [
-        [number, hashlib.sha256(cell.source.encode()).hexdigest()]
-        for number, cell in enumerate(notebook.cells, start=1)
-        if cell.cell_type == "code" and INJECTED_TAG not in cell.get("metadata", {}).get("tags", [])
+        [number, hashlib.sha256(cell["source"].encode()).hexdigest()]
+        for number, cell in enumerate(notebook["cells"], start=1)
+        if cell["cell_type"] == "code" and INJECTED_TAG not in cell.get("metadata", {}).get("tags", [])
     ]
 
 
@@ -41,29 +48,35 @@ class CellFailed(Exception):
 async def execute(step: Step, path: Path, cwd: Path, env: dict, where: str):
     """Run the notebook with the step's params on a fresh kernel; returns the executed notebook, or
     raises CellFailed(message, executed notebook)."""
+    import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    notebook = read_notebook(path, where)
+    read_notebook(path, where)  # a clear error if it is not one
+    notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:  # a notebook saved from an earlier papermill run keeps no old values
         if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
             raise PipelineError(f"{where}: {path.name} holds a cell tagged {INJECTED_TAG!r}; remove it")
     inject_params(notebook, step.params)
+    notebook.cells.append(nbformat.v4.new_code_cell(FLUSH_SOURCE, metadata={"tags": [FLUSH_TAG]}))
     kernel = notebook.metadata.get("kernelspec", {}).get("name") or "python3"
     client = NotebookClient(
         notebook, timeout=step.timeout, kernel_name=kernel, resources={"metadata": {"path": str(cwd)}}
     )
+    client.km = client.create_kernel_manager()
+    client.km.shutdown_wait_time = KERNEL_SHUTDOWN_SECONDS
+    client.owns_km = True  # nbclient shuts down a kernel it started: this one too
     with tempfile.TemporaryFile() as log:  # the kernel's own stderr: shown only if it dies
         try:
             await client.async_execute(env={**os.environ, **env}, stderr=log)
         except CellExecutionError as error:
             raise CellFailed(
-                f"cell {_failed_cell(notebook)} of {path.name} raised {error.ename}: {error.evalue}", notebook
+                f"cell {_failed_cell(notebook)} of {path.name} raised {error.ename}: {error.evalue}", _kept(notebook)
             ) from None
         except CellTimeoutError:
             raise CellFailed(
                 f"cell {_failed_cell(notebook)} of {path.name} ran past the step's timeout of {step.timeout} s",
-                notebook,
+                _kept(notebook),
             ) from None
         except DeadKernelError:
             log.seek(0)
@@ -71,8 +84,14 @@ async def execute(step: Step, path: Path, cwd: Path, env: dict, where: str):
             raise CellFailed(
                 f"the kernel running {path.name} died (killed, or out of memory) in cell {_failed_cell(notebook)}"
                 + (f": {' / '.join(last)}" if last else ""),
-                notebook,
+                _kept(notebook),
             ) from None
+    return _kept(notebook)
+
+
+def _kept(notebook):
+    """The executed notebook as it is kept: without the flush cell."""
+    notebook.cells = [c for c in notebook.cells if FLUSH_TAG not in c.get("metadata", {}).get("tags", [])]
     return notebook
 
 
@@ -80,7 +99,7 @@ def _failed_cell(notebook) -> str:
     """The number (as the source notebook shows it) of the cell that failed, or else the last one that ran."""
     number, last_ran = 0, "?"
     for cell in notebook.cells:
-        if INJECTED_TAG in cell.get("metadata", {}).get("tags", []):
+        if {INJECTED_TAG, FLUSH_TAG} & set(cell.get("metadata", {}).get("tags", [])):
             continue
         number += 1
         if cell.cell_type != "code":

@@ -413,7 +413,8 @@ class PipelineRunner:
             path = self.pipeline.path(dep)
             if path.exists():
                 self.tracker.log_dataset(path, path.name, direction="input", source=dep, run=run)
-        self.tracker.flush()  # the kernel's runs name this one as their parent: it must exist first
+        # no flush here: the kernel's runs name this one as their parent, which is no foreign key, so its
+        # row (and the environment it captures, a second the first time) is written while the kernel starts
         state.run_id, started = run.id, time.monotonic()
         try:
             if step.kind == "notebook":

@@ -248,20 +248,29 @@ def _builtin(kind: str, config: dict, where: str) -> dict:
 # ---- notebooks' parameters (papermill's convention) ----------------------------------------
 
 
-def read_notebook(path: Path, where: str):
-    import nbformat
-
+def read_notebook(path: Path, where: str) -> dict:
+    """A notebook's JSON with each cell's source as one string.  Plain ``json``: nbformat's import
+    alone (its schema validators) takes a second, which a no-op run cannot afford; the step's
+    execution reads it with nbformat."""
     if not path.is_file():
         raise PipelineError(f"{where}: notebook {path} does not exist")
     try:
-        return nbformat.read(path, as_version=4)
-    except (OSError, ValueError, json.JSONDecodeError, nbformat.ValidationError) as error:
+        notebook = json.loads(path.read_bytes())
+        cells = notebook["cells"]
+        if notebook.get("nbformat", 0) < 4 or not isinstance(cells, list):
+            raise ValueError("not an nbformat 4 notebook")
+        for cell in cells:
+            source = cell.get("source", "")
+            cell["source"] = "".join(source) if isinstance(source, list) else str(source)
+            cell["cell_type"] = str(cell["cell_type"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise PipelineError(f"{where}: {path} is not a notebook Jupyter can read: {error}") from None
+    return notebook
 
 
 def parameters_cell(notebook) -> int | None:
     """The index of the cell tagged ``parameters``, as papermill finds it."""
-    for index, cell in enumerate(notebook.cells):
+    for index, cell in enumerate(notebook["cells"]):
         if PARAMETERS_TAG in cell.get("metadata", {}).get("tags", []):
             return index
     return None
@@ -318,7 +327,7 @@ def check_params(path: Path, params: dict, where: str) -> None:
             f"{where}: {path.name} has no cell tagged 'parameters' to take params {sorted(params)}; tag the cell "
             "that sets their defaults (cell toolbar → Property Inspector → Cell Tags: parameters)"
         )
-    defaults = parameter_defaults(notebook.cells[index].source)
+    defaults = parameter_defaults(notebook["cells"][index]["source"])
     for key, value in params.items():
         if key not in defaults:
             raise PipelineError(

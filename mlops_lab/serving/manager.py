@@ -39,11 +39,11 @@ from ..errors import InvalidInputError, NotFoundError
 from ..net import free_port
 from ..store.deployments import COLUMNS as DEPLOYMENT_COLUMNS
 from ..store.file_state import HOST
+from .options import TOKEN_ENV
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
 
-TOKEN_ENV = "MLOPS_LAB_SERVE_TOKEN"
 ADMIN_TOKEN_ENV = "MLOPS_LAB_SERVE_ADMIN_TOKEN"  # rollout changes while serving (the manager sets it)
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError
-from ..remote import RemoteClient
 from .deployments import DeploymentStore, SqlDeploymentStore
 from .drift_reports import DriftReportStore, SqlDriftReportStore
 from .engine import Database, StoreError
@@ -32,6 +32,9 @@ from .mlflow_models import MlflowModelStore, SqlMlflowModelStore
 from .registry import ModelRegistryStore, SqlModelRegistryStore
 from .runs import Batch, MetricSeries, RunRecord, RunStore, SqlRunStore
 from .team import SqlTeamStore
+
+if TYPE_CHECKING:
+    from ..remote import RemoteClient
 
 
 @dataclass
@@ -65,7 +68,7 @@ class Store:
         )
 
     @classmethod
-    def rest(cls, client: RemoteClient) -> "Store":
+    def rest(cls, client: "RemoteClient") -> "Store":
         from . import rest
 
         return cls(
@@ -101,6 +104,8 @@ def open_store(db_url: str, token: str | None = None) -> Store:
         store = _stores.get(key)
         if store is None:
             if db_url.startswith(("http://", "https://")):
+                from ..remote import RemoteClient  # requests: loaded only for a team server
+
                 store = Store.rest(RemoteClient(db_url, token))
             else:
                 store = Store.sql(Database(db_url))
