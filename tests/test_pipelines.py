@@ -77,6 +77,7 @@ def test_the_demo_pipeline_runs_then_is_all_cached_then_reruns_only_what_a_data_
     assert {r["parent_run_id"] for r in steps.values()} == {first.run_id}  # every step a child of the pipeline's run
     train = runs.get_run(steps["train"]["id"])
     assert train.params == {"C": "1.0"} and train.tags[KEY_TAG] == first.steps["train"].key
+    assert "LogisticRegression(C=C" in train.info.source  # the notebook's code: the run page shows it
     assert "notebooks/train.ipynb" in {a["path"] for a in train.artifacts}  # the executed notebook is kept
     executed = nbformat.reads(
         workspace.artifacts.get_bytes(

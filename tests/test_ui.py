@@ -1146,3 +1146,23 @@ def test_pipelines_panel_draws_the_dag_runs_it_live_and_says_what_is_stale(lab, 
     page.locator('.jp-mlops-dag-node[data-step="train"]').click()  # the step's run page
     page.locator(".jp-mlops-RunView").wait_for(timeout=15_000)
     page.locator(".jp-mlops-RunView", has_text="train.ipynb").first.wait_for(timeout=15_000)
+
+    # lineage both ways: from the version the pipeline registered back to its steps, then from the
+    # raw data forward to that version
+    view = _open_model(page, lab, "churn", 1)
+    view.locator('tr[data-version="1"] .jp-mlops-lineage-link').click()
+    lineage = page.locator(".jp-mlops-LineageView").last
+    lineage.locator(".jp-mlops-lineage-table tr[data-run]").nth(6).wait_for(timeout=15_000)
+    assert "Lineage of churn/1 (Staging)" in lineage.inner_text()
+    chain = lineage.locator(".jp-mlops-lineage-chain").inner_text()
+    assert chain == "Logged by churn-logreg ← step train ← pipeline churn", chain
+    prepare = lineage.locator(".jp-mlops-lineage-table tr", has_text="prepare.ipynb")
+    assert "min_tenure=0" in prepare.inner_text() and "train.parquet" in prepare.inner_text()
+    page.screenshot(path=str(artifacts_dir / "lineage-of-a-model-version.png"))
+    prepare.locator(".jp-mlops-lineage-data", has_text="raw.csv").click()
+    downstream = page.locator(".jp-mlops-LineageView", has_text="Downstream of data version").last
+    downstream.locator(".jp-mlops-lineage-versions li").first.wait_for(timeout=15_000)
+    assert downstream.locator(".jp-mlops-lineage-versions li").all_inner_texts() == ["churn/1 (Staging)"]
+    steps = downstream.locator(".jp-mlops-lineage-table tr[data-run] td:first-child").all_inner_texts()
+    assert {"prepare", "profile", "train", "churn-logreg"} <= set(steps) and "holdout" not in steps
+    page.screenshot(path=str(artifacts_dir / "lineage-downstream-of-data.png"))

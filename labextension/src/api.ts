@@ -648,3 +648,55 @@ export async function runPipeline(path: string, step: string | null, force: bool
   const body = step ? { path, step, force } : { path, force };
   return (await post<{ launch: IPipelineLaunch }>('pipeline', body)).launch;
 }
+
+// ---- lineage -----------------------------------------------------------------------------------
+
+export interface ILineageDataset {
+  hash: string;
+  name: string;
+  direction: 'input' | 'output';
+  format: string | null;
+}
+
+export interface ILineageRun {
+  run_id: string;
+  name: string;
+  status: string;
+  experiment: string;
+  user: string;
+  start_time: number;
+  pipeline: string | null;
+  step: string | null;
+  notebook: string | null;
+  cell_hash: string | null;
+  git_commit: string | null;
+  git_dirty: boolean | null;
+  params: Record<string, string>;
+  models: string[];
+  datasets: ILineageDataset[];
+  state?: string; // a pipeline step's state in its pipeline's run
+  missing?: boolean;
+}
+
+export interface IModelLineage {
+  model: { name: string; version: number; stage: string; run_id: string };
+  runs: ILineageRun[]; // from the run that logged the model up to its pipeline's run
+  pipeline: ILineageRun | null;
+  steps: ILineageRun[];
+}
+
+export interface IDatasetLineage {
+  dataset: string;
+  runs: ILineageRun[];
+  datasets: string[];
+  model_versions: { name: string; version: number; stage: string; run_id: string }[];
+  truncated: boolean;
+}
+
+export function modelLineage(uri: string): Promise<IModelLineage> {
+  return request<IModelLineage>(`lineage?model=${part(uri)}`);
+}
+
+export function datasetLineage(hash: string): Promise<IDatasetLineage> {
+  return request<IDatasetLineage>(`lineage?dataset=${part(hash)}`);
+}

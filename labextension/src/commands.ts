@@ -12,6 +12,8 @@ import { CompareModel } from './compare/model';
 import { CompareView } from './compare/view';
 import { DriftReportModel } from './drift/model';
 import { DriftReportView } from './drift/view';
+import { LineageModel } from './lineage/model';
+import { LineageView } from './lineage/view';
 import { ModelModel } from './registry/model';
 import { ModelView } from './registry/view';
 import { RunModel } from './run/model';
@@ -20,7 +22,7 @@ import { DeploymentModel } from './serving/model';
 import { DeploymentView } from './serving/view';
 import { CommandIDs } from './tokens';
 
-type ViewKind = 'run' | 'compare' | 'model' | 'drift-report' | 'deployment';
+type ViewKind = 'run' | 'compare' | 'model' | 'drift-report' | 'deployment' | 'lineage';
 
 export function addCommands(
   app: JupyterFrontEnd,
@@ -44,6 +46,10 @@ export function addCommands(
         return [new DriftReportView(new DriftReportModel(key), commands), `Drift report ${key.slice(0, 8)}`];
       case 'deployment':
         return [new DeploymentView(new DeploymentModel(key), commands), `Serving: ${key}`];
+      case 'lineage': {
+        const what = key.startsWith('dataset:') ? `data ${key.slice(8, 16)}` : key.slice(6);
+        return [new LineageView(new LineageModel(key), commands), `Lineage: ${what}`];
+      }
     }
   };
 
@@ -109,6 +115,13 @@ export function addCommands(
   commands.addCommand(CommandIDs.openDriftReport, {
     label: 'MLOps: open drift report',
     execute: args => open('drift-report', text(args.id, 'id'), args.label as string | undefined)
+  });
+  commands.addCommand(CommandIDs.openLineage, {
+    label: 'MLOps: open lineage',
+    execute: args =>
+      args.dataset
+        ? open('lineage', `dataset:${text(args.dataset, 'dataset')}`)
+        : open('lineage', `model:${text(args.model, 'model')}`)
   });
   commands.addCommand(CommandIDs.openDeployment, {
     label: 'MLOps: open deployment',

@@ -11,5 +11,7 @@ export const CommandIDs = {
   /** `{ id, label? }` */
   openDriftReport: 'mlops-lab:open-drift-report',
   /** `{ name }` */
-  openDeployment: 'mlops-lab:open-deployment'
+  openDeployment: 'mlops-lab:open-deployment',
+  /** `{ model: "name/version" }` or `{ dataset: hash }` */
+  openLineage: 'mlops-lab:open-lineage'
 };

@@ -29,6 +29,11 @@ def code_cells(notebook) -> list[list]:
     ]
 
 
+def code_source(notebook) -> str:
+    """The code of a notebook's code cells, one after another: the source of its step's run."""
+    return "\n\n".join(c["source"] for c in notebook["cells"] if c["cell_type"] == "code")
+
+
 def inject_params(notebook, params: dict) -> None:
     """A cell tagged ``injected-parameters`` after the ``parameters`` cell sets each param (papermill's way)."""
     import nbformat
@@ -111,4 +116,4 @@ def _failed_cell(notebook) -> str:
     return last_ran
 
 
-__all__ = ["PARAMETERS_TAG", "CellFailed", "code_cells", "execute", "inject_params"]
+__all__ = ["PARAMETERS_TAG", "CellFailed", "code_cells", "code_source", "execute", "inject_params"]

@@ -397,10 +397,15 @@ class PipelineRunner:
         parent = self._start_pipeline_run()
         why = "; ".join(state.reasons) or "stale"
         self.progress(f"{step.name}: running ({why})")
+        source = None
+        if step.notebook:  # the notebook's code is the run's source: its page shows it, Compare diffs it
+            where = f"{self.pipeline.label}, step {step.name!r}"
+            source = notebooks.code_source(notebooks.read_notebook(self.pipeline.path(step.notebook), where))
         run = self.tracker.start_run(
             step.name,
             experiment=self.experiment,
             parent_run_id=parent.id,
+            source=source,
             tags={PIPELINE_TAG: self.pipeline.name, STEP_TAG: step.name, KEY_TAG: state.key},
             notebook_path=str(self.pipeline.path(step.notebook)) if step.notebook else None,
             description=f"step {step.name} of pipeline {self.pipeline.name}: {why}",

@@ -77,7 +77,14 @@ export class ModelView extends MainView<ModelModel> {
         event.preventDefault();
         void this._commands.execute(CommandIDs.openRun, { runId: version.run_id });
       });
-      run.appendChild(link);
+      const lineage = element('a', 'lineage', 'jp-mlops-link jp-mlops-lineage-link');
+      lineage.href = '#';
+      lineage.title = 'The pipeline, steps, data and code that made this version';
+      lineage.addEventListener('click', event => {
+        event.preventDefault();
+        void this._commands.execute(CommandIDs.openLineage, { model: `${detail.model.name}/${version.version}` });
+      });
+      run.append(link, ' · ', lineage);
       const move = element('td');
       const stage = element('select');
       stage.setAttribute('aria-label', `Stage for version ${version.version}`);

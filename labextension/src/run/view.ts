@@ -568,6 +568,12 @@ export class RunView extends MainView<RunModel> {
       const show = element('button', 'Preview');
       show.disabled = !dataset.preview?.length;
       show.addEventListener('click', () => preview.replaceChildren(...this._datasetPreview(dataset)));
+      const downstream = element('button', 'Downstream', 'jp-mlops-downstream');
+      downstream.title = 'Everything made from this data version: runs, their data, model versions';
+      downstream.addEventListener(
+        'click',
+        () => void this._commands.execute(CommandIDs.openLineage, { dataset: dataset.hash })
+      );
       tr.append(
         element('td', dataset.name, 'jp-mlops-key'),
         element('td', dataset.direction),
@@ -577,7 +583,7 @@ export class RunView extends MainView<RunModel> {
         element('code', dataset.hash.slice(0, 12)),
         element('td')
       );
-      tr.lastElementChild!.appendChild(show);
+      tr.lastElementChild!.append(show, downstream);
       table.appendChild(tr);
     }
     box.append(table, preview);
