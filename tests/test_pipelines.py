@@ -523,3 +523,40 @@ def test_export_compiles_for_kubeflow_pipelines_and_loads_back(tmp_path, demo):
         text=True,
     )
     assert bad.returncode == 2 and "--image must name a container image" in bad.stderr
+
+
+def test_a_pipeline_on_the_team_server_records_its_steps_and_lineage_there(pg_url, tmp_path, small):
+    """What a Kubeflow task does: the pipeline against the team store; its kernels log through it too."""
+    from mlops_lab.workspace import Workspace, set_default_workspace
+
+    from .team import TeamServerThread
+
+    notebook(
+        small / "total.ipynb",
+        "%load_ext mlops_lab",
+        "%%track --name summing\ntotal = sum(int(x) for x in open('data/doubled.txt').read().split())\n"
+        "open('total.txt', 'w').write(str(total))",
+    )
+    server = TeamServerThread(pg_url, str(tmp_path / "server-artifacts"), default_level="EDIT")
+    try:
+        workspace = Workspace(server.location("ci"))
+        set_default_workspace(workspace)
+        first = runner(workspace, small).run()
+        assert first.ok, first.to_dict()
+        assert (small / "total.txt").read_text() == "12"
+        steps = {r["step"]: r for r in step_runs(workspace, small.name) if r["step"]}
+        assert {r["user"] for r in steps.values()} == {"ci"}  # the token's user, on the server
+        cell = workspace.store.runs.search_runs(None, f"attributes.parent_run_id = '{steps['total']['id']}'", None)[0]
+        assert [(c["name"], c["user"]) for c in cell] == [("summing", "ci")]  # the kernel logged through the server
+        assert runner(workspace, small).run().ran == []  # the records come back through the server
+        (small / "data/doubled.txt").unlink()
+        (small / "total.txt").unlink()
+        restored = runner(workspace, small).run()  # outs from the server's artifacts
+        assert restored.ran == [] and (small / "total.txt").read_text() == "12"
+        raw = next(d for d in workspace.store.runs.get_run(steps["double"]["id"]).datasets if d["name"] == "in.txt")
+        downstream = ml.lineage(dataset=raw["hash"])
+        assert {r["step"] or r["name"] for r in downstream["runs"]} == {"double", "total", "summing"}
+        workspace.close()
+    finally:
+        set_default_workspace(None)
+        server.stop()
