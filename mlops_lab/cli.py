@@ -555,7 +555,7 @@ def _say(text: str) -> None:
 def cmd_pipeline_run(args) -> int:
     runner = _pipeline(args, _say)
     if args.if_changed and not args.force:
-        stale = runner.stale()
+        stale = runner.stale(args.step)
         if not stale:
             print(f"{runner.pipeline.name}: up to date, nothing to do")
             return 0

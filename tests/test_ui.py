@@ -684,7 +684,7 @@ def test_a_run_page_opened_from_the_runs_panel(lab, page, tracker, artifacts_dir
 
     assert Path(download.value.path()).read_text().startswith("x,label\n0,row0")
     view.locator('[data-section="artifacts"]').screenshot(path=str(artifacts_dir / "run-page-artifacts.png"))
-    view.locator('.jp-mlops-datasets tr[data-dataset="iris"] button').click()
+    view.locator('.jp-mlops-datasets tr[data-dataset="iris"] button', has_text="Preview").click()
     assert view.locator(".jp-mlops-dataset-preview .jp-mlops-preview-table tr").count() == 6  # head + 5 rows
 
     # The description and tags, edited in place.
@@ -1146,6 +1146,7 @@ def test_pipelines_panel_draws_the_dag_runs_it_live_and_says_what_is_stale(lab, 
     page.locator('.jp-mlops-dag-node[data-step="train"]').click()  # the step's run page
     page.locator(".jp-mlops-RunView").wait_for(timeout=15_000)
     page.locator(".jp-mlops-RunView", has_text="train.ipynb").first.wait_for(timeout=15_000)
+    page.screenshot(path=str(artifacts_dir / "pipelines-step-run-page.png"))
 
     # lineage both ways: from the version the pipeline registered back to its steps, then from the
     # raw data forward to that version

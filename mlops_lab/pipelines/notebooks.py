@@ -71,23 +71,27 @@ async def execute(step: Step, path: Path, cwd: Path, env: dict, where: str):
     client.km = client.create_kernel_manager()
     client.km.shutdown_wait_time = KERNEL_SHUTDOWN_SECONDS
     client.owns_km = True  # nbclient shuts down a kernel it started: this one too
+    running = [0]  # the index of the cell being run: the one that failed, when something fails
+    client.on_cell_execute = lambda cell, cell_index: running.__setitem__(0, cell_index)
     with tempfile.TemporaryFile() as log:  # the kernel's own stderr: shown only if it dies
         try:
             await client.async_execute(env={**os.environ, **env}, stderr=log)
         except CellExecutionError as error:
             raise CellFailed(
-                f"cell {_failed_cell(notebook)} of {path.name} raised {error.ename}: {error.evalue}", _kept(notebook)
+                f"cell {_number(notebook, running[0])} of {path.name} raised {error.ename}: {error.evalue}",
+                _kept(notebook),
             ) from None
         except CellTimeoutError:
             raise CellFailed(
-                f"cell {_failed_cell(notebook)} of {path.name} ran past the step's timeout of {step.timeout} s",
+                f"cell {_number(notebook, running[0])} of {path.name} ran past the step's timeout of {step.timeout} s",
                 _kept(notebook),
             ) from None
         except DeadKernelError:
             log.seek(0)
-            last = log.read().decode(errors="replace").strip().splitlines()[-3:]
+            said = log.read().decode(errors="replace").strip().splitlines()
+            last = [line for line in said if "Kernel is running over TCP" not in line][-3:]  # its notice at start
             raise CellFailed(
-                f"the kernel running {path.name} died (killed, or out of memory) in cell {_failed_cell(notebook)}"
+                f"the kernel running {path.name} died (killed, or out of memory) in cell {_number(notebook, running[0])}"
                 + (f": {' / '.join(last)}" if last else ""),
                 _kept(notebook),
             ) from None
@@ -100,20 +104,10 @@ def _kept(notebook):
     return notebook
 
 
-def _failed_cell(notebook) -> str:
-    """The number (as the source notebook shows it) of the cell that failed, or else the last one that ran."""
-    number, last_ran = 0, "?"
-    for cell in notebook.cells:
-        if {INJECTED_TAG, FLUSH_TAG} & set(cell.get("metadata", {}).get("tags", [])):
-            continue
-        number += 1
-        if cell.cell_type != "code":
-            continue
-        if any(output.get("output_type") == "error" for output in cell.get("outputs", [])):
-            return str(number)
-        if cell.get("execution_count") is not None:
-            last_ran = str(number)
-    return last_ran
+def _number(notebook, index: int) -> int:
+    """A cell's number as the source notebook shows it (the cells this module adds not counted)."""
+    added = {INJECTED_TAG, FLUSH_TAG}
+    return sum(1 for cell in notebook.cells[: index + 1] if not added & set(cell.get("metadata", {}).get("tags", [])))
 
 
 __all__ = ["PARAMETERS_TAG", "CellFailed", "code_cells", "code_source", "execute", "inject_params"]

@@ -58,7 +58,7 @@ class StepState:
     state: str  # cached | restore | stale | running | done | restored | failed | blocked
     reasons: list[str] = field(default_factory=list)
     key: str | None = None
-    record: Record | None = None  # the finished step this one's outs come from
+    record: Record | None = field(default=None, repr=False)  # the finished step this one's outs come from
     run_id: str | None = None
     seconds: float | None = None
     error: str | None = None
@@ -277,9 +277,11 @@ class PipelineRunner:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, work).result()
 
-    def stale(self) -> list[str]:
-        """The steps a run would execute (or restore), in order; empty when all is up to date."""
-        return [name for name, state in self.status().items() if state.state != "cached"]
+    def stale(self, steps: list[str] | None = None) -> list[str]:
+        """The steps a run (of ``steps`` and what they need) would execute or restore, in order;
+        empty when all is up to date."""
+        wanted = self._wanted(steps)
+        return [name for name, state in self.status().items() if name in wanted and state.state != "cached"]
 
     def watched_files(self) -> list[Path]:
         """What a change to should re-run the pipeline: its file, notebooks and the deps no step writes."""
