@@ -540,6 +540,20 @@ async def test_pipelines_are_found_run_and_watched_through_the_api(jp_fetch, jp_
     assert states["use"]["state"] == "failed" and "ZeroDivisionError" in states["use"]["error"]
     assert view["last_run"]["status"] == "FAILED"
     assert (folder / "made.txt").read_text() == "2"
+    executed = await post_json(
+        jp_fetch, "pipeline", "executed", body={"path": "work/small/pipeline.yaml", "run_id": states["use"]["run_id"]}
+    )
+    assert executed["notebook"] == f"work/small/executed/use-{states['use']['run_id'][:8]}.ipynb"
+    kept = json.loads((jp_root_dir / executed["notebook"]).read_text())
+    assert any(o.get("ename") == "ZeroDivisionError" for c in kept["cells"] for o in c.get("outputs", []))
+    for body, message in (
+        ({"path": "work/small/pipeline.yaml", "run_id": "0" * 32}, "no run"),
+        ({"path": "work/small/pipeline.yaml", "run_id": "x"}, "run_id must be"),
+        ({"path": "work/small/pipeline.yaml", "run_id": view["last_run"]["id"]}, "is no step of pipeline 'small'"),
+    ):
+        with pytest.raises(tornado.httpclient.HTTPClientError) as refused:
+            await post_json(jp_fetch, "pipeline", "executed", body=body)
+        assert message in refused.value.response.reason, body
 
     for body, code, message in (
         ({"path": "../outside.yaml"}, 400, "lies outside the lab's folder"),

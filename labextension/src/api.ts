@@ -649,6 +649,11 @@ export async function runPipeline(path: string, step: string | null, force: bool
   return (await post<{ launch: IPipelineLaunch }>('pipeline', body)).launch;
 }
 
+/** The notebook a step's run executed, written beside the pipeline under `executed/`: its path, to open. */
+export async function executedNotebook(path: string, runId: string): Promise<string> {
+  return (await post<{ notebook: string }>('pipeline/executed', { path, run_id: runId })).notebook;
+}
+
 // ---- lineage -----------------------------------------------------------------------------------
 
 export interface ILineageDataset {

@@ -110,6 +110,27 @@ def pipeline_view(workspace: "Workspace", root: str | Path, relative: str, launc
     }
 
 
+def executed_notebook(workspace: "Workspace", root: str | Path, relative: str, run_id: str) -> str:
+    """Write the notebook a step's run executed (outputs and injected params included) beside the
+    pipeline, under ``executed/`` (Jupyter will not open a dot-folder's files), for the lab to open;
+    returns its path in the lab's folder."""
+    path = pipeline_path(root, relative)
+    pipeline = load_pipeline(path)
+    if not isinstance(run_id, str) or len(run_id) != 32:
+        raise InvalidInputError(f"run_id must be a run's 32-character id, got {str(run_id)[:40]!r}")
+    record = workspace.store.runs.get_run(run_id)
+    step = record.tags.get(STEP_TAG)
+    if record.tags.get(PIPELINE_TAG) != pipeline.name or step not in pipeline.steps:
+        raise InvalidInputError(f"run {run_id} is no step of pipeline {pipeline.name!r}")
+    kept = [a for a in record.artifacts if a["path"].startswith("notebooks/") and a["path"].endswith(".ipynb")]
+    if not kept:
+        raise NotFoundError(f"run {run_id} ({step}) kept no executed notebook")
+    target = pipeline.root / "executed" / f"{step}-{run_id[:8]}.ipynb"
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(workspace.artifacts.get_bytes(kept[0]["hash"]))
+    return target.relative_to(Path(root).resolve()).as_posix()
+
+
 def _label(step) -> str:
     if step.kind == "notebook":
         return Path(step.notebook).name

@@ -513,6 +513,17 @@ class PipelineHandler(BaseHandler):
         self.finish({"launch": launched})
 
 
+class ExecutedNotebookHandler(BaseHandler):
+    @tornado.web.authenticated
+    @authorized  # writes a file into the lab's folder
+    async def post(self):
+        body = self.json_body("path", "run_id")
+        path = await self.call(
+            lab_pipelines.executed_notebook, self.workspace, self.root_dir, body["path"], body["run_id"]
+        )
+        self.finish({"notebook": path})
+
+
 class LineageHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
@@ -562,5 +573,6 @@ ROUTES = [
     ("team/permissions", TeamPermissionsHandler),
     ("pipelines", PipelinesHandler),
     ("pipeline", PipelineHandler),
+    ("pipeline/executed", ExecutedNotebookHandler),
     ("lineage", LineageHandler),
 ]

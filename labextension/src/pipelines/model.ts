@@ -1,4 +1,4 @@
-import { getPipeline, IPipelineEntry, IPipelineView, listPipelines, runPipeline } from '../api';
+import { executedNotebook, getPipeline, IPipelineEntry, IPipelineView, listPipelines, runPipeline } from '../api';
 import { PollingModel } from '../base';
 
 export interface IPipelinesState {
@@ -31,6 +31,11 @@ export class PipelinesModel extends PollingModel<IPipelinesState> {
     const entry = pipelines.find(p => p.path === this._selected);
     const view = entry && entry.error === null ? await getPipeline(entry.path) : null;
     return { pipelines, view };
+  }
+
+  /** Where the notebook a step's run executed can be opened (written under the pipeline's `executed/`). */
+  executedNotebook(runId: string): Promise<string> {
+    return executedNotebook(this._selected ?? '', runId);
   }
 
   /** Run the selected pipeline (or one step of it, with what it needs); the poll shows progress. */

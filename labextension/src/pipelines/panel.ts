@@ -1,3 +1,4 @@
+import { notebookIcon } from '@jupyterlab/ui-components';
 import { CommandRegistry } from '@lumino/commands';
 
 import { IPipelineStep, IPipelineView } from '../api';
@@ -123,6 +124,15 @@ export class PipelinesPanel extends SidebarPanel<PipelinesModel> {
     }
   }
 
+  private async _openExecuted(runId: string): Promise<void> {
+    try {
+      const path = await this.model.executedNotebook(runId);
+      await this._commands.execute('docmanager:open', { path });
+    } catch (error) {
+      this.showMessage((error as Error).message, true);
+    }
+  }
+
   private _drawDag(view: IPipelineView | null): void {
     if (!view) {
       this._dag.replaceChildren();
@@ -204,6 +214,16 @@ export class PipelinesPanel extends SidebarPanel<PipelinesModel> {
         void this._commands.execute('docmanager:open', { path: step.notebook });
       });
       actions.appendChild(open);
+    }
+    if (step.notebook && step.run_id) {
+      const executed = element('button', '', 'jp-mlops-icon-button jp-mlops-executed');
+      executed.appendChild(notebookIcon.element({ tag: 'span', height: '14px', width: '14px' }));
+      executed.title = 'Open the notebook as this step’s run executed it (outputs, injected params)';
+      executed.addEventListener('click', event => {
+        event.stopPropagation();
+        void this._openExecuted(step.run_id!);
+      });
+      actions.appendChild(executed);
     }
     const run = element('button', '▶', 'jp-mlops-icon-button');
     run.title = `Run ${step.step} (and the steps it needs, if stale)`;
