@@ -1,6 +1,8 @@
 import { executedNotebook, getPipeline, IPipelineEntry, IPipelineView, listPipelines, runPipeline } from '../api';
 import { PollingModel } from '../base';
 
+const LIST_MS = 15_000;
+
 export interface IPipelinesState {
   pipelines: IPipelineEntry[];
   view: IPipelineView | null; // the selected pipeline's DAG and states
@@ -9,6 +11,7 @@ export interface IPipelinesState {
 /** The pipelines under the lab's folder and the selected one's steps, polled while visible. */
 export class PipelinesModel extends PollingModel<IPipelinesState> {
   private _selected: string | null = null;
+  private _listedAt = 0; // the folder walk is redone every LIST_MS; the chosen pipeline's state every poll
 
   constructor(intervalMs = 2000) {
     super({ pipelines: [], view: null }, intervalMs);
@@ -24,7 +27,11 @@ export class PipelinesModel extends PollingModel<IPipelinesState> {
   }
 
   protected async fetch(): Promise<IPipelinesState> {
-    const pipelines = await listPipelines();
+    let pipelines = this.data.pipelines;
+    if (Date.now() - this._listedAt > LIST_MS || !pipelines.length) {
+      pipelines = await listPipelines();
+      this._listedAt = Date.now();
+    }
     if (!pipelines.some(p => p.path === this._selected)) {
       this._selected = (pipelines.find(p => p.error === null) ?? pipelines[0])?.path ?? null;
     }
