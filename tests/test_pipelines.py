@@ -560,3 +560,22 @@ def test_a_pipeline_on_the_team_server_records_its_steps_and_lineage_there(pg_ur
     finally:
         set_default_workspace(None)
         server.stop()
+
+
+def test_a_pipeline_runs_from_a_notebook_whose_kernel_has_its_own_event_loop(tmp_path, small, monkeypatch):
+    monkeypatch.setenv("MLOPS_LAB_DB_URL", f"sqlite:///{tmp_path / 'nb.db'}")
+    monkeypatch.setenv("MLOPS_LAB_ARTIFACTS", str(tmp_path / "nb-artifacts"))
+    driver = notebook(
+        tmp_path / "driver.ipynb",
+        "import mlops_lab as ml\np = ml.pipeline('small')\nprint([s.state for s in p.status().values()])",
+        "result = p.run()\nprint(result.ok, result.ran)",
+        "print(ml.pipeline('small').stale())",
+    )
+    from nbclient import NotebookClient
+
+    book = nbformat.read(driver, 4)
+    NotebookClient(book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    printed = ["".join(o.get("text", "") for o in cell.outputs) for cell in book.cells]
+    assert printed[0] == "['stale', 'stale']\n"
+    assert printed[1].endswith("True ['double', 'total']\n")  # after the steps' own progress lines
+    assert printed[2] == "[]\n"
