@@ -461,6 +461,11 @@ def test_the_cli_runs_says_status_draws_the_dag_and_fails_on_a_failed_gate(tmp_p
     text = (demo / "pipeline.yaml").read_text().replace("{min: 0.7}", "{min: 0.99}").replace("C: 1.0", "C: 0.5")
     (demo / "pipeline.yaml").write_text(text)
     assert "param C 1.0 → 0.5" in cli("status").stdout
+    book = json.loads((demo / "prepare.ipynb").read_text())
+    book["cells"][2]["source"] += ["\n# the same cleaning"]
+    (demo / "prepare.ipynb").write_text(json.dumps(book))
+    train = next(line for line in cli("status").stdout.splitlines() if line.strip().startswith("train"))
+    assert train.split(None, 2)[2] == "param C 1.0 → 0.5; upstream step prepare will run"  # its own change too
     failed = cli("run", "--if-changed", check=False)
     assert failed.returncode == 1
     assert "gate: FAILED: churn/2: evaluation gate FAILED: accuracy" in failed.stdout

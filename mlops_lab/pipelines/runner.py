@@ -140,8 +140,10 @@ class PipelineRunner:
         last = latest.get(step.name)
         if step.name in force:
             state.reasons = ["forced"]
-        elif waiting:
-            state.reasons = [f"upstream step{'s' if len(waiting) > 1 else ''} {', '.join(waiting)} will run"]
+        elif waiting:  # its own changes first (a param, a cell), then what runs before it
+            own = [r for r in explain(last, fingerprint) if not r.startswith("upstream step")] if last else []
+            own = [r for r in own if r != "its inputs changed"]
+            state.reasons = own + [f"upstream step{'s' if len(waiting) > 1 else ''} {', '.join(waiting)} will run"]
         else:
             state.record = last if last is not None and last.key == state.key else self.cached(state.key)
             if state.record is None:
