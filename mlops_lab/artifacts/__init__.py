@@ -44,6 +44,11 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def manifest_bytes(manifest: dict[str, str]) -> bytes:
+    """A folder as stored: relative path → blob hash; its sha256 is the folder's hash."""
+    return json.dumps({"files": manifest}, sort_keys=True).encode()
+
+
 def check_hash(value: str) -> str:
     if not (isinstance(value, str) and len(value) == 64 and set(value) <= _HEX):
         raise ArtifactError(f"not a sha256 hash: {value!r}")
@@ -188,7 +193,7 @@ class ArtifactStore:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             manifest[path.relative_to(folder).as_posix()] = self.put_file(path)
             total += path.stat().st_size
-        return self.put_bytes(json.dumps({"files": manifest}, sort_keys=True).encode()), total
+        return self.put_bytes(manifest_bytes(manifest)), total
 
     def get_bytes(self, digest: str) -> bytes:
         try:

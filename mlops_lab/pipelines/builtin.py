@@ -13,10 +13,10 @@ from ..registry import RegistryError
 from .spec import PipelineError, Step
 
 if TYPE_CHECKING:
-    from .runner import PipelineRunner, StepState
+    from .runner import PipelineRunner
 
 
-def run_builtin(runner: "PipelineRunner", step: Step, run, state: "StepState") -> dict:
+def run_builtin(runner: "PipelineRunner", step: Step, run) -> dict:
     registry = runner.workspace.registry
     config = step.config
     model = config["model"]

@@ -75,6 +75,7 @@ def pipeline_view(workspace: "Workspace", root: str | Path, relative: str, launc
         None, f"tags.`{PIPELINE_TAG}` = '{quoted(pipeline.name)}'", ["attributes.start_time DESC"], max_results=500
     )
     last_pipeline_run = next((r for r in rows if STEP_TAG not in tags[r["id"]]), None)
+    parent_of = {row["id"]: row.get("parent_run_id") for row in rows}
     last_step_run: dict[str, dict] = {}
     for row in rows:
         step = tags[row["id"]].get(STEP_TAG)
@@ -87,11 +88,11 @@ def pipeline_view(workspace: "Workspace", root: str | Path, relative: str, launc
         if step.notebook:
             view["notebook"] = Path(os.path.relpath(pipeline.path(step.notebook), Path(root).resolve())).as_posix()
         last = last_step_run.get(name)
-        if state.record is not None:
-            row = next((r for r in rows if r["id"] == state.record.run_id), None)
-            if row and row.get("end_time"):
-                view["seconds"] = (row["end_time"] - row["start_time"]) / 1000
-            if last_pipeline_run and row and row.get("parent_run_id") == last_pipeline_run["id"]:
+        record = state.record
+        if record is not None:
+            if record.ended:
+                view["seconds"] = (record.ended - record.started) / 1000
+            if last_pipeline_run and parent_of.get(record.run_id) == last_pipeline_run["id"]:
                 view["state"] = "done" if state.state == "cached" else state.state
         if state.state == "stale" and last and last["status"] in ("FAILED", "KILLED"):
             view.update(state="failed", error=runs.get_run(last["id"]).info.error, run_id=last["id"])

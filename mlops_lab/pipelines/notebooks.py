@@ -47,7 +47,12 @@ def inject_params(notebook, params: dict) -> None:
 
 
 class CellFailed(Exception):
-    """A cell raised: which one, and what."""
+    """A cell raised, ran too long or its kernel died: which one and what (the message), and the
+    notebook as far as it ran."""
+
+    def __init__(self, message: str, notebook):
+        super().__init__(message)
+        self.notebook = notebook
 
 
 async def execute(step: Step, path: Path, cwd: Path, env: dict, where: str):

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..artifacts import sha256_file
+from ..artifacts import manifest_bytes, sha256_bytes
 from ..errors import MlopsLabError
+from ..store.file_state import cached_hashes
 from . import notebooks
 from .spec import Pipeline, PipelineError, Step
 
@@ -35,7 +36,6 @@ PIPELINE_TAG = "mlops_lab.pipeline"
 STEP_TAG = "mlops_lab.step"
 KEY_TAG = "mlops_lab.step_key"
 RECORD_TAG = "mlops_lab.step_record"
-VERSION_TAG = "mlops_lab.model_version"
 RECORD_FORMAT = 1
 
 
@@ -114,6 +114,8 @@ class PipelineRunner:
         self.file_state = workspace.store.file_state
         self.artifacts = workspace.artifacts
         self.experiment = pipeline.experiment or pipeline.name
+        self.states: dict[str, StepState] = {}  # while it runs: each step's state, what builtin steps read
+        self._pipeline_run = None
 
     # ---- what is stale, and why --------------------------------------------------------------
 
@@ -177,26 +179,14 @@ class PipelineRunner:
         """sha256 of a file, or of a folder's manifest (the hash its dataset version gets); unchanged
         files are not read again (the file-state cache).  None when it does not exist."""
         if path.is_file():
-            return self.file_hashes([path])[str(path.resolve())]
+            return cached_hashes(self.file_state, [path])[str(path.resolve())]
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
-            hashes = self.file_hashes(files)
-            manifest = {p.relative_to(path).as_posix(): hashes[str(p.resolve())] for p in files}
-            return hashlib.sha256(json.dumps({"files": manifest}, sort_keys=True).encode()).hexdigest()
+            hashes = cached_hashes(self.file_state, files)
+            return sha256_bytes(
+                manifest_bytes({p.relative_to(path).as_posix(): hashes[str(p.resolve())] for p in files})
+            )
         return None
-
-    def file_hashes(self, paths: list[Path]) -> dict[str, str]:
-        keys = {}
-        for path in paths:
-            resolved = path.resolve()
-            info = resolved.stat()
-            keys[str(resolved)] = (str(resolved), info.st_ino, info.st_mtime_ns, info.st_size)
-        known = self.file_state.file_hashes(list(keys.values()))
-        fresh = [(key, sha256_file(key[0])) for path, key in keys.items() if path not in known]
-        if fresh:
-            self.file_state.remember_file_hashes(fresh)
-            known.update({key[0]: value for key, value in fresh})
-        return known
 
     def damaged_outs(self, step: Step, record: Record) -> list[tuple[str, str]]:
         damaged = []
@@ -302,7 +292,7 @@ class PipelineRunner:
         forced = (set(steps) if steps else set(wanted)) if force else set()
         latest = self.latest_records()
         states: dict[str, StepState] = {}
-        self.states, self._pipeline_run = states, None
+        self.states, self._pipeline_run = states, None  # a runner may run more than once
         limit = asyncio.Semaphore(jobs or os.cpu_count() or 1)
         pending = {name: asyncio.Event() for name in wanted}
 
@@ -366,7 +356,7 @@ class PipelineRunner:
 
     def step_record(self, name: str) -> Record | None:
         """The record a step of the running pipeline stands on (its own new one, or the cached one)."""
-        state = getattr(self, "states", {}).get(name)
+        state = self.states.get(name)
         return state.record if state is not None else None
 
     def step_run(self, name: str) -> str | None:
@@ -391,10 +381,7 @@ class PipelineRunner:
     def _finish_pipeline_run(self, result: PipelineResult) -> None:
         run = self._pipeline_run
         self.tracker.log_text(json.dumps(result.to_dict(), indent=1), "pipeline/steps.json", run=run)
-        self.tracker.end_run(
-            "FINISHED" if result.ok else "FAILED", run=run, error=None if result.ok else _failure(result)
-        )
-        self.tracker.flush()
+        self._end(run, "FINISHED" if result.ok else "FAILED", None if result.ok else _failure(result))
 
     async def execute(self, step: Step, state: StepState) -> None:
         """Run one step as a run, a child of the pipeline's run; record it only if it finished."""
@@ -431,33 +418,37 @@ class PipelineRunner:
             else:
                 from .builtin import run_builtin
 
-                result = await asyncio.to_thread(run_builtin, self, step, run, state)
-            outs = self._outs(step, run)
-            record = {"format": RECORD_FORMAT, "fingerprint": state.fingerprint, "outs": outs, "result": result}
-            record_hash = self.artifacts.put_bytes(json.dumps(record, sort_keys=True).encode())
-            self.tracker.set_tags({RECORD_TAG: record_hash}, run=run)
-            self.tracker.flush()
-            self.tracker.end_run("FINISHED", run=run)
-            self.tracker.flush()
+                result = await asyncio.to_thread(run_builtin, self, step, run)
+            # hashing and storing the outs, and waiting for the writer, off the loop that drives the
+            # other steps' kernels
+            outs = await asyncio.to_thread(self._record, step, run, state, result)
             state.state, state.seconds = "done", time.monotonic() - started
             state.record = Record(run.id, state.key, state.fingerprint, outs, result, 0, None)
             self.progress(f"{step.name}: done in {state.seconds:.1f} s (run {run.id[:8]})")
         except (asyncio.CancelledError, KeyboardInterrupt):
-            self.tracker.end_run("KILLED", run=run, error="the pipeline was interrupted")
-            self.tracker.flush()
+            self._end(run, "KILLED", "the pipeline was interrupted")
             raise
         except Exception as error:  # the step failed: said on its run and the terminal, its descendants wait
-            message = (
-                str(error.args[0])
-                if isinstance(error, notebooks.CellFailed)
-                else f"{type(error).__name__}: {error}"
-                if not isinstance(error, MlopsLabError)
-                else str(error)
-            )
+            said = isinstance(error, (MlopsLabError, notebooks.CellFailed))  # messages written for a person
+            message = str(error) if said else f"{type(error).__name__}: {error}"
             state.state, state.error, state.seconds = "failed", message, time.monotonic() - started
-            self.tracker.end_run("FAILED", run=run, error=message[:2000])
-            self.tracker.flush()
+            await asyncio.to_thread(self._end, run, "FAILED", message[:2000])
             self.progress(f"{step.name}: FAILED: {message}")
+
+    def _record(self, step: Step, run, state: StepState, result: dict) -> dict:
+        """Version the outs, record the step under its key, end its run FINISHED; returns the outs."""
+        outs = self._outs(step, run)
+        record = {"format": RECORD_FORMAT, "fingerprint": state.fingerprint, "outs": outs, "result": result}
+        self.tracker.set_tags(
+            {RECORD_TAG: self.artifacts.put_bytes(json.dumps(record, sort_keys=True).encode())}, run=run
+        )
+        self.tracker.flush()  # the outs and the record are stored before the run says FINISHED
+        self._end(run, "FINISHED")
+        return outs
+
+    def _end(self, run, status: str, error: str | None = None) -> None:
+        self.tracker.end_run(status, run=run, error=error)
+        self.tracker.flush()
 
     async def _notebook(self, step: Step, run) -> dict:
         path = self.pipeline.path(step.notebook)
@@ -472,7 +463,7 @@ class PipelineRunner:
         try:
             executed = await notebooks.execute(step, path, self.pipeline.root, env, where)
         except notebooks.CellFailed as failed:
-            self._keep_notebook(step, failed.args[1], run)
+            self._keep_notebook(step, failed.notebook, run)
             raise
         self._keep_notebook(step, executed, run)
         return {}
@@ -541,12 +532,9 @@ def explain(last: Record | None, now: dict) -> list[str]:
     reasons.extend(f"dep {dep} removed" for dep in old_deps if dep not in new_deps)
     if before.get("outs") != now.get("outs"):
         reasons.append("its outs changed")
-    if before.get("config") != now.get("config"):
-        changed = sorted(
-            k
-            for k in set(before.get("config") or {}) | set(now.get("config") or {})
-            if (before.get("config") or {}).get(k) != (now.get("config") or {}).get(k)
-        )
+    old_config, new_config = before.get("config") or {}, now.get("config") or {}
+    if old_config != new_config:
+        changed = sorted(k for k in old_config.keys() | new_config.keys() if old_config.get(k) != new_config.get(k))
         reasons.append(f"settings changed: {', '.join(changed)}")
     for parent, key in now.get("upstream", {}).items():
         if before.get("upstream", {}).get(parent) != key:

@@ -146,7 +146,7 @@ def _name(text, what: str) -> str:
     return text
 
 
-def _paths(value, what: str, pipeline: Pipeline) -> tuple[str, ...]:
+def _paths(value, what: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -168,9 +168,9 @@ def _step(pipeline: Pipeline, name: str, body) -> Step:
     unknown = set(body) - allowed - {kind}
     if unknown:
         raise PipelineError(f"{where}: unknown keys {sorted(unknown)}; a {kind} step takes {sorted(allowed)}")
-    after = _paths(body.get("after"), f"{where}: after", pipeline)
-    deps = list(_paths(body.get("deps"), f"{where}: deps", pipeline))
-    outs = _paths(body.get("outs"), f"{where}: outs", pipeline)
+    after = _paths(body.get("after"), f"{where}: after")
+    deps = list(_paths(body.get("deps"), f"{where}: deps"))
+    outs = _paths(body.get("outs"), f"{where}: outs")
     for out in outs:
         target = pipeline.path(out).resolve()
         if not target.is_relative_to(pipeline.root) or target == pipeline.root:
@@ -373,10 +373,6 @@ def _link(pipeline: Pipeline) -> None:
                 raise PipelineError(
                     f"{where}, step {step.name!r}: dep {dep!r} does not exist ({pipeline.path(dep)}) and no step writes it"
                 )
-        if step.kind == "notebook":
-            notebook = pipeline.path(step.notebook)
-            if not notebook.is_file():
-                raise PipelineError(f"{where}, step {step.name!r}: notebook {notebook} does not exist")
         model = step.config.get("model")
         if step.kind == "register":
             source = pipeline.steps.get(step.config["from"])

@@ -7,10 +7,12 @@ the same size is missed.
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import select
 
+from ..artifacts import sha256_file
 from .engine import Database
 from .models import FileState
 
@@ -18,6 +20,24 @@ HOST = socket.gethostname()
 
 
 FileKey = tuple[str, int, int, int]  # path, inode, mtime_ns, size
+
+
+def cached_hashes(store: "FileStateStore", paths: list[Path]) -> dict[str, str]:
+    """sha256 of each file by its resolved path, read only when its inode, mtime or size changed
+    since it was last hashed (one cache lookup for all of them)."""
+    keys = {}
+    for path in paths:
+        resolved = Path(path).resolve()
+        info = resolved.stat()
+        keys[str(resolved)] = (str(resolved), info.st_ino, info.st_mtime_ns, info.st_size)
+    known = store.file_hashes(list(keys.values()))
+    fresh = [(key, sha256_file(key[0])) for path, key in keys.items() if path not in known]
+    if fresh:
+        store.remember_file_hashes(fresh)
+        known.update({key[0]: digest for key, digest in fresh})
+    return known
+
+
 QUERY_CHUNK = 5000  # paths per query: under every engine's limit on bound parameters (SQLite: 32,766)
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import ArtifactStore, sha256_bytes, sha256_file
+from ..artifacts import ArtifactStore, manifest_bytes, sha256_bytes, sha256_file
 from ..store import Batch, now_ms
+from ..store.file_state import cached_hashes
 
 ONNX_DTYPES = {
     1: "float32",
@@ -501,13 +502,7 @@ def snapshot_now(path: Path) -> bool:
 
 def cached_file_hash(store, path: Path) -> str:
     """sha256 of a file, read only when its inode, mtime or size changed since the last time."""
-    info = path.stat()
-    key = (str(path), info.st_ino, info.st_mtime_ns, info.st_size)
-    digest = store.file_hashes([key]).get(key[0])
-    if digest is None:
-        digest = sha256_file(path)
-        store.remember_file_hashes([(key, digest)])
-    return digest
+    return cached_hashes(store, [path])[str(path.resolve())]
 
 
 def dataset_job(
@@ -584,7 +579,7 @@ def file_set_batch(run_id: str, folder: str, paths: list[str], artifacts: Artifa
     prefix = len(folder.rstrip(os.sep)) + 1
 
     def manifest(digests: dict[str, str]) -> bytes:
-        return json.dumps({"files": {key[0][prefix:]: digests[key[0]] for key in keys}}, sort_keys=True).encode()
+        return manifest_bytes({key[0][prefix:]: digests[key[0]] for key in keys})
 
     text = manifest(known) if len(known) == len(keys) else b""
     digest = sha256_bytes(text)
