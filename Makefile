@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-# What the build of the wheel itself needs, installed first so the project installs without build isolation.
-BUILD_DEPS := "hatchling>=1.5" "hatch-jupyter-builder>=0.9" "hatch-nodejs-version>=0.3.2" editables "jupyterlab>=4.6,<5"
+# What the builds need, installed first so the project installs without build isolation (setuptools
+# >= 70.1 builds the few dependencies published only as source, e.g. antlr4-python3-runtime).
+BUILD_DEPS := "setuptools>=70.1" "hatchling>=1.5" "hatch-jupyter-builder>=0.9" "hatch-nodejs-version>=0.3.2" editables "jupyterlab>=4.6,<5"
 SOURCES := $(wildcard labextension/src/*.ts labextension/src/*/*.ts labextension/style/*) package.json tsconfig.json pyproject.toml
 
 .PHONY: demo test lint format setup lab build clean bench
