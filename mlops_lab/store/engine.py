@@ -12,6 +12,7 @@ these per public method and passes the connection to its helpers.
 
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 from contextlib import contextmanager
@@ -174,18 +175,23 @@ class Database:
         """Insert ``rows`` (tuples in the order of ``columns``) through the driver's own executemany,
         in ``conn``'s transaction: for many thousands of plain rows (a loop's metric points),
         SQLAlchemy's per-row work costs more than the write itself."""
-        compiled = sa.insert(model.__table__).values({c: sa.bindparam(c) for c in columns}).compile(self.engine)
-        if compiled.positiontup is not None:  # "?" placeholders (SQLite) take tuples in the statement's order
-            if list(compiled.positiontup) != list(columns):
-                order = operator.itemgetter(*[columns.index(name) for name in compiled.positiontup])
-                rows = [order(row) for row in rows]
-        else:  # named placeholders (psycopg) take dicts
-            rows = [dict(zip(columns, row)) for row in rows]
+        sql, to_parameters = self._insert_sql(model.__table__, columns)
         cursor = conn.connection.driver_connection.cursor()
         try:
-            cursor.executemany(str(compiled), rows)
+            cursor.executemany(sql, rows if to_parameters is None else [to_parameters(row) for row in rows])
         finally:
             cursor.close()
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 (a Database lives as long as its process)
+    def _insert_sql(self, table, columns: tuple[str, ...]):
+        """The INSERT's SQL for ``columns``, compiled once (compiling costs more than a small insert),
+        and how a row becomes the driver's parameters: None when the tuple goes as it is."""
+        compiled = sa.insert(table).values({c: sa.bindparam(c) for c in columns}).compile(self.engine)
+        if compiled.positiontup is None:  # named placeholders (psycopg) take dicts
+            return str(compiled), lambda row: dict(zip(columns, row))
+        if list(compiled.positiontup) != list(columns):  # "?" placeholders take the statement's order
+            return str(compiled), operator.itemgetter(*[columns.index(name) for name in compiled.positiontup])
+        return str(compiled), None
 
     def raw_rows(self, sql: str, parameters: tuple | dict) -> list[tuple]:
         """Plain tuples straight from the driver: for results of many thousands of rows."""

@@ -59,6 +59,12 @@ HEARTBEAT_SECONDS = 15
 STALE_AFTER_SECONDS = 300
 
 
+# Asked before every write a client makes one call at a time: built once (building costs more than running it).
+RUN_STATE = select(Run.id, Run.experiment_id, Run.name, Run.status, Run.user, Run.deleted_at).where(
+    Run.id == sa.bindparam("run_id")
+)
+
+
 @dataclass
 class MetricSeries:
     """Points of one metric of one run, steps increasing, one timestamp: written without a dict per point."""
@@ -368,12 +374,14 @@ class SqlRunStore(RunStore):
             s["count"] += 1
         self._upsert_latest(conn, list(summary.values()))
 
-    def _upsert_latest(self, conn, summaries: list[dict]) -> None:
-        """Fold each metric's newest point, min, max and count into what is stored."""
+    @functools.cached_property
+    def _latest_upsert(self):
+        """The upsert folding a metric's newest point, min, max and count into its summary row, built
+        once: building it costs more than running it when a client logs one point a call."""
         stmt = self.db.insert(LatestMetric)
         new, old = stmt.excluded, LatestMetric.__table__.c
         newer = sa.or_(new.step > old.step, sa.and_(new.step == old.step, new.timestamp >= old.timestamp))
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=["run_id", "key"],
             set_={
                 "value": sa.case((newer, new.value), else_=old.value),
@@ -388,11 +396,14 @@ class SqlRunStore(RunStore):
                 "count": old.count + new.count,
             },
         )
+
+    def _upsert_latest(self, conn, summaries: list[dict]) -> None:
+        """Fold each metric's newest point, min, max and count into what is stored."""
         rows = [
             {k: s[k] for k in ("run_id", "key", "value", "step", "timestamp", "min_value", "max_value", "count")}
             for s in summaries
         ]
-        conn.execute(stmt, rows)
+        conn.execute(self._latest_upsert, rows)
 
     def reap_stale_runs(self, *, force: bool = False) -> list[str]:
         """Mark KILLED the RUNNING runs whose process is gone (same host) or silent too long."""
@@ -452,9 +463,8 @@ class SqlRunStore(RunStore):
 
     def run_state(self, run_id: str) -> dict | None:
         """A run's experiment, name, status and deletion, read cheaply (None: no such run)."""
-        columns = (Run.id, Run.experiment_id, Run.name, Run.status, Run.user, Run.deleted_at)
         with self.db.reading() as conn:
-            row = conn.execute(select(*columns).where(Run.id == run_id)).first()
+            row = conn.execute(RUN_STATE, {"run_id": run_id}).first()
         return None if row is None else dict(row._mapping)
 
     def dataset_uses(self, hashes: list[str]) -> list[dict]:

@@ -151,6 +151,8 @@ class SqlTeamStore:
         return dict(rows)
 
     def experiment_names(self, experiment_ids: list[int]) -> dict[int, str]:
+        if not experiment_ids:
+            return {}
         with self.db.reading() as conn:
             return dict(
                 conn.execute(select(Experiment.id, Experiment.name).where(Experiment.id.in_(experiment_ids))).all()
