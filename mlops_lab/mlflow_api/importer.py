@@ -19,6 +19,7 @@ stages, aliases, descriptions and tags come over.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -96,6 +97,13 @@ class MlflowImporter:
             raise InvalidInputError("importing from MLflow needs MLflow's client: pip install mlflow") from None
         self.uri = source_uri(source)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        # An MLflow database (its schema brought up to date by the client above) is read directly
+        # where MLflow's client is slow; a server or a folder only through the client.
+        self._source_db = None
+        if not re.match(r"^(https?|file|databricks[^:]*)://", self.uri) and "://" in self.uri:
+            import sqlalchemy as sa
+
+            self._source_db = sa.create_engine(self.uri, poolclass=sa.pool.NullPool)
         self.store = store
         self.artifacts = artifacts
         self.registry = registry
@@ -197,18 +205,11 @@ class MlflowImporter:
             tags=[{"run_id": run_id, "key": k, "value": v} for k, v in tags.items() if k not in SYSTEM_TAGS],
             events=[event_row("run", run_id, "imported", self.user, {"from": self.uri, "status": info.status})],
         )
-        for key in data.metrics:
-            for point in self.client.get_metric_history(run_id, key):
-                value = point.value
-                batch.metrics.append(
-                    {
-                        "run_id": run_id,
-                        "key": key,
-                        "value": None if value != value else value,
-                        "step": point.step,
-                        "timestamp": point.timestamp,
-                    }  # fmt: skip
-                )
+        for key, value, timestamp, step in self._metric_points(run_id, list(data.metrics)):
+            batch.metrics.append(
+                {"run_id": run_id, "key": key, "value": None if value != value else value, "step": step,
+                 "timestamp": timestamp}
+            )  # fmt: skip
         for item in run.inputs.dataset_inputs if run.inputs else []:
             dataset = item.dataset
             described = {
@@ -242,6 +243,25 @@ class MlflowImporter:
         self.report.tags += len(batch.tags)
         self.report.artifact_files += len(batch.artifacts)
         self.report.datasets += len(batch.run_datasets)
+
+    def _metric_points(self, run_id: str, keys: list[str]) -> list[tuple]:
+        """Every point of the run's metrics as (key, value, timestamp, step), NaN as NaN.  From an
+        MLflow database, read from its ``metrics`` table in one query: MLflow's client builds an
+        ORM object per point, two thirds of an import's time."""
+        if self._source_db is None:
+            return [
+                (key, point.value, point.timestamp, point.step)
+                for key in keys
+                for point in self.client.get_metric_history(run_id, key)
+            ]
+        import sqlalchemy as sa
+
+        with self._source_db.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = :run_id"),
+                {"run_id": run_id},
+            ).all()
+        return [(key, math.nan if is_nan else value, timestamp, step) for key, value, timestamp, step, is_nan in rows]
 
     def _download_run_artifacts(self, run_id: str, folder: Path) -> dict[str, Path]:
         """Every file under the run's artifacts, downloaded: {path under the run: local file}."""
