@@ -36,7 +36,7 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 
 from mlops_lab.net import free_port
-from tests.lab import LabServer
+from tests.lab import LabServer, mlflow_server
 
 T0 = 1_700_000_000_000
 
@@ -62,29 +62,6 @@ def databases(root: Path, postgres: bool):
         with psycopg.connect(PG.replace("+psycopg", ""), autocommit=True) as conn:
             for name in names:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def start_mlflow_server(root: Path, db_url: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", db_url,
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        # no GenAI job runners: a dozen idle huey processes would take the CPUs both sides share
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                return process, url
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("mlflow server did not start") from None
-            time.sleep(0.5)
 
 
 def log_one_by_one(uri: str, metrics: int) -> float:
@@ -292,66 +269,70 @@ def main() -> None:
         (root / "lab").mkdir()
         lab = LabServer(root / "lab", {"MLOPS_LAB_DB_URL": lab_db, "MLOPS_LAB_ARTIFACTS": str(root / "blobs")})
         os.environ["MLFLOW_TRACKING_TOKEN"] = lab.token  # the lab's; mlflow server ignores it
-        server, mlflow_uri = start_mlflow_server(root, mlflow_db)
-        sides = {"mlops_lab": f"{lab.url}/mlops-lab/mlflow", "mlflow server": mlflow_uri}
         try:
-            backend = "PostgreSQL database" if args.postgres else "SQLite file"
-            print(f"MLflow {mlflow.__version__}'s client; each server on its own {backend}\n")
-            rows = []
-            with null_server() as nothing:
-                floor = log_to_nothing(nothing, args.metrics)
-            for title, measure, count, repeats in (
-                (f"log_metric x {args.metrics:,} (one call each)", log_one_by_one, args.metrics, 1),
-                ("  the same, bare HTTP (the server's share)", log_raw, args.metrics, 1),
-                (f"log_batch of {args.metrics:,} metrics (1,000 a call, median of 5)", log_batched, args.metrics, 5),
-                ("  the same, bare HTTP (the server's share)", log_batched_raw, args.metrics, 5),
-            ):
-                seconds = {
-                    side: statistics.median(measure(uri, count) for _ in range(repeats)) for side, uri in sides.items()
-                }
-                rows.append((title, seconds, f"{count / seconds['mlops_lab']:,.0f} vs "
-                             f"{count / seconds['mlflow server']:,.0f} metrics/s"))  # fmt: skip
-            rows.insert(1, (
-                "  the same, to a server that does nothing",
-                {"mlops_lab": floor, "mlflow server": rows[0][1]["mlflow server"]},
-                "the most any server reaches through MLflow's client and Tornado",
-            ))  # fmt: skip
-            experiments = {side: populate(uri, args.runs) for side, uri in sides.items()}
-            searched = {side: search_seconds(uri, experiments[side]) for side, uri in sides.items()}
-            raw = {side: search_raw_seconds(uri, experiments[side]) for side, uri in sides.items()}
-            ours_answer = root / "search-answer.json"
-            ours_answer.write_bytes(raw["mlops_lab"][2])
-            with null_server(ours_answer) as nothing:
-                floor = search_seconds(nothing, experiments["mlops_lab"])
-            assert searched["mlops_lab"][1] == searched["mlflow server"][1] == raw["mlops_lab"][1], (searched, raw)
-            rows.append(
-                (
-                    f"search_runs over {args.runs:,} runs (median of 5)",
-                    {side: found[0] for side, found in searched.items()},
-                    f"{searched['mlops_lab'][1]} runs found by each",
+            with mlflow_server(mlflow_db, root / "mlflow-server.log", root / "artifacts") as mlflow_uri:
+                sides = {"mlops_lab": f"{lab.url}/mlops-lab/mlflow", "mlflow server": mlflow_uri}
+                backend = "PostgreSQL database" if args.postgres else "SQLite file"
+                print(f"MLflow {mlflow.__version__}'s client; each server on its own {backend}\n")
+                rows = []
+                with null_server() as nothing:
+                    floor = log_to_nothing(nothing, args.metrics)
+                for title, measure, count, repeats in (
+                    (f"log_metric x {args.metrics:,} (one call each)", log_one_by_one, args.metrics, 1),
+                    ("  the same, bare HTTP (the server's share)", log_raw, args.metrics, 1),
+                    (
+                        f"log_batch of {args.metrics:,} metrics (1,000 a call, median of 5)",
+                        log_batched,
+                        args.metrics,
+                        5,
+                    ),
+                    ("  the same, bare HTTP (the server's share)", log_batched_raw, args.metrics, 5),
+                ):
+                    seconds = {
+                        side: statistics.median(measure(uri, count) for _ in range(repeats))
+                        for side, uri in sides.items()
+                    }
+                    rows.append((title, seconds, f"{count / seconds['mlops_lab']:,.0f} vs "
+                                 f"{count / seconds['mlflow server']:,.0f} metrics/s"))  # fmt: skip
+                rows.insert(1, (
+                    "  the same, to a server that does nothing",
+                    {"mlops_lab": floor, "mlflow server": rows[0][1]["mlflow server"]},
+                    "the most any server reaches through MLflow's client and Tornado",
+                ))  # fmt: skip
+                experiments = {side: populate(uri, args.runs) for side, uri in sides.items()}
+                searched = {side: search_seconds(uri, experiments[side]) for side, uri in sides.items()}
+                raw = {side: search_raw_seconds(uri, experiments[side]) for side, uri in sides.items()}
+                ours_answer = root / "search-answer.json"
+                ours_answer.write_bytes(raw["mlops_lab"][2])
+                with null_server(ours_answer) as nothing:
+                    floor = search_seconds(nothing, experiments["mlops_lab"])
+                assert searched["mlops_lab"][1] == searched["mlflow server"][1] == raw["mlops_lab"][1], (searched, raw)
+                rows.append(
+                    (
+                        f"search_runs over {args.runs:,} runs (median of 5)",
+                        {side: found[0] for side, found in searched.items()},
+                        f"{searched['mlops_lab'][1]} runs found by each",
+                    )
                 )
-            )
-            rows.append(
-                (
-                    "  the same answer from a server that does nothing",
-                    {"mlops_lab": floor[0], "mlflow server": searched["mlflow server"][0]},
-                    f"the most any server reaches: MLflow's client reading {floor[1]} runs",
+                rows.append(
+                    (
+                        "  the same answer from a server that does nothing",
+                        {"mlops_lab": floor[0], "mlflow server": searched["mlflow server"][0]},
+                        f"the most any server reaches: MLflow's client reading {floor[1]} runs",
+                    )
                 )
-            )
-            rows.append(
-                (
-                    "  the same, bare HTTP (the server's share)",
-                    {side: found[0] for side, found in raw.items()},
-                    "the rest of search_runs is MLflow's client reading it",
+                rows.append(
+                    (
+                        "  the same, bare HTTP (the server's share)",
+                        {side: found[0] for side, found in raw.items()},
+                        "the rest of search_runs is MLflow's client reading it",
+                    )
                 )
-            )
-            print(f"{'':58}{'mlops_lab':>11}{'mlflow':>11}  ratio (goal >= 5x)")
-            for title, seconds, note in rows:
-                ours, theirs = seconds["mlops_lab"], seconds["mlflow server"]
-                print(f"{title:58}{ours:>10.3f}s{theirs:>10.3f}s  {theirs / ours:.1f}x  ({note})")
+                print(f"{'':58}{'mlops_lab':>11}{'mlflow':>11}  ratio (goal >= 5x)")
+                for title, seconds, note in rows:
+                    ours, theirs = seconds["mlops_lab"], seconds["mlflow server"]
+                    print(f"{title:58}{ours:>10.3f}s{theirs:>10.3f}s  {theirs / ours:.1f}x  ({note})")
         finally:
-            server.terminate()
-            server.wait(timeout=30)
             lab.stop()
         if args.import_runs:
             print("\n" + import_figure(root, args.import_runs, args.import_points))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -24,6 +25,37 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, log: Path, artifacts: Path | None = None):
+    """A real ``mlflow server`` on 127.0.0.1 over ``backend_uri`` (one worker, no GenAI job runners:
+    a dozen huey processes would take a 2-core machine); yields its URL.  Its output goes to ``log``."""
+    port = free_port()
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", backend_uri,
+             *(["--artifacts-destination", str(artifacts)] if artifacts else []),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "MLFLOW_TRACKING_TOKEN": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=2):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"mlflow server did not start:\n{log.read_text()[-3000:]}") from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 class LabServer:

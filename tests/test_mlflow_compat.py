@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import requests
 
 from mlops_lab.artifacts import ArtifactStore
-from mlops_lab.net import free_port
 from mlops_lab.store import open_store
 from tests.lab import LabServer
+from tests.lab import mlflow_server as start_mlflow_server
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -246,45 +242,8 @@ def test_bad_requests_answer_in_mlflow_s_error_shape_and_change_nothing(client, 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = open(root / "server.log", "w")  # noqa: SIM115 (open while the server runs)
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        # no GenAI job runners (a dozen huey processes on a 2-core machine)
-        env={**os.environ, "MLFLOW_TRACKING_TOKEN": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.close()
-                raise RuntimeError(
-                    f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}"
-                ) from None
-            time.sleep(0.5)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with start_mlflow_server(f"sqlite:///{root / 'mlflow.db'}", root / "server.log", root / "artifacts") as url:
+        yield url
 
 
 def _same_runs(uri: str, name: str = "search-compare") -> str:

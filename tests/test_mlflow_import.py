@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mlops_lab.cli import main as cli
 from mlops_lab.store import open_store
+from tests.lab import mlflow_server
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -201,7 +200,6 @@ def test_a_killed_import_leaves_no_half_run_and_resumes(tmp_path):
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    from mlops_lab.store import open_store
 
     ours = open_store(f"sqlite:///{tmp_path / 'ours.db'}")
     deadline = time.monotonic() + 120
@@ -230,27 +228,8 @@ def test_a_source_that_is_not_one_is_a_clear_error(tmp_path, capsys):
 
 def test_from_a_tracking_server_the_same_history_arrives_as_from_its_database(source, tmp_path):
     """A database is read directly, a server only through MLflow's client: both give every point."""
-    from mlops_lab.net import free_port
-
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", source,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "MLFLOW_TRACKING_TOKEN": "", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
-                time.sleep(0.5)
-        histories = {}
+    histories = {}
+    with mlflow_server(source, tmp_path / "server.log") as url:
         for side, uri in (("database", source), ("server", url)):
             target = tmp_path / side
             assert cli(["--db-url", f"sqlite:///{target}.db", "--artifacts", str(target), "import", "mlflow", uri]) == 0
@@ -261,8 +240,6 @@ def test_from_a_tracking_server_the_same_history_arrives_as_from_its_database(so
                 for run in runs
                 for key in metrics[run["id"]]
             }  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert sum(len(points) for points in histories["database"].values()) == 50 + 1 + 1 + 1
-    assert ("NaN" in str(histories["database"])) and histories["server"] == histories["database"]
+    assert "NaN" in str(histories["database"])  # the database's is_nan column read as NaN
+    assert histories["server"] == histories["database"]

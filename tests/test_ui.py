@@ -1135,7 +1135,6 @@ def test_pipelines_panel_draws_the_dag_runs_it_live_and_says_what_is_stale(lab, 
     page.screenshot(path=str(artifacts_dir / "pipelines-done.png"))
     page.locator('.jp-mlops-pipeline-steps tr[data-step="train"] .jp-mlops-executed').click()
     executed = page.locator(".jp-NotebookPanel", has_text="train accuracy")  # as the step's kernel ran it
-    page.screenshot(path=str(artifacts_dir / "pipelines-executed-notebook.png"))
     executed.wait_for(timeout=30_000)
     assert "# Parameters" in executed.inner_text()
     page.screenshot(path=str(artifacts_dir / "pipelines-executed-notebook.png"))

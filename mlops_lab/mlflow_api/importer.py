@@ -22,8 +22,11 @@ import json
 import math
 import re
 import tempfile
+import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from ..errors import InvalidInputError
 from ..store import Batch, Store
@@ -97,13 +100,13 @@ class MlflowImporter:
             raise InvalidInputError("importing from MLflow needs MLflow's client: pip install mlflow") from None
         self.uri = source_uri(source)
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-        # An MLflow database (its schema brought up to date by the client above) is read directly
-        # where MLflow's client is slow; a server or a folder only through the client.
-        self._source_db = None
-        if not re.match(r"^(https?|file|databricks[^:]*)://", self.uri) and "://" in self.uri:
-            import sqlalchemy as sa
+        # An MLflow database (a scheme MLflow's own SQL store takes; its schema brought up to date by
+        # the client above) is read directly where MLflow's client is slow; anything else only
+        # through the client.
+        from mlflow.store.db.db_types import DATABASE_ENGINES
 
-            self._source_db = sa.create_engine(self.uri, poolclass=sa.pool.NullPool)
+        is_database = urllib.parse.urlparse(self.uri).scheme.partition("+")[0] in DATABASE_ENGINES
+        self._source_db = sa.create_engine(self.uri, poolclass=sa.pool.NullPool) if is_database else None
         self.store = store
         self.artifacts = artifacts
         self.registry = registry
@@ -254,8 +257,6 @@ class MlflowImporter:
                 for key in keys
                 for point in self.client.get_metric_history(run_id, key)
             ]
-        import sqlalchemy as sa
-
         with self._source_db.connect() as conn:
             rows = conn.execute(
                 sa.text("SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = :run_id"),
