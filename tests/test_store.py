@@ -95,6 +95,27 @@ def test_latest_metric_follows_step_not_arrival(store):
     assert tuple(row) == (0.1, 0.9, 4)
 
 
+def test_one_batch_folds_into_each_metric_s_summary(store):
+    """Within one batch: the newest point by step, then timestamp, and of equal ones the last sent;
+    min and max over the values (NaN, stored as NULL, counts but is neither)."""
+    run_id = make_run(store)
+    points = [
+        ("a", 2, 5, 0.4),
+        ("a", 2, 5, 0.6),
+        ("a", 1, 9, 0.1),
+        ("b", 0, 1, None),
+        ("b", 0, 2, 3.0),
+        ("a", 2, 4, 9.0),
+    ]
+    store.runs.write(
+        Batch(metrics=[{"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": t} for k, s, t, v in points])
+    )
+    assert store.runs.get_run(run_id).metrics == {"a": 0.6, "b": 3.0}
+    with store.db.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT key, min_value, max_value, count FROM latest_metric ORDER BY key")).all()
+    assert [tuple(r) for r in rows] == [("a", 0.1, 9.0, 4), ("b", 3.0, 3.0, 2)]
+
+
 def test_a_series_is_written_at_once_and_folds_into_the_latest_value(store):
     """A loop's points (MetricSeries) go through the driver's executemany on both engines."""
     run_id = make_run(store)
@@ -243,3 +264,55 @@ def test_a_store_from_a_newer_version_is_refused_and_left_alone(tmp_path):
     with pytest.raises(StoreError, match="schema revision '0099'.*newer version"):
         Database(f"sqlite:///{path}")
     assert path.read_bytes() == before
+
+
+def test_a_write_that_will_not_wait_is_refused_at_once_and_leaves_nothing(tmp_path):
+    """Under ``not_waiting`` (a write on the lab's event loop) a SQLite writer that finds another
+    holding the lock raises ``DatabaseBusy`` at once, writing nothing; without it, it waits its turn."""
+    import sqlite3
+    import threading
+    import time
+
+    from mlops_lab.store.engine import DatabaseBusy, not_waiting
+
+    store = Store.sql(Database(f"sqlite:///{tmp_path / 'store.db'}"))
+    run_id = make_run(store)
+    point = {"run_id": run_id, "key": "m", "value": 1.0, "step": 0, "timestamp": 1}
+    holder = sqlite3.connect(tmp_path / "store.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # a kernel in the middle of its write
+    started = time.monotonic()
+    with not_waiting(), pytest.raises(DatabaseBusy):
+        store.runs.write(Batch(metrics=[point]))
+    assert time.monotonic() - started < 1
+    released = threading.Timer(0.5, holder.commit)
+    released.start()
+    store.runs.write(Batch(metrics=[{**point, "step": 1}]))  # waits for the holder, then lands
+    released.join()
+    assert [step for step, _, _ in store.runs.metric_history(run_id, "m")] == [1]
+    with not_waiting():  # the lock is free: the same write lands, and the connection waits again after
+        store.runs.write(Batch(metrics=[{**point, "step": 2}]))
+    assert [step for step, _, _ in store.runs.metric_history(run_id, "m")] == [1, 2]
+    with store.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
+    holder.close()
+
+
+def test_sqlite_s_write_ahead_log_is_copied_back_by_a_thread_not_by_a_commit(tmp_path):
+    """A commit never runs SQLite's checkpoint itself (~100 ms with its sync on a slow disk, where a
+    one-value write on the lab's event loop would freeze the lab): a thread copies the WAL back."""
+    import time
+
+    path = tmp_path / "store.db"
+    store = Store.sql(Database(f"sqlite:///{path}"))
+    with store.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    run_id = make_run(store)
+    time.sleep(1.2)  # the schema's own checkpoint is done; the next write is due another
+    before = path.stat().st_size
+    points = [{"run_id": run_id, "key": "m", "value": float(i), "step": i, "timestamp": 1} for i in range(5000)]
+    store.runs.write(Batch(metrics=points))
+    deadline = time.monotonic() + 10
+    while path.stat().st_size <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.stat().st_size > before  # the points' pages reached the database file
+    assert len(store.runs.metric_history(run_id, "m")) == 5000

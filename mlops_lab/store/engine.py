@@ -12,9 +12,13 @@ these per public method and passes the connection to its helpers.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import operator
+import sqlite3
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,9 +34,33 @@ from . import models  # noqa: F401  (registers every table on SQLModel.metadata)
 # The Alembic revision the models describe; tests check it equals the migrations' head.
 SCHEMA_REVISION = "0009"
 
+BUSY_TIMEOUT_MS = 60_000  # how long a SQLite writer waits for another to finish
+CHECKPOINT_EVERY_S = 1.0  # how often a writing process copies SQLite's WAL back into the database
+
 
 class StoreError(UnavailableError):
     """The store cannot be opened or used; the message says which store and why."""
+
+
+class DatabaseBusy(Exception):
+    """Another connection holds the SQLite database's write lock, and the caller chose not to wait
+    (``not_waiting``): nothing was written."""
+
+
+_NOT_WAITING = contextvars.ContextVar("mlops_lab_not_waiting", default=False)
+
+
+@contextmanager
+def not_waiting():
+    """Inside, a write transaction on SQLite that would wait for another writer raises
+    ``DatabaseBusy`` at once instead: for a short write on an event loop, which must not block,
+    and can go to a thread when the database is busy.  (PostgreSQL's writers do not wait for each
+    other's transactions to begin; there it changes nothing.)"""
+    token = _NOT_WAITING.set(True)
+    try:
+        yield
+    finally:
+        _NOT_WAITING.reset(token)
 
 
 class Database:
@@ -45,6 +73,8 @@ class Database:
         if self.dialect not in ("sqlite", "postgresql"):
             raise StoreError(f"unsupported database {redact(db_url)!r}: use sqlite:///PATH or postgresql+psycopg://…")
         self.engine = self._make_engine(db_url)
+        self._checkpointing = threading.Lock()
+        self._checkpointed_at = 0.0
         self._ensure_schema()
 
     def _make_engine(self, db_url: str) -> sa.Engine:
@@ -60,9 +90,10 @@ class Database:
                 cursor = dbapi_connection.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
-                cursor.execute("PRAGMA busy_timeout=60000")
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute("PRAGMA cache_size=-65536")  # 64 MB of pages per connection, not 2 MB
+                cursor.execute("PRAGMA wal_autocheckpoint=0")  # a thread of ours does it: ``_checkpoint_soon``
                 cursor.close()
 
             @event.listens_for(engine, "begin")
@@ -70,7 +101,18 @@ class Database:
                 # A writer takes the lock up front: a deferred transaction that later writes can
                 # fail at once with "database is locked" instead of waiting its turn.
                 write = connection.get_execution_options().get("write", False)
-                connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+                if not (write and _NOT_WAITING.get()):
+                    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+                    return
+                # Only taking the lock waits in WAL mode (readers never block, a commit appends).
+                driver = connection.connection.driver_connection
+                driver.execute("PRAGMA busy_timeout=0")
+                try:
+                    driver.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise DatabaseBusy(str(exc)) from exc
+                finally:
+                    driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
             return engine
         if db_url.startswith("postgresql://"):
@@ -84,6 +126,28 @@ class Database:
         """A connection in a write transaction (``with db.writing() as conn``): all of it lands or none."""
         with self.engine.connect().execution_options(write=True) as conn, conn.begin():
             yield conn
+        if self.dialect == "sqlite" and time.monotonic() - self._checkpointed_at > CHECKPOINT_EVERY_S:
+            self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """Copy the WAL's new pages into the database file, in a thread.  SQLite's own checkpoint
+        runs inside the commit that takes the WAL past 1,000 pages, and that commit then takes ~100
+        ms (it syncs the file): a log_batch answered late, or the lab's event loop, where one-value
+        writes run (``not_waiting``), frozen meanwhile."""
+        if not self._checkpointing.acquire(blocking=False):
+            return  # one is running
+        self._checkpointed_at = time.monotonic()
+
+        def checkpoint() -> None:
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for a reader or writer
+            except sa.exc.SQLAlchemyError:
+                pass  # the next write tries again; meanwhile the WAL serves reads as well
+            finally:
+                self._checkpointing.release()
+
+        threading.Thread(target=checkpoint, name="mlops_lab-checkpoint", daemon=True).start()
 
     @contextmanager
     def reading(self):
