@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import func, select, update
 
@@ -168,7 +170,7 @@ class RunRecord:
 def _json_dict(text) -> dict:
     if text is None:
         return {}
-    return text if isinstance(text, dict) else json.loads(text)
+    return text if isinstance(text, dict) else orjson.loads(text)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -294,7 +296,7 @@ class SqlRunStore(RunStore):
             if batch.metrics:
                 # the driver's executemany: SQLAlchemy's per-row work would cost more than the write
                 columns = ("run_id", "key", "value", "step", "timestamp")
-                self.db.insert_many(conn, Metric, columns, [tuple(p[c] for c in columns) for p in batch.metrics])
+                self.db.insert_many(conn, Metric, columns, list(map(operator.itemgetter(*columns), batch.metrics)))
                 self._update_latest_metrics(conn, batch.metrics)
             for series in batch.metric_series:
                 self._insert_series(conn, series)
@@ -357,22 +359,23 @@ class SqlRunStore(RunStore):
         self._upsert_latest(conn, [summary])
 
     def _update_latest_metrics(self, conn, points: list[dict]) -> None:
-        summary: dict[tuple[str, str], dict] = {}
+        series: dict[tuple[str, str], list[dict]] = {}
         for p in points:
-            key = (p["run_id"], p["key"])
-            value = p["value"]
-            s = summary.get(key)
-            if s is None:
-                summary[key] = s = {**p, "min_value": value, "max_value": value, "count": 0}
-            elif (p["step"], p["timestamp"]) >= (s["step"], s["timestamp"]):
-                s.update(value=value, step=p["step"], timestamp=p["timestamp"])
-            if value is not None:
-                if s["min_value"] is None or value < s["min_value"]:
-                    s["min_value"] = value
-                if s["max_value"] is None or value > s["max_value"]:
-                    s["max_value"] = value
-            s["count"] += 1
-        self._upsert_latest(conn, list(summary.values()))
+            series.setdefault((p["run_id"], p["key"]), []).append(p)
+        summaries = []
+        for same in series.values():
+            # the newest point by (step, timestamp); of equals, the last to arrive
+            newest = max(reversed(same), key=operator.itemgetter("step", "timestamp"))
+            known = [v for v in map(operator.itemgetter("value"), same) if v is not None]
+            summaries.append(
+                {
+                    **newest,
+                    "min_value": min(known, default=None),
+                    "max_value": max(known, default=None),
+                    "count": len(same),
+                }
+            )
+        self._upsert_latest(conn, summaries)
 
     @functools.cached_property
     def _latest_upsert(self):
