@@ -359,6 +359,39 @@ def test_mlflow_s_asynchronous_logging_lands_every_point(client, lab):
     assert stored["metrics"]["loss"] == 1 / 300
 
 
+def test_a_quick_write_waits_for_a_busy_store_in_a_thread_while_the_lab_keeps_answering(client, lab):
+    """log-metric, log-parameter and set-tag run on the lab's event loop (cheaper than a thread); when
+    another writer (a kernel) holds the SQLite store, they wait in a thread: the lab does not freeze,
+    and the value lands once the writer is done."""
+    import sqlite3
+    import threading
+
+    run_id = client.create_run("0", run_name="busy-store").info.run_id
+    holder = sqlite3.connect(lab.store.db.engine.url.database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    calls = [
+        lambda: client.log_metric(run_id, "loss", 0.5, step=3),
+        lambda: client.log_param(run_id, "lr", "0.1"),
+        lambda: client.set_tag(run_id, "phase", "train"),
+    ]
+    logging = [threading.Thread(target=call) for call in calls]
+    try:
+        for thread in logging:
+            thread.start()
+        time.sleep(0.5)
+        assert all(thread.is_alive() for thread in logging)  # waiting for the store, not refused
+        started = time.monotonic()
+        requests.get(f"{lab.url}/api/status", headers={"Authorization": f"token {lab.token}"}, timeout=5)
+        assert time.monotonic() - started < 1  # the event loop is free
+    finally:
+        holder.commit()
+        holder.close()
+    for thread in logging:
+        thread.join(timeout=30)
+    record = lab.store.runs.get_run(run_id)
+    assert record.metrics == {"loss": 0.5} and record.params == {"lr": "0.1"} and record.tags["phase"] == "train"
+
+
 def test_basic_header_that_is_not_base64_is_refused(lab):
     headers = {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()[:-1] + "!"}
     response = requests.get(f"{lab.mlflow_uri}/api/2.0/mlflow/experiments/search", headers=headers, timeout=30)

@@ -66,6 +66,8 @@ def read_text(
 def read_integer(body: dict, key: str, *, default: int | None = None, low: int = -(2**63), high: int = 2**63 - 1):
     """An int64 as protobuf's JSON carries it: a number or a string of digits."""
     value = body.get(key)
+    if type(value) is int and low <= value <= high:  # nearly always: first, and cheap (a batch reads 2,000)
+        return value
     if value is None:
         return default
     if isinstance(value, str) and re.fullmatch(r"-?\d{1,19}", value):
@@ -75,12 +77,15 @@ def read_integer(body: dict, key: str, *, default: int | None = None, low: int =
     return value
 
 
-def read_number(value, what: str) -> float | None:
-    """A double as protobuf's JSON carries it (NaN and infinities as words); None for NaN, as stored."""
+def read_metric_value(value, key: str) -> float | None:
+    """A metric's double as protobuf's JSON carries it (NaN and infinities as words); None for NaN,
+    as stored."""
+    if type(value) is float and value == value:  # nearly always: first, and cheap (a batch reads 1,000)
+        return value
     if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
         value = float(value.replace("Infinity", "inf"))
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for {what}: a number")
+        raise MlflowApiError("INVALID_PARAMETER_VALUE", f"Invalid value {value!r} for metric '{key}': a number")
     value = float(value)
     return None if math.isnan(value) else value
 

@@ -4,9 +4,10 @@
     MLFLOW_TRACKING_URI=http://team-server:5050                      MLFLOW_TRACKING_TOKEN=mlt_…
 
 Thin doors onto ``mlops_lab.mlflow_api``: each parses the request, calls the API on a worker thread
-acting as the caller, and writes MLflow's JSON, or MLflow's error shape (``{"error_code",
-"message"}``) for a refused request.  ``MlflowDoor`` holds what both servers share; the lab's
-handlers authenticate as Jupyter does, the team server's (in ``team.py``) with its tokens.
+acting as the caller (one-value writes to a local SQLite store on the event loop: ``MlflowDoor.run``),
+and writes MLflow's JSON, or MLflow's error shape (``{"error_code", "message"}``) for a refused
+request.  ``MlflowDoor`` holds what both servers share; the lab's handlers authenticate as Jupyter
+does, the team server's (in ``team.py``) with its tokens.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import base64
 import binascii
 import json
 
+import orjson
 import sqlalchemy.exc
 import tornado.web
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 
 from ..errors import InvalidInputError, UnavailableError
-from ..mlflow_api import MlflowApi
+from ..mlflow_api import QUICK_CALLS, MlflowApi
 from ..mlflow_api.wire import error_answer
-from .handlers import BaseHandler, _bounded_int, _refuse_constant, _send_file
+from ..store.engine import DatabaseBusy, not_waiting
+from .handlers import BaseHandler, _send_file
 
 MAX_ARTIFACT_BYTES = 2 * 1024**3
 
@@ -35,14 +38,6 @@ class MlflowAnswer(tornado.web.HTTPError):
     def __init__(self, status: int, body: dict):
         super().__init__(status, reason=body["message"][:200].replace("\n", " "), log_message=body["message"])
         self.body = body
-
-
-def _int64(text: str) -> int:
-    """An integer of the body; beyond 64 bits no field of MLflow's takes it."""
-    try:
-        return _bounded_int(text)
-    except ValueError as exc:
-        raise MlflowAnswer(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": str(exc)}) from None
 
 
 def basic_password(header: str) -> str | None:
@@ -68,10 +63,23 @@ class MlflowDoor:
         """Run blocking work off the event loop (the team server uses its own threads)."""
         return await asyncio.to_thread(function, *args)
 
-    async def run(self, function, *args):
-        """A blocking API call off the event loop; a refused request becomes MLflow's error answer."""
+    def quick_writes(self) -> bool:
+        """Whether a quick call (``QUICK_CALLS``) may run on the event loop: where its store is a
+        local SQLite file (see ``LabMlflowHandler``); never over a network."""
+        return False
+
+    async def run(self, function, *args, quick: bool = False):
+        """A blocking API call off the event loop; a refused request becomes MLflow's error answer.
+        A ``quick`` one runs on the loop when ``quick_writes`` allows and no other writer holds the
+        database: a one-value write takes ~0.2 ms there, and the hop to a thread ~0.4 ms."""
         self.authorize()
         try:
+            if quick and self.quick_writes():
+                try:
+                    with not_waiting():
+                        return function(*args)
+                except DatabaseBusy:
+                    pass  # another writer (a kernel) holds the database: wait for it in a thread
             return await self.in_thread(function, *args)
         except Exception as exc:
             answer = error_answer(exc)
@@ -80,9 +88,7 @@ class MlflowDoor:
             raise MlflowAnswer(*answer) from exc
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        body = self.mlflow_error(status_code, kwargs.get("exc_info", (None, None, None))[1])
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+        self.finish_json(self.mlflow_error(status_code, kwargs.get("exc_info", (None, None, None))[1]))
 
     def mlflow_error(self, status_code: int, exc) -> dict:
         if isinstance(exc, MlflowAnswer):
@@ -105,9 +111,12 @@ class MlflowDoor:
                 decoded = [v.decode(errors="replace") for v in values]
                 body[key] = decoded if len(decoded) > 1 or key.endswith(("_ids", "stages")) else decoded[0]
             return body
+        # orjson: a log_batch of 1,000 points parses in a fifth of json's time.  It refuses NaN and
+        # infinities as JSON (MLflow sends them as strings) and reads an integer beyond 64 bits as a
+        # float, which no integer field of MLflow's accepts.
         try:
-            body = json.loads(self.request.body or b"{}", parse_constant=_refuse_constant, parse_int=_int64)
-        except ValueError as exc:
+            body = orjson.loads(self.request.body or b"{}")
+        except orjson.JSONDecodeError as exc:
             raise MlflowAnswer(
                 400, {"error_code": "MALFORMED_REQUEST", "message": f"the body is not JSON: {exc}"}
             ) from None
@@ -115,9 +124,15 @@ class MlflowDoor:
             raise MlflowAnswer(400, {"error_code": "MALFORMED_REQUEST", "message": "the body must be a JSON object"})
         return body
 
+    def finish_json(self, answer: dict) -> None:
+        """MLflow's JSON answer, encoded by orjson (a search of 1,000 runs: ~1 ms, json's ~10 ms)."""
+        self.set_header("Content-Type", "application/json")
+        self.finish(orjson.dumps(answer, option=orjson.OPT_NON_STR_KEYS))
+
     async def api_call(self, path: str) -> None:
         api = self.api
-        self.finish(await self.run(api.call, self.request.method, path, self.mlflow_body()))
+        body = self.mlflow_body()
+        self.finish_json(await self.run(api.call, self.request.method, path, body, quick=path in QUICK_CALLS))
 
     async def artifact_get(self, path: str | None) -> None:
         api = self.api
@@ -125,13 +140,13 @@ class MlflowDoor:
             name, data = await self.run(api.download_artifact, path)
             _send_file(self, name, data)
         else:
-            self.finish(await self.run(api.list_artifacts, self.get_argument("path", "")))
+            self.finish_json(await self.run(api.list_artifacts, self.get_argument("path", "")))
 
     async def artifact_put(self, path: str | None) -> None:
         if len(self.request.body) > MAX_ARTIFACT_BYTES:
             raise MlflowAnswer(400, error_answer(InvalidInputError("an artifact is at most 2 GiB"))[1])
         api = self.api
-        self.finish(await self.run(api.upload_artifact, path or "", self.request.body))
+        self.finish_json(await self.run(api.upload_artifact, path or "", self.request.body))
 
     def artifact_delete(self) -> None:
         self.authorize()
@@ -164,6 +179,10 @@ class LabMlflowHandler(MlflowDoor, BaseHandler):
         action = "read" if self.request.method == "GET" else "write"
         if not self.authorizer.is_authorized(self, self.current_user, action, self.auth_resource):
             raise MlflowAnswer(403, {"error_code": "PERMISSION_DENIED", "message": f"you may not {action} here"})
+
+    def quick_writes(self) -> bool:
+        db = self.workspace.store.db  # None where the lab's store is a team server
+        return db is not None and db.dialect == "sqlite"
 
     @property
     def api(self) -> MlflowApi:
