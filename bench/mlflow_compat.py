@@ -1,6 +1,6 @@
 """MLflow's own client against the lab's MLflow endpoint and against `mlflow server`, side by side.
 
-    .venv/bin/python bench/mlflow_compat.py [--metrics 10000] [--runs 1000] [--postgres]
+    .venv/bin/python bench/mlflow_compat.py [--metrics 10000] [--runs 1000] [--postgres] [--parts one,batch,search]
 
 Both servers on this machine, each on its own SQLite file (or, with --postgres, its own fresh
 database on the local PostgreSQL, as a shared server would run), the same client process:
@@ -263,7 +263,9 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="each side on its own PostgreSQL database")
     parser.add_argument("--import-runs", type=int, default=1_000)
     parser.add_argument("--import-points", type=int, default=1_000)
+    parser.add_argument("--parts", default="one,batch,search", help="which of one,batch,search to measure")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as folder, databases(Path(folder), args.postgres) as (lab_db, mlflow_db):
         root = Path(folder)
         (root / "lab").mkdir()
@@ -275,11 +277,11 @@ def main() -> None:
                 backend = "PostgreSQL database" if args.postgres else "SQLite file"
                 print(f"MLflow {mlflow.__version__}'s client; each server on its own {backend}\n")
                 rows = []
-                with null_server() as nothing:
-                    floor = log_to_nothing(nothing, args.metrics)
-                for title, measure, count, repeats in (
+                one = (
                     (f"log_metric x {args.metrics:,} (one call each)", log_one_by_one, args.metrics, 1),
                     ("  the same, bare HTTP (the server's share)", log_raw, args.metrics, 1),
+                )
+                batch = (
                     (
                         f"log_batch of {args.metrics:,} metrics (1,000 a call, median of 5)",
                         log_batched,
@@ -287,47 +289,25 @@ def main() -> None:
                         5,
                     ),
                     ("  the same, bare HTTP (the server's share)", log_batched_raw, args.metrics, 5),
-                ):
+                )
+                timed = [*(one if "one" in parts else ()), *(batch if "batch" in parts else ())]
+                for title, measure, count, repeats in timed:
                     seconds = {
                         side: statistics.median(measure(uri, count) for _ in range(repeats))
                         for side, uri in sides.items()
                     }
                     rows.append((title, seconds, f"{count / seconds['mlops_lab']:,.0f} vs "
                                  f"{count / seconds['mlflow server']:,.0f} metrics/s"))  # fmt: skip
-                rows.insert(1, (
-                    "  the same, to a server that does nothing",
-                    {"mlops_lab": floor, "mlflow server": rows[0][1]["mlflow server"]},
-                    "the most any server reaches through MLflow's client and Tornado",
-                ))  # fmt: skip
-                experiments = {side: populate(uri, args.runs) for side, uri in sides.items()}
-                searched = {side: search_seconds(uri, experiments[side]) for side, uri in sides.items()}
-                raw = {side: search_raw_seconds(uri, experiments[side]) for side, uri in sides.items()}
-                ours_answer = root / "search-answer.json"
-                ours_answer.write_bytes(raw["mlops_lab"][2])
-                with null_server(ours_answer) as nothing:
-                    floor = search_seconds(nothing, experiments["mlops_lab"])
-                assert searched["mlops_lab"][1] == searched["mlflow server"][1] == raw["mlops_lab"][1], (searched, raw)
-                rows.append(
-                    (
-                        f"search_runs over {args.runs:,} runs (median of 5)",
-                        {side: found[0] for side, found in searched.items()},
-                        f"{searched['mlops_lab'][1]} runs found by each",
-                    )
-                )
-                rows.append(
-                    (
-                        "  the same answer from a server that does nothing",
-                        {"mlops_lab": floor[0], "mlflow server": searched["mlflow server"][0]},
-                        f"the most any server reaches: MLflow's client reading {floor[1]} runs",
-                    )
-                )
-                rows.append(
-                    (
-                        "  the same, bare HTTP (the server's share)",
-                        {side: found[0] for side, found in raw.items()},
-                        "the rest of search_runs is MLflow's client reading it",
-                    )
-                )
+                if "one" in parts:
+                    with null_server() as nothing:
+                        floor = log_to_nothing(nothing, args.metrics)
+                    rows.insert(1, (
+                        "  the same, to a server that does nothing",
+                        {"mlops_lab": floor, "mlflow server": rows[0][1]["mlflow server"]},
+                        "the most any server reaches through MLflow's client and Tornado",
+                    ))  # fmt: skip
+                if "search" in parts:
+                    search_rows(rows, sides, args.runs, root)
                 print(f"{'':58}{'mlops_lab':>11}{'mlflow':>11}  ratio (goal >= 5x)")
                 for title, seconds, note in rows:
                     ours, theirs = seconds["mlops_lab"], seconds["mlflow server"]
@@ -336,6 +316,39 @@ def main() -> None:
             lab.stop()
         if args.import_runs:
             print("\n" + import_figure(root, args.import_runs, args.import_points))
+
+
+def search_rows(rows: list, sides: dict, runs: int, root: Path) -> None:
+    """The search's rows: end to end, from a server that does nothing, and bare HTTP."""
+    experiments = {side: populate(uri, runs) for side, uri in sides.items()}
+    searched = {side: search_seconds(uri, experiments[side]) for side, uri in sides.items()}
+    raw = {side: search_raw_seconds(uri, experiments[side]) for side, uri in sides.items()}
+    ours_answer = root / "search-answer.json"
+    ours_answer.write_bytes(raw["mlops_lab"][2])
+    with null_server(ours_answer) as nothing:
+        floor = search_seconds(nothing, experiments["mlops_lab"])
+    assert searched["mlops_lab"][1] == searched["mlflow server"][1] == raw["mlops_lab"][1], (searched, raw)
+    rows.append(
+        (
+            f"search_runs over {runs:,} runs (median of 5)",
+            {side: found[0] for side, found in searched.items()},
+            f"{searched['mlops_lab'][1]} runs found by each",
+        )
+    )
+    rows.append(
+        (
+            "  the same answer from a server that does nothing",
+            {"mlops_lab": floor[0], "mlflow server": searched["mlflow server"][0]},
+            f"the most any server reaches: MLflow's client reading {floor[1]} runs",
+        )
+    )
+    rows.append(
+        (
+            "  the same, bare HTTP (the server's share)",
+            {side: found[0] for side, found in raw.items()},
+            "the rest of search_runs is MLflow's client reading it",
+        )
+    )
 
 
 if __name__ == "__main__":
