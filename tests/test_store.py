@@ -298,8 +298,8 @@ def test_a_write_that_will_not_wait_is_refused_at_once_and_leaves_nothing(tmp_pa
 
 
 def test_sqlite_s_write_ahead_log_is_copied_back_by_a_thread_not_by_a_commit(tmp_path):
-    """A commit never runs SQLite's checkpoint itself (~100 ms with its sync on a slow disk, where a
-    one-value write on the lab's event loop would freeze the lab): a thread copies the WAL back."""
+    """A commit never runs SQLite's checkpoint itself (a copy and a sync, long on a slow disk, which
+    would freeze the lab's event loop where one-value writes run): a thread copies the WAL back."""
     import time
 
     path = tmp_path / "store.db"
