@@ -16,6 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
 
 import mlops_lab as ml
 from mlops_lab.pipelines import PipelineError, build_pipeline, load_pipeline
@@ -87,6 +88,14 @@ def test_the_demo_pipeline_runs_then_is_all_cached_then_reruns_only_what_a_data_
     )
     assert "injected-parameters" in executed.cells[2].metadata["tags"] and "C = 1.0" in executed.cells[2].source
     assert "train accuracy" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    # it names the kernel that ran it (the source says "Python 3"): JupyterLab opens it unmodified
+    installed = KernelSpecManager().get_kernel_spec("python3")
+    assert executed.metadata.kernelspec == {
+        "name": "python3",
+        "display_name": installed.display_name,
+        "language": "python",
+    }
+    assert executed.metadata.language_info["name"] == "python"
     # the %%track cell of train.ipynb is a run of its own, a child of the step's run, holding the model
     children = runs.search_runs(None, f"attributes.parent_run_id = '{train.info.id}'", None)[0]
     assert [c["name"] for c in children] == ["churn-logreg"]

@@ -1137,6 +1137,10 @@ def test_pipelines_panel_draws_the_dag_runs_it_live_and_says_what_is_stale(lab, 
     executed = page.locator(".jp-NotebookPanel", has_text="train accuracy")  # as the step's kernel ran it
     executed.wait_for(timeout=30_000)
     assert "# Parameters" in executed.inner_text()
+    # once its kernel is up, nothing in it changed: it names the kernel that ran it, as JupyterLab does
+    page.wait_for_function("document.querySelector('#jp-main-statusbar').innerText.includes('Idle')", timeout=60_000)
+    page.wait_for_timeout(500)
+    assert "jp-mod-dirty" not in page.locator(".lm-DockPanel .lm-TabBar-tab.lm-mod-current").get_attribute("class")
     page.screenshot(path=str(artifacts_dir / "pipelines-executed-notebook.png"))
 
     with open(folder / "data" / "holdout.csv", "a") as holdout:

@@ -75,6 +75,10 @@ async def execute(step: Step, path: Path, cwd: Path, env: dict, where: str):
     )
     client.km = client.create_kernel_manager()
     client.km.shutdown_wait_time = KERNEL_SHUTDOWN_SECONDS
+    # The executed notebook names the kernel that ran it, as JupyterLab would: one whose kernelspec
+    # differs ("Python 3" saved, "Python 3 (ipykernel)" installed) opens marked modified.
+    spec = client.km.kernel_spec
+    notebook.metadata["kernelspec"] = {"name": kernel, "display_name": spec.display_name, "language": spec.language}
     client.owns_km = True  # nbclient shuts down a kernel it started: this one too
     running = [0]  # the index of the cell being run: the one that failed, when something fails
     client.on_cell_execute = lambda cell, cell_index: running.__setitem__(0, cell_index)
