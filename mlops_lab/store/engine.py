@@ -132,8 +132,8 @@ class Database:
     def _checkpoint_soon(self) -> None:
         """Copy the WAL's new pages into the database file, in a thread.  SQLite's own checkpoint
         runs inside the commit that takes the WAL past 1,000 pages, which then copies them and syncs
-        the file (4 ms on a local SSD; far longer on a slow or network disk): the lab's event loop,
-        where one-value writes run (``not_waiting``), must not wait for that."""
+        the file (4 ms for ~670 pages where it was measured; far longer on a slow or network disk):
+        the lab's event loop, where one-value writes run (``not_waiting``), must not wait for that."""
         if not self._checkpointing.acquire(blocking=False):
             return  # one is running
         self._checkpointed_at = time.monotonic()
