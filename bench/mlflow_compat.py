@@ -64,16 +64,22 @@ def databases(root: Path, postgres: bool):
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def log_one_by_one(uri: str, metrics: int) -> float:
+def new_run(client, name: str, *, to_nothing: bool = False) -> str:
+    """A fresh run's id; a server that does nothing takes any id."""
+    if to_nothing:
+        return "0" * 32
+    return client.create_run(client.create_experiment(f"{name}-{time.time_ns()}")).info.run_id
+
+
+def log_one_by_one(uri: str, metrics: int, *, to_nothing: bool = False) -> float:
     client = mlflow.MlflowClient(uri)
-    experiment = client.create_experiment(f"one-by-one-{time.time_ns()}")
-    run = client.create_run(experiment)
-    client.log_metric(run.info.run_id, "warm", 1.0)
+    run_id = new_run(client, "one-by-one", to_nothing=to_nothing)
+    client.log_metric(run_id, "warm", 1.0)
     start = time.perf_counter()
     for i in range(metrics):
-        client.log_metric(run.info.run_id, "loss", 1 / (i + 1), timestamp=T0 + i, step=i)
+        client.log_metric(run_id, "loss", 1 / (i + 1), timestamp=T0 + i, step=i)
     seconds = time.perf_counter() - start
-    assert len(client.get_metric_history(run.info.run_id, "loss")) == metrics
+    assert to_nothing or len(client.get_metric_history(run_id, "loss")) == metrics
     return seconds
 
 
@@ -117,31 +123,11 @@ def null_server(search_answer: Path | None = None):
         process.wait(timeout=10)
 
 
-def log_to_nothing(uri: str, metrics: int) -> float:
-    """MLflow's client logging one metric a call to a server that does nothing."""
-    client = mlflow.MlflowClient(uri)
-    client.log_metric("0" * 32, "warm", 1.0)
-    start = time.perf_counter()
-    for i in range(metrics):
-        client.log_metric("0" * 32, "loss", 1 / (i + 1), timestamp=T0 + i, step=i)
-    return time.perf_counter() - start
-
-
-def batch_to_nothing(uri: str, metrics: int) -> float:
-    """MLflow's client sending log_batch calls of 1,000 metrics to a server that does nothing."""
-    client = mlflow.MlflowClient(uri)
-    start = time.perf_counter()
-    for first in range(0, metrics, 1000):
-        client.log_batch("0" * 32, metrics=[Metric("loss", 1 / (i + 1), T0 + i, i) for i in range(first, first + 1000)])
-    return time.perf_counter() - start
-
-
 def log_raw(uri: str, metrics: int) -> float:
     """The server's own share: the same calls from a bare HTTP session, without MLflow's client."""
     import requests
 
-    client = mlflow.MlflowClient(uri)
-    run_id = client.create_run(client.create_experiment(f"raw-{time.time_ns()}")).info.run_id
+    run_id = new_run(mlflow.MlflowClient(uri), "raw")
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
     url = f"{uri}/api/2.0/mlflow/runs/log-metric"
@@ -152,16 +138,15 @@ def log_raw(uri: str, metrics: int) -> float:
     return time.perf_counter() - start
 
 
-def log_batched(uri: str, metrics: int) -> float:
+def log_batched(uri: str, metrics: int, *, to_nothing: bool = False) -> float:
     client = mlflow.MlflowClient(uri)
-    experiment = client.create_experiment(f"batched-{time.time_ns()}")
-    run = client.create_run(experiment)
+    run_id = new_run(client, "batched", to_nothing=to_nothing)
     start = time.perf_counter()
     for first in range(0, metrics, 1000):
         points = [Metric("loss", 1 / (i + 1), T0 + i, i) for i in range(first, min(first + 1000, metrics))]
-        client.log_batch(run.info.run_id, metrics=points)
+        client.log_batch(run_id, metrics=points)
     seconds = time.perf_counter() - start
-    assert len(client.get_metric_history(run.info.run_id, "loss")) == metrics
+    assert to_nothing or len(client.get_metric_history(run_id, "loss")) == metrics
     return seconds
 
 
@@ -171,8 +156,7 @@ def log_batched_raw(uri: str, metrics: int) -> float:
 
     import requests
 
-    client = mlflow.MlflowClient(uri)
-    run_id = client.create_run(client.create_experiment(f"batched-raw-{time.time_ns()}")).info.run_id
+    run_id = new_run(mlflow.MlflowClient(uri), "batched-raw")
     session = requests.Session()
     session.headers.update({"Authorization": f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}",
                             "Content-Type": "application/json"})  # fmt: skip
@@ -308,10 +292,12 @@ def main() -> None:
                     rows.append((title, seconds, f"{count / seconds['mlops_lab']:,.0f} vs "
                                  f"{count / seconds['mlflow server']:,.0f} metrics/s"))  # fmt: skip
                 with null_server() as nothing:  # the floors, under the rows they bound
-                    for part, measure, repeats in (("batch", batch_to_nothing, 5), ("one", log_to_nothing, 1)):
+                    for part, measure, repeats in (("batch", log_batched, 5), ("one", log_one_by_one, 1)):
                         if part in parts:
                             row = 0 if part == "one" else len(rows) - 2
-                            floor = statistics.median(measure(nothing, args.metrics) for _ in range(repeats))
+                            floor = statistics.median(
+                                measure(nothing, args.metrics, to_nothing=True) for _ in range(repeats)
+                            )
                             rows.insert(row + 1, (
                                 "  the same, to a server that does nothing",
                                 {"mlops_lab": floor, "mlflow server": rows[row][1]["mlflow server"]},

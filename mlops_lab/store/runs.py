@@ -173,6 +173,18 @@ def _json_dict(text) -> dict:
     return text if isinstance(text, dict) else orjson.loads(text)
 
 
+def _summary(newest: dict, values: list) -> dict:
+    """A metric's summary of some points: the newest of them, and min, max and count of their
+    values (NaN, stored as None, counts but is neither min nor max)."""
+    known = [v for v in values if v is not None]
+    return {
+        **newest,
+        "min_value": min(known, default=None),
+        "max_value": max(known, default=None),
+        "count": len(values),
+    }
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -349,32 +361,18 @@ class SqlRunStore(RunStore):
         self.db.insert_many(
             conn, Metric, columns, [(run_id, key, v, s, ts) for s, v in zip(series.steps, series.values)]
         )
-        known = [v for v in series.values if v is not None]
-        summary = dict(zip(columns, (run_id, key, series.values[-1], series.steps[-1], ts)))
-        summary.update(
-            min_value=min(known, default=None),
-            max_value=max(known, default=None),
-            count=len(known) + series.values.count(None),
-        )
-        self._upsert_latest(conn, [summary])
+        newest = dict(zip(columns, (run_id, key, series.values[-1], series.steps[-1], ts)))
+        self._upsert_latest(conn, [_summary(newest, series.values)])
 
     def _update_latest_metrics(self, conn, points: list[dict]) -> None:
         series: dict[tuple[str, str], list[dict]] = {}
         for p in points:
             series.setdefault((p["run_id"], p["key"]), []).append(p)
-        summaries = []
-        for same in series.values():
-            # the newest point by (step, timestamp); of equals, the last to arrive
-            newest = max(reversed(same), key=operator.itemgetter("step", "timestamp"))
-            known = [v for v in map(operator.itemgetter("value"), same) if v is not None]
-            summaries.append(
-                {
-                    **newest,
-                    "min_value": min(known, default=None),
-                    "max_value": max(known, default=None),
-                    "count": len(same),
-                }
-            )
+        # each metric's newest point by (step, timestamp); of equals, the last to arrive
+        summaries = [
+            _summary(max(reversed(same), key=operator.itemgetter("step", "timestamp")), [p["value"] for p in same])
+            for same in series.values()
+        ]
         self._upsert_latest(conn, summaries)
 
     @functools.cached_property
